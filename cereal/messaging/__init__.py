@@ -1,0 +1,341 @@
+"""Messaging over ZMQ: every service is one PUB socket bound by its producer, read by SUB sockets.
+
+Endpoints are `ipc://` sockets under one run directory per `ROADPILOT_PREFIX` (see `endpoints.py`),
+so two stacks or parallel tests never see each other; `tcp://` serves readers on other machines.
+Every message is one Cap'n Proto `Event`. A malformed message is counted and logged by the reader,
+never raised out of `SubMaster.update()`.
+"""
+
+import struct
+import time
+from collections import deque
+from collections.abc import Iterable
+
+import capnp
+import zmq
+
+from cereal import log
+from cereal.messaging.endpoints import ipc_endpoint, tcp_endpoint
+from cereal.services import SERVICES
+from common.swaglog import cloudlog
+
+__all__ = [
+    "PubMaster", "SubMaster", "PubSocket", "SubSocket", "MalformedMessage",
+    "new_message", "log_from_bytes", "pub_sock", "sub_sock", "recv_one", "drain_sock",
+]
+
+MAX_SEGMENTS = 512          # a sane Event never has more; a garbage header claiming more is rejected early
+MAX_DRAIN = 10_000          # messages taken from one socket per update, so one flooding producer cannot starve us
+
+
+class MalformedMessage(ValueError):
+    """Bytes that are not one complete, well-formed Cap'n Proto Event."""
+
+
+def _context() -> zmq.Context:
+    return zmq.Context.instance()
+
+
+def new_message(service: str | None = None, size: int | None = None,
+                valid: bool = True) -> capnp.lib.capnp._DynamicStructBuilder:
+    """A fresh Event builder with logMonoTime set; `service` initialises that union member (`size` for lists)."""
+    msg = log.Event.new_message(logMonoTime=time.monotonic_ns(), valid=valid)
+    if service is not None:
+        if service not in SERVICES:
+            raise KeyError(f"unknown service {service!r}; services are declared in cereal/services.py")
+        if size is None:
+            msg.init(service)
+        else:
+            msg.init(service, size)
+    return msg
+
+
+def log_from_bytes(dat: bytes) -> capnp.lib.capnp._DynamicStructReader:
+    """Parses one framed Event, checking the segment table against the buffer before pycapnp sees it.
+
+    Raises MalformedMessage for anything that is not exactly one complete Event whose union member
+    can be read.
+    """
+    n = len(dat)
+    if n < 8 or n % 8:
+        raise MalformedMessage(f"{n} bytes is not a framed capnp message (needs a multiple of 8, at least 8)")
+    nseg = struct.unpack_from("<I", dat, 0)[0] + 1
+    if nseg > MAX_SEGMENTS:
+        raise MalformedMessage(f"segment table claims {nseg} segments")
+    header = (4 + 4 * nseg + 7) & ~7
+    if n < header:
+        raise MalformedMessage("message ends inside its segment table")
+    sizes = struct.unpack_from(f"<{nseg}I", dat, 4)
+    if header + 8 * sum(sizes) != n:
+        raise MalformedMessage(f"segment table says {header + 8 * sum(sizes)} bytes, got {n}")
+    mv = memoryview(dat)
+    segments, off = [], header
+    for size in sizes:
+        segments.append(mv[off:off + 8 * size])
+        off += 8 * size
+    try:
+        msg = log.Event.from_segments(segments)
+        which = msg.which()
+        getattr(msg, which)  # follow the union pointer now, so a bad one fails here and not in a daemon
+    except (capnp.KjException, ValueError, AttributeError) as e:
+        raise MalformedMessage(str(e).splitlines()[0][:200]) from e
+    return msg
+
+
+class PubSocket:
+    """One service's publisher: binds the ipc endpoint (and tcp, when asked)."""
+
+    def __init__(self, service: str, tcp_bind: str | None = None):
+        if service not in SERVICES:
+            raise KeyError(f"unknown service {service!r}; services are declared in cereal/services.py")
+        self.service = service
+        self.sock = _context().socket(zmq.PUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.SNDHWM, 2000)
+        self.sock.bind(ipc_endpoint(service, create=True))
+        if tcp_bind is not None:
+            self.sock.bind(tcp_endpoint(service, tcp_bind))
+
+    def send(self, dat: bytes) -> None:
+        # PUB never blocks: a subscriber that does not keep up loses messages at its high-water mark.
+        self.sock.send(dat, zmq.NOBLOCK, copy=len(dat) < 65536)
+
+    def close(self) -> None:
+        self.sock.close(0)
+
+
+class SubSocket:
+    """One service's subscriber. `conflate` keeps only the newest message (for readers that want the latest)."""
+
+    def __init__(self, service: str, conflate: bool = False, addr: str | None = None):
+        if service not in SERVICES:
+            raise KeyError(f"unknown service {service!r}; services are declared in cereal/services.py")
+        self.service = service
+        self.sock = _context().socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        if conflate:
+            self.sock.setsockopt(zmq.CONFLATE, 1)
+        else:
+            self.sock.setsockopt(zmq.RCVHWM, 2000)
+        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sock.connect(ipc_endpoint(service) if addr is None else tcp_endpoint(service, addr))
+
+    def receive(self, timeout_ms: int | None = 100) -> bytes | None:
+        """The next message's bytes, or None after `timeout_ms` (0: don't wait). Never waits forever."""
+        if timeout_ms is not None and timeout_ms > 0 and not self.sock.poll(timeout_ms):
+            return None
+        try:
+            return self.sock.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            return None
+
+    def close(self) -> None:
+        self.sock.close(0)
+
+
+def pub_sock(service: str, tcp_bind: str | None = None) -> PubSocket:
+    return PubSocket(service, tcp_bind)
+
+
+def sub_sock(service: str, conflate: bool = False, addr: str | None = None) -> SubSocket:
+    return SubSocket(service, conflate, addr)
+
+
+_dropped: dict[str, int] = {}
+
+
+def _log_drop(service: str, why: str, **fields) -> None:
+    # Logged on the 1st, 2nd, 4th, 8th... drop per service: a flood of garbage stays visible without flooding the log.
+    n = _dropped[service] = _dropped.get(service, 0) + 1
+    if n & (n - 1) == 0:
+        cloudlog.warning(why, extra={"service": service, "dropped_total": n, **fields})
+
+
+def _parse_or_log(service: str, dat: bytes) -> capnp.lib.capnp._DynamicStructReader | None:
+    try:
+        msg = log_from_bytes(dat)
+    except MalformedMessage as e:
+        _log_drop(service, "malformed message dropped", bytes=len(dat), error=str(e))
+        return None
+    if msg.which() != service:
+        _log_drop(service, "message for another service dropped", got=msg.which())
+        return None
+    return msg
+
+
+def recv_one(sock: SubSocket, timeout_ms: int | None = 100) -> capnp.lib.capnp._DynamicStructReader | None:
+    """The next well-formed Event on `sock`, or None on timeout or a malformed message (logged)."""
+    dat = sock.receive(timeout_ms)
+    return None if dat is None else _parse_or_log(sock.service, dat)
+
+
+def drain_sock(sock: SubSocket, wait_for_one: bool = False) -> list:
+    """Every well-formed Event waiting on `sock` (malformed ones are logged and skipped)."""
+    out = []
+    if wait_for_one:
+        msg = recv_one(sock, timeout_ms=None)
+        if msg is not None:
+            out.append(msg)
+    for _ in range(MAX_DRAIN):
+        dat = sock.receive(0)
+        if dat is None:
+            break
+        msg = _parse_or_log(sock.service, dat)
+        if msg is not None:
+            out.append(msg)
+    return out
+
+
+class PubMaster:
+    """Publishers for a set of services: `pm.send("carState", msg_or_bytes)`."""
+
+    def __init__(self, services: Iterable[str], tcp_bind: str | None = None):
+        self.sock = {s: PubSocket(s, tcp_bind) for s in services}
+
+    def send(self, service: str, dat) -> None:
+        if not isinstance(dat, bytes | bytearray | memoryview):
+            dat = dat.to_bytes()
+        self.sock[service].send(dat)
+
+    def close(self) -> None:
+        for s in self.sock.values():
+            s.close()
+
+
+class _FreqTracker:
+    """Producer rate from the messages' own logMonoTime, so a reader that drains in batches still
+    measures the producer, not its own polling."""
+
+    def __init__(self, freq: float):
+        self.freq = freq
+        self.times: deque[int] = deque(maxlen=max(5, min(100, int(freq))))  # about one second of messages
+
+    def add(self, log_mono_time: int) -> None:
+        self.times.append(log_mono_time)
+
+    def ok(self) -> bool:
+        if self.freq <= 1e-3:
+            return True  # on-change service: no rate contract
+        if len(self.times) < 2:
+            return False
+        span = (self.times[-1] - self.times[0]) * 1e-9
+        if span <= 0:
+            return False
+        avg = (len(self.times) - 1) / span
+        return 0.8 * self.freq <= avg <= 1.25 * self.freq
+
+
+class SubMaster:
+    """Subscribes to services and keeps, per service, the newest message and its health.
+
+    `update(timeout_ms)` waits at most `timeout_ms` for new data (for the `poll` service when given,
+    else for any), then takes everything waiting. Health per service:
+      updated  - a new message arrived in this update
+      alive    - the last one arrived within 10 periods (on-change services: ever arrived)
+      freq_ok  - the producer's rate over about the last second is within 0.8..1.25x the contract
+      valid    - the newest message's own `valid` flag
+    Malformed messages are counted in `malformed[service]` and logged, never raised.
+    """
+
+    def __init__(self, services: Iterable[str], poll: str | None = None, ignore_alive: Iterable[str] = (),
+                 ignore_avg_freq: Iterable[str] = (), ignore_valid: Iterable[str] = (), addr: str | None = None,
+                 conflate: bool = False):
+        self.services = list(services)
+        self.poll = poll
+        if poll is not None and poll not in self.services:
+            raise ValueError(f"poll service {poll!r} is not among the subscribed services")
+        self.ignore_alive = set(ignore_alive)
+        self.ignore_avg_freq = set(ignore_avg_freq)
+        self.ignore_valid = set(ignore_valid)
+        self.sock = {s: SubSocket(s, conflate, addr) for s in self.services}
+        self.poller = zmq.Poller()
+        for s in (self.services if poll is None else [poll]):
+            self.poller.register(self.sock[s].sock, zmq.POLLIN)
+
+        self.frame = -1
+        self.data = {s: getattr(new_message(s, 0 if s in _LIST_SERVICES else None), s) for s in self.services}
+        self.updated = dict.fromkeys(self.services, False)
+        self.seen = dict.fromkeys(self.services, False)
+        self.recv_time = dict.fromkeys(self.services, 0.0)
+        self.recv_frame = dict.fromkeys(self.services, 0)
+        self.logMonoTime = dict.fromkeys(self.services, 0)
+        self.alive = dict.fromkeys(self.services, False)
+        self.freq_ok = dict.fromkeys(self.services, False)
+        self.valid = dict.fromkeys(self.services, False)
+        self.malformed = dict.fromkeys(self.services, 0)
+        self.freq = {s: _FreqTracker(SERVICES[s].frequency) for s in self.services}
+
+    def __getitem__(self, service: str):
+        return self.data[service]
+
+    def update(self, timeout_ms: int = 100) -> None:
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            ready = self.poller.poll(max(0, int((deadline - time.monotonic()) * 1000)))
+            if ready or time.monotonic() >= deadline:
+                break
+        msgs = []
+        for s in self.services:
+            for _ in range(MAX_DRAIN):
+                dat = self.sock[s].receive(0)
+                if dat is None:
+                    break
+                msg = _parse_or_log(s, dat)
+                if msg is None:
+                    self.malformed[s] += 1
+                else:
+                    msgs.append(msg)
+        self.update_msgs(time.monotonic(), msgs)
+
+    def update_msgs(self, cur_time: float, msgs: list) -> None:
+        """Folds already-received Events in (also the entry point for replay and lockstep drivers)."""
+        self.frame += 1
+        self.updated = dict.fromkeys(self.services, False)
+        for msg in msgs:
+            s = msg.which()
+            if s not in self.data:
+                continue
+            self.updated[s] = True
+            self.seen[s] = True
+            self.data[s] = getattr(msg, s)
+            self.logMonoTime[s] = msg.logMonoTime
+            self.valid[s] = msg.valid
+            self.recv_time[s] = cur_time
+            self.recv_frame[s] = self.frame
+            self.freq[s].add(msg.logMonoTime)
+
+        for s in self.services:
+            f = SERVICES[s].frequency
+            if f > 1e-3:
+                self.alive[s] = self.seen[s] and (cur_time - self.recv_time[s]) < 10.0 / f
+            else:
+                self.alive[s] = self.seen[s]
+            self.freq_ok[s] = self.alive[s] and self.freq[s].ok()
+
+    def _all(self, flags: dict[str, bool], ignore: set[str], services: Iterable[str] | None) -> bool:
+        return all(flags[s] for s in (self.services if services is None else services) if s not in ignore)
+
+    def all_alive(self, services: Iterable[str] | None = None) -> bool:
+        return self._all(self.alive, self.ignore_alive, services)
+
+    def all_freq_ok(self, services: Iterable[str] | None = None) -> bool:
+        return self._all(self.freq_ok, self.ignore_avg_freq, services)
+
+    def all_valid(self, services: Iterable[str] | None = None) -> bool:
+        return self._all(self.valid, self.ignore_valid, services)
+
+    def all_checks(self, services: Iterable[str] | None = None) -> bool:
+        """True when every (given) service is alive, on frequency and valid: what a producer copies into `valid`."""
+        return self.all_alive(services) and self.all_freq_ok(services) and self.all_valid(services)
+
+    def close(self) -> None:
+        for s in self.sock.values():
+            s.close()
+
+
+def _list_services() -> frozenset[str]:
+    fields = log.Event.schema.fields
+    return frozenset(s for s in SERVICES if fields[s].proto.slot.type.which() == "list")
+
+
+_LIST_SERVICES = _list_services()

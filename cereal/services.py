@@ -1,0 +1,42 @@
+"""The one table of services: rate, logged or not, qlog decimation.
+
+Rates are contracts: SubMaster checks them (`freq_ok`), loggerd logs what is marked logged, and the
+qlog keeps one message in `decimation` (None: not in the qlog).
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Service:
+    frequency: float        # Hz the producer promises; 0 = on change only (no rate check)
+    should_log: bool        # recorded in rlog by loggerd
+    decimation: int | None  # keep 1 in N in the qlog; None = not in the qlog
+
+
+SERVICES: dict[str, Service] = {
+    # name:              Service(Hz, logged, qlog 1-in-N)
+    "can":               Service(100.0, True, 100),
+    "sendcan":           Service(100.0, True, 100),
+    "carState":          Service(100.0, True, 10),
+    "carControl":        Service(100.0, True, 10),
+    "carOutput":         Service(100.0, True, 10),
+    "carParams":         Service(0.02, True, 1),
+    "selfdriveState":    Service(100.0, True, 10),
+    "controlsState":     Service(100.0, True, 10),
+    "roadCameraState":   Service(20.0, True, 20),
+    "modelV2":           Service(20.0, True, 20),
+    "longitudinalPlan":  Service(20.0, True, 10),
+    "liveCalibration":   Service(4.0, True, 1),
+    "deviceState":       Service(2.0, True, 1),
+    "managerState":      Service(2.0, True, 1),
+    "onroadEvents":      Service(1.0, True, 1),
+    "simState":          Service(20.0, True, 10),
+    "logMessage":        Service(0.0, True, None),
+    "roadEncodeIdx":     Service(20.0, True, 1),
+}
+
+# Fixed TCP port per service for remote readers (a viewer on another machine). Order-stable:
+# new services are appended to the table above, so existing ports never move.
+TCP_PORT_BASE = 48100
+TCP_PORTS: dict[str, int] = {name: TCP_PORT_BASE + i for i, name in enumerate(SERVICES)}

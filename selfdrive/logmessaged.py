@@ -1,0 +1,38 @@
+"""logmessaged: collects every process's JSON log records (ZMQ PULL) and publishes `logMessage`."""
+
+import json
+
+import zmq
+
+from cereal import messaging
+from common.swaglog import cloudlog, cloudlog_bind, log_endpoint
+
+
+def to_event(raw: bytes):
+    """One JSON record → a `logMessage` Event. A record that is not JSON is kept as text, never lost."""
+    msg = messaging.new_message("logMessage")
+    text = raw.decode("utf-8", errors="replace")
+    msg.logMessage.msg = text
+    try:
+        rec = json.loads(text)
+        msg.logMessage.levelnum = int(rec.get("levelnum", 0))
+        msg.logMessage.name = str(rec.get("name", ""))
+    except (ValueError, AttributeError, TypeError):
+        msg.logMessage.name = "?"
+    return msg
+
+
+def main() -> None:
+    cloudlog_bind(name="logmessaged")
+    sock = zmq.Context.instance().socket(zmq.PULL)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.bind(log_endpoint())
+    pm = messaging.PubMaster(["logMessage"])
+    cloudlog.info("logmessaged started")
+    while True:
+        if sock.poll(1000):
+            pm.send("logMessage", to_event(sock.recv()))
+
+
+if __name__ == "__main__":
+    main()
