@@ -1,0 +1,215 @@
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import zmq
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cereal import log, messaging
+from cereal.messaging.endpoints import ipc_endpoint
+from cereal.services import SERVICES
+
+
+def start(*args: str, env: dict | None = None) -> subprocess.Popen:
+    p = subprocess.Popen([sys.executable, "-m", "cereal.messaging.tests.procs", *args],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    assert p.stdout.readline().strip() == "ready"
+    return p
+
+
+def stop(p: subprocess.Popen) -> None:
+    p.kill()
+    p.wait(5)
+
+
+def command(p: subprocess.Popen, line: str) -> None:
+    p.stdin.write(line + "\n")
+    p.stdin.flush()
+
+
+def wait_until(sm: messaging.SubMaster, cond, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sm.update(20)
+        if cond():
+            return True
+    return False
+
+
+class TestSchema:
+    def test_services_table_matches_event_union(self):
+        union = set(log.Event.schema.union_fields)
+        assert union == set(SERVICES), "every service needs an Event union field and vice versa"
+
+    @pytest.mark.parametrize("first", ["cereal", "opendbc.car.structs"])
+    def test_opendbc_shares_our_car_schema(self, first):
+        # pycapnp aborts the process on a double schema load, so each import order runs in its own process
+        code = (f"import {first}; from cereal import car; from opendbc.car import structs; "
+                "assert structs.CarState is car.CarState; print('ok')")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+    def test_new_message_rejects_unknown_service(self):
+        with pytest.raises(KeyError, match="unknown service"):
+            messaging.new_message("notAService")
+
+    def test_round_trip_sets_time_and_validity(self):
+        msg = messaging.new_message("carState", valid=False)
+        msg.carState.vEgo = 12.5
+        back = messaging.log_from_bytes(msg.to_bytes())
+        assert back.which() == "carState" and back.carState.vEgo == 12.5
+        assert not back.valid and abs(back.logMonoTime - time.monotonic_ns()) < 5e9
+
+
+class TestMalformed:
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=256))
+    def test_random_bytes_raise_only_malformed(self, dat):
+        try:
+            messaging.log_from_bytes(dat)
+        except messaging.MalformedMessage:
+            pass
+
+    def test_truncated_and_padded_messages_are_rejected(self):
+        good = messaging.new_message("deviceState").to_bytes()
+        for bad in (good[:-8], good + b"\0" * 8, good[:8], b""):
+            with pytest.raises(messaging.MalformedMessage):
+                messaging.log_from_bytes(bad)
+
+    def test_garbage_on_socket_is_counted_not_raised(self):
+        sm = messaging.SubMaster(["carState"])
+        raw = zmq.Context.instance().socket(zmq.PUB)
+        raw.bind(ipc_endpoint("carState", create=True))
+        msg = messaging.new_message("carState")
+        msg.carState.vEgo = 7.0
+        good = msg.to_bytes()
+        other = messaging.new_message("deviceState").to_bytes()
+        garbage = [b"", b"x" * 7, b"\xff" * 64, good[:-8], other]
+        try:
+            assert wait_until(sm, lambda: (raw.send(good), sm.updated["carState"])[1])
+            for g in garbage:
+                raw.send(g)
+            raw.send(good)
+            assert wait_until(sm, lambda: sm.malformed["carState"] >= len(garbage))
+            assert sm["carState"].vEgo == 7.0 and sm.valid["carState"]
+        finally:
+            raw.close(0)
+            sm.close()
+
+
+class TestProcesses:
+    def test_publisher_and_subscriber_processes_exchange_messages(self):
+        pub = start("publisher", "carState", "100")
+        sm = messaging.SubMaster(["carState"])
+        try:
+            assert wait_until(sm, lambda: sm.updated["carState"])
+            first = sm["carState"].vEgo
+            assert wait_until(sm, lambda: sm["carState"].vEgo >= first + 50)
+            assert sm.alive["carState"] and sm.valid["carState"]
+        finally:
+            stop(pub)
+            sm.close()
+
+    def test_alive_and_freq_follow_the_publisher(self):
+        pub = start("publisher", "carState", "100")
+        sm = messaging.SubMaster(["carState"])
+        try:
+            assert wait_until(sm, lambda: sm.freq_ok["carState"]), "100 Hz publisher should be on frequency"
+            command(pub, "rate 40")
+            assert wait_until(sm, lambda: not sm.freq_ok["carState"]), "40 Hz is off a 100 Hz contract"
+            assert sm.alive["carState"], "a slow publisher is still alive"
+            assert not sm.all_checks()
+            command(pub, "rate 100")
+            assert wait_until(sm, lambda: sm.freq_ok["carState"]), "back on frequency after recovering"
+            command(pub, "stop")
+            pub.wait(5)
+            assert wait_until(sm, lambda: not sm.alive["carState"]), "a stopped publisher is not alive"
+            assert not sm.freq_ok["carState"]
+        finally:
+            stop(pub)
+            sm.close()
+
+    def test_invalid_input_propagates_through_a_daemon(self):
+        pub = start("publisher", "carState", "100")
+        rel = start("relay", "carState", "controlsState")
+        sm = messaging.SubMaster(["controlsState"])
+        try:
+            assert wait_until(sm, lambda: sm.updated["controlsState"] and sm.valid["controlsState"])
+            command(pub, "valid 0")
+            assert wait_until(sm, lambda: sm.updated["controlsState"] and not sm.valid["controlsState"])
+            command(pub, "valid 1")
+            assert wait_until(sm, lambda: sm.updated["controlsState"] and sm.valid["controlsState"])
+        finally:
+            stop(pub)
+            stop(rel)
+            sm.close()
+
+    def test_two_prefixes_do_not_cross_talk(self, monkeypatch):
+        env_b = dict(os.environ, ROADPILOT_PREFIX=os.environ["ROADPILOT_PREFIX"] + "b")
+        pub_b = start("publisher", "deviceState", "50", env=env_b)
+        pub_a = start("publisher", "carState", "50")
+        sm = messaging.SubMaster(["carState", "deviceState"])
+        try:
+            assert wait_until(sm, lambda: sm.updated["carState"])
+            time.sleep(0.3)
+            sm.update(0)
+            assert not sm.seen["deviceState"], "a stack under another prefix leaked into ours"
+        finally:
+            stop(pub_a)
+            stop(pub_b)
+            sm.close()
+
+
+class TestSockets:
+    def test_conflate_keeps_only_the_newest(self):
+        pm = messaging.PubMaster(["carState"])
+        sock = messaging.sub_sock("carState", conflate=True)
+        try:
+            probe = messaging.new_message("carState").to_bytes()
+            assert any(pm.send("carState", probe) or sock.receive(50) for _ in range(100))
+            for i in range(20):
+                m = messaging.new_message("carState")
+                m.carState.vEgo = float(i)
+                pm.send("carState", m)
+            time.sleep(0.1)
+            assert messaging.recv_one(sock).carState.vEgo == 19.0
+            assert sock.receive(0) is None
+        finally:
+            pm.close()
+            sock.close()
+
+    def test_tcp_reader(self):
+        pm = messaging.PubMaster(["deviceState"], tcp_bind="127.0.0.1")
+        sock = messaging.sub_sock("deviceState", addr="127.0.0.1")
+        try:
+            m = messaging.new_message("deviceState")
+            m.deviceState.uptime = 3.0
+            got = None
+            for _ in range(100):
+                pm.send("deviceState", m)
+                got = messaging.recv_one(sock, timeout_ms=50)
+                if got is not None:
+                    break
+            assert got is not None and got.deviceState.uptime == 3.0
+        finally:
+            pm.close()
+            sock.close()
+
+    def test_receive_never_blocks_forever(self):
+        sock = messaging.sub_sock("carState")
+        t = time.monotonic()
+        assert messaging.recv_one(sock, timeout_ms=50) is None
+        assert time.monotonic() - t < 5
+        sm = messaging.SubMaster(["carState"], poll="carState")
+        sm.update(50)
+        assert not sm.updated["carState"] and not sm.alive["carState"]
+        sock.close()
+        sm.close()
+
+    def test_bad_prefix_is_a_clear_error(self, monkeypatch):
+        monkeypatch.setenv("ROADPILOT_PREFIX", "../etc")
+        with pytest.raises(ValueError, match="ROADPILOT_PREFIX"):
+            messaging.pub_sock("carState")
