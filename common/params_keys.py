@@ -1,0 +1,120 @@
+"""The one table of params keys: each key's type, default and lifetime.
+
+A key that is not declared here cannot be read or written (`Params` raises KeyError), so a typo
+never silently creates a new key, and every reader agrees on how a value is encoded.
+
+Lifetimes (`ParamFlag`): PERSISTENT keys live until something removes them; the CLEAR_ON_* keys are
+wiped by the manager at that moment (`Params.clear_all(flag)`), so a value from a previous run or
+drive is never mistaken for a current one. A key may carry several CLEAR_ON_* flags.
+"""
+
+import enum
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+class ParamType(enum.Enum):
+    STR = "str"      # UTF-8 text
+    BYTES = "bytes"  # raw bytes (e.g. a serialized capnp struct)
+    INT = "int"      # decimal text
+    FLOAT = "float"  # repr() text, round-trips exactly
+    BOOL = "bool"    # "1" / "0"
+    JSON = "json"    # any JSON document (dict, list, number, ...)
+
+
+class ParamFlag(enum.IntFlag):
+    PERSISTENT = enum.auto()
+    CLEAR_ON_MANAGER_START = enum.auto()
+    CLEAR_ON_ONROAD_TRANSITION = enum.auto()
+    CLEAR_ON_OFFROAD_TRANSITION = enum.auto()
+
+
+P = ParamFlag
+T = ParamType
+
+
+@dataclass(frozen=True)
+class ParamKey:
+    name: str
+    type: ParamType
+    flags: ParamFlag
+    default: Any = None  # what `get` returns when the key is unset or its file is corrupt
+
+
+_KEYS = (
+    # name                      type      lifetime                                                default
+    # car identity: what card fingerprinted and published; rewritten every start
+    ParamKey("CarParams",         T.BYTES, P.CLEAR_ON_MANAGER_START),
+    ParamKey("CarParamsPrevRoute", T.BYTES, P.PERSISTENT),  # last drive's CarParams, for a fast fingerprint
+    ParamKey("CarName",           T.STR,   P.CLEAR_ON_MANAGER_START),
+    ParamKey("CarOverride",       T.STR,   P.PERSISTENT),  # user-forced platform, skips fingerprinting
+    # calibration and learned values survive reboots
+    ParamKey("CalibrationParams", T.BYTES, P.PERSISTENT),
+    ParamKey("LiveParameters",    T.JSON,  P.PERSISTENT),  # learned steer ratio, stiffness, offsets
+    ParamKey("CameraHeight",      T.FLOAT, P.PERSISTENT, 1.22),  # m above the road; webcams are mounted anywhere
+    # user settings
+    ParamKey("LongitudinalPersonality", T.INT, P.PERSISTENT, 1),  # 0 aggressive, 1 standard, 2 relaxed
+    ParamKey("ExperimentalMode",  T.BOOL,  P.PERSISTENT, False),
+    ParamKey("IsMetric",          T.BOOL,  P.PERSISTENT, True),
+    # device identity and bookkeeping
+    ParamKey("DeviceId",          T.STR,   P.PERSISTENT),
+    ParamKey("RouteCount",        T.INT,   P.PERSISTENT, 0),
+    # run state, owned by the manager and selfdrived
+    ParamKey("IsOnroad",          T.BOOL,  P.CLEAR_ON_MANAGER_START, False),
+    ParamKey("IsEngaged",         T.BOOL,  P.CLEAR_ON_MANAGER_START | P.CLEAR_ON_OFFROAD_TRANSITION, False),
+    ParamKey("CurrentRoute",      T.STR,   P.CLEAR_ON_MANAGER_START | P.CLEAR_ON_OFFROAD_TRANSITION),
+    ParamKey("ControlsReady",     T.BOOL,  P.CLEAR_ON_MANAGER_START | P.CLEAR_ON_ONROAD_TRANSITION, False),
+    ParamKey("ManagerMode",       T.STR,   P.CLEAR_ON_MANAGER_START),  # sim / replay / device
+    ParamKey("SimScenario",       T.STR,   P.CLEAR_ON_MANAGER_START),
+)
+
+KEYS: dict[str, ParamKey] = {k.name: k for k in _KEYS}
+
+_LIFETIME_FLAGS = ParamFlag.CLEAR_ON_MANAGER_START | ParamFlag.CLEAR_ON_ONROAD_TRANSITION \
+    | ParamFlag.CLEAR_ON_OFFROAD_TRANSITION
+
+
+def check_value(key: ParamKey, value: Any) -> Any:
+    """Returns `value` normalised for `key`'s type; TypeError/ValueError says why it does not fit."""
+    t = key.type
+    ok = {
+        T.STR: isinstance(value, str),
+        T.BYTES: isinstance(value, bytes | bytearray | memoryview),
+        T.INT: isinstance(value, int) and not isinstance(value, bool),
+        T.FLOAT: isinstance(value, int | float) and not isinstance(value, bool),
+        T.BOOL: isinstance(value, bool),
+        T.JSON: True,  # checked by encoding it below
+    }[t]
+    if not ok:
+        raise TypeError(f"param {key.name} holds {t.value}, got {type(value).__name__}: {value!r:.60}")
+    if t is T.BYTES:
+        return bytes(value)
+    if t is T.FLOAT:
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"param {key.name} holds a finite float, got {value!r}")
+    if t is T.JSON:
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"param {key.name} holds JSON; {value!r:.60} cannot be encoded: {e}") from None
+    return value
+
+
+def _check_table() -> None:
+    """Import-time sanity of the table itself, so a bad row fails at once, not in a daemon."""
+    for k in _KEYS:
+        lifetime = k.flags & (_LIFETIME_FLAGS | ParamFlag.PERSISTENT)
+        if not lifetime:
+            raise ValueError(f"param {k.name}: give it a lifetime (PERSISTENT or CLEAR_ON_*)")
+        if ParamFlag.PERSISTENT in k.flags and k.flags & _LIFETIME_FLAGS:
+            raise ValueError(f"param {k.name}: PERSISTENT and CLEAR_ON_* exclude each other")
+        if k.default is not None:
+            check_value(k, k.default)
+    if len(KEYS) != len(_KEYS):
+        raise ValueError("params_keys: a key is declared twice")
+
+
+_check_table()
