@@ -50,16 +50,17 @@ def new_message(service: str | None = None, size: int | None = None,
     return msg
 
 
-def log_from_bytes(dat: bytes) -> capnp.lib.capnp._DynamicStructReader:
-    """Parses one framed Event, checking the segment table against the buffer before pycapnp sees it.
-
-    Raises MalformedMessage for anything that is not exactly one complete Event whose union member
-    can be read.
-    """
+def _segments(dat: bytes) -> list:
+    """Splits a framed capnp message into its segments, checking the segment table against the buffer."""
     n = len(dat)
     if n < 8 or n % 8:
         raise MalformedMessage(f"{n} bytes is not a framed capnp message (needs a multiple of 8, at least 8)")
-    nseg = struct.unpack_from("<I", dat, 0)[0] + 1
+    nseg = int.from_bytes(dat[0:4], "little") + 1
+    if nseg == 1:  # the common case: one segment right after the 8-byte table
+        if 8 + 8 * int.from_bytes(dat[4:8], "little") != n:
+            raise MalformedMessage(f"segment table says {8 + 8 * int.from_bytes(dat[4:8], 'little')} bytes, got {n}")
+        # small messages: a bytes copy is cheaper than a memoryview for pycapnp; big ones are not copied
+        return [dat[8:] if n < 65536 else memoryview(dat)[8:]]
     if nseg > MAX_SEGMENTS:
         raise MalformedMessage(f"segment table claims {nseg} segments")
     header = (4 + 4 * nseg + 7) & ~7
@@ -68,16 +69,38 @@ def log_from_bytes(dat: bytes) -> capnp.lib.capnp._DynamicStructReader:
     sizes = struct.unpack_from(f"<{nseg}I", dat, 4)
     if header + 8 * sum(sizes) != n:
         raise MalformedMessage(f"segment table says {header + 8 * sum(sizes)} bytes, got {n}")
-    mv = memoryview(dat)
-    segments, off = [], header
+    mv, segments, off = memoryview(dat), [], header
     for size in sizes:
         segments.append(mv[off:off + 8 * size])
         off += 8 * size
+    return segments
+
+
+def _parse(dat: bytes, service: str | None):
+    """Event reader whose union is readable (and is `service`, when given); raises MalformedMessage."""
     try:
-        msg = log.Event.from_segments(segments)
-        which = msg.which()
-        getattr(msg, which)  # follow the union pointer now, so a bad one fails here and not in a daemon
+        msg = log.Event.from_segments(_segments(dat))
+        which = msg._which_str()
+        if service is not None and which != service:
+            raise MalformedMessage(f"a {which} message on the {service} socket")
+        msg.logMonoTime  # noqa: B018 - reads the root struct now, so a bad root pointer fails here
     except (capnp.KjException, ValueError, AttributeError) as e:
+        if isinstance(e, MalformedMessage):
+            raise
+        raise MalformedMessage(str(e).splitlines()[0][:200]) from e
+    return msg
+
+
+def log_from_bytes(dat: bytes):
+    """Parses one framed Event and follows its union pointer.
+
+    Raises MalformedMessage for anything that is not exactly one complete Event whose union member
+    can be read.
+    """
+    msg = _parse(dat, None)
+    try:
+        getattr(msg, msg._which_str())
+    except (capnp.KjException, ValueError) as e:
         raise MalformedMessage(str(e).splitlines()[0][:200]) from e
     return msg
 
@@ -151,14 +174,12 @@ def _log_drop(service: str, why: str, **fields) -> None:
         cloudlog.warning(why, extra={"service": service, "dropped_total": n, **fields})
 
 
-def _parse_or_log(service: str, dat: bytes) -> capnp.lib.capnp._DynamicStructReader | None:
+def _parse_or_log(service: str, dat: bytes):
     try:
-        msg = log_from_bytes(dat)
-    except MalformedMessage as e:
-        _log_drop(service, "malformed message dropped", bytes=len(dat), error=str(e))
-        return None
-    if msg.which() != service:
-        _log_drop(service, "message for another service dropped", got=msg.which())
+        msg = _parse(dat, service)
+        getattr(msg, service)
+    except (MalformedMessage, capnp.KjException, ValueError) as e:
+        _log_drop(service, "malformed message dropped", bytes=len(dat), error=str(e)[:200])
         return None
     return msg
 
@@ -263,6 +284,7 @@ class SubMaster:
         self.freq_ok = dict.fromkeys(self.services, False)
         self.valid = dict.fromkeys(self.services, False)
         self.malformed = dict.fromkeys(self.services, 0)
+        self.parsed_total = dict.fromkeys(self.services, 0)
         self.freq = {s: _FreqTracker(SERVICES[s].frequency) for s in self.services}
 
     def __getitem__(self, service: str):
@@ -274,36 +296,56 @@ class SubMaster:
             ready = self.poller.poll(max(0, int((deadline - time.monotonic()) * 1000)))
             if ready or time.monotonic() >= deadline:
                 break
-        msgs = []
+        self.frame += 1
+        self.updated = dict.fromkeys(self.services, False)
         for s in self.services:
+            sock, latest = self.sock[s].sock, None
             for _ in range(MAX_DRAIN):
-                dat = self.sock[s].receive(0)
-                if dat is None:
+                try:
+                    dat = sock.recv(zmq.NOBLOCK)
+                except zmq.Again:
                     break
-                msg = _parse_or_log(s, dat)
-                if msg is None:
+                try:
+                    # every message is checked and timed; only the newest one per update is exposed
+                    msg = _parse(dat, s)
+                except MalformedMessage as e:
                     self.malformed[s] += 1
-                else:
-                    msgs.append(msg)
-        self.update_msgs(time.monotonic(), msgs)
+                    _log_drop(s, "malformed message dropped", bytes=len(dat), error=str(e))
+                    continue
+                self.freq[s].add(msg.logMonoTime)
+                self.parsed_total[s] += 1
+                latest = msg
+            if latest is not None:
+                self._take(s, latest, time.monotonic())
+        self._check_health(time.monotonic())
 
     def update_msgs(self, cur_time: float, msgs: list) -> None:
-        """Folds already-received Events in (also the entry point for replay and lockstep drivers)."""
+        """Folds already-parsed Events in (the entry point for replay and lockstep drivers)."""
         self.frame += 1
         self.updated = dict.fromkeys(self.services, False)
         for msg in msgs:
             s = msg.which()
-            if s not in self.data:
-                continue
-            self.updated[s] = True
-            self.seen[s] = True
-            self.data[s] = getattr(msg, s)
-            self.logMonoTime[s] = msg.logMonoTime
-            self.valid[s] = msg.valid
-            self.recv_time[s] = cur_time
-            self.recv_frame[s] = self.frame
-            self.freq[s].add(msg.logMonoTime)
+            if s in self.data:
+                self.freq[s].add(msg.logMonoTime)
+                self.parsed_total[s] += 1
+                self._take(s, msg, cur_time)
+        self._check_health(cur_time)
 
+    def _take(self, s: str, msg, cur_time: float) -> None:
+        try:
+            self.data[s] = getattr(msg, s)
+        except (capnp.KjException, ValueError) as e:
+            self.malformed[s] += 1
+            _log_drop(s, "malformed message dropped", error=str(e)[:200])
+            return
+        self.updated[s] = True
+        self.seen[s] = True
+        self.logMonoTime[s] = msg.logMonoTime
+        self.valid[s] = msg.valid
+        self.recv_time[s] = cur_time
+        self.recv_frame[s] = self.frame
+
+    def _check_health(self, cur_time: float) -> None:
         for s in self.services:
             f = SERVICES[s].frequency
             if f > 1e-3:
