@@ -1,0 +1,210 @@
+"""manager: starts every process of the mode, restarts crashed ones with backoff, publishes managerState.
+
+Environment (read once, in `main`): BLOCK=a,b never starts those; ONLY=a,b starts only those.
+SIGINT, SIGTERM and SIGHUP stop the run: every child's group gets SIGTERM, then SIGKILL after
+`grace_s`; then the run directory's socket files and run files (and the directory, when empty) are removed.
+If the manager itself is killed, the children's death signal takes them down (see launcher.py).
+One manager per ROADPILOT_PREFIX: a lock file in the run directory refuses a second one.
+"""
+
+import fcntl
+import os
+import signal
+import stat
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from setproctitle import setproctitle
+
+from cereal import messaging
+from cereal.messaging.endpoints import prefix, run_dir
+from common.params import Params
+from common.params_keys import ParamFlag
+from common.realtime import Ratekeeper
+from common.swaglog import cloudlog, cloudlog_bind
+from selfdrive.manager.process import MANAGER_PID_ENV, ManagedProcess
+from selfdrive.manager.process_config import MODES, PROCESSES, Mode, ProcessConfig, RunContext, planned_names
+
+LOCK_FILE = "manager.lock"
+# sim and replay are onroad for as long as they run; device mode goes onroad with the car's ignition,
+# which needs canbridged/card (not built yet), so for now it stays offroad.
+ONROAD_MODES = frozenset({"sim", "replay"})
+
+
+@dataclass(frozen=True)
+class ManagerConfig:
+    mode: Mode
+    processes: tuple[ProcessConfig, ...] = PROCESSES
+    block: frozenset[str] = frozenset()
+    only: frozenset[str] | None = None    # None: no ONLY list
+    grace_s: float = 5.0                  # SIGTERM -> SIGKILL
+    rate_hz: float = 2.0
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode {self.mode!r}: choose one of {', '.join(MODES)}")
+        names = {p.name for p in self.processes}
+        for var, listed in (("BLOCK", self.block), ("ONLY", self.only or frozenset())):
+            for n in sorted(listed - names):
+                why = "is not built yet" if n in planned_names() else "is not a process"
+                raise ValueError(f"{var} names {n!r}, which {why}; processes: {', '.join(sorted(names))}")
+
+    def should_run(self, p: ProcessConfig) -> bool:
+        if p.name in self.block or (self.only is not None and p.name not in self.only):
+            return False
+        return p.should_run(RunContext(self.mode))
+
+
+def parse_names(value: str | None) -> frozenset[str] | None:
+    """`"a, b,"` -> {"a", "b"}; unset or blank -> None."""
+    if value is None or not value.strip():
+        return None
+    return frozenset(n.strip() for n in value.split(",") if n.strip())
+
+
+def config_from_env(mode: Mode, env: Mapping[str, str], **overrides) -> ManagerConfig:
+    return ManagerConfig(mode=mode, block=parse_names(env.get("BLOCK")) or frozenset(),
+                         only=parse_names(env.get("ONLY")), **overrides)
+
+
+class Manager:
+    def __init__(self, config: ManagerConfig):
+        self.config = config
+        env = {**os.environ, MANAGER_PID_ENV: str(os.getpid())}
+        self.procs = [ManagedProcess(p, env) for p in config.processes]
+        self.wanted = {p.name: config.should_run(p.cfg) for p in self.procs}
+        self.pm = messaging.PubMaster(["managerState"])
+
+    def update(self, now: float) -> None:
+        for p in self.procs:
+            p.poll(now)
+            if self.wanted[p.name] and p.may_start(now):
+                p.start(now)
+
+    def publish(self) -> None:
+        msg = messaging.new_message("managerState")
+        msg.managerState.mode = self.config.mode
+        states = msg.managerState.init("processes", len(self.procs))
+        for st, p in zip(states, self.procs, strict=True):
+            st.name = p.name
+            st.pid = p.pid
+            st.running = p.running
+            st.shouldBeRunning = self.wanted[p.name]
+            st.exitCode = p.exit_code
+            st.restarts = p.restarts
+            st.cpuPercent = p.cpu_percent()
+        self.pm.send("managerState", msg)
+
+    def stop(self) -> None:
+        """SIGTERM to every running child's group, SIGKILL to what is left after the grace period."""
+        running = [p for p in self.procs if p.running]
+        for p in running:
+            p.signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.config.grace_s
+        while time.monotonic() < deadline and not all(p.reap() for p in running):
+            time.sleep(0.02)
+        for p in running:
+            if not p.reap():
+                cloudlog.warning(f"{p.name} ignored SIGTERM for {self.config.grace_s:.1f} s: killing it",
+                                 extra={"daemon": p.name, "pid": p.pid})
+                p.signal(signal.SIGKILL)
+                p.proc.wait()
+                p.reap()
+            cloudlog.info(f"stopped {p.name}", extra={"daemon": p.name, "pid": p.pid, "exit_code": p.exit_code})
+        self.pm.close()
+
+
+def acquire_lock(rd: str) -> int:
+    """Holds run_dir/manager.lock for this process's life; raises RuntimeError if another manager has it."""
+    fd = os.open(os.path.join(rd, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise RuntimeError(f"another manager (pid {other}) is running with ROADPILOT_PREFIX={prefix()}") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def clean_run_dir(rd: str) -> None:
+    """Removes what the run left in its directory, then the directory when that leaves it empty.
+
+    Called once every child is gone: the socket files, loggerd's current_route and the lock describe a
+    run that is over. Subdirectories are left alone (not ours to guess about).
+    """
+    try:
+        entries = os.listdir(rd)
+    except FileNotFoundError:
+        return
+    for name in entries:
+        path = os.path.join(rd, name)
+        try:
+            mode = os.lstat(path).st_mode
+            if stat.S_ISSOCK(mode) or stat.S_ISREG(mode):
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(rd)
+    except OSError:
+        pass
+
+
+def run(config: ManagerConfig, duration: float | None = None) -> int:
+    """Runs until SIGINT/SIGTERM/SIGHUP or for `duration` seconds; returns the exit status (0: clean stop)."""
+    rd = run_dir(create=True)
+    lock_fd = acquire_lock(rd)
+    stopping: list[int] = []
+
+    def on_signal(signum, frame):
+        stopping.append(signum)  # a second Ctrl-C during the stop must not cut the cleanup short
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    why = "error"
+    mgr = None
+    params = Params()
+    try:
+        params.clear_all(ParamFlag.CLEAR_ON_MANAGER_START)
+        params.put("ManagerMode", config.mode)
+        params.put("IsOnroad", config.mode in ONROAD_MODES)
+        mgr = Manager(config)
+        skipped = [p.name for p in mgr.procs if not mgr.wanted[p.name]]
+        cloudlog.info(f"manager started in {config.mode} mode", extra={"mode": config.mode, "skipped": skipped})
+        rk = Ratekeeper(config.rate_hz)
+        start = time.monotonic()
+        # A stop signal is seen within one period (0.5 s): the handler only sets a flag, so it never
+        # lands in the middle of starting a child.
+        while not stopping and (duration is None or time.monotonic() - start < duration):
+            mgr.update(time.monotonic())
+            mgr.publish()
+            rk.keep_time()
+        why = signal.Signals(stopping[0]).name if stopping else "duration reached"
+    finally:
+        cloudlog.info(f"manager stopping ({why})")
+        if mgr is not None:
+            mgr.stop()
+        params.put("IsOnroad", False)
+        clean_run_dir(rd)
+        os.close(lock_fd)
+        for s, h in old.items():
+            signal.signal(s, h)
+    return 0
+
+
+def main(mode: Mode = "sim", duration: float | None = None) -> int:
+    """The manager's entry: reads BLOCK/ONLY once, then runs. Returns a process exit status."""
+    cloudlog_bind(name="manager")
+    setproctitle("roadpilot:manager")
+    try:
+        config = config_from_env(mode, os.environ)
+        return run(config, duration)
+    except (ValueError, RuntimeError) as e:
+        print(f"roadpilot manager: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "sim"))

@@ -1,0 +1,110 @@
+"""The one table of processes the manager runs, and the ones the design names that are not built yet.
+
+A process runs when its predicate says so for the current run (mode, later more). Predicates are tiny
+functions that combine (`all_of`, `any_of`, `negate`), so a row reads like a sentence.
+
+PLANNED lists the daemons of the design that do not exist yet. They are never faked: the CLI shows
+them as "not built yet", and a test fails when one of their modules appears without being moved into
+PROCESSES (or when a PROCESSES module is missing).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+Mode = Literal["sim", "replay", "device"]
+MODES: tuple[Mode, ...] = get_args(Mode)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a predicate may look at. Built once per manager run from the typed config."""
+    mode: Mode
+
+
+Predicate = Callable[[RunContext], bool]
+
+
+def always(ctx: RunContext) -> bool:
+    return True
+
+
+def sim(ctx: RunContext) -> bool:
+    return ctx.mode == "sim"
+
+
+def replay(ctx: RunContext) -> bool:
+    return ctx.mode == "replay"
+
+
+def device(ctx: RunContext) -> bool:
+    return ctx.mode == "device"
+
+
+def any_of(*preds: Predicate) -> Predicate:
+    return lambda ctx: any(p(ctx) for p in preds)
+
+
+def all_of(*preds: Predicate) -> Predicate:
+    return lambda ctx: all(p(ctx) for p in preds)
+
+
+def negate(pred: Predicate) -> Predicate:
+    return lambda ctx: not pred(ctx)
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """Exponential backoff: wait `initial_s`, doubling up to `max_s`; a run of `stable_s` resets it."""
+    initial_s: float = 0.5
+    max_s: float = 10.0
+    stable_s: float = 30.0
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class ProcessConfig:
+    name: str                  # also the process title, "roadpilot:<name>"
+    module: str                # run as `python -m selfdrive.manager.launcher <name> <module>`; must define main()
+    should_run: Predicate
+    restart: RestartPolicy = RestartPolicy()
+
+    def runs_in(self, mode: Mode) -> bool:
+        return self.should_run(RunContext(mode))
+
+
+PROCESSES: tuple[ProcessConfig, ...] = (
+    ProcessConfig("logmessaged", "selfdrive.logmessaged", always),
+    ProcessConfig("loggerd", "selfdrive.loggerd.loggerd", always),
+    ProcessConfig("hardwared", "hardware.hardwared", always),
+)
+
+
+@dataclass(frozen=True)
+class PlannedProcess:
+    name: str
+    module: str                # where the design puts it; the row moves to PROCESSES once this exists
+    role: str
+
+
+PLANNED: tuple[PlannedProcess, ...] = (
+    PlannedProcess("bridge", "tools.sim.bridge", "simulator + bridge (sim mode's car, road and camera)"),
+    PlannedProcess("camerad", "selfdrive.camerad.camerad", "camera frames over VisionIPC (webcam, video, sim)"),
+    PlannedProcess("encoderd", "selfdrive.loggerd.encoderd", "records the road camera video"),
+    PlannedProcess("modeld", "selfdrive.modeld.modeld", "driving model: frames -> modelV2"),
+    PlannedProcess("calibrationd", "selfdrive.locationd.calibrationd", "camera calibration -> liveCalibration"),
+    PlannedProcess("plannerd", "selfdrive.controls.plannerd", "longitudinal/lateral plan"),
+    PlannedProcess("controlsd", "selfdrive.controls.controlsd", "lateral/longitudinal control -> carControl"),
+    PlannedProcess("selfdrived", "selfdrive.selfdrived.selfdrived", "engagement state machine, events, alerts"),
+    PlannedProcess("card", "selfdrive.car.card", "car interface: can -> carState, carControl -> sendcan"),
+    PlannedProcess("canbridged", "hardware.canbridged", "CAN adapter bridge (python-can, sim, replay)"),
+    PlannedProcess("uid", "selfdrive.ui.uid", "user interface server"),
+)
+
+
+def process_names() -> tuple[str, ...]:
+    return tuple(p.name for p in PROCESSES)
+
+
+def planned_names() -> tuple[str, ...]:
+    return tuple(p.name for p in PLANNED)
