@@ -1,0 +1,89 @@
+"""Finding recorded routes: `<routes_dir>/<route name>/<segment number>/{rlog,qlog}.zst`.
+
+A route is named by its folder name (resolved under common.paths.routes_dir()) or given as a path.
+`"<route>/3"` picks segment 3, `"<route>/2:4"` segments 2 and 3 (a Python-style half-open range by
+segment number; either end may be left out), `"<route>/-1"` the last segment.
+"""
+
+import os
+import re
+from dataclasses import dataclass
+
+from common.paths import routes_dir
+
+LOG_TYPES = ("rlog", "qlog")
+_SELECTOR_RE = re.compile(r"^(-?\d+|\d*:\d*)$")
+
+
+class RouteError(ValueError):
+    """A route or segment that does not exist, or a selector that cannot be read."""
+
+
+@dataclass(frozen=True, order=True)
+class Segment:
+    number: int
+    path: str
+
+    def log_path(self, log_type: str = "rlog") -> str:
+        if log_type not in LOG_TYPES:
+            raise ValueError(f"log_type must be one of {LOG_TYPES}, got {log_type!r}")
+        return os.path.join(self.path, f"{log_type}.zst")
+
+
+class Route:
+    """A route folder and its segments, in segment-number order (`.segments`)."""
+
+    def __init__(self, name_or_path: str | os.PathLike):
+        s = os.fspath(name_or_path).rstrip("/") or "/"
+        path = s if os.path.isdir(s) else os.path.join(routes_dir(), s)
+        if not os.path.isdir(path):
+            raise RouteError(f"no route {s!r}: not a folder, nor a route under {routes_dir()}")
+        self.path = os.path.abspath(path)
+        self.name = os.path.basename(self.path)
+        self.segments = sorted(Segment(int(d), os.path.join(self.path, d)) for d in os.listdir(self.path)
+                               if d.isdigit() and os.path.isdir(os.path.join(self.path, d)))
+
+    def __repr__(self) -> str:
+        return f"Route({self.name!r}, {len(self.segments)} segments)"
+
+    def select(self, selector: str | None = None) -> list[Segment]:
+        """The segments a selector names: None (all), "3", "-1", "2:4", "2:", ":4". Raises RouteError."""
+        if selector is None or selector == "":
+            return list(self.segments)
+        if not _SELECTOR_RE.match(selector):
+            raise RouteError(f"bad segment selector {selector!r} for route {self.name}: use N, -N or A:B")
+        if ":" in selector:
+            a, b = selector.split(":")
+            lo = int(a) if a else 0
+            hi = int(b) if b else None
+            return [seg for seg in self.segments if seg.number >= lo and (hi is None or seg.number < hi)]
+        n = int(selector)
+        if n < 0:
+            if -n > len(self.segments):
+                raise RouteError(f"route {self.name} has {len(self.segments)} segments; no segment {n}")
+            return [self.segments[n]]
+        for seg in self.segments:
+            if seg.number == n:
+                return [seg]
+        raise RouteError(f"route {self.name} has no segment {n} (has {[s.number for s in self.segments]})")
+
+
+def split_selector(source: str) -> tuple[str, str | None]:
+    """`"route/2:4"` -> ("route", "2:4"); a source without a selector -> (source, None)."""
+    head, sep, tail = source.rstrip("/").rpartition("/")
+    if sep and head and _SELECTOR_RE.match(tail) and not os.path.isdir(source):
+        return head, tail
+    return source, None
+
+
+def list_routes(root: str | None = None) -> list[str]:
+    """Names of the routes under `root` (default routes_dir()) that have at least one segment, oldest first."""
+    root = routes_dir() if root is None else root
+    if not os.path.isdir(root):
+        return []
+    out = []
+    for name in sorted(os.listdir(root)):
+        p = os.path.join(root, name)
+        if os.path.isdir(p) and any(d.isdigit() for d in os.listdir(p)):
+            out.append(name)
+    return out
