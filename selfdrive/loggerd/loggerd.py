@@ -5,11 +5,13 @@ message is written exactly as received: loggerd checks only its framing header (
 message can never make the rest of a file unsplittable, and never parses it. Which service a
 message belongs to comes from the socket it arrived on.
 
-The route name goes to `<run_dir>/current_route` (and the log) so other processes and tests find it.
+The route name goes to `<run_dir>/current_route` (and the log) so other processes and tests find it;
+a clean exit removes that file.
 SIGTERM/SIGINT flush and close the files; SIGKILL loses at most the last flush period (~0.5 s).
 """
 
 import argparse
+import contextlib
 import os
 import signal
 import time
@@ -113,10 +115,12 @@ def main(argv: list[str] | None = None) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    publish_route_name(d.writer.name)
+    current = publish_route_name(d.writer.name)
     cloudlog.info("route started", extra={"route": d.writer.name, "path": d.writer.path,
                                           "segment_seconds": args.segment_seconds})
     d.run()
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(current)  # a clean exit: no route is being recorded any more (a crash leaves it, naming the route)
 
 
 if __name__ == "__main__":
