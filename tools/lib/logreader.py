@@ -11,6 +11,7 @@ logged, never raised. A whole file that is unreadable inside a segment or route 
 `lr.skipped` and the rest is read. Only a source that is itself not a roadpilot log raises LogError.
 """
 
+import bisect
 import heapq
 import os
 import sys
@@ -134,10 +135,7 @@ def _merge_sorted(segments: Iterable[list]) -> Iterator:
     for cur in segments:
         if not cur:
             continue
-        cut = cur[0].logMonoTime
-        i = 0
-        while i < len(carry) and carry[i].logMonoTime <= cut:
-            i += 1
+        i = bisect.bisect_right(carry, cur[0].logMonoTime, key=_time)
         yield from carry[:i]
         carry = list(heapq.merge(carry[i:], cur, key=_time))
     yield from carry
