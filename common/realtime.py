@@ -28,11 +28,12 @@ PRIO_MDL = 50        # modeld, camera
 class Ratekeeper:
     """Paces (`keep_time`) or watches (`monitor_time`) a loop meant to run at `rate_hz`.
 
-    Cycle k is due at start + k/rate_hz; a cycle that reaches the call after its deadline has overrun
-    (`missed` counts these). Small overruns are caught up on the next cycles, so the average rate stays
-    exact; after a stall longer than a whole period the schedule restarts from now instead of running a
-    burst of back-to-back cycles. `print_delay_threshold` (s): overruns longer than this are logged,
-    at most once a second.
+    The first call starts the schedule (it never sleeps); call k is then due at start + k/rate_hz. A cycle
+    whose call comes after its deadline has overrun (`missed` counts these). Small overruns are caught up
+    on the next cycles, so the average rate stays exact; after a stall longer than a whole period the
+    schedule restarts from now instead of running a burst of back-to-back cycles. A loop that is always
+    slower than its rate overruns every cycle. `print_delay_threshold` (s): overruns longer than this are
+    logged, at most once a second.
     """
 
     LOG_EVERY_S = 1.0
@@ -45,8 +46,8 @@ class Ratekeeper:
         self.frame = 0           # cycles completed
         self.remaining = 0.0     # s to this cycle's deadline at the last call; negative when late
         self.missed = 0          # cycles that overran their deadline
-        self._next = -1.0        # deadline of the current cycle; set on the first call
-        self._last = -1.0
+        self._next: float | None = None  # deadline of the current cycle; set on the first call
+        self._last = 0.0
         self._dts: collections.deque[float] = collections.deque(maxlen=max(5, round(rate_hz)))  # ~1 s
         self._last_log = -float("inf")
         self._unlogged = 0
@@ -71,8 +72,8 @@ class Ratekeeper:
     def monitor_time(self) -> bool:
         """Ends a cycle without sleeping: updates frame, remaining, missed and lagging. True when it overran."""
         now = time.monotonic()
-        if self._next < 0:
-            self._next = now + self.interval  # the schedule starts at the first call, not at construction
+        if self._next is None:
+            self._next = now  # the schedule starts at the first call, not at construction
         else:
             self._dts.append(now - self._last)
         self._last = now
