@@ -58,10 +58,9 @@ class ManagerConfig:
 
 
 def parse_names(value: str | None) -> frozenset[str] | None:
-    """`"a, b,"` -> {"a", "b"}; unset or blank -> None."""
-    if value is None or not value.strip():
-        return None
-    return frozenset(n.strip() for n in value.split(",") if n.strip())
+    """`"a, b,"` -> {"a", "b"}; unset, blank or only commas -> None (no list, rather than an empty one)."""
+    names = frozenset(n.strip() for n in (value or "").split(",") if n.strip())
+    return names or None
 
 
 def config_from_env(mode: Mode, env: Mapping[str, str], **overrides) -> ManagerConfig:

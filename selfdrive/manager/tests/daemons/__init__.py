@@ -1,0 +1,1 @@
+"""Tiny daemons for the manager's process tests, each one behaviour the manager must handle."""

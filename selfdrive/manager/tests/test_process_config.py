@@ -1,0 +1,64 @@
+"""Invariants of the process table, and of the list of daemons that are not built yet."""
+
+import importlib
+import importlib.util
+import re
+
+import pytest
+
+from selfdrive.manager import process_config as pc
+from selfdrive.manager.process_config import MODES, PLANNED, PROCESSES
+
+
+def module_exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
+
+
+class TestTable:
+    def test_names_unique_and_usable_as_titles(self):
+        names = [p.name for p in PROCESSES] + [p.name for p in PLANNED]
+        assert len(names) == len(set(names))
+        for n in names:
+            assert re.fullmatch(r"[a-z][a-z0-9_]*", n), n
+
+    @pytest.mark.parametrize("p", PROCESSES, ids=lambda p: p.name)
+    def test_runnable_module_exists_with_main(self, p):
+        assert module_exists(p.module), f"{p.name}: module {p.module} does not exist"
+        assert callable(getattr(importlib.import_module(p.module), "main", None)), f"{p.module} has no main()"
+
+    @pytest.mark.parametrize("q", PLANNED, ids=lambda q: q.name)
+    def test_planned_module_is_really_missing(self, q):
+        # When this fails, the daemon got built: move its row from PLANNED to PROCESSES.
+        assert not module_exists(q.module), f"{q.module} exists now: move {q.name} from PLANNED to PROCESSES"
+
+    def test_planned_and_runnable_do_not_overlap(self):
+        assert not {p.name for p in PROCESSES} & {q.name for q in PLANNED}
+        assert not {p.module for p in PROCESSES} & {q.module for q in PLANNED}
+
+    @pytest.mark.parametrize("mode", MODES)
+    def test_every_mode_collects_logs(self, mode):
+        runs = {p.name for p in PROCESSES if p.runs_in(mode)}
+        assert {"logmessaged", "loggerd"} <= runs
+
+    def test_restart_policies_are_sane(self):
+        for p in PROCESSES:
+            r = p.restart
+            assert 0 < r.initial_s <= r.max_s < r.stable_s, p.name
+
+
+class TestPredicates:
+    @pytest.mark.parametrize("mode", MODES)
+    def test_exactly_one_mode_predicate_holds(self, mode):
+        ctx = pc.RunContext(mode)
+        assert [pc.sim(ctx), pc.replay(ctx), pc.device(ctx)].count(True) == 1
+        assert pc.always(ctx)
+
+    def test_combinators(self):
+        onboard_sources = pc.any_of(pc.replay, pc.device)
+        assert [onboard_sources(pc.RunContext(m)) for m in MODES] == [m != "sim" for m in MODES]
+        assert not pc.all_of(pc.sim, pc.replay)(pc.RunContext("sim"))
+        assert pc.all_of(pc.always, pc.sim)(pc.RunContext("sim"))
+        assert pc.negate(pc.sim)(pc.RunContext("device")) and not pc.negate(pc.sim)(pc.RunContext("sim"))
