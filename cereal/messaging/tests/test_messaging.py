@@ -187,9 +187,9 @@ class TestSockets:
         try:
             m = messaging.new_message("deviceState")
             m.deviceState.uptime = 3.0
-            got = None
+            dat, got = m.to_bytes(), None
             for _ in range(100):
-                pm.send("deviceState", m)
+                pm.send("deviceState", dat)
                 got = messaging.recv_one(sock, timeout_ms=50)
                 if got is not None:
                     break
