@@ -1,0 +1,340 @@
+"""CAN backends: where canbridged's frames come from and go to, chosen by a URL-like string.
+
+    <interface>:<channel>[,<channel>...][?key=value&...]
+        any python-can interface (socketcan:can0, slcan:/dev/ttyACM0, pcan:PCAN_USBBUS1, gs_usb:0,
+        virtual:chan0, ...). The i-th channel is bus i in the car port's convention (0 powertrain,
+        1 radar, 2 camera); `socketcan:0=can0,2=can1` names the buses explicitly. Query keys are passed
+        to `can.Bus` (bitrate=500000, fd=true, ...).
+    replay:<path>[?dbc=<name>&dbc<N>=<name>&start=<s>&rate=<x>&offset=<s>&duration=<s>&loop=1]
+        recorded frames, delivered at their recorded pace: a comma2k19 `raw_can` folder (or a segment
+        folder holding processed_log/CAN/raw_can) or a roadpilot log/segment/route (its `can` messages).
+        Only the car's own frames (bus < 128) are replayed; the recorded transmissions (128+) are not
+        the car's and are skipped. `start` pins recorded time `offset` to that CLOCK_MONOTONIC second
+        (to line a replay up with other replayed streams); `dbc` restores frame lengths a recording lost.
+        There is no car behind a replay: frames sent to it go nowhere (canbridged still logs and echoes them).
+    sim
+        the simulator's CAN: not built yet, fails with a clear error.
+
+A backend returns raw frames as it got them (`RawFrame`); `classify` decides what is a frame and what is
+garbage, so every backend's garbage is counted the same way.
+"""
+
+import math
+import os
+import time
+import urllib.parse
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from common.swaglog import cloudlog
+
+MAX_STD_ADDRESS = 0x7FF
+MAX_EXT_ADDRESS = 0x1FFFFFFF
+CAN_FD_LENGTHS = frozenset((0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64))
+MAX_BUS = 127         # buses 128+ are our own transmissions echoed back
+MAX_RECV_PER_CALL = 10_000  # frames taken from one channel per call, so a flooding bus cannot stall the loop
+
+
+class BackendError(RuntimeError):
+    """A backend that cannot be opened or used; the message says what to do about it."""
+
+
+class CanFrame(NamedTuple):
+    """One frame as the car port sees it (same field order as opendbc's CanData)."""
+    address: int
+    dat: bytes
+    src: int
+
+
+class RawFrame(NamedTuple):
+    """One frame as a backend received it, before any checks."""
+    address: int
+    data: bytes
+    bus: int
+    is_extended: bool = False
+    is_error: bool = False
+    is_fd: bool = False
+    is_remote: bool = False
+
+
+def classify(raw: RawFrame) -> tuple[CanFrame | None, str | None]:
+    """(frame, None) for a well-formed frame; (None, reason) for garbage, reason being a counter name."""
+    if raw.is_error:
+        return None, "error_frame"
+    if raw.is_remote:
+        return None, "remote_frame"
+    if not isinstance(raw.address, int) or raw.address < 0 or \
+       raw.address > (MAX_EXT_ADDRESS if raw.is_extended else MAX_STD_ADDRESS):
+        return None, "bad_address"
+    n = len(raw.data)
+    if (raw.is_fd and n not in CAN_FD_LENGTHS) or (not raw.is_fd and n > 8):
+        return None, "bad_length"
+    if not 0 <= raw.bus <= MAX_BUS:
+        return None, "bad_bus"
+    return CanFrame(raw.address, bytes(raw.data), raw.bus), None
+
+
+class Backend:
+    """What canbridged needs from an adapter. `recv` never blocks; `send` raises BackendError on failure."""
+
+    url = ""
+
+    def recv(self) -> list[RawFrame]:
+        raise NotImplementedError
+
+    def send(self, frame: CanFrame) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def _query_value(v: str):
+    """Query strings are text; python-can wants ints, floats and bools where they are meant."""
+    low = v.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for conv in (int, float):
+        try:
+            return conv(v)
+        except ValueError:
+            pass
+    return v
+
+
+def parse_url(url: str) -> tuple[str, str, dict[str, str]]:
+    """'scheme:rest?query' -> (scheme, rest, query). A bare name ('sim') has an empty rest."""
+    head, _, query = url.partition("?")
+    scheme, _, rest = head.partition(":")
+    if not scheme:
+        raise BackendError(f"CAN backend {url!r}: expected <interface>:<channel>, replay:<path> or sim")
+    return scheme, rest, dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+
+
+def parse_channels(rest: str) -> dict[int, str]:
+    """'can0,can1' -> {0: 'can0', 1: 'can1'}; '0=can0,2=can1' -> {0: 'can0', 2: 'can1'}."""
+    out: dict[int, str] = {}
+    for i, part in enumerate(p for p in rest.split(",") if p != ""):
+        bus_s, eq, channel = part.partition("=")
+        if eq:
+            if not bus_s.isdigit() or not 0 <= int(bus_s) <= MAX_BUS:
+                raise BackendError(f"bus number {bus_s!r} in {rest!r} must be 0..{MAX_BUS}")
+            bus = int(bus_s)
+        else:
+            bus, channel = i, part
+        if bus in out:
+            raise BackendError(f"bus {bus} given twice in {rest!r}")
+        out[bus] = channel
+    if not out:
+        raise BackendError("no CAN channel given: use <interface>:<channel>, e.g. socketcan:can0")
+    return out
+
+
+class PythonCanBackend(Backend):
+    """Any python-can interface; one `can.Bus` per car bus."""
+
+    def __init__(self, interface: str, channels: dict[int, str], kwargs: dict):
+        import can  # imported here: the replay backend must work where python-can's adapters are absent
+        self._can = can
+        self.url = f"{interface}:{','.join(f'{b}={c}' for b, c in channels.items())}"
+        self.buses: dict[int, can.BusABC] = {}
+        try:
+            for bus, channel in channels.items():
+                self.buses[bus] = can.Bus(interface=interface, channel=channel, **kwargs)
+        except (can.CanError, ImportError, OSError, ValueError, TypeError, NotImplementedError) as e:
+            self.close()
+            raise BackendError(f"cannot open python-can interface {interface!r} channel(s) {channels}: {e}") from e
+
+    def recv(self) -> list[RawFrame]:
+        out: list[RawFrame] = []
+        for bus, b in self.buses.items():
+            for _ in range(MAX_RECV_PER_CALL):
+                try:
+                    m = b.recv(0)
+                except self._can.CanError as e:
+                    out.append(RawFrame(-1, b"", bus, is_error=True))  # counted as an error frame
+                    cloudlog.warning("CAN receive error", extra={"bus": bus, "error": str(e)[:200]})
+                    break
+                if m is None:
+                    break
+                out.append(RawFrame(m.arbitration_id, bytes(m.data), bus, m.is_extended_id, m.is_error_frame,
+                                    m.is_fd, m.is_remote_frame))
+        return out
+
+    def send(self, frame: CanFrame) -> None:
+        b = self.buses.get(frame.src)
+        if b is None:
+            raise BackendError(f"no channel for bus {frame.src} (channels: {sorted(self.buses)})")
+        msg = self._can.Message(arbitration_id=frame.address, data=frame.dat,
+                                is_extended_id=frame.address > MAX_STD_ADDRESS, is_fd=len(frame.dat) > 8)
+        try:
+            b.send(msg, timeout=0.001)
+        except self._can.CanError as e:
+            raise BackendError(f"send on bus {frame.src} failed: {e}") from e
+
+    def close(self) -> None:
+        for b in self.buses.values():
+            try:
+                b.shutdown()
+            except Exception as e:  # noqa: BLE001 - a failing adapter must not stop the others from closing
+                cloudlog.warning("CAN bus shutdown failed", extra={"error": repr(e)})
+        self.buses = {}
+
+
+def _load_npy(path: str) -> np.ndarray:
+    with open(path, "rb") as f:  # comma2k19 stores .npy files without the extension
+        return np.load(f, allow_pickle=False)
+
+
+def _raw_can_dir(path: str) -> str | None:
+    for d in (path, os.path.join(path, "processed_log", "CAN", "raw_can")):
+        if all(os.path.isfile(os.path.join(d, n)) for n in ("t", "src", "address", "data")):
+            return d
+    return None
+
+
+def _dbc_sizes(name: str) -> dict[int, int]:
+    from opendbc.can.dbc import DBC
+    try:
+        return {a: m.size for a, m in DBC(name).addr_to_msg.items()}
+    except FileNotFoundError as e:
+        raise BackendError(f"dbc {name!r} not found in opendbc") from e
+
+
+def load_comma2k19(d: str, dbc_by_bus: dict[int, str]) -> list[tuple[float, int, int, bytes]]:
+    """(t, bus, address, data) of every frame in a comma2k19 raw_can folder, in time order.
+
+    The `S8` payload array keeps 8 bytes per frame and reading an element drops trailing zero bytes,
+    so the true length is lost; where `dbc_by_bus` names a DBC for the bus, a frame of a message that
+    DBC knows gets its DBC length back (the bytes past the stored ones were zeros).
+    """
+    t, src, address, data = (_load_npy(os.path.join(d, n)) for n in ("t", "src", "address", "data"))
+    if not (len(t) == len(src) == len(address) == len(data)):
+        raise BackendError(f"{d}: t/src/address/data have different lengths")
+    raw8 = data.astype("S8").view(np.uint8).reshape(-1, 8)
+    sizes = {bus: _dbc_sizes(name) for bus, name in dbc_by_bus.items()}
+    order = np.argsort(t, kind="stable")
+    out = []
+    for i in order:
+        bus, addr = int(src[i]), int(address[i])
+        stored = bytes(data[i])
+        size = sizes.get(bus, {}).get(addr)
+        dat = bytes(raw8[i, :size]) if size is not None and len(stored) <= size <= 8 else stored
+        out.append((float(t[i]), bus, addr, dat))
+    return out
+
+
+def load_roadpilot_log(path: str) -> list[tuple[float, int, int, bytes]]:
+    """(t, bus, address, data) of every frame in a roadpilot log/segment/route's `can` messages."""
+    try:
+        from tools.lib.logreader import LogError, LogReader
+    except ImportError as e:
+        raise BackendError(f"reading roadpilot logs needs tools.lib.logreader: {e}") from e
+    try:
+        out = []
+        for ev in LogReader(path, services=["can"]):
+            t = ev.logMonoTime * 1e-9
+            out.extend((t, c.src, c.address, bytes(c.dat)) for c in ev.can)
+    except (LogError, OSError) as e:
+        raise BackendError(f"cannot replay {path!r}: {e}") from e
+    return out
+
+
+class ReplayBackend(Backend):
+    """Recorded frames at their recorded pace (see the module doc for the options)."""
+
+    def __init__(self, path: str, opts: dict[str, str]):
+        self.url = f"replay:{path}"
+        known = {"dbc", "start", "rate", "offset", "duration", "loop"}
+        bad = [k for k in opts if k not in known and not (k.startswith("dbc") and k[3:].isdigit())]
+        if bad:
+            raise BackendError(f"replay: unknown option(s) {bad}; known: {sorted(known)} and dbc<bus>")
+        try:
+            self.rate = float(opts.get("rate", 1.0))
+            offset = float(opts.get("offset", 0.0))
+            duration = float(opts.get("duration", math.inf))
+            start = float(opts["start"]) if "start" in opts else None
+        except ValueError as e:
+            raise BackendError(f"replay: bad number in options {opts}: {e}") from e
+        if not self.rate > 0:
+            raise BackendError(f"replay: rate must be > 0, got {self.rate}")
+        self.loop = opts.get("loop", "0") not in ("0", "false", "")
+
+        if not os.path.exists(path):
+            raise BackendError(f"replay: {path!r} does not exist")
+        raw_dir = _raw_can_dir(path) if os.path.isdir(path) else None
+        if raw_dir is not None:
+            dbc_by_bus = {int(k[3:]): v for k, v in opts.items() if k.startswith("dbc") and k[3:]}
+            if "dbc" in opts:
+                dbc_by_bus = {b: opts["dbc"] for b in range(MAX_BUS + 1)} | dbc_by_bus
+            else:
+                cloudlog.warning("replay: this recording does not keep frame lengths; pass dbc=<name> to restore them",
+                                 extra={"path": path})
+            frames = load_comma2k19(raw_dir, dbc_by_bus)
+        else:
+            frames = load_roadpilot_log(path)
+
+        self.skipped_sent = sum(1 for f in frames if f[1] > MAX_BUS)
+        frames = [f for f in frames if f[1] <= MAX_BUS]
+        if not frames:
+            raise BackendError(f"replay: no car frames (bus < 128) in {path!r}")
+        t0 = frames[0][0] + offset
+        frames = [f for f in frames if t0 <= f[0] < t0 + duration]
+        if not frames:
+            raise BackendError(f"replay: nothing between offset {offset} s and offset + duration in {path!r}")
+        self.times = np.array([f[0] - t0 for f in frames]) / self.rate
+        self.frames = [RawFrame(a, d, b, is_extended=a > MAX_STD_ADDRESS) for _, b, a, d in frames]
+        self.span = (frames[-1][0] - t0) / self.rate + 0.01
+        self.start = time.monotonic() if start is None else start
+        self.pos = 0
+        self.finished = False
+        cloudlog.info("replay loaded", extra={"path": path, "frames": len(self.frames), "span_s": round(self.span, 3),
+                                              "skipped_sent_frames": self.skipped_sent, "start": self.start})
+
+    def recv(self) -> list[RawFrame]:
+        elapsed = time.monotonic() - self.start
+        if elapsed < 0 or self.finished:
+            return []
+        if self.loop and elapsed >= self.span:
+            laps = int(elapsed // self.span)
+            self.start += laps * self.span
+            elapsed -= laps * self.span
+            out = self.frames[self.pos:]
+            self.pos = 0
+        else:
+            out = []
+        end = int(np.searchsorted(self.times, elapsed, side="right"))
+        out = out + self.frames[self.pos:end]
+        self.pos = end
+        if self.pos >= len(self.frames) and not self.loop:
+            self.finished = True
+            cloudlog.info("replay finished", extra={"url": self.url})
+        return out
+
+    def send(self, frame: CanFrame) -> None:
+        pass  # no car behind a recording
+
+
+def open_backend(url: str) -> Backend:
+    """The backend named by `url` (see the module doc). Raises BackendError with the reason."""
+    scheme, rest, query = parse_url(url)
+    if scheme == "sim":
+        raise BackendError("the 'sim' CAN backend is not built yet (it comes with the simulator); "
+                           "use replay:<path> or a python-can interface such as socketcan:can0")
+    if scheme == "replay":
+        if not rest:
+            raise BackendError("replay needs a path: replay:<folder or log>")
+        return ReplayBackend(rest, query)
+    return PythonCanBackend(scheme, parse_channels(rest), {k: _query_value(v) for k, v in query.items()})
+
+
+def backend_names() -> Sequence[str]:
+    """Schemes that open_backend knows (python-can's interfaces, replay, sim) for help texts."""
+    try:
+        import can
+        names = sorted(can.VALID_INTERFACES)
+    except (ImportError, AttributeError):
+        names = []
+    return [*names, "replay", "sim"]

@@ -1,0 +1,253 @@
+"""canbridged: moves frames between a CAN backend (`can_backends.py`) and the `can` / `sendcan` services.
+
+Every 10 ms it publishes one `can` message with everything the backend received (empty when nothing
+came, so readers see a silent bus as a silent bus, not as a dead bridge), plus the echo of what it sent
+(bus 128+n, the car port's convention). Each `sendcan` frame goes through the C safety layer first; a
+frame it refuses is dropped and counted. The car's own frames feed the safety layer's rx hook, and each
+`carControl` from controlsd is its heartbeat. The safety mode comes from `carParams` (or the CarParams
+param); until one is known the mode is silent, so nothing is sent. Garbage from the backend (error frames,
+addresses that are not CAN ids, over-long frames) is counted and dropped. Counters go to the log once a
+second while they change, and at exit.
+"""
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable
+from typing import TextIO
+
+from cereal import car, messaging
+from common.params import Params
+from common.realtime import DT_CTRL, PRIO_CTRL_HIGH, set_realtime_priority
+from common.swaglog import cloudlog, cloudlog_bind
+from hardware.can_backends import Backend, BackendError, CanFrame, backend_names, classify, open_backend
+
+SENDCAN_MAX_AGE_NS = 1_000_000_000  # older sendcan is not what controls wants now (openpilot's rule too)
+STATUS_PERIOD_S = 1.0
+ECHO_BUS_OFFSET = 128
+
+
+def _load_safety():
+    """The safety layer's module, or None (then nothing is ever sent: fail closed)."""
+    try:
+        from selfdrive.car import safety
+        return safety
+    except ImportError as e:  # not built: every frame is refused
+        cloudlog.error("safety layer not available: refusing every frame", extra={"error": str(e)[:300]})
+        return None
+
+
+class CanBridge:
+    """The bridge's logic, free of sockets: tests drive it directly."""
+
+    def __init__(self, backend: Backend, tx_log: TextIO | None = None):
+        self.backend = backend
+        self.tx_log = tx_log
+        self.safety_mod = _load_safety()
+        self.safety = None
+        self.mode_name = "none"
+        self.rx_garbage: Counter[str] = Counter()
+        self.tx_blocked: Counter[str] = Counter()  # "<reason>:0x<addr>" -> count
+        self.counts: Counter[str] = Counter()      # rx, rx_safety_invalid, tx, tx_sent, tx_error, tx_stale, sendcan_bad
+        self._echo: list[CanFrame] = []
+        self.set_mode("silent", 0)
+
+    def set_mode(self, mode: str | int, param: int) -> bool:
+        """Selects the safety mode by name or opendbc SafetyModel number; unknown ones leave it silent."""
+        if self.safety_mod is None:
+            return False
+        SafetyMode = self.safety_mod.SafetyMode
+        try:
+            m = SafetyMode[mode.upper()] if isinstance(mode, str) else SafetyMode(mode)
+        except (KeyError, ValueError):
+            cloudlog.error("safety mode not built: staying silent", extra={"mode": str(mode)})
+            m, param = SafetyMode.SILENT, 0
+        try:
+            self.safety = self.safety_mod.Safety(m, param)
+        except ValueError as e:
+            cloudlog.error("safety mode rejected its param: staying silent", extra={"mode": m.name, "param": param,
+                                                                                  "error": str(e)})
+            self.safety = self.safety_mod.Safety(SafetyMode.SILENT, 0)
+            m = SafetyMode.SILENT
+        self.mode_name = f"{m.name.lower()}:{param}"
+        cloudlog.info("safety mode set", extra={"mode": self.mode_name})
+        return True
+
+    def receive(self, now_us: int) -> list[CanFrame]:
+        """Frames from the backend for one `can` message (garbage counted and dropped), then the echoes."""
+        out: list[CanFrame] = []
+        for raw in self.backend.recv():
+            frame, why = classify(raw)
+            if frame is None:
+                self.rx_garbage[why] += 1
+                continue
+            self.counts["rx"] += 1
+            if self.safety is not None and not self.safety.rx(frame.address, frame.src, frame.dat, now_us):
+                self.counts["rx_safety_invalid"] += 1  # still published: card judges the car's frames itself
+            out.append(frame)
+        out.extend(self._echo)
+        self._echo = []
+        return out
+
+    def transmit(self, frames: Iterable[tuple[int, bytes, int]], now_us: int) -> int:
+        """Sends what the safety layer allows; returns how many frames left for the car."""
+        sent = 0
+        for address, dat, bus in frames:
+            self.counts["tx"] += 1
+            if self.safety is None or not self.safety.tx(address, bus, dat, now_us):
+                self.tx_blocked[f"{self._refusal_reason()}:{address:#x}"] += 1
+                continue
+            try:
+                self.backend.send(CanFrame(address, dat, bus))
+            except BackendError as e:
+                self.counts["tx_error"] += 1
+                cloudlog.warning("CAN send failed", extra={"address": address, "bus": bus, "error": str(e)[:200]})
+                continue
+            sent += 1
+            self.counts["tx_sent"] += 1
+            self._echo.append(CanFrame(address, dat, bus + ECHO_BUS_OFFSET))
+            if self.tx_log is not None:
+                line = {"t_us": now_us, "address": address, "bus": bus, "data": dat.hex()}
+                self.tx_log.write(json.dumps(line) + "\n")
+        return sent
+
+    def _refusal_reason(self) -> str:
+        if self.safety is None:
+            return "no_safety"
+        return str(self.safety.last_reason or "refused")
+
+    def heartbeat(self, now_us: int) -> None:
+        if self.safety is not None:
+            self.safety.heartbeat(now_us)
+
+    def status(self) -> dict:
+        allowed = bool(self.safety is not None and self.safety.controls_allowed)
+        rx_refused = self.safety.counters["rx_refused"] if self.safety is not None else {}
+        return {"mode": self.mode_name, "controls_allowed": allowed, **self.counts, "rx_garbage": dict(self.rx_garbage),
+                "rx_safety_refused": rx_refused, "tx_blocked": dict(self.tx_blocked)}
+
+
+def handle_sendcan(bridge: CanBridge, dat: bytes, now_ns: int) -> None:
+    try:
+        ev = messaging.log_from_bytes(dat)
+        frames = [(c.address, bytes(c.dat), c.src) for c in ev.sendcan]
+    except (messaging.MalformedMessage, AttributeError) as e:
+        bridge.counts["sendcan_bad"] += 1
+        cloudlog.warning("malformed sendcan dropped", extra={"error": str(e)[:200]})
+        return
+    if now_ns - ev.logMonoTime > SENDCAN_MAX_AGE_NS:
+        bridge.counts["tx_stale"] += len(frames)
+        return
+    bridge.transmit(frames, now_ns // 1000)
+
+
+def can_message(frames: list[CanFrame], valid: bool = True):
+    msg = messaging.new_message("can", len(frames), valid=valid)
+    for c, f in zip(msg.can, frames, strict=True):
+        c.address, c.dat, c.src = f.address, f.dat, f.src
+    return msg
+
+
+def safety_from_car_params(cp_bytes: bytes) -> tuple[int, int] | None:
+    """(opendbc SafetyModel number, param) of the first safety config in serialized CarParams."""
+    try:
+        with car.CarParams.from_bytes(cp_bytes) as cp:
+            if len(cp.safetyConfigs) == 0:
+                return None
+            sc = cp.safetyConfigs[0]
+            return sc.safetyModel.raw, int(sc.safetyParam)
+    except Exception as e:  # noqa: BLE001 - any corrupt bytes: keep the current (silent) mode
+        cloudlog.warning("unreadable CarParams for the safety mode", extra={"error": str(e)[:200]})
+        return None
+
+
+class Daemon:
+    def __init__(self, bridge: CanBridge, forced_mode: tuple[str, int] | None):
+        self.bridge = bridge
+        self.pm = messaging.PubMaster(["can"])
+        self.sendcan = messaging.sub_sock("sendcan")
+        self.sm = messaging.SubMaster(["carControl", "carParams"])
+        self.params = Params()
+        self.forced = forced_mode is not None
+        self.mode_known = self.forced
+        self.applied: tuple[int, int] | None = None
+        if forced_mode is not None:
+            bridge.set_mode(*forced_mode)
+        self.last_status: dict = {}
+        self.last_status_t = 0.0
+
+    def update_mode(self, now: float) -> None:
+        cp_bytes = None
+        if self.sm.updated["carParams"]:
+            cp_bytes = self.sm["carParams"].as_builder().to_bytes()
+        elif not self.mode_known and now - self.last_status_t >= STATUS_PERIOD_S:
+            cp_bytes = self.params.get("CarParams")
+        found = safety_from_car_params(cp_bytes) if cp_bytes else None
+        if found is not None and found != self.applied:
+            self.applied = found
+            self.mode_known = self.bridge.set_mode(*found)
+
+    def log_status(self, now: float, force: bool = False) -> None:
+        st = self.bridge.status()
+        if force or (st != self.last_status and now - self.last_status_t >= STATUS_PERIOD_S):
+            cloudlog.info("canbridged status", extra={"status": st})
+            self.last_status, self.last_status_t = st, now
+
+    def run(self) -> None:
+        next_tick = time.monotonic()
+        while True:
+            # Between ticks: send whatever sendcan brings as soon as it comes.
+            while (left := next_tick - time.monotonic()) > 0:
+                dat = self.sendcan.receive(max(1, int(left * 1000)))
+                if dat is not None:
+                    handle_sendcan(self.bridge, dat, time.monotonic_ns())
+            now_ns = time.monotonic_ns()
+            self.pm.send("can", can_message(self.bridge.receive(now_ns // 1000)))
+            self.sm.update(0)
+            if self.sm.updated["carControl"]:
+                self.bridge.heartbeat(now_ns // 1000)
+            now = now_ns * 1e-9
+            if not self.forced:
+                self.update_mode(now)
+            self.log_status(now)
+            next_tick += DT_CTRL
+            if next_tick < now - 0.1:  # stalled for a while: restart the schedule rather than burst
+                next_tick = now
+
+
+def parse_safety(s: str) -> tuple[str, int]:
+    mode, _, param = s.partition(":")
+    return mode, int(param or 0, 0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cloudlog_bind(name="canbridged")
+    ap = argparse.ArgumentParser(prog="canbridged", description=__doc__.splitlines()[0])
+    ap.add_argument("--backend", default="sim",
+                    help=f"<interface>:<channel>, replay:<path> or sim; interfaces: {', '.join(backend_names())}")
+    ap.add_argument("--safety", type=parse_safety, default=None,
+                    help="force a safety mode, e.g. toyota:0x149 (default: from carParams)")
+    ap.add_argument("--tx-log", default=None, help="append every frame sent to the backend to this file (JSON lines)")
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+
+    try:
+        backend = open_backend(args.backend)
+    except BackendError as e:
+        cloudlog.error(f"canbridged: {e}")
+        sys.exit(2)
+    set_realtime_priority(PRIO_CTRL_HIGH)
+    tx_log = open(args.tx_log, "a", buffering=1) if args.tx_log else None  # noqa: SIM115 - open for the process's life
+    daemon = Daemon(CanBridge(backend, tx_log), args.safety)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        daemon.run()
+    finally:
+        daemon.log_status(time.monotonic(), force=True)
+        backend.close()
+
+
+if __name__ == "__main__":
+    main()

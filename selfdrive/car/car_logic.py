@@ -1,0 +1,82 @@
+"""card's logic without sockets: CAN batches in, carState out; carControl in, frames to send out.
+
+Tests drive it directly with recorded frames in 10 ms batches; card.py only adds the messaging.
+"""
+
+import math
+from collections.abc import Sequence
+
+from opendbc.car.car_helpers import interfaces
+from opendbc.car.structs import CarControl, CarState
+
+from common.swaglog import cloudlog
+from selfdrive.car.can_validity import FrameFilter, expect_buses, problems
+from selfdrive.car.car_specific import CarPlan
+
+Frame = tuple[int, bytes, int]
+Packet = tuple[int, Sequence[Frame]]  # (monotonic ns, frames of one `can` message)
+LOG_PERIOD_NS = 1_000_000_000
+ACTUATOR_FIELDS = ("torque", "steeringAngleDeg", "curvature", "accel", "gas", "brake", "speed")
+
+
+class CarLogic:
+    def __init__(self, plan: CarPlan):
+        self.plan = plan
+        self.CP = plan.CP
+        self.CI = interfaces[self.CP.carFingerprint](self.CP)
+        self.filter = FrameFilter(self.CI.can_parsers.values())
+        self.not_expected: list[str] = []
+        self.problems: list[str] = []  # what makes canValid false now, e.g. "PRE_COLLISION (bus 0): never received"
+        self.logged_problems: list[str] = []
+        self.logged_at_ns = -LOG_PERIOD_NS
+        self.tx_dropped = 0
+        self.nonfinite_count = 0
+
+    def update(self, packets: Sequence[Packet]) -> CarState:
+        """One carState from the `can` messages since the last call (an empty packet when none came)."""
+        clean = [(t, self.filter.filter(frames)) for t, frames in packets]
+        CS = self.CI.update(clean)
+        not_expected = expect_buses(self.CI.can_parsers, self.plan.connected_buses)
+        if not_expected != self.not_expected:
+            self.not_expected = not_expected
+            cloudlog.warning("messages not expected: their bus is not connected",
+                             extra={"messages": sorted(not_expected)})
+            CS.canValid = all(p.can_valid for p in self.CI.can_parsers.values())
+        if packets:
+            self.problems = problems(self.CI.can_parsers, packets[-1][0])
+            self._log_problems(packets[-1][0])
+        CS.canErrorCounter = min(self.filter.total_dropped, 2**32 - 1)
+        return CS
+
+    def _log_problems(self, now_nanos: int) -> None:
+        # At most one line a second while the set changes (start-up fills it in message by message),
+        # but the return to valid is logged at once.
+        if self.problems == self.logged_problems:
+            return
+        if not self.problems:
+            cloudlog.info("CAN valid", extra={"was": self.logged_problems})
+        elif now_nanos - self.logged_at_ns >= LOG_PERIOD_NS:
+            cloudlog.warning("CAN invalid", extra={"problems": self.problems})
+        else:
+            return
+        self.logged_problems, self.logged_at_ns = self.problems, now_nanos
+
+    def control(self, CC: CarControl, now_nanos: int) -> tuple[CarControl.Actuators, list[Frame]]:
+        """The car port's frames for `CC` (non-finite actuator values zeroed and logged first)."""
+        bad = [f for f in ACTUATOR_FIELDS if not math.isfinite(getattr(CC.actuators, f))]
+        if bad:
+            CC = CC.as_builder() if hasattr(CC, "as_builder") else CC
+            for f in bad:
+                setattr(CC.actuators, f, 0.0)
+            self.nonfinite_count += 1
+            if self.nonfinite_count & (self.nonfinite_count - 1) == 0:  # 1st, 2nd, 4th, ... : visible, not a flood
+                cloudlog.error("non-finite actuator values zeroed",
+                               extra={"fields": bad, "count": self.nonfinite_count})
+        actuators, sends = self.CI.apply(CC, now_nanos)
+        out = []
+        for address, dat, bus in sends:
+            if (address, bus) in self.plan.tx_drop:
+                self.tx_dropped += 1
+                continue
+            out.append((address, bytes(dat), bus))
+        return actuators, out
