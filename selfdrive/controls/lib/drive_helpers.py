@@ -1,0 +1,100 @@
+"""Lateral plan helpers: the model's path → a delay-compensated, rate-limited desired curvature.
+
+Geometry: the path is points (x forward, y left) in the car frame. Heading ψ along the path is the
+direction between consecutive points, curvature κ = dψ/ds. The car steers with a delay, so what we
+command now only acts `delay` seconds later; over that time the car travels d = v·delay, and to reach
+the path's heading at d the average curvature must be ψ(d)/d. Assuming curvature changes linearly from
+today's κ0 over that stretch, the curvature to command is 2·ψ(d)/d − κ0.
+"""
+
+import math
+
+import numpy as np
+
+MAX_LATERAL_ACCEL = 3.0     # m/s², comfort limit on commanded curvature·v²
+MAX_LATERAL_JERK = 5.0      # m/s³, limits how fast the commanded curvature may change
+MAX_CURVATURE = 0.2         # 1/m, about a 5 m radius: tighter than any car turns
+MIN_SPEED_FOR_LIMITS = 1.0  # m/s, limits use at least this speed (they divide by v²)
+MIN_LOOKAHEAD = 0.5         # m, shortest distance the lag compensation looks ahead
+LAT_PROCESS_DELAY = 0.1     # s, camera → model → plan → control, before the steering actuator's own delay
+
+
+def finite_or(x: float, default: float) -> float:
+    """x when it is a finite number, else `default`: inputs from messages may carry NaN/inf."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return default
+    return x if math.isfinite(x) else default
+
+
+def path_geometry(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(arc length at each point, heading at each point, curvature at each point) of a path, or None when
+    the path is unusable (fewer than 3 points, non-finite values, or it does not move forward)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1 or len(x) < 3 or not (np.isfinite(x).all() and np.isfinite(y).all()):
+        return None
+    dx, dy = np.diff(x), np.diff(y)
+    ds = np.hypot(dx, dy)
+    keep = ds > 1e-3  # the model repeats points when the car is stopped: they have no direction
+    if keep.sum() < 2:
+        return None
+    dx, dy, ds = dx[keep], dy[keep], ds[keep]
+    seg_psi = np.unwrap(np.arctan2(dy, dx))
+    s = np.concatenate(([0.0], np.cumsum(ds)))
+    # heading at points: segment headings belong to segment midpoints; the ends are extrapolated
+    # linearly (clamping would make the first point's heading that of the first chord, off by κ·ds/2)
+    mid = s[:-1] + ds / 2
+    psi = np.interp(s, mid, seg_psi)
+    psi[0] = seg_psi[0] - (seg_psi[1] - seg_psi[0]) / (mid[1] - mid[0]) * mid[0]
+    psi[-1] = seg_psi[-1] + (seg_psi[-1] - seg_psi[-2]) / (mid[-1] - mid[-2]) * (s[-1] - mid[-1])
+    kappa_mid = np.diff(seg_psi) / np.maximum((ds[:-1] + ds[1:]) / 2, 1e-3)
+    kappa = np.interp(s, s[1:-1], kappa_mid)
+    return s, psi, kappa
+
+
+def lag_compensated_curvature(x: np.ndarray, y: np.ndarray, v_ego: float, delay: float) -> float | None:
+    """The curvature to command now so the car follows the path after `delay` s of actuator lag, or None
+    when the path is unusable."""
+    geo = path_geometry(x, y)
+    if geo is None:
+        return None
+    s, psi, kappa = geo
+    d = max(max(v_ego, 0.0) * max(delay, 0.0), MIN_LOOKAHEAD)
+    d = min(d, s[-1])
+    kappa0 = float(kappa[0])
+    if d < MIN_LOOKAHEAD:
+        return kappa0
+    avg = (float(np.interp(d, s, psi)) - float(psi[0])) / d
+    return 2.0 * avg - kappa0
+
+
+def clip_curvature(v_ego: float, prev: float, new: float, dt: float) -> tuple[float, bool]:
+    """`new` limited to the lateral accel limit and, from `prev`, to the lateral jerk limit over `dt`.
+    Returns (curvature, whether it was limited)."""
+    v2 = max(v_ego, MIN_SPEED_FOR_LIMITS) ** 2
+    max_k = min(MAX_LATERAL_ACCEL / v2, MAX_CURVATURE)
+    step = MAX_LATERAL_JERK / v2 * dt
+    prev = finite_or(prev, 0.0)
+    new = finite_or(new, prev)
+    out = min(max(new, prev - step), prev + step)
+    out = min(max(out, -max_k), max_k)  # also when prev is beyond a limit that shrank as speed rose
+    return out, abs(out - new) > 1e-9
+
+
+def desired_curvature(x: np.ndarray, y: np.ndarray, model_curvature: float, v_ego: float, steer_delay: float) -> float:
+    """The curvature to command for the model's path (x, y), compensating the whole lateral delay;
+    the model's own desired curvature when the path is unusable. Always finite."""
+    k = lag_compensated_curvature(x, y, finite_or(v_ego, 0.0), finite_or(steer_delay, 0.0) + LAT_PROCESS_DELAY)
+    return finite_or(k if k is not None else model_curvature, 0.0)
+
+
+def curvature_from_steering(angle_deg: float, steer_ratio: float, wheelbase: float) -> float:
+    """The path curvature of a car with this steering wheel angle (kinematic bicycle, no tyre slip)."""
+    return math.tan(math.radians(angle_deg) / steer_ratio) / wheelbase
+
+
+def steering_from_curvature(curvature: float, steer_ratio: float, wheelbase: float) -> float:
+    """The steering wheel angle (deg) for this curvature: the inverse of curvature_from_steering."""
+    return math.degrees(math.atan(curvature * wheelbase) * steer_ratio)

@@ -1,0 +1,111 @@
+"""Lateral control for torque-steered cars, in lateral-acceleration space.
+
+A torque-steered car's steady-state lateral acceleration is close to linear in the steering torque:
+a_lat ≈ latAccelFactor · torque + latAccelOffset (opendbc measures both per car). So we work in
+lateral acceleration (curvature · v²) and convert to torque last:
+  - feedforward: the desired lateral acceleration itself;
+  - feedback: PI on the lateral-acceleration error (desired − actual), with a low-speed term so that
+    curvature errors still count when v² is small;
+  - friction: the steering rack's static friction needs a push of about `friction` (m/s²) in the
+    direction the steering must move, which is where the error and the desired lateral jerk point.
+Saturation: torque pinned at its limit while the error stays large for longer than steerLimitTimer.
+"""
+
+import math
+from dataclasses import dataclass
+
+from common.realtime import DT_CTRL
+from selfdrive.controls.lib.pid import PIDController, interp
+
+KP = 1.0                      # (m/s²) of command per (m/s²) of error
+KI = 0.4                      # per second
+STEER_MAX = 1.0               # normalised torque limit
+FRICTION_THRESHOLD = 0.3      # m/s², error at which friction compensation is fully on
+FRICTION_JERK_GAIN = 0.1      # s, weight of the desired lateral jerk in the friction direction
+LOW_SPEED_BP = [0.0, 5.0, 15.0, 30.0]    # m/s
+LOW_SPEED_V = [16.0, 12.0, 6.0, 2.0]     # m²/s², curvature error weight added to v²
+MIN_INTEGRATE_SPEED = 5.0     # m/s, below this the integrator holds (parking lot steering)
+SAT_ERROR = 0.5               # m/s², a saturated output with less error than this is not a problem
+
+
+@dataclass
+class LatOutput:
+    torque: float = 0.0
+    p: float = 0.0
+    i: float = 0.0
+    f: float = 0.0
+    error: float = 0.0               # m/s², lateral accel error including the low-speed term
+    desired_lateral_accel: float = 0.0
+    actual_lateral_accel: float = 0.0
+    saturated: bool = False
+
+
+@dataclass(frozen=True)
+class TorqueParams:
+    lat_accel_factor: float          # m/s² per unit torque
+    lat_accel_offset: float = 0.0    # m/s² the car pulls with zero torque
+    friction: float = 0.0            # m/s²
+    steer_limit_timer: float = 1.0   # s
+    angle_deadzone_lat_accel_per_v2: float = 0.0  # 1/m: the sensor deadzone as curvature
+
+    @staticmethod
+    def from_car_params(CP) -> "TorqueParams":
+        """ValueError when carParams has no usable torque tuning: controlling with made-up gains is worse."""
+        if CP.lateralTuning.which() != "torque":
+            raise ValueError(f"carParams.lateralTuning is {CP.lateralTuning.which()!r}, this controller needs 'torque'")
+        t = CP.lateralTuning.torque
+        factor = float(t.latAccelFactor)
+        if not (math.isfinite(factor) and factor > 0):
+            raise ValueError(f"carParams.lateralTuning.torque.latAccelFactor must be finite and > 0, got {factor}")
+        for name in ("friction", "latAccelOffset", "steeringAngleDeadzoneDeg"):
+            if not math.isfinite(getattr(t, name)):
+                raise ValueError(f"carParams.lateralTuning.torque.{name} is not finite")
+        ratio, wheelbase = float(CP.steerRatio), float(CP.wheelbase)
+        dz = 0.0
+        if ratio > 0 and wheelbase > 0:
+            dz = math.tan(math.radians(abs(t.steeringAngleDeadzoneDeg)) / ratio) / wheelbase
+        timer = float(CP.steerLimitTimer) if math.isfinite(CP.steerLimitTimer) and CP.steerLimitTimer > 0 else 1.0
+        return TorqueParams(factor, float(t.latAccelOffset), max(float(t.friction), 0.0), timer, dz)
+
+
+class LatControlTorque:
+    def __init__(self, params: TorqueParams, dt: float = DT_CTRL):
+        self.params = params
+        self.dt = dt
+        lo = params.lat_accel_offset - params.lat_accel_factor * STEER_MAX
+        hi = params.lat_accel_offset + params.lat_accel_factor * STEER_MAX
+        self.pid = PIDController(KP, KI, pos_limit=hi, neg_limit=lo, rate=1.0 / dt)
+        self.sat_time = 0.0
+        self.prev_desired_lat_accel = 0.0
+
+    def reset(self) -> None:
+        self.pid.reset()
+        self.sat_time = 0.0
+
+    def torque_from_lat_accel(self, lat_accel: float) -> float:
+        return (lat_accel - self.params.lat_accel_offset) / self.params.lat_accel_factor
+
+    def update(self, active: bool, v_ego: float, actual_curvature: float, desired_curvature: float,
+               steering_pressed: bool = False) -> LatOutput:
+        v2 = v_ego * v_ego
+        desired_la, actual_la = desired_curvature * v2, actual_curvature * v2
+        jerk = (desired_la - self.prev_desired_lat_accel) / self.dt
+        self.prev_desired_lat_accel = desired_la
+        if not active:
+            self.reset()
+            return LatOutput(desired_lateral_accel=desired_la, actual_lateral_accel=actual_la)
+
+        low_speed = interp(v_ego, LOW_SPEED_BP, LOW_SPEED_V)
+        error = (desired_la + low_speed * desired_curvature) - (actual_la + low_speed * actual_curvature)
+        dz = self.params.angle_deadzone_lat_accel_per_v2 * v2
+        error_dz = math.copysign(max(abs(error) - dz, 0.0), error)
+        fric_in = error_dz + FRICTION_JERK_GAIN * jerk
+        friction = self.params.friction * min(max(fric_in / FRICTION_THRESHOLD, -1.0), 1.0)
+        freeze = steering_pressed or v_ego < MIN_INTEGRATE_SPEED
+        out = self.pid.update(error, speed=v_ego, feedforward=desired_la + friction, freeze_integrator=freeze)
+        torque = min(max(self.torque_from_lat_accel(out), -STEER_MAX), STEER_MAX)
+
+        limited = self.pid.saturated and abs(error) > SAT_ERROR and not steering_pressed
+        self.sat_time = self.sat_time + self.dt if limited else max(self.sat_time - self.dt, 0.0)
+        return LatOutput(torque, self.pid.p, self.pid.i, self.pid.f, error, desired_la, actual_la,
+                         self.sat_time > self.params.steer_limit_timer)

@@ -1,0 +1,124 @@
+"""From the model's view of the road to a longitudinal plan: lead, curve speed limits, set speed → MPC → plan.
+
+Everything here is plain numbers in, numbers out (no messaging), so plannerd, the closed-loop tests and
+the benchmark run the same code. Non-finite inputs are treated as missing, never passed to the solver.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from selfdrive.controls.lib.drive_helpers import finite_or, path_geometry
+from selfdrive.controls.lib.long_mpc import T_FOLLOW, T_IDXS, Lead, LongitudinalMpc, MpcSolution, fcw_needed
+
+LEAD_PROB = 0.5            # the model's lead probability above which we follow it
+FCW_LEAD_PROB = 0.9        # a warning needs a surer lead than following does
+FCW_MIN_SPEED = 5.0        # m/s: below this the driver is creeping, a warning only annoys
+FCW_DEBOUNCE = 3           # consecutive plans that must agree before the warning (0.15 s at 20 Hz)
+FCW_HOLD = 40              # plans the warning stays up once raised (2 s), so the driver sees it
+A_LAT_CURVE = 2.0          # m/s², lateral accel we slow down to in curves
+V_CRUISE_MAX = 45.0        # m/s, highest set speed we plan for
+MIN_CURVATURE = 1e-5       # 1/m, below this a road is straight for speed purposes
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """What the planner needs from one modelV2 message."""
+    t: np.ndarray = field(default_factory=lambda: np.zeros(0))   # plan times
+    x: np.ndarray = field(default_factory=lambda: np.zeros(0))   # m forward
+    y: np.ndarray = field(default_factory=lambda: np.zeros(0))   # m left
+    lead: Lead | None = None
+    desired_curvature: float = 0.0                                # the model's own, 1/m
+
+
+def _floats(lst) -> np.ndarray:
+    return np.array(list(lst), dtype=np.float64)
+
+
+def parse_model(md) -> ModelData:
+    """ModelData from a modelV2 reader; a lead with non-finite or missing numbers is no lead."""
+    pos = md.position
+    t, x, y = _floats(pos.t), _floats(pos.x), _floats(pos.y)
+    n = min(len(t), len(x), len(y))
+    lead = None
+    if len(md.leads) > 0:
+        ld = md.leads[0]
+        vals = [ld.x[0] if len(ld.x) else math.nan, ld.v[0] if len(ld.v) else math.nan,
+                ld.a[0] if len(ld.a) else 0.0, ld.prob]
+        if all(math.isfinite(v) for v in vals) and vals[3] > LEAD_PROB:
+            lead = Lead(x=max(vals[0], 0.0), v=max(vals[1], 0.0), a=vals[2], prob=vals[3])
+    return ModelData(t[:n], x[:n], y[:n], lead, finite_or(md.desiredCurvature, 0.0))
+
+
+def curve_speed_limits(model: ModelData, v_ego: float) -> np.ndarray | None:
+    """Speed limit at each MPC knot from the path's curvature, or None when the path is unusable.
+    Knot k looks at the path where we would be at today's speed: if we slow down we get there later,
+    so the limit is applied early rather than late."""
+    geo = path_geometry(model.x, model.y)
+    if geo is None:
+        return None
+    s, _, kappa = geo
+    k = np.abs(np.interp(max(v_ego, 0.0) * T_IDXS[1:], s, kappa))
+    return np.sqrt(A_LAT_CURVE / np.maximum(k, MIN_CURVATURE))
+
+
+@dataclass
+class PlanOutput:
+    t: np.ndarray
+    speeds: np.ndarray
+    accels: np.ndarray
+    jerks: np.ndarray
+    a_target: float
+    should_stop: bool
+    has_lead: bool
+    fcw: bool
+    v_cruise: float
+    solve_time: float
+    solver_ok: bool
+
+
+class LongitudinalPlanner:
+    def __init__(self, long_delay: float = 0.15, v_ego_stopping: float = 0.5):
+        self.long_delay = max(finite_or(long_delay, 0.15), 0.0)
+        self.v_ego_stopping = finite_or(v_ego_stopping, 0.5)
+        self.mpcs: dict[str, LongitudinalMpc] = {}
+        self.prev: MpcSolution | None = None
+        self.crash_cnt = 0
+        self.fcw_hold = 0
+
+    def mpc(self, personality: str) -> LongitudinalMpc:
+        # the time gap sits in the constraint matrix: one QP per personality, built on first use
+        if personality not in T_FOLLOW:
+            personality = "standard"
+        if personality not in self.mpcs:
+            self.mpcs[personality] = LongitudinalMpc(T_FOLLOW[personality])
+        return self.mpcs[personality]
+
+    def update(self, v_ego: float, a_ego: float, v_cruise: float, model: ModelData, long_active: bool,
+               personality: str = "standard") -> PlanOutput:
+        v_ego = max(finite_or(v_ego, 0.0), 0.0)
+        a_ego = finite_or(a_ego, 0.0)
+        v_cruise = min(max(finite_or(v_cruise, 0.0), 0.0), V_CRUISE_MAX)
+        # engaged: continue from our own planned accel (the measured one is noisy and lags);
+        # otherwise start from what the car does, so engaging is seamless
+        a0 = float(np.interp(0.05, self.prev.t, self.prev.a)) if long_active and self.prev is not None else a_ego
+        sol = self.mpc(personality).solve(v_ego, a0, v_cruise, model.lead, curve_speed_limits(model, v_ego))
+        self.prev = sol
+        a_target = float(np.interp(self.long_delay, sol.t, sol.a))
+        v_now = float(np.interp(self.long_delay, sol.t, sol.v))
+        v_later = float(np.interp(self.long_delay + 1.0, sol.t, sol.v))
+        should_stop = v_now < self.v_ego_stopping and v_later < self.v_ego_stopping
+        return PlanOutput(sol.t, sol.v, sol.a, sol.j, a_target, should_stop, model.lead is not None,
+                          self._fcw(v_ego, a_ego, model.lead), v_cruise, sol.solve_time, sol.ok)
+
+    def _fcw(self, v_ego: float, a_ego: float, lead: Lead | None) -> bool:
+        danger = (lead is not None and lead.prob > FCW_LEAD_PROB and v_ego > FCW_MIN_SPEED
+                  and fcw_needed(v_ego, a_ego, lead))
+        self.crash_cnt = self.crash_cnt + 1 if danger else 0
+        if self.crash_cnt >= FCW_DEBOUNCE:
+            self.fcw_hold = FCW_HOLD
+        elif self.fcw_hold > 0:
+            self.fcw_hold -= 1
+        return self.fcw_hold > 0
+

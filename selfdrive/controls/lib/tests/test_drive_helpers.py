@@ -1,0 +1,100 @@
+import math
+
+import numpy as np
+import pytest
+
+from selfdrive.controls.lib.drive_helpers import (
+    LAT_PROCESS_DELAY,
+    MAX_CURVATURE,
+    MAX_LATERAL_ACCEL,
+    MAX_LATERAL_JERK,
+    clip_curvature,
+    curvature_from_steering,
+    desired_curvature,
+    finite_or,
+    lag_compensated_curvature,
+    path_geometry,
+    steering_from_curvature,
+)
+from selfdrive.controls.tests.synth import MODEL_T, arc
+
+
+class TestPathGeometry:
+    @pytest.mark.parametrize("kappa", [0.0, 0.002, -0.01, 0.05])
+    def test_constant_arc_has_constant_curvature(self, kappa):
+        x, y = arc(15.0, kappa)
+        s, psi, k = path_geometry(x, y)
+        # chords are a little shorter than the arcs they span: within 2% even for 20 m steps in a tight curve
+        np.testing.assert_allclose(k, kappa, rtol=0.02, atol=1e-6)
+        np.testing.assert_allclose(psi, kappa * s, rtol=0.02, atol=1e-4)
+
+    @pytest.mark.parametrize("x, y", [
+        ([0.0, 1.0], [0.0, 0.0]),                       # too short
+        ([0.0, 1.0, math.nan], [0.0, 0.0, 0.0]),        # non-finite
+        ([0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]),   # standing still: no direction
+        ([0.0, 1.0, 2.0], [0.0, 0.0]),                  # mismatched lengths
+    ])
+    def test_unusable_paths_are_rejected(self, x, y):
+        assert path_geometry(np.array(x), np.array(y)) is None
+        assert lag_compensated_curvature(np.array(x), np.array(y), 20.0, 0.2) is None
+
+
+class TestLagCompensation:
+    def test_constant_curve_needs_its_own_curvature(self):
+        x, y = arc(20.0, 0.01)
+        assert lag_compensated_curvature(x, y, 20.0, 0.3) == pytest.approx(0.01, abs=1e-5)
+
+    def test_curve_ahead_is_anticipated(self):
+        # straight for 10 m, then a 0.02 1/m curve: with 0.3 s delay at 20 m/s we look 6 m... then 12 m ahead
+        s = np.linspace(0, 100, 201)
+        kappa = np.where(s > 10.0, 0.02, 0.0)
+        psi = np.concatenate(([0.0], np.cumsum(kappa[1:] * np.diff(s))))
+        x = np.concatenate(([0.0], np.cumsum(np.cos(psi[1:]) * np.diff(s))))
+        y = np.concatenate(([0.0], np.cumsum(np.sin(psi[1:]) * np.diff(s))))
+        short = lag_compensated_curvature(x, y, 20.0, 0.3)
+        long = lag_compensated_curvature(x, y, 20.0, 0.6)
+        assert short == pytest.approx(0.0, abs=1e-3)
+        assert 0.0 < long < 0.03
+
+    def test_desired_curvature_falls_back_to_the_model_and_is_finite(self):
+        assert desired_curvature(np.zeros(3), np.zeros(3), 0.004, 20.0, 0.1) == 0.004
+        assert desired_curvature(np.zeros(3), np.zeros(3), math.nan, 20.0, 0.1) == 0.0
+        x, y = arc(20.0, -0.005)
+        assert desired_curvature(x, y, 0.0, math.inf, math.nan) == pytest.approx(-0.005, abs=1e-4)
+        assert LAT_PROCESS_DELAY > 0 and len(MODEL_T) == 33
+
+
+class TestClipCurvature:
+    def test_rate_limited_by_lateral_jerk(self):
+        v, dt = 20.0, 0.05
+        out, limited = clip_curvature(v, 0.0, 0.01, dt)
+        assert limited and out == pytest.approx(MAX_LATERAL_JERK / v ** 2 * dt)
+
+    def test_bounded_by_lateral_accel(self):
+        v = 30.0
+        prev = MAX_LATERAL_ACCEL / v ** 2
+        out, limited = clip_curvature(v, prev, 1.0, 1.0)
+        assert limited and out == pytest.approx(prev)
+
+    def test_small_change_passes(self):
+        assert clip_curvature(10.0, 0.001, 0.0011, 0.05) == (0.0011, False)
+
+    def test_low_speed_never_divides_by_zero_and_caps(self):
+        out, _ = clip_curvature(0.0, 0.0, 10.0, 10.0)
+        assert out == MAX_CURVATURE
+
+    @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+    def test_non_finite_input_holds_previous(self, bad):
+        assert clip_curvature(20.0, 0.001, bad, 0.05)[0] == 0.001
+        assert math.isfinite(clip_curvature(20.0, bad, 0.001, 0.05)[0])
+
+
+class TestSteering:
+    @pytest.mark.parametrize("angle", [-90.0, -5.0, 0.0, 12.5, 200.0])
+    def test_round_trip(self, angle):
+        k = curvature_from_steering(angle, 15.0, 2.7)
+        assert steering_from_curvature(k, 15.0, 2.7) == pytest.approx(angle)
+        assert math.copysign(1, k) == math.copysign(1, angle) or angle == 0
+
+    def test_finite_or(self):
+        assert finite_or("x", 1.0) == 1.0 and finite_or(None, 2.0) == 2.0 and finite_or(3, 0.0) == 3.0
