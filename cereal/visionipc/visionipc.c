@@ -107,16 +107,23 @@ int vipc_server_init(void *base, uint64_t mapped_size, const vipc_info *info) {
   return 0;
 }
 
-int vipc_write(void *base, uint32_t idx, const uint8_t *frame, uint64_t len, uint64_t frame_id,
-                           uint64_t timestamp_sof, uint64_t timestamp_eof, uint32_t valid, uint64_t *seq_out) {
+int vipc_write_begin(void *base, uint32_t idx, uint64_t *seq_out) {
+  if (idx >= hdr(base)->info.num_buffers) return VIPC_E_ARG;
+  vipc_buf_header *b = buf_hdr(base, idx);
+  uint64_t s = atomic_load_explicit(&b->seq, memory_order_relaxed);
+  if (!(s & 1u)) {  // (odd: begun before and never committed; it stays marked)
+    // Odd first, and visible before any pixel changes: a reader seeing new pixels then sees a new seq.
+    atomic_store_explicit(&b->seq, ++s, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+  }
+  *seq_out = s + 1;  // what the buffer will hold once committed
+  return 0;
+}
+
+int vipc_write_copy(void *base, uint32_t idx, const uint8_t *frame, uint64_t len) {
   const vipc_info *in = &hdr(base)->info;
   if (idx >= in->num_buffers || len != in->frame_size) return VIPC_E_ARG;
-  vipc_buf_header *b = buf_hdr(base, idx);
-  uint64_t s = atomic_load_explicit(&b->seq, memory_order_relaxed) & ~(uint64_t)1;
-  // Odd first, and visible before any pixel changes: a reader seeing new pixels then sees a new seq.
-  atomic_store_explicit(&b->seq, s + 1, memory_order_relaxed);
-  atomic_thread_fence(memory_order_release);
-
+  if (!(atomic_load_explicit(&buf_hdr(base, idx)->seq, memory_order_relaxed) & 1u)) return VIPC_E_ARG;  // not begun
   uint8_t *dst = (uint8_t *)base + in->data_offset + (uint64_t)idx * in->buf_stride;
   const uint64_t y_size = (uint64_t)in->width * in->height;
   if (in->stride == in->width) {
@@ -127,12 +134,21 @@ int vipc_write(void *base, uint32_t idx, const uint8_t *frame, uint64_t len, uin
     for (uint32_t r = 0; r < in->height / 2; r++)
       memcpy(uv + (uint64_t)r * in->stride, frame + y_size + (uint64_t)r * in->width, in->width);
   }
+  return 0;
+}
+
+int vipc_write_commit(void *base, uint32_t idx, uint64_t frame_id, uint64_t timestamp_sof, uint64_t timestamp_eof,
+                      uint32_t valid, uint64_t *seq_out) {
+  if (idx >= hdr(base)->info.num_buffers) return VIPC_E_ARG;
+  vipc_buf_header *b = buf_hdr(base, idx);
+  uint64_t s = atomic_load_explicit(&b->seq, memory_order_relaxed);
+  if (!(s & 1u)) return VIPC_E_ARG;  // not begun
   atomic_store_explicit(&b->frame_id, frame_id, memory_order_relaxed);
   atomic_store_explicit(&b->timestamp_sof, timestamp_sof, memory_order_relaxed);
   atomic_store_explicit(&b->timestamp_eof, timestamp_eof, memory_order_relaxed);
   atomic_store_explicit(&b->valid, valid, memory_order_relaxed);
-  atomic_store_explicit(&b->seq, s + 2, memory_order_release);
-  *seq_out = s + 2;
+  atomic_store_explicit(&b->seq, s + 1, memory_order_release);  // even again: pixels and meta complete
+  *seq_out = s + 1;
   return 0;
 }
 
@@ -152,7 +168,7 @@ int vipc_read_info(const void *base, uint64_t mapped_size, vipc_info *info) {
 }
 
 int vipc_read_begin(const void *base, uint32_t idx, uint64_t seq, vipc_frame_meta *meta) {
-  if (idx >= chdr(base)->info.num_buffers || (seq & 1u)) return 0;
+  if (idx >= chdr(base)->info.num_buffers || (seq & 1u) || seq == 0) return 0;
   vipc_buf_header *b = buf_hdr(base, idx);
   if (atomic_load_explicit(&b->seq, memory_order_acquire) != seq) return 0;
   if (meta != NULL) {

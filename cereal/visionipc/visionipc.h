@@ -59,17 +59,21 @@ int vipc_layout(uint32_t num_buffers, uint32_t width, uint32_t height, uint32_t 
 
 // Server: writes the headers into a fresh mapping and marks it ready (release) as the last step.
 int vipc_server_init(void *base, uint64_t mapped_size, const vipc_info *info);
-// Server: copies one contiguous NV12 frame (Y rows of `width`, then UV rows of `width`) into buffer
-// `idx` under the seqlock. On success returns 0 and the frame's (even) sequence number in *seq_out.
-int vipc_write(void *base, uint32_t idx, const uint8_t *frame, uint64_t len, uint64_t frame_id,
-               uint64_t timestamp_sof, uint64_t timestamp_eof, uint32_t valid, uint64_t *seq_out);
+// Server, one frame in three steps. begin marks buffer `idx` as being rewritten (seq odd; *seq_out is
+// the sequence number the frame will have). copy writes one contiguous NV12 frame (Y rows of `width`,
+// then UV rows of `width`); a producer can instead write the pixels in place. commit stores the meta
+// and makes seq even (*seq_out): the frame is complete. All return 0 or VIPC_E_ARG.
+int vipc_write_begin(void *base, uint32_t idx, uint64_t *seq_out);
+int vipc_write_copy(void *base, uint32_t idx, const uint8_t *frame, uint64_t len);
+int vipc_write_commit(void *base, uint32_t idx, uint64_t frame_id, uint64_t timestamp_sof, uint64_t timestamp_eof,
+                      uint32_t valid, uint64_t *seq_out);
 // Server: marks the segment closed (readers may look at it before their mapping goes).
 void vipc_server_close(void *base);
 
 // Client: validates a mapping and copies its header into `info`. Returns 0 or a VIPC_E_* code.
 int vipc_read_info(const void *base, uint64_t mapped_size, vipc_info *info);
-// Client: 1 if buffer `idx` still holds the frame with sequence number `seq` (meta copied to *meta
-// when non-NULL, consistently with that sequence number), 0 if it is being or has been rewritten.
+// Client: 1 if buffer `idx` holds the frame with sequence number `seq` (meta copied to *meta when
+// non-NULL, consistently with it), 0 if it is being or has been rewritten.
 int vipc_read_begin(const void *base, uint32_t idx, uint64_t seq, vipc_frame_meta *meta);
 // Client: after using the pixels, 1 if they were not touched since vipc_read_begin, else 0.
 int vipc_read_check(const void *base, uint32_t idx, uint64_t seq);

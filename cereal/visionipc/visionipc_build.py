@@ -28,8 +28,10 @@ int vipc_shm_open_ro(const char *name);
 int vipc_shm_unlink(const char *name);
 int vipc_layout(uint32_t num_buffers, uint32_t width, uint32_t height, uint32_t stride, vipc_info *info);
 int vipc_server_init(void *base, uint64_t mapped_size, const vipc_info *info);
-int vipc_write(void *base, uint32_t idx, const uint8_t *frame, uint64_t len, uint64_t frame_id,
-               uint64_t timestamp_sof, uint64_t timestamp_eof, uint32_t valid, uint64_t *seq_out);
+int vipc_write_begin(void *base, uint32_t idx, uint64_t *seq_out);
+int vipc_write_copy(void *base, uint32_t idx, const uint8_t *frame, uint64_t len);
+int vipc_write_commit(void *base, uint32_t idx, uint64_t frame_id, uint64_t timestamp_sof, uint64_t timestamp_eof,
+                      uint32_t valid, uint64_t *seq_out);
 void vipc_server_close(void *base);
 int vipc_read_info(const void *base, uint64_t mapped_size, vipc_info *info);
 int vipc_read_begin(const void *base, uint32_t idx, uint64_t seq, vipc_frame_meta *meta);

@@ -8,6 +8,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cereal.messaging.endpoints import prefix
 from cereal.visionipc import (
@@ -203,6 +205,28 @@ class TestInProcess:
             start_rewrite(srv, got.buf_idx)
             assert not got.valid_after_read()
 
+    def test_notified_frame_still_being_written_is_not_handed_out(self):
+        with VisionIpcServer(ROAD, self.W, self.H) as srv:
+            c = VisionIpcClient(ROAD)
+            got = send_until_received(srv, c, self.frame)
+            stalled = srv.acquire()  # marked as being written; a notification for it must not hand it out
+            srv._notify(stalled.buf_idx, srv._seq[0], got.frame_id + 1, 0, 0, True)
+            assert c.recv(100) is None and c.dropped_frames == 1
+
+    def test_acquire_publish_in_place(self):
+        with VisionIpcServer(ROAD, self.W, self.H) as srv:
+            c = VisionIpcClient(ROAD)
+            got = send_until_received(srv, c, self.frame)
+            buf = srv.acquire()
+            assert buf.y.flags.writeable and buf.uv.shape == (self.H // 2, self.W // 2, 2)
+            np.copyto(buf.nv12, make_frame(9, self.W, self.H).reshape(-1, self.W))
+            srv.publish(buf, got.frame_id + 1, 11, 22, valid=False)
+            nxt = c.recv(500)
+            assert nxt.frame_id == got.frame_id + 1 and frame_ok(nxt.nv12, 9) and not nxt.valid
+            assert (nxt.timestamp_sof, nxt.timestamp_eof) == (11, 22)
+            with pytest.raises(ValueError, match="not acquired"):
+                srv.publish(buf, got.frame_id + 2)
+
     def test_wrong_frames_raise_value_error(self):
         with VisionIpcServer(ROAD, self.W, self.H) as srv:
             with pytest.raises(ValueError, match="NV12 frame is 4608 bytes"):
@@ -241,6 +265,23 @@ class TestInProcess:
             got = c.recv(500)
             assert got is not None and got.frame_id == 77 and frame_ok(got.nv12, 7)
             assert c.malformed == len(bad)
+
+    def test_fuzzed_notifications_never_raise_or_hand_out_a_wrong_frame(self):
+        with VisionIpcServer(ROAD, self.W, self.H) as srv:
+            c = VisionIpcClient(ROAD)
+            real = send_until_received(srv, c, self.frame)
+            u64 = st.integers(0, 2**64 - 1)
+            fields = st.tuples(st.just(NOTIFY_MAGIC), st.just(NOTIFY_VERSION), st.just(int(ROAD)), st.integers(0, 255),
+                               st.integers(0, 2**32 - 1), st.sampled_from([srv.generation, srv.generation ^ 4]), u64,
+                               st.one_of(st.just(real.frame_id), u64), u64, u64)
+
+            @settings(max_examples=300, deadline=None)
+            @given(st.one_of(fields.map(lambda f: NOTIFY.pack(*f)), st.binary(max_size=2 * NOTIFY.size)))
+            def handle(msg: bytes):
+                frame = c._handle(msg)
+                if frame is not None:  # only a notification that names what the buffer really holds
+                    assert (frame.frame_id, frame.buf_idx, frame._seq) == (real.frame_id, real.buf_idx, real._seq)
+            handle()
 
     def test_no_server_means_timeouts_not_hangs(self):
         c = VisionIpcClient(ROAD)
