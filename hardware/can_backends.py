@@ -269,7 +269,7 @@ class ReplayBackend(Backend):
             dbc_by_bus = {int(k[3:]): v for k, v in opts.items() if k.startswith("dbc") and k[3:]}
             if "dbc" in opts:
                 dbc_by_bus = {b: opts["dbc"] for b in range(MAX_BUS + 1)} | dbc_by_bus
-            else:
+            if not dbc_by_bus:
                 cloudlog.warning("replay: this recording does not keep frame lengths; pass dbc=<name> to restore them",
                                  extra={"path": path})
             frames = load_comma2k19(raw_dir, dbc_by_bus)

@@ -71,7 +71,7 @@ class CanBridge:
             cloudlog.error("safety mode rejected its param: staying silent", extra={"mode": m.name, "param": param,
                                                                                   "error": str(e)})
             self.safety = self.safety_mod.Safety(SafetyMode.SILENT, 0)
-            m = SafetyMode.SILENT
+            m, param = SafetyMode.SILENT, 0
         self.mode_name = f"{m.name.lower()}:{param}"
         cloudlog.info("safety mode set", extra={"mode": self.mode_name})
         return True

@@ -63,11 +63,13 @@ class CarLogic:
 
     def control(self, CC: CarControl, now_nanos: int) -> tuple[CarControl.Actuators, list[Frame]]:
         """The car port's frames for `CC` (non-finite actuator values zeroed and logged first)."""
+        CC = CC.as_reader() if hasattr(CC, "as_reader") else CC  # the car port reads it (and copies actuators)
         bad = [f for f in ACTUATOR_FIELDS if not math.isfinite(getattr(CC.actuators, f))]
         if bad:
-            CC = CC.as_builder() if hasattr(CC, "as_builder") else CC
+            fixed = CC.as_builder()
             for f in bad:
-                setattr(CC.actuators, f, 0.0)
+                setattr(fixed.actuators, f, 0.0)
+            CC = fixed.as_reader()
             self.nonfinite_count += 1
             if self.nonfinite_count & (self.nonfinite_count - 1) == 0:  # 1st, 2nd, 4th, ... : visible, not a flood
                 cloudlog.error("non-finite actuator values zeroed",

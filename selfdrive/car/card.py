@@ -23,7 +23,7 @@ from selfdrive.car.fingerprinting import Fingerprinter
 
 CAR_PARAMS_PERIOD_S = 50.0  # 0.02 Hz, the services table's contract
 CAN_WAIT_MS = int(2 * DT_CTRL * 1000)  # no `can` for two periods: update from our own clock
-FINGERPRINT_NO_CAN_S = 2.0  # a forced platform does not wait longer than this for a first frame
+FINGERPRINT_NO_CAN_S = 5.0  # a forced platform does not wait longer than this for a first frame
 
 
 def frames_of(msg) -> list[tuple[int, bytes, int]]:
@@ -39,9 +39,9 @@ def identify(can_sock, forced: str | None, setup: CarSetup) -> CarPlan:
         now = time.monotonic()
         if msg is not None:
             fp.add(frames_of(msg))
-        elif forced is not None and fp.frames == 0 and now - started > FINGERPRINT_NO_CAN_S:
+        if forced is not None and fp.frames == 0 and now - started > FINGERPRINT_NO_CAN_S:
             break  # nothing to learn the wiring from: the plan says so and expects every bus
-        elif now - last_wait_log > 5.0:
+        if fp.frames == 0 and now - last_wait_log > 5.0:
             cloudlog.warning("waiting for CAN to fingerprint the car", extra={"frames": fp.frames})
             last_wait_log = now
     plan = build_plan(fp.result(), setup)

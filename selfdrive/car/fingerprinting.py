@@ -27,7 +27,7 @@ class FingerprintResult:
     candidate: str | None         # opendbc platform name; None: not identified
     source: str                   # "can", "fixed" (forced), "none"
     fingerprint: dict[int, dict[int, int]]  # bus -> address -> length, as opendbc's get_params wants it
-    frames: int                   # `can` messages watched
+    frames: int                   # `can` messages watched, from the first one that carried a frame
 
     @property
     def buses_seen(self) -> frozenset[int]:
@@ -52,6 +52,11 @@ class Fingerprinter:
         self.failed = False
 
     def add(self, frames: Iterable[tuple[int, bytes, int]]) -> None:
+        """One `can` message's frames. The window starts at the first frame: empty messages before it
+        (an adapter up before the car wakes, a replay not started yet) say nothing about the car."""
+        frames = list(frames)
+        if self.frames == 0 and not frames:
+            return
         for address, dat, src in frames:
             if src >= 128:
                 continue  # our own transmissions echoed back
