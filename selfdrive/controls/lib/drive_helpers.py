@@ -16,6 +16,7 @@ MAX_LATERAL_JERK = 5.0      # m/s³, limits how fast the commanded curvature may
 MAX_CURVATURE = 0.2         # 1/m, about a 5 m radius: tighter than any car turns
 MIN_SPEED_FOR_LIMITS = 1.0  # m/s, limits use at least this speed (they divide by v²)
 MIN_LOOKAHEAD = 0.5         # m, shortest distance the lag compensation looks ahead
+MAX_PATH_EXTENT = 1e4       # m; a plan reaching further is garbage (and would overflow the geometry)
 LAT_PROCESS_DELAY = 0.1     # s, camera → model → plan → control, before the steering actuator's own delay
 
 
@@ -30,10 +31,12 @@ def finite_or(x: float, default: float) -> float:
 
 def path_geometry(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(arc length at each point, heading at each point, curvature at each point) of a path, or None when
-    the path is unusable (fewer than 3 points, non-finite values, or it does not move forward)."""
+    the path is unusable (fewer than 3 points, non-finite or absurd values, or it does not move)."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1 or len(x) < 3 or not (np.isfinite(x).all() and np.isfinite(y).all()):
+        return None
+    if max(np.abs(x).max(), np.abs(y).max()) > MAX_PATH_EXTENT:
         return None
     dx, dy = np.diff(x), np.diff(y)
     ds = np.hypot(dx, dy)

@@ -42,6 +42,7 @@ T_FOLLOW = {"aggressive": 1.25, "standard": 1.45, "relaxed": 1.75}  # s, time ga
 W_SPEED = 1.0
 W_ACCEL = 2.0
 W_JERK = 4.0
+W_FOLLOW = 3.0           # per m ahead per s of horizon, where the lead limits us
 W_SLACK_LIN = 3e2
 W_SLACK_QUAD = 1.0
 
@@ -178,7 +179,18 @@ class LongitudinalMpc:
         q, lo, u = self.q, self.l, self.u
         q[self.ix_v] = -2 * W_SPEED * DTS * v_ref
         lo[:3] = u[:3] = self.a0_step @ x0
-        u[self.r_lead] = INF if lead is None else predict_lead(lead, t)[0] - STOP_DISTANCE
+        q[self.ix_s] = 0.0
+        if lead is None:
+            u[self.r_lead] = INF
+        else:
+            s_lead, v_lead = predict_lead(lead, t)
+            u[self.r_lead] = s_lead - STOP_DISTANCE
+            # Where the lead, not the set speed, limits us, reward being further ahead (up to the constraint).
+            # The speed cost alone would spread the distance left evenly over the horizon (it is convex),
+            # which closes a gap ever more slowly; this pull makes us close it, then hold it.
+            x_follow = s_lead - STOP_DISTANCE - self.t_follow * v_lead
+            x_cruise = np.cumsum(DTS * (np.concatenate(([v0], v_ref[:-1])) + v_ref) / 2)
+            q[self.ix_s] = np.where(x_follow < x_cruise, -W_FOLLOW * DTS, 0.0)
         u[self.r_vmax] = v_lim
         lo[self.r_acc] = ACCEL_MIN
         u[self.r_acc] = a_hi

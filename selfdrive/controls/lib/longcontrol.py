@@ -11,9 +11,13 @@ The transitions are one table (TRANSITIONS), read top to bottom, first match win
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from common.realtime import DT_CTRL
 from selfdrive.controls.lib.long_mpc import ACCEL_MAX, ACCEL_MIN
 from selfdrive.controls.lib.pid import PIDController
+
+MAX_PLAN_AGE = 0.2  # s; an older plan is read as if it were this old (its start is stale either way)
 
 
 @dataclass(frozen=True)
@@ -145,3 +149,9 @@ class LongControl:
                                   freeze_integrator=i.brake_pressed)
         self.last_output = min(max(out, accel_min), accel_max)
         return self.last_output
+
+
+def a_target_from_plan(t, accels, age: float, delay: float) -> float:
+    """The planned accel to ask for now: the plan is `age` s old and the car takes `delay` s to respond,
+    so what we command now should be what the plan wants at age + delay."""
+    return float(np.interp(min(max(age, 0.0), MAX_PLAN_AGE) + delay, t, accels))

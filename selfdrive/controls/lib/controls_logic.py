@@ -1,0 +1,176 @@
+"""controlsd's logic without sockets: carState + selfdriveState + the plan in, carControl + controlsState out.
+
+Engagement comes from selfdrived, one cycle old; the driver's pedals act in this very cycle (brake
+releases everything, gas releases longitudinal), so the car never waits on a message hop to let go.
+Non-finite numbers: a carState with a non-finite or absurd speed/steering value releases the actuators for that
+cycle (controllers reset, so no NaN can settle in an integrator); plan values that are not finite are
+replaced; and as a last guard every float written to carControl is checked, zeroed if non-finite, and
+logged (1st, 2nd, 4th... occurrence).
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from common.realtime import DT_CTRL
+from common.swaglog import cloudlog
+from selfdrive.controls.lib.drive_helpers import (
+    MAX_CURVATURE,
+    clip_curvature,
+    curvature_from_steering,
+    finite_or,
+    steering_from_curvature,
+)
+from selfdrive.controls.lib.latcontrol_torque import LatControlTorque, LatOutput, TorqueParams
+from selfdrive.controls.lib.long_mpc import T_IDXS
+from selfdrive.controls.lib.longcontrol import LongControl, LongInputs, LongParams, a_target_from_plan
+from selfdrive.selfdrived.events import ET, EVENTS
+
+CANCEL_AFTER = 5            # cycles the car cruises while we are not enabled before we cancel its cruise
+LEAD_BARS = {"aggressive": 1, "standard": 2, "relaxed": 3}
+F32_MAX = 3.4e38            # a larger float64 turns into inf in a Float32 field
+ACTUATOR_FLOATS = ("torque", "steeringAngleDeg", "curvature", "accel", "gas", "brake", "speed")
+
+
+@dataclass(frozen=True)
+class PlanView:
+    """The parts of longitudinalPlan controlsd uses; `age` is how old the plan is now (s)."""
+    t: np.ndarray = field(default_factory=lambda: T_IDXS.copy())
+    accels: np.ndarray = field(default_factory=lambda: np.zeros(len(T_IDXS)))
+    speeds: np.ndarray = field(default_factory=lambda: np.zeros(len(T_IDXS)))
+    should_stop: bool = False
+    desired_curvature: float = 0.0
+    fcw: bool = False
+    has_lead: bool = False
+    age: float = 0.0
+
+    @staticmethod
+    def from_msg(plan, age: float) -> "PlanView":
+        t, a, v = (np.array(list(x), dtype=np.float64) for x in (plan.t, plan.accels, plan.speeds))
+        n = len(t)
+        ok = n >= 2 and len(a) == n and len(v) == n and np.isfinite(t).all() and np.all(np.diff(t) > 0)
+        if not ok:
+            # unusable arrays: hold still (an engaged car slows gently through longcontrol's PID on 0 accel)
+            return PlanView(should_stop=bool(plan.shouldStop), desired_curvature=finite_or(plan.desiredCurvature, 0.0),
+                            age=age)
+        return PlanView(t, np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0), np.nan_to_num(v, nan=0.0, posinf=0.0,
+                        neginf=0.0), bool(plan.shouldStop), finite_or(plan.desiredCurvature, 0.0), bool(plan.fcw),
+                        bool(plan.hasLead), age)
+
+
+@dataclass(frozen=True)
+class SelfdriveView:
+    enabled: bool = False
+    active: bool = False
+    alert_type: str = ""          # "<event>/<type>", from selfdriveState
+    personality: str = "standard"
+
+
+class ControlsLogic:
+    def __init__(self, CP):
+        self.CP = CP
+        if not (CP.steerRatio > 0 and CP.wheelbase > 0):
+            raise ValueError(f"carParams needs steerRatio and wheelbase > 0, got {CP.steerRatio}, {CP.wheelbase}")
+        self.lat: LatControlTorque | None = None
+        if CP.steerControlType == "torque":
+            try:
+                self.lat = LatControlTorque(TorqueParams.from_car_params(CP))
+            except ValueError as e:
+                cloudlog.error(f"lateral control unavailable: {e}")  # lateral stays off; longitudinal still works
+        self.long = LongControl(LongParams.from_car_params(CP))
+        self.long_delay = max(finite_or(CP.longitudinalActuatorDelay, 0.15), 0.0)
+        self.desired_curvature = 0.0
+        self.cruise_without_us = 0
+        self.nonfinite = 0
+        self.last_lat = LatOutput()
+
+    def update(self, CS, sd: SelfdriveView, plan: PlanView, cc, cst) -> None:
+        """Fills the carControl builder `cc` and controlsState builder `cst` for this cycle."""
+        CP = self.CP
+        v_ego, a_ego = float(CS.vEgo), float(CS.aEgo)
+        angle = float(CS.steeringAngleDeg) - float(CS.steeringAngleOffsetDeg)
+        # NaN/inf and physically absurd values (a broken parser, not a car) release the actuators this cycle
+        limits = ((v_ego, 150.0), (a_ego, 50.0), (angle, 3600.0))
+        inputs_ok = all(math.isfinite(x) and abs(x) < lim for x, lim in limits)
+        if not inputs_ok:
+            self._count_nonfinite(["carState"])
+            v_ego, a_ego, angle = 0.0, 0.0, 0.0
+        enabled = sd.enabled and inputs_ok and not CS.brakePressed
+        active = sd.active and enabled
+        lat_active = (active and self.lat is not None and not CS.steerFaultTemporary and not CS.steerFaultPermanent
+                      and v_ego >= CP.minSteerSpeed)
+        long_active = active and CP.openpilotLongitudinalControl and not CS.gasPressed
+
+        actual_k = curvature_from_steering(angle, CP.steerRatio, CP.wheelbase)
+        if lat_active:
+            self.desired_curvature, _ = clip_curvature(v_ego, self.desired_curvature, plan.desired_curvature, DT_CTRL)
+        else:
+            self.desired_curvature = min(max(actual_k, -MAX_CURVATURE), MAX_CURVATURE)  # engage from where we are
+        lat = self.lat.update(lat_active, v_ego, actual_k, self.desired_curvature, bool(CS.steeringPressed)) \
+            if self.lat is not None else LatOutput()
+        self.last_lat = lat
+
+        a_target = finite_or(a_target_from_plan(plan.t, plan.accels, plan.age, self.long_delay), 0.0)
+        accel = self.long.update(LongInputs(long_active, v_ego, a_ego, a_target, plan.should_stop,
+                                            bool(CS.standstill), bool(CS.brakePressed),
+                                            bool(CS.cruiseState.standstill)))
+        v_target = float(np.interp(plan.age + self.long_delay, plan.t, plan.speeds))
+
+        cc.enabled, cc.latActive, cc.longActive = enabled, lat_active, long_active
+        cc.currentCurvature = actual_k
+        act = cc.actuators
+        act.torque = lat.torque if lat_active else 0.0
+        act.curvature = self.desired_curvature
+        act.steeringAngleDeg = steering_from_curvature(self.desired_curvature, CP.steerRatio, CP.wheelbase) \
+            + finite_or(CS.steeringAngleOffsetDeg, 0.0)
+        act.accel = accel if long_active else 0.0
+        act.longControlState = self.long.state
+        act.speed = v_target if long_active else 0.0
+        self._hud(CS, cc, sd, plan, enabled)
+        self._guard(cc)
+        self._fill_state(cst, lat, actual_k, a_target)
+
+    def _hud(self, CS, cc, sd: SelfdriveView, plan: PlanView, enabled: bool) -> None:
+        # the car's own cruise must not keep driving on its own when we are not engaged
+        cruising = bool(CS.cruiseState.enabled)
+        self.cruise_without_us = self.cruise_without_us + 1 if cruising and not sd.enabled else 0
+        cc.cruiseControl.cancel = self.cruise_without_us >= CANCEL_AFTER or (cruising and not self.CP.pcmCruise
+                                                                            and not enabled)
+        hud = cc.hudControl
+        v_cruise = float(CS.vCruise) if CS.vCruise > 0 else float(CS.cruiseState.speed)
+        hud.setSpeed = v_cruise
+        hud.speedVisible = hud.lanesVisible = enabled
+        hud.leadVisible = plan.has_lead
+        hud.leadDistanceBars = LEAD_BARS.get(sd.personality, 2)
+        name, _, et = sd.alert_type.partition("/")
+        alert = EVENTS.get(name, {}).get(ET(et)) if et in ET._value2member_map_ else None
+        hud.visualAlert = "fcw" if plan.fcw else (alert.visual if alert is not None else "none")
+        hud.audibleAlert = alert.audible if alert is not None else "none"
+
+    def _guard(self, cc) -> None:
+        act = cc.actuators
+        bad = [f for f in ACTUATOR_FLOATS if not math.isfinite(getattr(act, f))]
+        for f in bad:
+            setattr(act, f, 0.0)
+        for obj, f in ((cc.hudControl, "setSpeed"), (cc, "currentCurvature")):
+            if not math.isfinite(getattr(obj, f)):
+                setattr(obj, f, 0.0)
+                bad.append(f)
+        if bad:
+            self._count_nonfinite(bad)
+
+    def _count_nonfinite(self, fields: list[str]) -> None:
+        self.nonfinite += 1
+        if self.nonfinite & (self.nonfinite - 1) == 0:
+            cloudlog.error("non-finite values zeroed", extra={"fields": fields, "count": self.nonfinite})
+
+    def _fill_state(self, cst, lat: LatOutput, actual_k: float, a_target: float) -> None:
+        pid = self.long.pid
+        vals = (("curvature", actual_k), ("desiredCurvature", self.desired_curvature), ("lateralError", lat.error),
+                ("lateralP", lat.p), ("lateralI", lat.i), ("lateralF", lat.f), ("upAccelCmd", pid.p),
+                ("uiAccelCmd", pid.i), ("ufAccelCmd", pid.f), ("aTarget", a_target))
+        for name, v in vals:
+            setattr(cst, name, v if math.isfinite(v) and abs(v) < F32_MAX else 0.0)
+        cst.lateralSaturated = lat.saturated
+        cst.longitudinalState = self.long.state
