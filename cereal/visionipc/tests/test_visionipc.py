@@ -167,7 +167,8 @@ class TestInProcess:
             uv = self.frame[self.W * self.H:].reshape(self.H // 2, self.W // 2, 2)
             assert got.y.shape == (self.H, self.W) and got.uv.shape == (self.H // 2, self.W // 2, 2)
             assert np.array_equal(got.y, y) and np.array_equal(got.uv, uv)
-            assert np.shares_memory(got.y, got.nv12) and not got.y.flags.writeable
+            assert np.shares_memory(got.y, got.nv12) and np.shares_memory(got.uv, got.nv12)  # views, not copies
+            assert not got.y.flags.writeable and not got.uv.flags.writeable
             assert got.valid_after_read()
             again = send_until_received(srv, c, make_frame(8, self.W, self.H), got.frame_id + 1)
             assert again.frame_id == got.frame_id + 1 and again.dropped_before == 0 and frame_ok(again.nv12, 8)
