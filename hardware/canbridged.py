@@ -27,6 +27,7 @@ from hardware.can_backends import Backend, BackendError, CanFrame, backend_names
 
 SENDCAN_MAX_AGE_NS = 1_000_000_000  # older sendcan is not what controls wants now (openpilot's rule too)
 STATUS_PERIOD_S = 1.0
+PARAMS_POLL_S = 0.1  # until a safety mode is known; every wait here is time the car cannot be engaged
 ECHO_BUS_OFFSET = 128
 
 
@@ -174,6 +175,7 @@ class Daemon:
         self.forced = forced_mode is not None
         self.mode_known = self.forced
         self.applied: tuple[int, int] | None = None
+        self.params_polled = 0.0
         if forced_mode is not None:
             bridge.set_mode(*forced_mode)
         self.last_status: dict = {}
@@ -183,8 +185,11 @@ class Daemon:
         cp_bytes = None
         if self.sm.updated["carParams"]:
             cp_bytes = self.sm["carParams"].as_builder().to_bytes()
-        elif not self.mode_known and now - self.last_status_t >= STATUS_PERIOD_S:
+        elif not self.mode_known and now - self.params_polled >= PARAMS_POLL_S:
+            # card also writes CarParams to params: the way in when its one carParams message came
+            # before our subscription was connected
             cp_bytes = self.params.get("CarParams")
+            self.params_polled = now
         found = safety_from_car_params(cp_bytes) if cp_bytes else None
         if found is not None and found != self.applied:
             self.applied = found

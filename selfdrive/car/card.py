@@ -32,6 +32,8 @@ def frames_of(msg) -> list[tuple[int, bytes, int]]:
 
 def identify(can_sock, forced: str | None, setup: CarSetup) -> CarPlan:
     fp = Fingerprinter(forced)
+    cloudlog.info("identifying the car from CAN", extra={"forced": forced, "dsu": setup.dsu,
+                                                          "buses": sorted(setup.buses) if setup.buses else "auto"})
     started = time.monotonic()
     last_wait_log = started
     while not fp.done:

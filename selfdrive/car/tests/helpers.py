@@ -134,6 +134,14 @@ def start(module: str, *args: str, log: Path, env: dict[str, str] | None = None)
                                 env={**os.environ, **(env or {})})
 
 
+def wait_for_line(log: Path, text: str, timeout: float = 20.0) -> None:
+    """Waits until a daemon's log has a line containing `text` (how tests know it got that far)."""
+    deadline = time.monotonic() + timeout
+    while text not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, f"{text!r} not in {log} after {timeout} s:\n{log.read_text()[-2000:]}"
+        time.sleep(0.02)
+
+
 def last_status(log: Path) -> dict:
     """canbridged's last status line (it logs one at exit)."""
     lines = [ln for ln in log.read_text().splitlines() if "canbridged status " in ln]

@@ -1,0 +1,151 @@
+"""card and canbridged as real processes: the real RAV4 frames through the replay backend reproduce the
+data set's speed and steering angle in carState; card's carParams set canbridged's safety mode; and the
+safety layer, not card or controlsd, is what keeps torque off the car once the brake is pressed."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from cereal import car, messaging
+from common.params import Params
+from selfdrive.car.tests.helpers import (
+    DATA,
+    PT_DBC,
+    RAW,
+    REPLAY_DBCS,
+    SKIP_REASON,
+    SyntheticRav4,
+    have_data,
+    last_status,
+    load_npy,
+    start,
+    stop,
+    wait_for_line,
+    write_recording,
+)
+
+LEAD_S = 1.0  # card is listening first; canbridged starts in well under that
+
+
+def wait_up(sock, deadline: float, what: str) -> None:
+    while sock.receive(20) is None:
+        assert time.monotonic() < deadline, f"{what} not up in time"
+
+
+def reference(name: str) -> tuple[np.ndarray, np.ndarray]:
+    base = DATA / "processed_log" / "CAN" / name
+    return load_npy(base / "t").reshape(-1), load_npy(base / "value").reshape(-1)
+
+
+def fraction_matching(times: np.ndarray, values: np.ndarray, name: str, tol: float, window_s: float) -> float:
+    """Share of carStates whose value equals (within tol) the data set's value at some sample no older than
+    window_s before the recorded time the carState stands for (the pipeline's latency is not zero)."""
+    rt, rv = reference(name)
+    ok = 0
+    for t, v in zip(times, values, strict=True):
+        lo, hi = np.searchsorted(rt, [t - window_s, t], side="right")
+        ok += bool(np.any(np.abs(rv[max(lo - 1, 0):hi] - v) <= tol))
+    return ok / len(times)
+
+
+@pytest.mark.skipif(not have_data(), reason=SKIP_REASON)
+def test_real_rav4_through_canbridged_and_card(tmp_path):
+    offset, duration = 20.0, 5.0
+    t_first = float(load_npy(RAW / "t").min())
+    cs_sock = messaging.sub_sock("carState")
+    can_sock = messaging.sub_sock("can")
+    card = start("selfdrive.car.card", "--car", "TOYOTA_RAV4", log=tmp_path / "card.err")
+    bridge = None
+    rows = []
+    try:
+        wait_for_line(tmp_path / "card.err", "identifying the car")
+        t0 = time.monotonic() + LEAD_S
+        bridge = start("hardware.canbridged", "--backend",
+                       f"replay:{RAW}?{REPLAY_DBCS}&offset={offset}&duration={duration}&start={t0}",
+                       log=tmp_path / "cb.err")
+        wait_up(can_sock, t0 + 5, "canbridged")
+        while time.monotonic() < t0 + duration + 1.2:
+            for m in messaging.drain_sock(cs_sock, wait_for_one=False) or []:
+                cs = m.carState
+                rows.append((m.logMonoTime * 1e-9, cs.vEgoRaw, cs.steeringAngleDeg, cs.canValid, cs.canTimeout,
+                             m.valid))
+            time.sleep(0.05)
+    finally:
+        stop(*(p for p in (card, bridge) if p is not None))
+    card_log = (tmp_path / "card.err").read_text()
+    assert rows, card_log[-3000:]
+    r = np.array(rows)
+    # what recorded time each carState stands for: the replay pins recorded t_first+offset to t0
+    rec_t = t_first + offset + (r[:, 0] - t0)
+    # start-up: card's first carState comes after its 1 s fingerprint window; every message is seen and its
+    # rate learned within a second more
+    steady = (r[:, 0] > r[0, 0] + 1.0) & (r[:, 0] < t0 + duration - 0.1)
+    assert steady.sum() > 200, card_log[-3000:]
+    assert r[steady, 3].all() and r[steady, 5].all(), card_log[-3000:]
+    assert not r[steady, 4].any()
+    assert fraction_matching(rec_t[steady], r[steady, 1], "speed", 0.05, 0.05) >= 0.99
+    assert fraction_matching(rec_t[steady], r[steady, 2], "steering_angle", 0.1 + 1e-4, 0.05) >= 0.99
+    # CAN stops when the replay ends: carState keeps coming, flagged, not frozen-and-fine
+    after = r[:, 0] > t0 + duration + 0.8
+    assert after.sum() > 20 and not r[after, 3].any() and r[after, 4].all() and not r[after, 5].any()
+
+    assert "DSU absent (no PRE_COLLISION/ACC_CONTROL from the car on bus 0)" in card_log
+    with car.CarParams.from_bytes(Params().get("CarParams")) as CP:
+        assert CP.carFingerprint == "TOYOTA_RAV4" and CP.openpilotLongitudinalControl
+    assert last_status(tmp_path / "cb.err")["mode"] == "toyota:329"  # taken from card's carParams
+
+
+def actuating(address: int, data: bytes) -> bool:
+    if address == 0x2E4:
+        return bool(data[0] & 1) and int.from_bytes(data[1:3], "big", signed=True) != 0
+    if address == 0x343:
+        return int.from_bytes(data[0:2], "big", signed=True) != 0
+    return False
+
+
+def test_card_in_the_loop_safety_has_the_last_word(tmp_path):
+    """A careless controlsd (this test) keeps asking for torque and acceleration after the brake is pressed;
+    card turns that into frames; canbridged's safety layer (mode from card's carParams) stops them."""
+    # engaged once card has published carParams (1 s of fingerprinting) and canbridged took its safety mode:
+    # a mode change resets the safety layer, and only a new rising edge of cruise allows controls again
+    engage_at, brake_at, seconds = 2.0, 3.0, 3.6
+    rav4 = SyntheticRav4()
+    rec = write_recording(tmp_path / "rec", rav4.stream(seconds, cruise=lambda t: t >= engage_at,
+                                                        brake=lambda t: t >= brake_at))
+    pm = messaging.PubMaster(["carControl"])
+    sm = messaging.SubMaster(["carState"])
+    can_sock = messaging.sub_sock("can")
+    card = start("selfdrive.car.card", "--car", "TOYOTA_RAV4", log=tmp_path / "card.err")
+    bridge = None
+    try:
+        wait_for_line(tmp_path / "card.err", "identifying the car")
+        t0 = time.monotonic() + LEAD_S
+        bridge = start("hardware.canbridged", "--backend", f"replay:{rec}?dbc0={PT_DBC}&start={t0}",
+                       "--tx-log", str(tmp_path / "tx"), log=tmp_path / "cb.err")
+        wait_up(can_sock, t0 + 5, "canbridged")
+        while time.monotonic() < t0 + seconds:
+            sm.update(10)
+            engaged = sm["carState"].cruiseState.enabled  # and never looks at the brake
+            msg = messaging.new_message("carControl")
+            cc = msg.carControl
+            cc.enabled = cc.latActive = cc.longActive = engaged
+            cc.actuators.torque = 0.3 if engaged else 0.0
+            cc.actuators.accel = 0.5 if engaged else 0.0
+            pm.send("carControl", msg)
+    finally:
+        stop(*(p for p in (card, bridge) if p is not None))
+        pm.close()
+    sent = [json.loads(ln) for ln in (tmp_path / "tx").read_text().splitlines()] if (tmp_path / "tx").exists() else []
+    acts = [(s["t_us"] / 1e6 - t0, s["address"]) for s in sent if actuating(s["address"], bytes.fromhex(s["data"]))]
+    logs = (tmp_path / "card.err").read_text()[-2000:] + (tmp_path / "cb.err").read_text()[-2000:]
+    assert {a for t, a in acts if engage_at <= t < brake_at} == {0x2E4, 0x343}, logs  # engaged: card's frames pass
+    assert all(t >= engage_at for t, _ in acts)
+    mode_set = [ln for ln in (tmp_path / "cb.err").read_text().splitlines() if '"mode": "toyota:329"' in ln]
+    assert mode_set, logs
+    late = [(t, a) for t, a in acts if t >= brake_at + 0.03]
+    assert late == [], late[:5]
+    status = last_status(tmp_path / "cb.err")
+    assert status["mode"] == "toyota:329"
+    assert status["tx_blocked"].get("NOT_ALLOWED:0x2e4", 0) > 20  # card kept asking after the brake
