@@ -1,0 +1,71 @@
+"""controlsd: carState + longitudinalPlan + selfdriveState → carControl and controlsState, at 100 Hz.
+
+Paced by carState. carControl is also the safety heartbeat: card turns every carControl into the
+heartbeat that keeps the safety layer's controls allowed, so one goes out every cycle — also when
+carState is late (then with everything released: enabled = false), and never "enabled" unless
+selfdrived is alive and says so. The maths lives in lib/controls_logic.py.
+
+Validity: carControl/controlsState are valid when carState and the plan are alive, on frequency and
+valid, and selfdriveState is alive (its validity depends on ours, see plannerd).
+"""
+
+from cereal import messaging
+from common.realtime import DT_CTRL, PRIO_CTRL_LOW, Ratekeeper, set_realtime_priority
+from common.swaglog import cloudlog_bind
+from selfdrive.controls.lib.car_params import wait_car_params
+from selfdrive.controls.lib.controls_logic import ControlsLogic, PlanView, SelfdriveView
+
+SERVICES = ("carState", "longitudinalPlan", "selfdriveState")
+POLL_MS = int(2 * DT_CTRL * 1000)  # carState two periods late: send a released carControl anyway
+
+
+class Controls:
+    def __init__(self, CP, sm: messaging.SubMaster | None = None, pm: messaging.PubMaster | None = None):
+        self.CP = CP
+        self.sm = sm or messaging.SubMaster(SERVICES, poll="carState", ignore_valid=["selfdriveState"])
+        self.pm = pm or messaging.PubMaster(["carControl", "controlsState"])
+        self.logic = ControlsLogic(CP)
+        self.plan = PlanView()
+        self.rk = Ratekeeper(1.0 / DT_CTRL, print_delay_threshold=None)
+
+    def inputs(self) -> tuple[SelfdriveView, PlanView]:
+        sm = self.sm
+        sd = sm["selfdriveState"]
+        alive = sm.alive["selfdriveState"] and sm.alive["carState"] and sm.updated["carState"]
+        view = SelfdriveView(bool(sd.enabled) and alive, bool(sd.active) and alive, sd.alertType, str(sd.personality))
+        age = (sm.logMonoTime["carState"] - sm.logMonoTime["longitudinalPlan"]) * 1e-9
+        if sm.updated["longitudinalPlan"]:
+            self.plan = PlanView.from_msg(sm["longitudinalPlan"], age)
+        elif not sm.alive["longitudinalPlan"]:
+            # no plan: hold the lane we were steering for, ask for no acceleration (selfdrived is disengaging us)
+            self.plan = PlanView(desired_curvature=self.plan.desired_curvature, age=age)
+        else:
+            self.plan = PlanView(self.plan.t, self.plan.accels, self.plan.speeds, self.plan.should_stop,
+                                 self.plan.desired_curvature, self.plan.fcw, self.plan.has_lead, age)
+        return view, self.plan
+
+    def step(self) -> None:
+        sd, plan = self.inputs()
+        valid = self.sm.all_checks(["carState", "longitudinalPlan"]) and self.sm.all_alive(["selfdriveState"])
+        cc = messaging.new_message("carControl", valid=valid)
+        cs = messaging.new_message("controlsState", valid=valid)
+        self.logic.update(self.sm["carState"], sd, plan, cc.carControl, cs.controlsState)
+        cs.controlsState.cumLagMs = max(-self.rk.remaining * 1000.0, 0.0)
+        self.pm.send("carControl", cc)
+        self.pm.send("controlsState", cs)
+
+    def run(self) -> None:
+        while True:
+            self.sm.update(POLL_MS)
+            self.step()
+            self.rk.monitor_time()
+
+
+def main() -> None:
+    cloudlog_bind(name="controlsd")
+    set_realtime_priority(PRIO_CTRL_LOW)
+    Controls(wait_car_params()).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""plannerd: modelV2 → longitudinalPlan at the model's rate (20 Hz).
+
+Longitudinal: the MPC plan (speeds/accels over 10 s) behind the model's lead, toward the car's set speed,
+slowing for the path's curves, with the forward collision warning. Lateral: the desired curvature from
+the model's path, compensated for the steering delay and rate limited (controlsd limits it again at 100 Hz).
+
+Validity: the plan is valid when modelV2 and carState are alive, on frequency and valid. selfdriveState
+(personality, engaged) is checked for being alive only: its own validity depends on our plan, and
+folding it back in would let one bad message keep both invalid forever.
+"""
+
+import time
+
+from cereal import messaging
+from common.realtime import DT_MDL, Ratekeeper
+from common.swaglog import cloudlog, cloudlog_bind
+from selfdrive.controls.lib.car_params import wait_car_params
+from selfdrive.controls.lib.drive_helpers import clip_curvature, desired_curvature, finite_or
+from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner, PlanOutput, parse_model
+
+SERVICES = ("modelV2", "carState", "selfdriveState")
+POLL_MS = int(4 * DT_MDL * 1000)  # no model for four frames: run anyway, so the stall shows as our invalid plan
+
+
+class Planner:
+    def __init__(self, CP, sm: messaging.SubMaster | None = None, pm: messaging.PubMaster | None = None):
+        self.CP = CP
+        self.sm = sm or messaging.SubMaster(SERVICES, poll="modelV2", ignore_valid=["selfdriveState"])
+        self.pm = pm or messaging.PubMaster(["longitudinalPlan"])
+        self.long = LongitudinalPlanner(CP.longitudinalActuatorDelay, CP.vEgoStopping)
+        self.steer_delay = finite_or(CP.steerActuatorDelay, 0.1)
+        self.curvature = 0.0
+
+    def step(self) -> tuple[PlanOutput, float]:
+        """One plan from the newest inputs: (longitudinal plan, desired curvature)."""
+        CS, sd = self.sm["carState"], self.sm["selfdriveState"]
+        model = parse_model(self.sm["modelV2"])
+        v_ego = finite_or(CS.vEgo, 0.0)
+        # opendbc fills cruiseState.speed (m/s) on cars whose cruise sets the speed; otherwise card's vCruise
+        v_cruise = CS.cruiseState.speed if CS.cruiseState.speed > 0 else CS.vCruise
+        long_active = sd.active and not CS.gasPressed
+        out = self.long.update(v_ego, CS.aEgo, v_cruise, model, long_active, str(sd.personality))
+        k = desired_curvature(model.x, model.y, model.desired_curvature, v_ego, self.steer_delay)
+        self.curvature, _ = clip_curvature(v_ego, self.curvature, k, DT_MDL)
+        return out, self.curvature
+
+    def publish(self, out: PlanOutput, curvature: float) -> None:
+        msg = messaging.new_message("longitudinalPlan", valid=self.sm.all_checks(["modelV2", "carState"])
+                                    and self.sm.all_alive(["selfdriveState"]))
+        p = msg.longitudinalPlan
+        p.modelMonoTime = self.sm.logMonoTime["modelV2"]
+        p.t = out.t.tolist()
+        p.speeds = out.speeds.tolist()
+        p.accels = out.accels.tolist()
+        p.jerks = out.jerks.tolist()
+        p.aTarget = out.a_target
+        p.shouldStop = out.should_stop
+        p.hasLead = out.has_lead
+        p.fcw = out.fcw
+        p.vCruise = out.v_cruise
+        p.solverExecutionTime = out.solve_time
+        p.desiredCurvature = curvature
+        p.personality = self.sm["selfdriveState"].personality
+        p.allowThrottle = True
+        self.pm.send("longitudinalPlan", msg)
+
+    def run(self) -> None:
+        rk = Ratekeeper(1.0 / DT_MDL, print_delay_threshold=None)
+        last_log = 0.0
+        while True:
+            self.sm.update(POLL_MS)
+            if not self.sm.updated["modelV2"]:
+                continue
+            out, curvature = self.step()
+            self.publish(out, curvature)
+            if not out.solver_ok and time.monotonic() - last_log > 1.0:
+                cloudlog.warning("longitudinal MPC gave no usable solution: fallback plan")
+                last_log = time.monotonic()
+            rk.monitor_time()
+
+
+def main() -> None:
+    cloudlog_bind(name="plannerd")
+    Planner(wait_car_params()).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""plannerd's and controlsd's cycles on a synthetic timeline (SubMaster.update_msgs), without sockets."""
+
+import pytest
+
+from cereal import messaging
+from selfdrive.controls.controlsd import SERVICES as CONTROLS_SERVICES
+from selfdrive.controls.controlsd import Controls
+from selfdrive.controls.plannerd import SERVICES as PLANNER_SERVICES
+from selfdrive.controls.plannerd import Planner
+from selfdrive.controls.tests.synth import SynthLead, car_params, fill_model
+from selfdrive.selfdrived.tests.fake_inputs import FakePM, Feeder
+
+
+def engaged(msg):
+    msg.selfdriveState.enabled = msg.selfdriveState.active = True
+    msg.selfdriveState.personality = "standard"
+
+
+class PlannerHarness:
+    def __init__(self):
+        self.feeder = Feeder(PLANNER_SERVICES)
+        self.sm = messaging.SubMaster(PLANNER_SERVICES, poll="modelV2", ignore_valid=["selfdriveState"])
+        self.p = Planner(car_params(), sm=self.sm, pm=FakePM())
+
+    def run(self, seconds: float):
+        for _ in range(round(seconds / 0.01)):
+            self.sm.update_msgs(self.feeder.t, self.feeder.step())
+            if self.sm.updated["modelV2"]:
+                self.p.publish(*self.p.step())
+        return self.p.pm.last("longitudinalPlan")
+
+
+class TestPlannerd:
+    def test_plan_behind_a_lead_in_a_curve(self):
+        h = PlannerHarness()
+        h.feeder.edit["modelV2"] = lambda m: fill_model(m.modelV2, v=20.0, curvature=0.004,
+                                                        lead=SynthLead(30.0, 15.0, 0.0))
+        h.feeder.edit["selfdriveState"] = engaged
+        m = h.run(2.0)
+        p = m.longitudinalPlan
+        assert m.valid and p.hasLead and not p.fcw
+        assert len(p.t) == len(p.speeds) == len(p.accels) == len(p.jerks) == 27
+        assert p.aTarget < 0 and min(p.speeds) < 15.5  # closing in on a slower lead: slow down to its speed
+        assert p.desiredCurvature == pytest.approx(0.004, rel=0.05)
+        assert p.vCruise == 25.0 and p.personality == "standard" and p.modelMonoTime == h.sm.logMonoTime["modelV2"]
+        assert p.solverExecutionTime > 0
+
+    def test_curvature_is_rate_limited(self):
+        h = PlannerHarness()
+        h.feeder.edit["modelV2"] = lambda m: fill_model(m.modelV2, v=20.0, curvature=0.006)
+        first = h.run(0.05).longitudinalPlan.desiredCurvature
+        assert 0 < first < 0.006 / 4
+
+    def test_validity_follows_model_and_carstate_not_selfdrivestate(self):
+        h = PlannerHarness()
+        h.feeder.edit["selfdriveState"] = lambda m: setattr(m, "valid", False)
+        assert h.run(1.5).valid
+        h.feeder.edit["modelV2"] = lambda m: setattr(m, "valid", False)
+        assert not h.run(0.1).valid
+
+
+class ControlsHarness:
+    def __init__(self):
+        self.feeder = Feeder(CONTROLS_SERVICES)
+        self.sm = messaging.SubMaster(CONTROLS_SERVICES, poll="carState", ignore_valid=["selfdriveState"])
+        self.c = Controls(car_params(), sm=self.sm, pm=FakePM())
+
+    def run(self, seconds: float):
+        for _ in range(round(seconds / 0.01)):
+            self.sm.update_msgs(self.feeder.t, self.feeder.step())
+            self.c.step()
+        return self.c.pm.last("carControl"), self.c.pm.last("controlsState")
+
+
+class TestControlsd:
+    def test_engaged_drives_and_publishes_every_cycle(self):
+        h = ControlsHarness()
+        h.feeder.edit["selfdriveState"] = engaged
+        cc, cs = h.run(1.5)
+        assert cc.valid and cs.valid
+        assert cc.carControl.enabled and cc.carControl.latActive and cc.carControl.longActive
+        assert len(h.c.pm.sent["carControl"]) == 150  # one per carState: the heartbeat
+        assert cs.controlsState.longitudinalState == "pid"
+
+    def test_not_engaged_is_released(self):
+        h = ControlsHarness()
+        cc, _ = h.run(0.5)
+        assert not cc.carControl.enabled and not cc.carControl.latActive and cc.carControl.actuators.accel == 0.0
+
+    def test_selfdrived_gone_releases_at_once(self):
+        h = ControlsHarness()
+        h.feeder.edit["selfdriveState"] = engaged
+        h.run(1.0)
+        h.feeder.stopped.add("selfdriveState")
+        cc, _ = h.run(0.11)  # SubMaster calls a 100 Hz service dead after 10 missed periods
+        assert not cc.carControl.enabled and not cc.valid
+
+    def test_late_carstate_still_sends_a_released_heartbeat(self):
+        h = ControlsHarness()
+        h.feeder.edit["selfdriveState"] = engaged
+        h.run(1.0)
+        h.feeder.stopped.add("carState")
+        n = len(h.c.pm.sent["carControl"])
+        cc, _ = h.run(0.05)
+        assert len(h.c.pm.sent["carControl"]) == n + 5 and not cc.carControl.enabled
+
+    def test_brake_releases_in_the_same_cycle(self):
+        h = ControlsHarness()
+        h.feeder.edit["selfdriveState"] = engaged
+        h.run(1.0)
+        h.feeder.edit["carState"] = lambda m: setattr(m.carState, "brakePressed", True)
+        cc, _ = h.run(0.01)
+        assert not cc.carControl.enabled and not cc.carControl.longActive
+
+    def test_plan_gone_asks_for_no_acceleration(self):
+        h = ControlsHarness()
+        h.feeder.edit["selfdriveState"] = engaged
+        h.feeder.edit["longitudinalPlan"] = lambda m: setattr(m.longitudinalPlan, "accels", [1.0, 1.0, 1.0])
+        assert h.run(1.0)[1].controlsState.aTarget == pytest.approx(1.0)
+        h.feeder.stopped.add("longitudinalPlan")
+        cc, cs = h.run(0.6)
+        assert cs.controlsState.aTarget == 0.0 and not cc.valid

@@ -1,0 +1,169 @@
+"""selfdrived: events → engagement state → the alert the driver sees. 100 Hz, paced by carState.
+
+Each cycle collects this cycle's events (the driver's pedals and buttons, the car's faults, the health
+of every input, the device), steps the state machine (state.py) and publishes selfdriveState (state,
+enabled/active, the one alert to show) and onroadEvents (every event with its types: on change and
+once a second).
+
+Health: an input that is not alive, not valid or off frequency is `commIssue`; so is a fast input whose
+last message is older than STALE_PERIODS of its period (SubMaster's `alive` allows 10, too slow to
+hand control back within half a second when modeld dies). A stale carState is worse: nothing we see
+of the car is current, so it is `carStateStale`, an immediate disable.
+"""
+
+import time
+
+from cereal import messaging
+from cereal.services import SERVICES as SERVICE_TABLE
+from common.params import Params
+from common.realtime import DT_CTRL, PRIO_CTRL_LOW, Ratekeeper, set_realtime_priority
+from common.swaglog import cloudlog_bind
+from selfdrive.controls.lib.car_params import personality_name, wait_car_params
+from selfdrive.selfdrived.alertmanager import AlertManager
+from selfdrive.selfdrived.events import ET, Events
+from selfdrive.selfdrived.state import StateMachine
+
+SERVICES = ("carState", "controlsState", "longitudinalPlan", "modelV2", "liveCalibration", "deviceState",
+            "managerState")
+FAST_INPUTS = ("controlsState", "longitudinalPlan", "modelV2")        # alive, valid, on frequency, fresh
+SLOW_INPUTS = ("liveCalibration", "deviceState", "managerState")      # alive and valid
+STALE_PERIODS = 5
+POLL_MS = int(2 * DT_CTRL * 1000)
+PARAMS_EVERY = 100            # cycles between reads of the user's settings
+EVENTS_EVERY = 100            # onroadEvents at least this often (1 Hz), and on every change
+MAX_FRAME_DROP_PERC = 20.0
+MIN_FREE_SPACE_PERC = 7.0
+DRIVE_GEARS = frozenset({"drive", "sport", "low", "eco", "manumatic", "brake"})
+
+
+class SelfdriveD:
+    def __init__(self, CP, params: Params | None = None, sm: messaging.SubMaster | None = None,
+                 pm: messaging.PubMaster | None = None):
+        self.CP = CP
+        self.params = params or Params()
+        self.sm = sm or messaging.SubMaster(SERVICES, poll="carState")
+        self.pm = pm or messaging.PubMaster(["selfdriveState", "onroadEvents"])
+        self.events = Events()
+        self.state = StateMachine()
+        self.alerts = AlertManager()
+        self.CS_prev = self.sm["carState"]
+        self.frame = 0
+        self.personality = "standard"
+        self.experimental = False
+        self.last_event_names: list[str] = []
+        self.was_enabled = False
+
+    def car_events(self, CS) -> None:
+        """The driver and the car, from this carState and the previous one."""
+        ev, CP, prev = self.events, self.CP, self.CS_prev
+        if CP.pcmCruise:
+            if CS.cruiseState.enabled and not prev.cruiseState.enabled:
+                ev.add("cruiseEngaged")
+            elif not CS.cruiseState.enabled:
+                ev.add("cruiseDisengaged")
+        elif CS.buttonEnable:
+            ev.add("cruiseEngaged")
+        if any(b.type == "cancel" and b.pressed for b in CS.buttonEvents):
+            ev.add("buttonCancel")
+        # at a stop, holding the brake is how one waits: only a new press disengages there
+        if CS.brakePressed and (not prev.brakePressed or not CS.standstill):
+            ev.add("brakePressed")
+        if CS.brakePressed and CS.standstill:
+            ev.add("preEnableStandstill")
+        table = ((CS.gasPressed, "gasPressedOverride"), (CS.steeringPressed, "steerOverride"),
+                 (not CS.canValid or CS.canTimeout, "canError"), (CS.vEgo < CP.minEnableSpeed, "speedTooLow"),
+                 (CS.steerFaultTemporary, "steerTempUnavailable"), (CS.steerFaultPermanent, "steerUnavailable"),
+                 (CS.doorOpen, "doorOpen"), (CS.seatbeltUnlatched, "seatbeltNotLatched"),
+                 (str(CS.gearShifter) not in DRIVE_GEARS, "wrongGear"))
+        for cond, name in table:
+            if cond:
+                ev.add(name)
+
+    def health_events(self, now: float) -> None:
+        """Every input's health, the model's timing, calibration, the device and the processes."""
+        sm, ev = self.sm, self.events
+        if not sm.alive["carState"]:
+            ev.add("carStateStale")
+        bad = [s for s in FAST_INPUTS if not sm.all_checks([s])
+               or now - sm.recv_time[s] > STALE_PERIODS / SERVICE_TABLE[s].frequency]
+        bad += [s for s in SLOW_INPUTS if not (sm.alive[s] and sm.valid[s])]
+        if bad:
+            ev.add("commIssue", services=", ".join(bad))
+        if sm.seen["modelV2"] and sm["modelV2"].frameDropPerc > MAX_FRAME_DROP_PERC:
+            ev.add("modeldLagging")
+        if sm.seen["managerState"]:
+            down = [p.name for p in sm["managerState"].processes if p.shouldBeRunning and not p.running]
+            if down:
+                ev.add("processNotRunning", processes=", ".join(down))
+        cal = sm["liveCalibration"]
+        if str(cal.calStatus) in ("uncalibrated", "recalibrating"):
+            ev.add("calibrationIncomplete", percent=cal.calPerc)
+        elif str(cal.calStatus) == "invalid":
+            ev.add("calibrationInvalid")
+        if sm["controlsState"].lateralSaturated:
+            ev.add("steerSaturated")
+        if sm["longitudinalPlan"].fcw:
+            ev.add("fcw")
+        ds = sm["deviceState"]
+        if sm.seen["deviceState"] and ds.freeSpacePercent < MIN_FREE_SPACE_PERC:
+            ev.add("lowDiskSpace")
+        if str(ds.thermalStatus) in ("red", "danger"):
+            ev.add("overheat")
+
+    def step(self, now: float) -> None:
+        CS = self.sm["carState"]
+        self.events.clear()
+        if self.sm.updated["carState"]:
+            self.car_events(CS)
+        self.health_events(now)
+        self.state.update(self.events)
+        self.alerts.add_many(self.frame, self.events.create_alerts(self.state.alert_types))
+        if self.sm.updated["carState"]:
+            self.CS_prev = CS
+        if self.frame % PARAMS_EVERY == 0:
+            self.personality = personality_name(self.params.get("LongitudinalPersonality"))
+            self.experimental = bool(self.params.get("ExperimentalMode"))
+        if self.state.enabled != self.was_enabled:
+            self.params.put("IsEngaged", self.state.enabled)
+            self.was_enabled = self.state.enabled
+
+    def publish(self) -> None:
+        # our stricter freshness rule (commIssue) counts too: an input late enough to disengage us is not valid
+        valid = self.sm.all_checks() and "commIssue" not in self.events
+        msg = messaging.new_message("selfdriveState", valid=valid)
+        ss = msg.selfdriveState
+        ss.state = self.state.state.value
+        ss.enabled, ss.active = self.state.enabled, self.state.active
+        ss.engageable = not self.events.contains(ET.NO_ENTRY)
+        ss.experimentalMode = self.experimental
+        ss.personality = self.personality
+        current = self.alerts.process(self.frame)
+        if current is not None:
+            key, alert = current
+            ss.alertType, ss.alertText1, ss.alertText2 = key, alert.text1, alert.text2
+            ss.alertStatus, ss.alertSize = alert.status, alert.size
+        self.pm.send("selfdriveState", msg)
+        if self.events.names != self.last_event_names or self.frame % EVENTS_EVERY == 0:
+            ev = messaging.new_message("onroadEvents", len(self.events), valid=valid)
+            self.events.to_msg(ev.onroadEvents)
+            self.pm.send("onroadEvents", ev)
+            self.last_event_names = list(self.events.names)
+        self.frame += 1
+
+    def run(self) -> None:
+        rk = Ratekeeper(1.0 / DT_CTRL, print_delay_threshold=None)
+        while True:
+            self.sm.update(POLL_MS)
+            self.step(time.monotonic())
+            self.publish()
+            rk.monitor_time()
+
+
+def main() -> None:
+    cloudlog_bind(name="selfdrived")
+    set_realtime_priority(PRIO_CTRL_LOW)
+    SelfdriveD(wait_car_params()).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""selfdrived's cycle on a synthetic timeline (SubMaster.update_msgs): events from each input → state → alert."""
+
+import pytest
+
+from cereal import messaging
+from common.params import Params
+from selfdrive.controls.tests.synth import car_params
+from selfdrive.selfdrived.selfdrived import SERVICES, SelfdriveD
+from selfdrive.selfdrived.tests.fake_inputs import FakePM, Feeder
+
+
+class Harness:
+    def __init__(self, **cp):
+        self.feeder = Feeder(SERVICES)
+        self.sm = messaging.SubMaster(SERVICES, poll="carState")
+        self.d = SelfdriveD(car_params(**cp), sm=self.sm, pm=FakePM())
+        self.cruise = False
+        self.car: dict = {}
+
+    def cycle(self, n: int = 1):
+        for _ in range(n):
+            def edit(msg):
+                msg.carState.cruiseState.enabled = self.cruise
+                for k, v in self.car.items():
+                    setattr(msg.carState, k, v)
+            self.feeder.edit["carState"] = edit
+            msgs = self.feeder.step()
+            self.sm.update_msgs(self.feeder.t, msgs)
+            self.d.step(self.feeder.t)
+            self.d.publish()
+        return self.d.pm.last("selfdriveState")
+
+    def engage(self):
+        self.cycle(150)  # every rate check has data
+        self.cruise = True
+        return self.cycle()
+
+    def edit(self, service: str, fn) -> None:
+        self.feeder.edit[service] = fn
+
+
+@pytest.fixture
+def h():
+    return Harness()
+
+
+def set_fields(**fields):
+    def edit(msg):
+        struct = getattr(msg, msg.which())
+        for k, v in fields.items():
+            setattr(struct, k, v)
+    return edit
+
+
+class TestEngage:
+    def test_engages_on_cruise_and_publishes_state(self, h):
+        m = h.engage()
+        s = m.selfdriveState
+        assert s.enabled and s.active and s.state == "enabled" and m.valid
+        assert s.alertType == "cruiseEngaged/enable"
+        ev = h.d.pm.last("onroadEvents").onroadEvents
+        assert [e.name for e in ev] == ["cruiseEngaged"] and ev[0].enable
+        h.cycle()
+        assert len(h.d.pm.last("onroadEvents").onroadEvents) == 0  # sent on change: the edge is gone
+        assert Params().get("IsEngaged") is True
+
+    def test_car_cruise_off_disengages(self, h):
+        h.engage()
+        h.cruise = False
+        assert h.cycle().selfdriveState.alertType == "cruiseDisengaged/userDisable"
+        assert Params().get("IsEngaged") is False
+
+    def test_gas_is_an_override_not_a_disengagement(self, h):
+        h.engage()
+        h.car = {"gasPressed": True}
+        assert h.cycle().selfdriveState.state == "overriding"
+        h.car = {}
+        assert h.cycle().selfdriveState.state == "enabled"
+
+    def test_brake_held_at_standstill_pre_enables(self, h):
+        h.car = {"brakePressed": True, "standstill": True, "vEgo": 0.0}
+        h.cycle(150)
+        h.cruise = True
+        s = h.cycle().selfdriveState
+        assert s.state == "preEnabled" and s.enabled and not s.active
+        h.car = {"standstill": True, "vEgo": 0.0}
+        assert h.cycle().selfdriveState.state == "enabled"
+
+    def test_personality_comes_from_params(self, h):
+        Params().put("LongitudinalPersonality", 2)
+        h.d.frame = 0
+        assert h.cycle().selfdriveState.personality == "relaxed"
+
+
+class TestNoEntry:
+    @pytest.mark.parametrize("service, fields, event, text", [
+        ("liveCalibration", {"calStatus": "uncalibrated", "calPerc": 40}, "calibrationIncomplete",
+         "Calibration in Progress"),
+        ("liveCalibration", {"calStatus": "invalid"}, "calibrationInvalid", "Calibration Invalid"),
+        ("deviceState", {"freeSpacePercent": 2.0}, "lowDiskSpace", "Out of Storage"),
+        ("deviceState", {"thermalStatus": "red"}, "overheat", "System Overheated"),
+        ("modelV2", {"frameDropPerc": 50.0}, "modeldLagging", "Driving Model Lagging"),
+        ("carState", {"canValid": False}, "canError", "CAN Error: Check Connections"),
+        ("carState", {"doorOpen": True}, "doorOpen", "Door Open"),
+        ("carState", {"gearShifter": "reverse"}, "wrongGear", "Gear not D"),
+    ])
+    def test_refuses_to_engage_and_says_why(self, h, service, fields, event, text):
+        if service == "carState":
+            h.car = fields
+        else:
+            h.edit(service, set_fields(**fields))
+        h.cycle(150)
+        assert not h.d.pm.last("selfdriveState").selfdriveState.engageable
+        h.cruise = True
+        s = h.cycle().selfdriveState
+        assert not s.enabled and s.alertType == f"{event}/noEntry"
+        assert s.alertText1 == "roadpilot Unavailable" and s.alertText2.startswith(text)
+        names = [e.name for e in h.d.pm.last("onroadEvents").onroadEvents]
+        assert event in names
+
+    def test_process_not_running_names_it(self, h):
+        def edit(msg):
+            msg.managerState.processes[3].running = False  # modeld
+        h.edit("managerState", edit)
+        h.cycle(150)
+        h.cruise = True
+        s = h.cycle().selfdriveState
+        assert s.alertType == "processNotRunning/noEntry" and s.alertText2 == "Process Not Running: modeld"
+
+    def test_below_min_enable_speed(self):
+        h = Harness(minEnableSpeed=10.0)
+        h.car = {"vEgo": 5.0}
+        h.cycle(150)
+        h.cruise = True
+        assert h.cycle().selfdriveState.alertType == "speedTooLow/noEntry"
+
+
+class TestWhileEngaged:
+    def test_overheat_soft_disables_then_disengages(self, h):
+        h.engage()
+        h.edit("deviceState", set_fields(thermalStatus="danger"))
+        for _ in range(60):
+            s = h.cycle().selfdriveState
+            if s.state == "softDisabling":
+                break
+        assert s.alertType == "overheat/softDisable" and s.active
+        for _ in range(310):
+            s = h.cycle().selfdriveState
+        assert s.state == "disabled"
+
+    def test_input_stops_is_comm_issue(self, h):
+        h.engage()
+        h.feeder.stopped.add("longitudinalPlan")
+        t0 = h.feeder.t
+        for _ in range(30):
+            m = h.cycle()
+            if m.selfdriveState.state == "softDisabling":
+                break
+        assert h.feeder.t - t0 <= 0.3 and m.selfdriveState.alertType == "commIssue/softDisable" and not m.valid
+        assert "longitudinalPlan" in h.d.events.context["commIssue"]["services"]
+
+    def test_invalid_input_is_comm_issue(self, h):
+        h.engage()
+        h.edit("controlsState", lambda msg: setattr(msg, "valid", False))
+        assert h.cycle().selfdriveState.alertType == "commIssue/softDisable"
+
+    def test_fcw_and_steer_saturated_are_warnings(self, h):
+        h.engage()
+        h.edit("longitudinalPlan", set_fields(fcw=True))
+        h.edit("controlsState", set_fields(lateralSaturated=True))
+        h.cycle(10)
+        s = h.cycle().selfdriveState
+        assert s.state == "enabled" and s.alertType == "fcw/warning" and s.alertText1 == "BRAKE!"
+        assert {"fcw", "steerSaturated"} <= set(h.d.events.names)
+
+    def test_stale_carstate_is_immediate_disable(self, h):
+        h.engage()
+        h.feeder.stopped.add("carState")
+        t0 = h.feeder.t
+        for _ in range(30):
+            s = h.cycle().selfdriveState
+            if s.state == "disabled":
+                break
+        assert s.alertType == "carStateStale/immediateDisable" and h.feeder.t - t0 <= 0.12
