@@ -1,0 +1,149 @@
+"""The comma2k19 import: the real RAV4 minute becomes a route LogReader reads, card turns it into the data
+set's speed and steering angle, and the plot tool draws them. Bad sources fail with a clear message."""
+
+import os
+
+import numpy as np
+import pytest
+
+from selfdrive.car.tests.helpers import DATA, SKIP_REASON, car_logic_for, have_data, load_npy
+from tools.importers import comma2k19
+from tools.lib.logreader import LogReader
+from tools.lib.make_route import RouteExists, route_meta, write_route
+from tools.plot import plot
+
+needs_data = pytest.mark.skipif(not have_data(), reason=SKIP_REASON)
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    # one import for the module (4 s): its own data dir, since the autouse fixture's is per test
+    root = tmp_path_factory.mktemp("routes")
+    t, frames, stats = comma2k19.load_frames(str(DATA))
+    path = write_route(comma2k19.can_messages(t, frames), "rav4", meta={"car": "TOYOTA_RAV4", **stats}, root=str(root))
+    return path, t, frames, stats
+
+
+def card_states(route_path: str):
+    """carState Events from card's logic fed the route's `can` messages as card gets them."""
+    packets = [(ev.logMonoTime, [(c.address, bytes(c.dat), c.src) for c in ev.can])
+               for ev in LogReader(route_path, services=["can"])]
+    logic, used = car_logic_for(packets)
+    from cereal import messaging
+    for t, frames in packets[used:]:
+        msg = messaging.new_message("carState")
+        msg.carState = logic.update([(t, frames)])
+        msg.logMonoTime = t
+        yield msg
+
+
+@needs_data
+class TestRealRav4Import:
+    def test_every_frame_lands_in_10ms_can_messages(self, imported):
+        path, t, frames, stats = imported
+        lr = LogReader(path)
+        evs = list(lr)
+        assert lr.problems == []
+        assert {e.which() for e in evs} == {"can"}
+        times = np.array([e.logMonoTime for e in evs])
+        assert np.all(np.diff(times) == 10_000_000) or np.abs(np.diff(times) - 1e7).max() <= 1  # ns rounding
+        assert len(evs) == int((t[-1] - t[0]) / 0.01) + 1
+        got = [(c.address, bytes(c.dat), c.src) for e in evs for c in e.can]
+        assert got == frames and len(got) == 135_468
+        # each frame sits in the window that ends at its message's time
+        first = evs[0]
+        assert all(tt <= first.logMonoTime * 1e-9 + 1e-9 for tt in t[:len(first.can)])
+
+    def test_lengths_come_from_the_dbc_and_sent_frames_keep_their_bus(self, imported):
+        _, _, frames, stats = imported
+        lens = {(b, a): len(d) for a, d, b in frames}
+        assert lens[(0, 0xB4)] == 8          # SPEED: 8 bytes in the DBC, stored shorter when it ends in zeros
+        assert lens[(128, 0x2E4)] == 5       # STEERING_LKA the assistant sent
+        assert stats["buses"] == {"0": 53800, "1": 45000, "128": 12434, "129": 24234}
+        assert stats["lengths_from_dbc"] + stats["lengths_estimated"] == 135_468
+
+    def test_card_reproduces_speed_and_steering_and_plot_draws_them(self, imported, tmp_path):
+        path, _, _, _ = imported
+        out_route = write_route(card_states(path), "rav4-carstate", root=str(tmp_path))
+        png = tmp_path / "out.png"
+        assert plot.main([out_route, "carState.vEgo", "carState.steeringAngleDeg", "-o", str(png)]) == 0
+        assert png.stat().st_size > 20_000  # two panels with real curves, not an empty canvas
+        series, _ = plot.read_series(out_route, ["carState.vEgoRaw", "carState.steeringAngleDeg"])
+        t0 = next(iter(LogReader(out_route))).logMonoTime * 1e-9
+        for s, name, tol in ((series[0], "speed", 0.05), (series[1], "steering_angle", 0.1 + 1e-4)):
+            rt = load_npy(DATA / "processed_log" / "CAN" / name / "t").reshape(-1)
+            rv = load_npy(DATA / "processed_log" / "CAN" / name / "value").reshape(-1)
+            ok = rt >= t0 + 1.0  # card's values settle within a second after the fingerprint window
+            k = np.searchsorted(s.t + t0, rt[ok], side="right")  # first carState after the sample's frame
+            k = np.minimum(k, len(s.t) - 1)
+            assert np.mean(np.abs(s.y[k] - rv[ok]) <= tol) >= 0.99, name
+
+    def test_cli_imports_once_and_refuses_to_overwrite_without_force(self, tmp_path, capsys):
+        assert comma2k19.main([str(DATA), "--name", "r"]) == 0
+        path = capsys.readouterr().out.strip()
+        assert route_meta(path)["car"] == "TOYOTA_RAV4" and os.path.isfile(os.path.join(path, "0", "rlog.zst"))
+        assert comma2k19.main([str(DATA), "--name", "r"]) == 1
+        assert "already exists" in capsys.readouterr().err
+
+
+def small_recording(folder, n: int = 250):
+    """A comma2k19-layout folder: SPEED (0xB4, 8 bytes in the DBC) stored with its trailing zeros dropped."""
+    folder.mkdir(parents=True, exist_ok=True)
+    t = 100.0 + 0.004 * np.arange(n)
+    arrays = {"t": t, "src": np.array([0, 128] * (n // 2) + [0] * (n % 2)), "address": np.full(n, 0xB4),
+              "data": np.array([bytes([i % 7 + 1, 2, 0, 0])for i in range(n)], dtype="S8")}
+    for name, arr in arrays.items():
+        with open(folder / name, "wb") as f:
+            np.save(f, arr)
+    return folder
+
+
+class TestSmallRecording:
+    def test_windows_lengths_and_force(self, tmp_path, capsys):
+        src = small_recording(tmp_path / "seg" / "processed_log" / "CAN" / "raw_can")
+        seg = tmp_path / "seg"
+        assert comma2k19.main([str(seg), "--segment-seconds", "0.5"]) == 0
+        path = capsys.readouterr().out.strip()
+        assert os.path.basename(path) == "seg" and sorted(os.listdir(path)) == ["0", "1", "route.json"]
+        evs = list(LogReader(path))
+        assert len(evs) == 100  # 250 frames 4 ms apart: 0.996 s -> 100 windows of 10 ms
+        assert [len(e.can) for e in evs[:3]] == [3, 2, 3]
+        assert {len(c.dat) for e in evs for c in e.can} == {8}  # padded to the DBC length on bus 0 and 128
+        assert comma2k19.main([str(src), "--name", "seg"]) == 1
+        assert "already exists" in capsys.readouterr().err
+        assert comma2k19.main([str(src), "--name", "seg", "--force"]) == 0
+
+
+class TestBadSources:
+    def test_folder_without_can(self, tmp_path, capsys):
+        assert comma2k19.main([str(tmp_path)]) == 1
+        assert "no comma2k19 CAN here" in capsys.readouterr().err
+
+    def test_mismatched_arrays(self, tmp_path):
+        for name, arr in (("t", np.arange(3.0)), ("src", np.zeros(3, int)), ("address", np.zeros(2, int)),
+                          ("data", np.array([b"a", b"b", b"c"], dtype="S8"))):
+            with open(tmp_path / name, "wb") as f:
+                np.save(f, arr)
+        with pytest.raises(comma2k19.SourceError, match="different lengths"):
+            comma2k19.load_frames(str(tmp_path))
+
+    def test_garbage_array_file(self, tmp_path):
+        for name in ("t", "src", "address", "data"):
+            (tmp_path / name).write_bytes(b"not numpy")
+        with pytest.raises(comma2k19.SourceError, match="not a readable NumPy array"):
+            comma2k19.load_frames(str(tmp_path))
+
+    def test_unknown_platform(self, tmp_path):
+        for name, arr in (("t", np.arange(2.0)), ("src", np.zeros(2, int)), ("address", np.zeros(2, int)),
+                          ("data", np.array([b"a", b"b"], dtype="S8"))):
+            with open(tmp_path / name, "wb") as f:
+                np.save(f, arr)
+        with pytest.raises(comma2k19.SourceError, match="unknown platform"):
+            comma2k19.load_frames(str(tmp_path), car="NOT_A_CAR")
+
+    def test_route_exists(self, tmp_path):
+        from cereal import messaging
+        msgs = [messaging.new_message("can", 0)]
+        write_route(msgs, "x", root=str(tmp_path))
+        with pytest.raises(RouteExists):
+            write_route(msgs, "x", root=str(tmp_path))
