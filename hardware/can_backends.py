@@ -5,12 +5,15 @@
         virtual:chan0, ...). The i-th channel is bus i in the car port's convention (0 powertrain,
         1 radar, 2 camera); `socketcan:0=can0,2=can1` names the buses explicitly. Query keys are passed
         to `can.Bus` (bitrate=500000, fd=true, ...).
-    replay:<path>[?dbc=<name>&dbc<N>=<name>&start=<s>&rate=<x>&offset=<s>&duration=<s>&loop=1]
+    replay:<path>[?dbc=<name>&dbc<N>=<name>&start=<s>|gate=<file>&rate=<x>&offset=<s>&duration=<s>&loop=1]
         recorded frames, delivered at their recorded pace: a comma2k19 `raw_can` folder (or a segment
         folder holding processed_log/CAN/raw_can) or a roadpilot log/segment/route (its `can` messages).
         Only the car's own frames (bus < 128) are replayed; the recorded transmissions (128+) are not
         the car's and are skipped. `start` pins recorded time `offset` to that CLOCK_MONOTONIC second
-        (to line a replay up with other replayed streams); `dbc` restores frame lengths a recording lost.
+        (to line a replay up with other replayed streams); `gate` waits for that file to appear and takes
+        the start second from it (so whoever starts several processes can say "go" once all are up;
+        write it whole, e.g. by renaming a temporary file);
+        `dbc` restores frame lengths a recording lost.
         There is no car behind a replay: frames sent to it go nowhere (canbridged still logs and echoes them).
     sim
         the simulator's CAN: not built yet, fails with a clear error.
@@ -247,7 +250,7 @@ class ReplayBackend(Backend):
 
     def __init__(self, path: str, opts: dict[str, str]):
         self.url = f"replay:{path}"
-        known = {"dbc", "start", "rate", "offset", "duration", "loop"}
+        known = {"dbc", "start", "gate", "rate", "offset", "duration", "loop"}
         bad = [k for k in opts if k not in known and not (k.startswith("dbc") and k[3:].isdigit())]
         if bad:
             raise BackendError(f"replay: unknown option(s) {bad}; known: {sorted(known)} and dbc<bus>")
@@ -287,13 +290,33 @@ class ReplayBackend(Backend):
         self.times = np.array([f[0] - t0 for f in frames]) / self.rate
         self.frames = [RawFrame(a, d, b, is_extended=a > MAX_STD_ADDRESS) for _, b, a, d in frames]
         self.span = (frames[-1][0] - t0) / self.rate + 0.01
-        self.start = time.monotonic() if start is None else start
+        self.gate = opts.get("gate") or None
+        if self.gate is not None and start is not None:
+            raise BackendError("replay: give start or gate, not both")
+        self.start = time.monotonic() if start is None and self.gate is None else start
         self.pos = 0
         self.finished = False
         cloudlog.info("replay loaded", extra={"path": path, "frames": len(self.frames), "span_s": round(self.span, 3),
                                               "skipped_sent_frames": self.skipped_sent, "start": self.start})
 
+    def _open_gate(self) -> bool:
+        try:
+            with open(self.gate) as f:
+                text = f.read().strip()
+        except FileNotFoundError:
+            return False
+        try:
+            self.start = float(text)
+        except ValueError:
+            self.start = time.monotonic()
+            cloudlog.warning("replay gate holds no start time: starting now",
+                             extra={"gate": self.gate, "text": text[:40]})
+        cloudlog.info("replay gate open", extra={"start": self.start})
+        return True
+
     def recv(self) -> list[RawFrame]:
+        if self.start is None and not self._open_gate():
+            return []
         elapsed = time.monotonic() - self.start
         if elapsed < 0 or self.finished:
             return []

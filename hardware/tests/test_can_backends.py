@@ -18,7 +18,15 @@ from hardware.can_backends import (
     parse_channels,
     parse_url,
 )
-from selfdrive.car.tests.helpers import PT_DBC, RAW, REPLAY_DBCS, SKIP_REASON, have_data, write_recording
+from selfdrive.car.tests.helpers import (
+    PT_DBC,
+    RAW,
+    REPLAY_DBCS,
+    SKIP_REASON,
+    have_data,
+    open_gate,
+    write_recording,
+)
 
 
 class TestUrls:
@@ -41,10 +49,6 @@ class TestUrls:
     def test_unusable_backends_raise_backend_error_only(self, url):
         with pytest.raises(BackendError):
             open_backend(url)
-
-    def test_sim_is_not_built_yet(self):
-        with pytest.raises(BackendError, match="not built yet"):
-            open_backend("sim")
 
 
 class TestClassify:
@@ -115,6 +119,21 @@ class TestReplay:
         assert (0x228, 1) in [(f.address, f.bus) for f in rest]
         assert all(len(f.data) == 8 for f in first + rest if f.address == 0x1D2)  # zeros restored from the DBC
         b.send(CanFrame(0x2E4, b"", 0))  # nowhere to go, no error
+
+    def test_gate_holds_the_replay_until_it_opens(self, tmp_path):
+        gate = tmp_path / "gate"
+        b = open_backend(f"replay:{synthetic(tmp_path)}?gate={gate}")
+        time.sleep(0.05)
+        assert b.recv() == [] and b.start is None
+        open_gate(gate, lead_s=-0.5)  # started half a second ago
+        assert 45 <= len(b.recv()) <= 60
+        with pytest.raises(BackendError, match="not both"):
+            open_backend(f"replay:{synthetic(tmp_path)}?gate={gate}&start=0")
+
+    def test_a_gate_without_a_time_starts_now(self, tmp_path):
+        (tmp_path / "gate").write_text("go")
+        b = open_backend(f"replay:{synthetic(tmp_path)}?gate={tmp_path / 'gate'}")
+        assert len(b.recv()) <= 1 and abs(b.start - time.monotonic()) < 1.0
 
     def test_without_dbc_the_lost_lengths_stay_lost(self, tmp_path):
         b = open_backend(f"replay:{synthetic(tmp_path)}?start=0")

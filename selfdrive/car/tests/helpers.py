@@ -134,6 +134,15 @@ def start(module: str, *args: str, log: Path, env: dict[str, str] | None = None)
                                 env={**os.environ, **(env or {})})
 
 
+def open_gate(gate: Path, lead_s: float = 0.3) -> float:
+    """Lets gated replays start `lead_s` from now (atomically: they never read half a file); returns the start."""
+    t0 = time.monotonic() + lead_s
+    tmp = gate.with_suffix(".tmp")
+    tmp.write_text(repr(t0))
+    os.replace(tmp, gate)
+    return t0
+
+
 def wait_for_line(log: Path, text: str, timeout: float = 20.0) -> None:
     """Waits until a daemon's log has a line containing `text` (how tests know it got that far)."""
     deadline = time.monotonic() + timeout

@@ -20,13 +20,14 @@ from selfdrive.car.tests.helpers import (
     have_data,
     last_status,
     load_npy,
+    open_gate,
     start,
     stop,
     wait_for_line,
     write_recording,
 )
 
-LEAD_S = 1.0  # card is listening first; canbridged starts in well under that
+LEAD_S = 0.2  # both daemons are up when the gate opens
 
 
 def wait_up(sock, deadline: float, what: str) -> None:
@@ -60,12 +61,12 @@ def test_real_rav4_through_canbridged_and_card(tmp_path):
     bridge = None
     rows = []
     try:
-        wait_for_line(tmp_path / "card.err", "identifying the car")
-        t0 = time.monotonic() + LEAD_S
         bridge = start("hardware.canbridged", "--backend",
-                       f"replay:{RAW}?{REPLAY_DBCS}&offset={offset}&duration={duration}&start={t0}",
+                       f"replay:{RAW}?{REPLAY_DBCS}&offset={offset}&duration={duration}&gate={tmp_path / 'gate'}",
                        log=tmp_path / "cb.err")
-        wait_up(can_sock, t0 + 5, "canbridged")
+        wait_for_line(tmp_path / "card.err", "identifying the car")
+        wait_up(can_sock, time.monotonic() + 30, "canbridged")
+        t0 = open_gate(tmp_path / "gate", LEAD_S)
         while time.monotonic() < t0 + duration + 1.2:
             for m in messaging.drain_sock(cs_sock, wait_for_one=False) or []:
                 cs = m.carState
@@ -120,11 +121,11 @@ def test_card_in_the_loop_safety_has_the_last_word(tmp_path):
     card = start("selfdrive.car.card", "--car", "TOYOTA_RAV4", log=tmp_path / "card.err")
     bridge = None
     try:
-        wait_for_line(tmp_path / "card.err", "identifying the car")
-        t0 = time.monotonic() + LEAD_S
-        bridge = start("hardware.canbridged", "--backend", f"replay:{rec}?dbc0={PT_DBC}&start={t0}",
+        bridge = start("hardware.canbridged", "--backend", f"replay:{rec}?dbc0={PT_DBC}&gate={tmp_path / 'gate'}",
                        "--tx-log", str(tmp_path / "tx"), log=tmp_path / "cb.err")
-        wait_up(can_sock, t0 + 5, "canbridged")
+        wait_for_line(tmp_path / "card.err", "identifying the car")
+        wait_up(can_sock, time.monotonic() + 30, "canbridged")
+        t0 = open_gate(tmp_path / "gate", LEAD_S)
         while time.monotonic() < t0 + seconds:
             sm.update(10)
             engaged = sm["carState"].cruiseState.enabled  # and never looks at the brake
