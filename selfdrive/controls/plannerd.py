@@ -39,8 +39,10 @@ class Planner:
         # opendbc fills cruiseState.speed (m/s) on cars whose cruise sets the speed; otherwise card's vCruise
         v_cruise = CS.cruiseState.speed if CS.cruiseState.speed > 0 else CS.vCruise
         long_active = sd.active and not CS.gasPressed
-        out = self.long.update(v_ego, CS.aEgo, v_cruise, model, long_active, str(sd.personality))
-        k = desired_curvature(model.x, model.y, model.desired_curvature, v_ego, self.steer_delay)
+        # the schema's default personality (enum 0) is aggressive: until selfdrived speaks, plan as standard
+        personality = str(sd.personality) if self.sm.seen["selfdriveState"] else "standard"
+        out = self.long.update(v_ego, CS.aEgo, v_cruise, model, long_active, personality)
+        k = desired_curvature(model.x, model.y, model.desired_curvature, v_ego, self.steer_delay, model.geometry)
         self.curvature, _ = clip_curvature(v_ego, self.curvature, k, DT_MDL)
         return out, self.curvature
 

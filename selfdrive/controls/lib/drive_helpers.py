@@ -44,7 +44,10 @@ def path_geometry(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     if keep.sum() < 2:
         return None
     dx, dy, ds = dx[keep], dy[keep], ds[keep]
-    seg_psi = np.unwrap(np.arctan2(dy, dx))
+    seg_psi = np.arctan2(dy, dx)
+    turn = np.diff(seg_psi)
+    turn -= 2 * np.pi * np.round(turn / (2 * np.pi))  # unwrap: a path never turns half a circle between points
+    seg_psi = seg_psi[0] + np.concatenate(([0.0], np.cumsum(turn)))
     s = np.concatenate(([0.0], np.cumsum(ds)))
     # heading at points: segment headings belong to segment midpoints; the ends are extrapolated
     # linearly (clamping would make the first point's heading that of the first chord, off by κ·ds/2)
@@ -52,15 +55,19 @@ def path_geometry(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     psi = np.interp(s, mid, seg_psi)
     psi[0] = seg_psi[0] - (seg_psi[1] - seg_psi[0]) / (mid[1] - mid[0]) * mid[0]
     psi[-1] = seg_psi[-1] + (seg_psi[-1] - seg_psi[-2]) / (mid[-1] - mid[-2]) * (s[-1] - mid[-1])
-    kappa_mid = np.diff(seg_psi) / np.maximum((ds[:-1] + ds[1:]) / 2, 1e-3)
+    kappa_mid = turn / np.maximum((ds[:-1] + ds[1:]) / 2, 1e-3)
     kappa = np.interp(s, s[1:-1], kappa_mid)
     return s, psi, kappa
 
 
-def lag_compensated_curvature(x: np.ndarray, y: np.ndarray, v_ego: float, delay: float) -> float | None:
+Geometry = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def lag_compensated_curvature(x: np.ndarray, y: np.ndarray, v_ego: float, delay: float,
+                              geo: Geometry | None = None) -> float | None:
     """The curvature to command now so the car follows the path after `delay` s of actuator lag, or None
-    when the path is unusable."""
-    geo = path_geometry(x, y)
+    when the path is unusable. `geo`: the path's geometry when the caller already has it."""
+    geo = path_geometry(x, y) if geo is None else geo
     if geo is None:
         return None
     s, psi, kappa = geo
@@ -86,10 +93,11 @@ def clip_curvature(v_ego: float, prev: float, new: float, dt: float) -> tuple[fl
     return out, abs(out - new) > 1e-9
 
 
-def desired_curvature(x: np.ndarray, y: np.ndarray, model_curvature: float, v_ego: float, steer_delay: float) -> float:
+def desired_curvature(x: np.ndarray, y: np.ndarray, model_curvature: float, v_ego: float, steer_delay: float,
+                      geo: Geometry | None = None) -> float:
     """The curvature to command for the model's path (x, y), compensating the whole lateral delay;
     the model's own desired curvature when the path is unusable. Always finite."""
-    k = lag_compensated_curvature(x, y, finite_or(v_ego, 0.0), finite_or(steer_delay, 0.0) + LAT_PROCESS_DELAY)
+    k = lag_compensated_curvature(x, y, finite_or(v_ego, 0.0), finite_or(steer_delay, 0.0) + LAT_PROCESS_DELAY, geo)
     return finite_or(k if k is not None else model_curvature, 0.0)
 
 

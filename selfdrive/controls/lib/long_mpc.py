@@ -36,6 +36,8 @@ A_CRUISE_MIN = -1.2       # m/s², how hard a lower set speed alone slows us
 A_CRUISE_MAX_BP = [0.0, 10.0, 25.0, 40.0]  # m/s
 A_CRUISE_MAX_V = [1.6, 1.2, 0.8, 0.6]       # m/s², acceleration allowed toward the set speed
 STOP_DISTANCE = 6.0       # m, gap kept to a stopped lead
+A_GAP_RECOVERY = 1.0      # m/s², braking that restores the time gap after a cut-in (see _gap_allowance)
+GAP_RECOVERY_TIME = 8.0   # s
 LEAD_ACCEL_TAU = 1.5      # s, a lead's positive accel is assumed to fade with this time constant
 T_FOLLOW = {"aggressive": 1.25, "standard": 1.45, "relaxed": 1.75}  # s, time gap per personality
 
@@ -159,7 +161,7 @@ class LongitudinalMpc:
         self.r_lead, self.r_vmax, self.r_vmin, self.r_acc = (slice(nx + i * N, nx + (i + 1) * N) for i in range(4))
         self.solver = osqp.OSQP()
         self.solver.setup(sp.diags(p_diag, format="csc"), self.q.copy(), a_mat, self.l.copy(), self.u.copy(),
-                          verbose=False, polishing=False, warm_starting=True, eps_abs=1e-4, eps_rel=1e-4,
+                          verbose=False, polishing=False, warm_starting=True, eps_abs=3e-4, eps_rel=3e-4,
                           max_iter=400, adaptive_rho=True, check_termination=5)
         self.a0_step = _step(DTS[0])[0]
 
@@ -184,7 +186,7 @@ class LongitudinalMpc:
             u[self.r_lead] = INF
         else:
             s_lead, v_lead = predict_lead(lead, t)
-            u[self.r_lead] = s_lead - STOP_DISTANCE
+            u[self.r_lead] = s_lead - STOP_DISTANCE + self._gap_allowance(v0, lead, s_lead, t)
             # Where the lead, not the set speed, limits us, reward being further ahead (up to the constraint).
             # The speed cost alone would spread the distance left evenly over the horizon (it is convex),
             # which closes a gap ever more slowly; this pull makes us close it, then hold it.
@@ -202,6 +204,27 @@ class LongitudinalMpc:
         slack = float(np.max(res.x[4 * N:])) if ok else 0.0
         return self._trajectory(x0, j, a_hi, status, time.monotonic() - start, max(slack, 0.0), ok)
 
+    def _gap_allowance(self, v0: float, lead: Lead, s_lead: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """How much closer than the time gap we may be at each knot after a car cut in closer than the gap.
+
+        Without it the QP would restore the gap at once, with an emergency stop for a car that is merely
+        close. The allowance is what a comfortable response (braking at A_GAP_RECOVERY down to the lead's
+        speed) would still lack, eased out to nothing over GAP_RECOVERY_TIME. It never exceeds
+        T·(our slowest possible speed at that knot), so s + T·v ≤ s_lead − STOP_DISTANCE + allowance still
+        keeps us STOP_DISTANCE behind the lead, and a lead that brakes is in its predicted path anyway.
+        Only for a gap that is already short now: approaching a lead from afar keeps the full constraint."""
+        if self.t_follow * v0 <= lead.x - STOP_DISTANCE:
+            return np.zeros_like(t)
+        v_floor = min(v0, max(lead.v, 0.0))
+        t1 = (v0 - v_floor) / A_GAP_RECOVERY
+        tb = np.minimum(t, t1)
+        v_ref = v0 - A_GAP_RECOVERY * tb
+        s_ref = v0 * tb - 0.5 * A_GAP_RECOVERY * tb * tb + v_floor * (t - tb)
+        lacking = np.maximum(s_ref + self.t_follow * v_ref - (s_lead - STOP_DISTANCE), 0.0)
+        x = np.minimum(t / GAP_RECOVERY_TIME, 1.0)
+        eased = lacking * (1.0 - x * x * (3.0 - 2.0 * x))
+        return np.minimum(eased, self.t_follow * np.maximum(v0 + ACCEL_MIN * t, 0.0))
+
     @staticmethod
     def _fallback_jerk(a0: float, has_lead: bool) -> np.ndarray:
         """No usable solution: ease toward gentle braking with a lead, toward coasting without one."""
@@ -216,15 +239,21 @@ class LongitudinalMpc:
                     ok: bool) -> MpcSolution:
         """States integrated from the jerks: exactly consistent whatever the solver's equality tolerance, and
         with the accel held inside its hard limits even when the solver stopped before converging."""
-        s, v, a = np.empty(N + 1), np.empty(N + 1), np.empty(N + 1)
-        s[0], v[0], a[0] = x0
-        j = j.copy()
-        for k, dt in enumerate(DTS):
-            j[k] = min(max(j[k], (ACCEL_MIN - a[k]) / dt), (a_hi - a[k]) / dt)
-            s[k + 1] = s[k] + v[k] * dt + a[k] * dt * dt / 2 + j[k] * dt ** 3 / 6
-            v[k + 1] = v[k] + a[k] * dt + j[k] * dt * dt / 2
-            a[k + 1] = a[k] + j[k] * dt
+        a = np.concatenate(([x0[2]], self.phi_a @ x0 + self.g_a @ j))
+        if a.min() < ACCEL_MIN - 1e-6 or a[1:].max() > a_hi + 1e-6:
+            j = self._clamp_jerk(x0[2], j, a_hi)  # rare: only a solve that stopped early gets here
+            a = np.concatenate(([x0[2]], self.phi_a @ x0 + self.g_a @ j))
+        s = np.concatenate(([x0[0]], self.phi_s @ x0 + self.g_s @ j))
+        v = np.concatenate(([x0[1]], self.phi_v @ x0 + self.g_v @ j))
         return MpcSolution(T_IDXS, s, np.maximum(v, 0.0), a, np.concatenate((j, j[-1:])), status, solve_time, slack, ok)
+
+    @staticmethod
+    def _clamp_jerk(a0: float, j: np.ndarray, a_hi: float) -> np.ndarray:
+        j, a = j.copy(), a0
+        for k, dt in enumerate(DTS):
+            j[k] = min(max(j[k], (ACCEL_MIN - a) / dt), (a_hi - a) / dt)
+            a += j[k] * dt
+        return j
 
 
 def fcw_needed(v_ego: float, a_ego: float, lead: Lead, margin: float = 0.0, horizon: float = 10.0) -> bool:

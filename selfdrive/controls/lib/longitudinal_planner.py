@@ -6,10 +6,11 @@ the benchmark run the same code. Non-finite inputs are treated as missing, never
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
-from selfdrive.controls.lib.drive_helpers import finite_or, path_geometry
+from selfdrive.controls.lib.drive_helpers import Geometry, finite_or, path_geometry
 from selfdrive.controls.lib.long_mpc import T_FOLLOW, T_IDXS, Lead, LongitudinalMpc, MpcSolution, fcw_needed
 
 LEAD_PROB = 0.5            # the model's lead probability above which we follow it
@@ -30,6 +31,11 @@ class ModelData:
     y: np.ndarray = field(default_factory=lambda: np.zeros(0))   # m left
     lead: Lead | None = None
     desired_curvature: float = 0.0                                # the model's own, 1/m
+
+    @cached_property
+    def geometry(self) -> Geometry | None:
+        """The path's geometry (see drive_helpers.path_geometry), computed once for every user."""
+        return path_geometry(self.x, self.y)
 
 
 def _floats(lst) -> np.ndarray:
@@ -55,7 +61,7 @@ def curve_speed_limits(model: ModelData, v_ego: float) -> np.ndarray | None:
     """Speed limit at each MPC knot from the path's curvature, or None when the path is unusable.
     Knot k looks at the path where we would be at today's speed: if we slow down we get there later,
     so the limit is applied early rather than late."""
-    geo = path_geometry(model.x, model.y)
+    geo = model.geometry
     if geo is None:
         return None
     s, _, kappa = geo
