@@ -126,11 +126,11 @@ class World:
         """World (x, y, yaw) of the ego's start: the centre of its lane."""
         return self.road.position(self.ego_s, self.road.lane_center_offset(self.ego_lane))
 
-    def initial_ego_state(self):
-        """A dynamics VehicleState at the ego's start, driving at ego_speed along the lane."""
-        from tools.sim.lib.dynamics import VehicleState
+    def initial_ego_state(self, params=None):
+        """A dynamics VehicleState at the ego's start, cruising at ego_speed along its lane."""
+        from tools.sim.lib.dynamics import VehicleParams, cruising_state
         x, y, yaw = self.ego_start_pose()
-        return VehicleState(x=x, y=y, yaw=yaw, vx=self.ego_speed)
+        return cruising_state(params or VehicleParams(), x, y, yaw, self.ego_speed, self.road.grade(self.ego_s))
 
     def lead(self, s: float, d: float, width: float = 1.9, length: float = 4.7,
              max_dist: float = 200.0) -> tuple[Vehicle, float] | None:
