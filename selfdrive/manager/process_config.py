@@ -77,6 +77,9 @@ PROCESSES: tuple[ProcessConfig, ...] = (
     ProcessConfig("logmessaged", "selfdrive.logmessaged", always),
     ProcessConfig("loggerd", "selfdrive.loggerd.loggerd", always),
     ProcessConfig("hardwared", "hardware.hardwared", always),
+    # replay serves the recorded route's frames itself; sim gets camerad's sim source, device its webcam
+    ProcessConfig("camerad", "selfdrive.camerad.camerad", any_of(sim, device)),
+    ProcessConfig("encoderd", "selfdrive.loggerd.encoderd", any_of(sim, device)),
 )
 
 
@@ -89,8 +92,6 @@ class PlannedProcess:
 
 PLANNED: tuple[PlannedProcess, ...] = (
     PlannedProcess("bridge", "tools.sim.bridge", "simulator + bridge (sim mode's car, road and camera)"),
-    PlannedProcess("camerad", "selfdrive.camerad.camerad", "camera frames over VisionIPC (webcam, video, sim)"),
-    PlannedProcess("encoderd", "selfdrive.loggerd.encoderd", "records the road camera video"),
     PlannedProcess("modeld", "selfdrive.modeld.modeld", "driving model: frames -> modelV2"),
     PlannedProcess("calibrationd", "selfdrive.locationd.calibrationd", "camera calibration -> liveCalibration"),
     PlannedProcess("plannerd", "selfdrive.controls.plannerd", "longitudinal/lateral plan"),
