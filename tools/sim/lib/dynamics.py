@@ -8,14 +8,16 @@ The model (SI units; the steering angle is the steering WHEEL's, left positive):
   understeer gradient m (lr/Cf - lf/Cr) / L.
 - EPS: motor torque (normalised to [-1, 1]) plus the driver's torque push against the tyres' aligning
   torque (∝ the steady-state lateral acceleration of the current angle) and the rack's centring; the
-  imbalance sets the steering rate (rate-limited, lagged). So torque → rate, and in steady state torque
-  is proportional to lateral acceleration (eps_lat_accel_full per unit torque), as the torque lateral
-  controller assumes. A driver's torque simply adds: enough of it overrides the motor.
+  imbalance sets the steering rate (rate-limited, lagged). The response quickens with speed as the
+  aligning torque stiffens: about 0.05 s at 25 m/s, 0.15 s at 10 m/s. So torque → rate, and in steady
+  state torque is proportional to lateral acceleration (eps_lat_accel_full per unit torque), as the
+  torque lateral controller assumes. A driver's torque simply adds: enough of it overrides the motor.
 - Longitudinal: with accel_active the powertrain and brakes aim for the net acceleration accel_cmd,
   compensating drag, rolling resistance and grade (as a car's ACC does); the driver's gas and brake
-  pedals add their own demand (the larger wins). Drive force lags by drive_tau and is limited by traction
-  and power; brake force lags by brake_tau. No reverse gear: speed stops at 0, and at rest the brakes and
-  rolling resistance hold the car until the drive force beats them (it does not roll back on hills).
+  pedals add their own demand (the larger wins; a pressed brake pedal cuts the drive). Drive force lags
+  by drive_tau and is limited by traction and power; brake force lags by brake_tau. No reverse gear:
+  speed stops at 0, and at rest the brakes and rolling resistance hold the car until the drive force
+  beats them (it does not roll back on hills).
 - Simplifications: no load transfer, no tyre saturation, no lateral/longitudinal coupling (vx does not
   feel vy·r), no suspension pitch. Good for lane keeping and ACC; not for limit handling.
 
@@ -43,8 +45,8 @@ class VehicleParams:
     steer_ratio: float = 16.88
     max_steer_angle: float = math.radians(540.0)
     max_steer_rate: float = math.radians(460.0)
-    eps_gain: float = 4.0
-    eps_tau: float = 0.05
+    eps_rate_gain: float = 5.0
+    eps_tau: float = 0.03
     eps_lat_accel_full: float = 2.09
     eps_center_angle: float = 3.0
     driver_torque_full: float = 3.0
@@ -208,9 +210,10 @@ def _substep(p: VehicleParams, s: VehicleState, inp: Inputs, h: float) -> None:
             drive_des = f
         else:
             brake_des = -f
+    brake = _clip(_finite(inp.brake), 0.0, 1.0)
     drive_des = max(drive_des, _clip(_finite(inp.gas), 0.0, 1.0) * drive_max)
-    brake_des = max(brake_des, _clip(_finite(inp.brake), 0.0, 1.0) * m * p.brake_decel_max)
-    drive_des = min(drive_des, drive_max)
+    brake_des = max(brake_des, brake * m * p.brake_decel_max)
+    drive_des = 0.0 if brake > 0.0 else min(drive_des, drive_max)
     brake_des = min(brake_des, m * p.brake_decel_max)
     s.drive_force += (drive_des - s.drive_force) * min(1.0, h / p.drive_tau)
     s.brake_force += (brake_des - s.brake_force) * min(1.0, h / p.brake_tau)
@@ -245,7 +248,7 @@ def _substep(p: VehicleParams, s: VehicleState, inp: Inputs, h: float) -> None:
     eps = _clip(_finite(inp.eps_torque), -1.0, 1.0)
     u = eps + _finite(inp.driver_torque) / p.driver_torque_full
     resist = a_ss / p.eps_lat_accel_full + s.steer_angle / p.eps_center_angle
-    rate_target = p.max_steer_rate * _clip(p.eps_gain * (u - resist), -1.0, 1.0)
+    rate_target = _clip(p.eps_rate_gain * (u - resist), -p.max_steer_rate, p.max_steer_rate)
     steer_rate = s.steer_rate + (rate_target - s.steer_rate) * min(1.0, h / p.eps_tau)
     steer_angle = s.steer_angle + steer_rate * h
     if steer_angle > p.max_steer_angle:

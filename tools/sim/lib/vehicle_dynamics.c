@@ -28,9 +28,10 @@ static void substep(const vd_params *p, vd_state *s, const vd_inputs *in, double
     const double f = m * finite_or_zero(in->accel_cmd) + f_drag + f_grade + (v > 0.0 ? f_roll : 0.0);
     if (f >= 0.0) drive_des = f; else brake_des = -f;
   }
+  const double brake = clip(finite_or_zero(in->brake), 0.0, 1.0);
   drive_des = fmax(drive_des, clip(finite_or_zero(in->gas), 0.0, 1.0) * drive_max);
-  brake_des = fmax(brake_des, clip(finite_or_zero(in->brake), 0.0, 1.0) * m * p->brake_decel_max);
-  drive_des = fmin(drive_des, drive_max);
+  brake_des = fmax(brake_des, brake * m * p->brake_decel_max);
+  drive_des = brake > 0.0 ? 0.0 : fmin(drive_des, drive_max);  /* brake override: the pedal cuts the drive */
   brake_des = fmin(brake_des, m * p->brake_decel_max);
   s->drive_force += (drive_des - s->drive_force) * fmin(1.0, h / p->drive_tau);
   s->brake_force += (brake_des - s->brake_force) * fmin(1.0, h / p->brake_tau);
@@ -68,7 +69,7 @@ static void substep(const vd_params *p, vd_state *s, const vd_inputs *in, double
   const double eps = clip(finite_or_zero(in->eps_torque), -1.0, 1.0);
   const double u = eps + finite_or_zero(in->driver_torque) / p->driver_torque_full;
   const double resist = a_ss / p->eps_lat_accel_full + s->steer_angle / p->eps_center_angle;
-  const double rate_target = p->max_steer_rate * clip(p->eps_gain * (u - resist), -1.0, 1.0);
+  const double rate_target = clip(p->eps_rate_gain * (u - resist), -p->max_steer_rate, p->max_steer_rate);
   double steer_rate = s->steer_rate + (rate_target - s->steer_rate) * fmin(1.0, h / p->eps_tau);
   double steer_angle = s->steer_angle + steer_rate * h;
   if (steer_angle > p->max_steer_angle) {

@@ -17,7 +17,7 @@ typedef struct {
   double steer_ratio;         /* steering wheel angle / road wheel angle */
   double max_steer_angle;     /* rad, steering wheel */
   double max_steer_rate;      /* rad/s, steering wheel */
-  double eps_gain;            /* steering rate (fraction of max) per unit of torque imbalance */
+  double eps_rate_gain;       /* rad/s of steering wheel rate per unit of torque imbalance */
   double eps_tau;             /* s, lag of the steering rate */
   double eps_lat_accel_full;  /* m/s^2 that full EPS torque holds against the tyres' aligning torque */
   double eps_center_angle;    /* rad, steering wheel angle that full torque holds against the centring springs */
@@ -54,7 +54,7 @@ typedef struct {
   double accel_cmd;           /* m/s^2, net acceleration asked of powertrain + brakes (used when accel_active) */
   double accel_active;        /* 0 or 1: longitudinal control active */
   double gas;                 /* driver's pedal, 0..1 of the available drive force */
-  double brake;               /* driver's pedal, 0..1 of brake_decel_max */
+  double brake;               /* driver's pedal, 0..1 of brake_decel_max; pressed, it cuts the drive force */
   double grade;               /* rise/run of the road under the car, positive uphill */
 } vd_inputs;
 
