@@ -28,6 +28,7 @@ from selfdrive.controls.lib.longcontrol import LongControl, LongInputs, LongPara
 from selfdrive.selfdrived.events import ET, EVENTS
 
 CANCEL_AFTER = 5            # cycles the car cruises while we are not enabled before we cancel its cruise
+ET_NAMES = frozenset(e.value for e in ET)
 LEAD_BARS = {"aggressive": 1, "standard": 2, "relaxed": 3}
 F32_MAX = 3.4e38            # a larger float64 turns into inf in a Float32 field
 ACTUATOR_FLOATS = ("torque", "steeringAngleDeg", "curvature", "accel", "gas", "brake", "speed")
@@ -54,8 +55,9 @@ class PlanView:
             # unusable arrays: hold still (an engaged car slows gently through longcontrol's PID on 0 accel)
             return PlanView(should_stop=bool(plan.shouldStop), desired_curvature=finite_or(plan.desiredCurvature, 0.0),
                             age=age)
-        return PlanView(t, np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0), np.nan_to_num(v, nan=0.0, posinf=0.0,
-                        neginf=0.0), bool(plan.shouldStop), finite_or(plan.desiredCurvature, 0.0), bool(plan.fcw),
+        a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+        v = np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)
+        return PlanView(t, a, v, bool(plan.shouldStop), finite_or(plan.desiredCurvature, 0.0), bool(plan.fcw),
                         bool(plan.hasLead), age)
 
 
@@ -144,7 +146,7 @@ class ControlsLogic:
         hud.leadVisible = plan.has_lead
         hud.leadDistanceBars = LEAD_BARS.get(sd.personality, 2)
         name, _, et = sd.alert_type.partition("/")
-        alert = EVENTS.get(name, {}).get(ET(et)) if et in ET._value2member_map_ else None
+        alert = EVENTS.get(name, {}).get(ET(et)) if et in ET_NAMES else None
         hud.visualAlert = "fcw" if plan.fcw else (alert.visual if alert is not None else "none")
         hud.audibleAlert = alert.audible if alert is not None else "none"
 

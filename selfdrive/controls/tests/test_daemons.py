@@ -120,3 +120,22 @@ class TestControlsd:
         h.feeder.stopped.add("longitudinalPlan")
         cc, cs = h.run(0.6)
         assert cs.controlsState.aTarget == 0.0 and not cc.valid
+
+    def test_alert_reaches_the_car_as_sound_and_icon(self):
+        h = ControlsHarness()
+
+        def alerting(msg):
+            engaged(msg)
+            msg.selfdriveState.alertType = "commIssue/softDisable"
+        h.feeder.edit["selfdriveState"] = alerting
+        hud = h.run(0.5)[0].carControl.hudControl
+        assert hud.audibleAlert == "warningSoft" and hud.visualAlert == "steerRequired"
+
+    def test_car_cruising_without_us_is_cancelled(self):
+        h = ControlsHarness()
+        h.feeder.edit["carState"] = lambda m: setattr(m.carState.cruiseState, "enabled", True)
+        h.run(0.04)
+        assert not h.c.pm.last("carControl").carControl.cruiseControl.cancel  # selfdrived may just be engaging
+        assert h.run(0.02)[0].carControl.cruiseControl.cancel
+        h.feeder.edit["selfdriveState"] = engaged
+        assert not h.run(0.02)[0].carControl.cruiseControl.cancel
