@@ -80,6 +80,10 @@ PROCESSES: tuple[ProcessConfig, ...] = (
     # replay serves the recorded route's frames itself; sim gets camerad's sim source, device its webcam
     ProcessConfig("camerad", "selfdrive.camerad.camerad", any_of(sim, device)),
     ProcessConfig("encoderd", "selfdrive.loggerd.encoderd", any_of(sim, device)),
+    # the onboard decision makers run in every mode: in replay they re-drive a recorded route with new code
+    ProcessConfig("plannerd", "selfdrive.controls.plannerd", always),
+    ProcessConfig("controlsd", "selfdrive.controls.controlsd", always),
+    ProcessConfig("selfdrived", "selfdrive.selfdrived.selfdrived", always),
 )
 
 
@@ -94,9 +98,6 @@ PLANNED: tuple[PlannedProcess, ...] = (
     PlannedProcess("bridge", "tools.sim.bridge", "simulator + bridge (sim mode's car, road and camera)"),
     PlannedProcess("modeld", "selfdrive.modeld.modeld", "driving model: frames -> modelV2"),
     PlannedProcess("calibrationd", "selfdrive.locationd.calibrationd", "camera calibration -> liveCalibration"),
-    PlannedProcess("plannerd", "selfdrive.controls.plannerd", "longitudinal/lateral plan"),
-    PlannedProcess("controlsd", "selfdrive.controls.controlsd", "lateral/longitudinal control -> carControl"),
-    PlannedProcess("selfdrived", "selfdrive.selfdrived.selfdrived", "engagement state machine, events, alerts"),
     PlannedProcess("card", "selfdrive.car.card", "car interface: can -> carState, carControl -> sendcan"),
     PlannedProcess("canbridged", "hardware.canbridged", "CAN adapter bridge (python-can, sim, replay)"),
     PlannedProcess("uid", "selfdrive.ui.uid", "user interface server"),
