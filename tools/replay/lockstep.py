@@ -98,28 +98,27 @@ class _Child:
     def wait(self, socks: list, timeout_ms, real_poll):
         """Lockstep wait on `socks`: ready events, or [] when virtual time passed the deadline."""
         deadline = FOREVER if timeout_ms is None or timeout_ms < 0 else self.now() + int(timeout_ms * 1e6)
+        notified = False
         while True:
             ev = real_poll(0)
             if ev or self.now() >= deadline:
+                self.cb[STATE] = BUSY
                 return ev
             if any(self.in_flight(s) for s in socks):
                 if not real_poll(REAL_WAIT_MS):
                     raise LockstepError("a message the driver sent did not arrive")
                 continue
-            mask = 0
-            for s in socks:
-                if s in self.subs:
-                    mask |= 1 << self.subs[s][0]
-            self.cb[IDLE_DEADLINE], self.cb[IDLE_MASK] = deadline, mask
-            self.cb[IDLE_SEQ] += 1
-            self.cb[STATE] = IDLE
-            self.idle.send(b"")  # blocks only until the driver's end is connected (at start)
-            poller = zmq.Poller()
-            for s in socks:
-                poller.register(s, zmq.POLLIN)
-            poller.register(self.wake, zmq.POLLIN)
-            _orig["poller_poll"](poller, -1)
-            self.cb[STATE] = BUSY
+            if not notified:  # one notice per wait: a wake-up that changes nothing is not a new step
+                mask = 0
+                for s in socks:
+                    if s in self.subs:
+                        mask |= 1 << self.subs[s][0]
+                self.cb[IDLE_DEADLINE], self.cb[IDLE_MASK] = deadline, mask
+                self.cb[IDLE_SEQ] += 1
+                self.cb[STATE] = IDLE
+                self.idle.send(b"")  # blocks only until the driver's end is connected (at start)
+                notified = True
+            _real_poll([*socks, self.wake], -1)
             while True:  # every wake-up is one clock move; drain them all
                 try:
                     _orig["recv"](self.wake, zmq.NOBLOCK)
@@ -131,6 +130,11 @@ _child: _Child | None = None
 _orig: dict = {}
 
 
+def _real_poll(socks: list, timeout_ms: int, flags: int = zmq.POLLIN) -> list:
+    """A real-time poll that bypasses the hooks (pyzmq's Socket.poll goes through Poller.poll)."""
+    return [(s, e) for s, e in zmq.zmq_poll([(s, flags) for s in socks], timeout_ms) if e]
+
+
 def _stepped() -> bool:
     return _child is not None and threading.current_thread() is _child.main
 
@@ -139,14 +143,14 @@ def _recv(self, flags=0, copy=True, track=False):
     if not _stepped() or self not in _child.subs:
         return _orig["recv"](self, flags, copy, track)
     if not flags & zmq.NOBLOCK:
-        _child.wait([self], None, lambda ms: _orig["sock_poll"](self, ms))
+        _child.wait([self], None, lambda ms: _real_poll([self], ms))
     while True:
         try:
             dat = _orig["recv"](self, flags | zmq.NOBLOCK, copy, track)
         except zmq.Again:
             if not _child.in_flight(self):
                 raise
-            if not _orig["sock_poll"](self, REAL_WAIT_MS):
+            if not _real_poll([self], REAL_WAIT_MS):
                 raise LockstepError("a message the driver sent did not arrive") from None
             continue
         _child.subs[self][2] += 1
@@ -156,7 +160,7 @@ def _recv(self, flags=0, copy=True, track=False):
 def _sock_poll(self, timeout=None, flags=zmq.POLLIN):
     if not _stepped():
         return _orig["sock_poll"](self, timeout, flags)
-    return _child.wait([self], timeout, lambda ms: _orig["sock_poll"](self, ms, flags))
+    return _child.wait([self], timeout, lambda ms: _real_poll([self], ms, flags))
 
 
 def _poller_poll(self, timeout=None):
@@ -204,7 +208,7 @@ def _pub_init(self, service, tcp_bind=None):
 
 def _pub_send(self, dat) -> None:
     if not self.lockstep_subscribed:
-        if not _orig["sock_poll"](self.sock, 10_000):
+        if not _real_poll([self.sock], 10_000):
             raise LockstepError(f"nobody subscribed to {self.service} within 10 s")
         _orig["recv"](self.sock, 0)
         self.lockstep_subscribed = True

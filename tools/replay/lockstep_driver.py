@@ -1,7 +1,9 @@
 """The driver's side of lockstep (see lockstep.py for the contract): runs one daemon as a real process and
-feeds it recorded messages one at a time, returning what each one made it publish.
+feeds it recorded messages one at a time, returning what each one made it publish. Its inputs are bound
+when the daemon first subscribes to them (or up front with `inputs=`); its outputs are subscribed when the
+daemon binds them, so what a daemon reads and writes is learned from its own sockets.
 
-    d = LockstepDaemon("selfdrive.car.card", ["--car", "TOYOTA_RAV4"], inputs=["can", "carControl"], t_start_ns=t0)
+    d = LockstepDaemon("selfdrive.car.card", ["--car", "TOYOTA_RAV4"], t_start_ns=t0)
     d.start()
     for ev in events:                      # in logMonoTime order
         for service, dat in d.feed(ev.which(), ev.as_builder().to_bytes(), ev.logMonoTime):
@@ -53,9 +55,7 @@ class LockstepDaemon:
         self.idle = self._sock(ctx, zmq.PULL, channel(self.path, "idle"))
         self.inputs: dict[str, zmq.Socket] = {}
         for s in inputs:
-            sock = self._sock(ctx, zmq.XPUB, ipc_endpoint(s, create=True), hwm=True)
-            sock.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscriber's subscription, not just the first
-            self.inputs[s] = sock
+            self._bind_input(s)
         self.seen_subs: Counter[str] = Counter()
         self.outputs: dict[str, zmq.Socket] = {}
         self.received: Counter[str] = Counter()
@@ -64,6 +64,14 @@ class LockstepDaemon:
         self.poller.register(self.idle, zmq.POLLIN)
         self.proc: subprocess.Popen | None = None
         self._out: list[tuple[str, bytes]] = []
+
+    def _bind_input(self, service: str) -> zmq.Socket:
+        if self.cb[BOUND + SERVICE_INDEX[service]]:
+            raise LockstepError(f"{self.module} publishes {service}, which the replay feeds it")
+        sock = self._sock(zmq.Context.instance(), zmq.XPUB, ipc_endpoint(service, create=True), hwm=True)
+        sock.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscriber's subscription, not just the first
+        self.inputs[service] = sock
+        return sock
 
     @staticmethod
     def _sock(ctx, kind: int, addr: str, hwm: bool = False) -> zmq.Socket:
@@ -106,6 +114,8 @@ class LockstepDaemon:
         if want == 0:
             self.dropped[service] += 1
             return self._take()
+        if service not in self.inputs:
+            self._bind_input(service)  # the daemon's SUB connects to it on its own (ZMQ reconnects within 0.1 s)
         self._confirm_subscriptions(service, want)
         waits = bool(int(self.cb[IDLE_MASK]) >> i & 1) or self.cb[STATE] != IDLE
         self.inputs[service].send(dat, copy=False)

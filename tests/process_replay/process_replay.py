@@ -1,0 +1,166 @@
+"""Process replay: each daemon as a real process, in lockstep (tools/replay/lockstep.py), against a fixed
+input route; its outputs are compared with stored reference outputs, field by field.
+
+    python -m tests.process_replay.process_replay [daemon...]     compare with the references, print the diff
+    python -m tests.process_replay.regen [daemon...]              regenerate the references (ref/*.zst)
+
+What a daemon is fed and what is compared is not listed here: it is what the daemon's own sockets do.
+The lockstep child reports every service the daemon subscribes to and publishes; the replay feeds it
+the route's messages of the services it subscribes to and records everything it publishes. Where a
+daemon declares its services (a module-level `SUBSCRIBES`/`SERVICES` and `PUBLISHES`), a test checks
+the declaration against what the sockets did, so neither can drift.
+"""
+
+import importlib
+import importlib.util
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+
+import zstandard
+
+from cereal import messaging
+from common.params import Params
+from tests.process_replay.compare import compare, format_diff
+from tests.process_replay.inputs import ROUTES, as_bytes, digest
+from tools.replay.lockstep import SERVICE_INDEX, SUBSCRIBED
+from tools.replay.lockstep_driver import LockstepDaemon
+
+REF_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref")
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    name: str
+    module: str
+    route: str                          # which input route of inputs.ROUTES
+    args: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()        # output fields that are timing, not behaviour
+    tolerance: float = 1e-5             # relative (and absolute below 1) float tolerance
+
+
+TIMING = ("logMonoTime",)
+CONFIGS: tuple[DaemonConfig, ...] = (
+    DaemonConfig("card", "selfdrive.car.card", "car", ("--car", "TOYOTA_RAV4")),
+    DaemonConfig("plannerd", "selfdrive.controls.plannerd", "stack", ignore=("longitudinalPlan.solverExecutionTime",)),
+    DaemonConfig("controlsd", "selfdrive.controls.controlsd", "stack", ignore=("controlsState.cumLagMs",)),
+    DaemonConfig("selfdrived", "selfdrive.selfdrived.selfdrived", "stack"),
+    # modeld and calibrationd join here when they land (their input route needs camera frames)
+)
+
+
+def available() -> tuple[DaemonConfig, ...]:
+    """The configured daemons whose module exists in this checkout."""
+    return tuple(c for c in CONFIGS if importlib.util.find_spec(c.module) is not None)
+
+
+def config(name: str) -> DaemonConfig:
+    for c in CONFIGS:
+        if c.name == name:
+            return c
+    raise KeyError(f"no process replay config {name!r}; known: {[c.name for c in CONFIGS]}")
+
+
+@dataclass
+class ReplayResult:
+    outputs: list[bytes]
+    subscribed: set[str]
+    published: set[str]
+    dropped: Counter = field(default_factory=Counter)
+
+
+def set_params_from(inputs: list[bytes]) -> None:
+    """The CarParams param from the route's first carParams (what card wrote when it was recorded)."""
+    for dat in inputs:
+        ev = messaging.log_from_bytes(dat)
+        if ev.which() == "carParams":
+            Params().put("CarParams", ev.carParams.as_builder().to_bytes())
+            return
+
+
+def replay(cfg: DaemonConfig, inputs: list[bytes], env: dict[str, str] | None = None,
+           log_path: str | None = None) -> ReplayResult:
+    """Runs `cfg`'s daemon over `inputs` (Event bytes in time order) in lockstep; returns what it published."""
+    set_params_from(inputs)
+    events = [(ev.which(), ev.logMonoTime, dat) for dat in inputs for ev in (messaging.log_from_bytes(dat),)]
+    outputs: list[bytes] = []
+    d = LockstepDaemon(cfg.module, cfg.args, t_start_ns=events[0][1] - 1_000_000, env=env, log_path=log_path)
+    try:
+        outputs += [dat for _, dat in d.start()]
+        for service, t, dat in events:
+            outputs += [out for _, out in d.feed(service, dat, t)]
+        outputs += [dat for _, dat in d.advance(events[-1][1] + 10_000_000)]
+        subscribed = {s for s, i in SERVICE_INDEX.items() if d.cb[SUBSCRIBED + i] > 0}
+        published = set(d.outputs)
+        dropped = Counter({s: n for s, n in d.dropped.items() if s in subscribed})
+    finally:
+        d.stop()
+    return ReplayResult(outputs, subscribed, published, dropped)
+
+
+def declared(module: str) -> tuple[set[str] | None, set[str] | None]:
+    """(subscribes, publishes) as the daemon module declares them; None where it declares nothing."""
+    mod = importlib.import_module(module)
+    subs = getattr(mod, "SUBSCRIBES", getattr(mod, "SERVICES", None))
+    pubs = getattr(mod, "PUBLISHES", None)
+    return (None if subs is None else set(subs)), (None if pubs is None else set(pubs))
+
+
+# ---------------------------------------------------------------------------------------------------
+# references: ref/<name>.zst holds the outputs (framed Events, like an rlog); its first message is not an
+# output but a logMessage whose text is the digest of the inputs they were made from.
+
+def ref_path(name: str) -> str:
+    return os.path.join(REF_DIR, f"{name}.zst")
+
+
+def save_ref(name: str, input_digest: str, outputs: list[bytes]) -> str:
+    os.makedirs(REF_DIR, exist_ok=True)
+    head = messaging.new_message("logMessage")
+    head.logMonoTime = 0
+    head.logMessage.name, head.logMessage.msg = "process_replay", f"inputs {input_digest}"
+    data = zstandard.ZstdCompressor(level=19).compress(b"".join([head.to_bytes(), *outputs]))
+    with open(ref_path(name), "wb") as f:
+        f.write(data)
+    return ref_path(name)
+
+
+def load_ref(name: str) -> tuple[str, list]:
+    """(input digest, output Events) of a stored reference; FileNotFoundError when there is none."""
+    from tools.lib.logreader import LogReader
+    evs = list(LogReader(ref_path(name), sort_by_time=False))
+    head = evs[0].logMessage.msg if evs and evs[0].which() == "logMessage" else ""
+    return head.removeprefix("inputs "), evs[1:]
+
+
+def run_inputs(cfg: DaemonConfig) -> list[bytes]:
+    return as_bytes(ROUTES[cfg.route]())
+
+
+def check(cfg: DaemonConfig, env: dict[str, str] | None = None, log_path: str | None = None) -> list[str]:
+    """The readable diff of `cfg`'s daemon against its reference ([] when they agree)."""
+    inputs = run_inputs(cfg)
+    want_digest, ref = load_ref(cfg.name)
+    if want_digest != digest(inputs):
+        return [f"{cfg.name}: the input route changed since the reference was made "
+                f"(inputs {digest(inputs)}, reference made from {want_digest}); regenerate the references"]
+    result = replay(cfg, inputs, env, log_path)
+    new = [messaging.log_from_bytes(d) for d in result.outputs]
+    return format_diff(cfg.name, compare(ref, new, cfg.tolerance, TIMING + cfg.ignore))
+
+
+def main(argv: list[str] | None = None) -> int:
+    names = (sys.argv[1:] if argv is None else argv) or [c.name for c in available()]
+    failed = 0
+    for name in names:
+        diff = check(config(name))
+        print(f"{name}: {'no diff' if not diff else 'DIFF'}")
+        for line in diff:
+            print("  " + line)
+        failed += bool(diff)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
