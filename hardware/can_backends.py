@@ -16,7 +16,7 @@
         `dbc` restores frame lengths a recording lost.
         There is no car behind a replay: frames sent to it go nowhere (canbridged still logs and echoes them).
     sim
-        the simulator's CAN: not built yet, fails with a clear error.
+        the simulator's car (tools/sim/bridge.py), reached through the run directory (hardware/sim_backend.py).
 
 A backend returns raw frames as it got them (`RawFrame`); `classify` decides what is a frame and what is
 garbage, so every backend's garbage is counted the same way.
@@ -344,8 +344,8 @@ def open_backend(url: str) -> Backend:
     """The backend named by `url` (see the module doc). Raises BackendError with the reason."""
     scheme, rest, query = parse_url(url)
     if scheme == "sim":
-        raise BackendError("the 'sim' CAN backend is not built yet (it comes with the simulator); "
-                           "use replay:<path> or a python-can interface such as socketcan:can0")
+        from hardware.sim_backend import SimBackend  # imported here: sim_backend builds on this module
+        return SimBackend(query)
     if scheme == "replay":
         if not rest:
             raise BackendError("replay needs a path: replay:<folder or log>")

@@ -1,0 +1,140 @@
+"""The `sim` CAN backend: the simulator's car (tools/sim/bridge.py) as canbridged's CAN adapter.
+
+Wire: two ZMQ PUSH -> PULL pairs in the run directory; canbridged (the adapter) binds both, the bridge
+(the car) connects, so either may start first:
+    sim_can_car  bridge -> canbridged  the car's frames of one 10 ms step, one message per step
+    sim_can_cmd  canbridged -> bridge  frames the adapter puts on the bus (after the safety layer)
+A message is a sequence of frames, each `<IBB` (address, bus, length) followed by `length` bytes. A
+malformed message is handed to canbridged as one error frame, so it is counted like bus garbage.
+Like a real bus, frames sent while nobody listens are lost: a send with no car connected fails
+(BackendError, the car "does not acknowledge"), and the car's frames are dropped while canbridged is away.
+"""
+
+import struct
+from collections.abc import Iterable
+
+import zmq
+
+from cereal.messaging.endpoints import ipc_endpoint
+from hardware.can_backends import Backend, BackendError, CanFrame, RawFrame
+
+CAR_ENDPOINT = "sim_can_car"
+CMD_ENDPOINT = "sim_can_cmd"
+FRAME_HEADER = struct.Struct("<IBB")
+QUEUE = 100        # messages (1 s of steps) a slow reader may fall behind before the sender drops
+MAX_PER_RECV = 1000
+
+
+def pack_frames(frames: Iterable[tuple[int, bytes, int]]) -> bytes:
+    """(address, data, bus) frames -> one wire message."""
+    return b"".join(FRAME_HEADER.pack(a, b, len(d)) + bytes(d) for a, d, b in frames)
+
+
+def unpack_frames(msg: bytes) -> list[tuple[int, bytes, int]]:
+    """One wire message -> (address, data, bus) frames; ValueError when it is not a whole number of frames."""
+    out, pos, n = [], 0, len(msg)
+    while pos < n:
+        if pos + FRAME_HEADER.size > n:
+            raise ValueError(f"truncated frame header at byte {pos} of {n}")
+        address, bus, length = FRAME_HEADER.unpack_from(msg, pos)
+        pos += FRAME_HEADER.size
+        if pos + length > n:
+            raise ValueError(f"frame at byte {pos} says {length} bytes, {n - pos} left")
+        out.append((address, msg[pos:pos + length], bus))
+        pos += length
+    return out
+
+
+def _socket(kind: int) -> zmq.Socket:
+    s = zmq.Context.instance().socket(kind)
+    s.setsockopt(zmq.LINGER, 0)
+    s.setsockopt(zmq.SNDHWM if kind == zmq.PUSH else zmq.RCVHWM, QUEUE)
+    if kind == zmq.PUSH:
+        s.setsockopt(zmq.IMMEDIATE, 1)  # queue nothing for a peer that is not there
+    return s
+
+
+class SimBackend(Backend):
+    """canbridged's end: the adapter."""
+
+    url = "sim"
+
+    def __init__(self, opts: dict[str, str] | None = None):
+        if opts:
+            raise BackendError(f"sim: takes no options, got {sorted(opts)}")
+        self.rx = _socket(zmq.PULL)
+        self.tx = _socket(zmq.PUSH)
+        try:
+            self.rx.bind(ipc_endpoint(CAR_ENDPOINT, create=True))
+            self.tx.bind(ipc_endpoint(CMD_ENDPOINT, create=True))
+        except zmq.ZMQError as e:
+            self.close()
+            raise BackendError(f"sim: cannot listen in {ipc_endpoint(CAR_ENDPOINT)} (another canbridged?): {e}") \
+                from None
+        self.malformed = 0
+
+    def recv(self) -> list[RawFrame]:
+        out: list[RawFrame] = []
+        for _ in range(MAX_PER_RECV):
+            try:
+                msg = self.rx.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            try:
+                frames = unpack_frames(msg)
+            except ValueError:
+                self.malformed += 1
+                out.append(RawFrame(-1, b"", 0, is_error=True))
+                continue
+            out.extend(RawFrame(a, d, b, is_extended=a > 0x7FF) for a, d, b in frames)
+        return out
+
+    def send(self, frame: CanFrame) -> None:
+        try:
+            self.tx.send(pack_frames([(frame.address, frame.dat, frame.src)]), zmq.NOBLOCK)
+        except zmq.Again:
+            raise BackendError("sim: no simulated car on the bus (is the bridge running?)") from None
+
+    def close(self) -> None:
+        for s in (self.rx, self.tx):
+            s.close(0)
+
+
+class SimCarLink:
+    """The bridge's end: the car puts its frames on the bus and takes the adapter's."""
+
+    def __init__(self):
+        self.tx = _socket(zmq.PUSH)
+        self.rx = _socket(zmq.PULL)
+        self.tx.connect(ipc_endpoint(CAR_ENDPOINT))
+        self.rx.connect(ipc_endpoint(CMD_ENDPOINT))
+        self.dropped_steps = 0
+        self.malformed = 0
+
+    def send(self, frames: list[tuple[int, bytes, int]]) -> bool:
+        """One step's frames; False (and counted) when no adapter took them."""
+        try:
+            self.tx.send(pack_frames(frames), zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            self.dropped_steps += 1
+            return False
+
+    def recv(self, timeout_ms: int = 0) -> list[tuple[int, bytes, int]]:
+        """Every frame the adapter sent so far (waits up to `timeout_ms` for the first)."""
+        out: list[tuple[int, bytes, int]] = []
+        if timeout_ms > 0 and not self.rx.poll(timeout_ms):
+            return out
+        while True:
+            try:
+                msg = self.rx.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return out
+            try:
+                out.extend(unpack_frames(msg))
+            except ValueError:
+                self.malformed += 1
+
+    def close(self) -> None:
+        for s in (self.rx, self.tx):
+            s.close(0)

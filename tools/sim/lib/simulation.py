@@ -1,0 +1,195 @@
+"""One simulated drive: a scenario's world, the ego vehicle's dynamics, the CAN-level car and the
+scripted driver, advanced in 10 ms steps.
+
+Deterministic: the state after step k depends only on (scenario, seed, driver config) and the CAN
+frames handed to `step` at each step; nothing reads a clock. The car's CAN output of a step is packed
+only when asked (`step(..., can=True)`), so in-process runs that need no bus (the driver's scenario
+tests, training data) skip the packing.
+"""
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from tools.sim.lib import dynamics
+from tools.sim.lib.driver import DriverConfig, DriverMode, Other, ScriptedDriver, Vehicle, View
+from tools.sim.lib.scenarios import SCENARIOS, make_world
+from tools.sim.lib.sim_car import DriverControls, Frame, Motion, SimCar
+from tools.sim.lib.traffic import Box
+from tools.sim.lib.truth import SAMPLE_DISTANCES, DepartureJudge, Footprint, leads, line_offsets
+
+DT = 0.01
+DT_MS = 10
+CAMERA_EVERY = 5          # steps: 20 Hz camera and simState
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """What to simulate and how; travels as JSON (ROADPILOT_SIM, the SimScenario param)."""
+    scenario: str = "highway"
+    seed: int = 0
+    driver: DriverMode = "manual"
+    use_cruise: bool = False      # a manual driver that also turns the cruise on
+    lockstep: bool = False
+    minutes: float = 0.0          # of simulated time; 0: until stopped
+    camera: bool = True
+    record: str = ""              # mp4 path of what the camera saw; "" for none
+
+    def __post_init__(self):
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {self.scenario!r}; known: {', '.join(SCENARIOS)}")
+        if self.driver not in ("manual", "supervise"):
+            raise ValueError(f"driver must be manual or supervise, got {self.driver!r}")
+        if not (self.minutes >= 0 and math.isfinite(self.minutes)):
+            raise ValueError(f"minutes must be >= 0, got {self.minutes}")
+        if not 0 <= self.seed < 2 ** 32:
+            raise ValueError(f"seed must be 0..2^32-1, got {self.seed}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "SimConfig":
+        """Raises ValueError on anything that is not a valid config."""
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"sim config is not JSON: {e}") from None
+        if not isinstance(raw, dict):
+            raise ValueError("sim config must be a JSON object")
+        known = {f.name: f.type for f in fields(cls)}
+        bad = sorted(set(raw) - set(known))
+        if bad:
+            raise ValueError(f"unknown sim config keys {bad}; known: {sorted(known)}")
+        try:
+            return cls(**raw)
+        except TypeError as e:
+            raise ValueError(f"bad sim config: {e}") from None
+
+
+@dataclass
+class Tally:
+    """Ground-truth events over a drive (counted per step; `first_*` in seconds)."""
+    collision_steps: int = 0
+    departure_steps: int = 0
+    first_collision: float | None = None
+    first_departure: float | None = None
+    departure_kinds: dict[str, int] | None = None
+    distance: float = 0.0
+    engaged_steps: int = 0
+
+
+class Simulation:
+    def __init__(self, cfg: SimConfig):
+        self.cfg = cfg
+        self.world = make_world(cfg.scenario, cfg.seed)
+        self.road = self.world.road
+        self.params = dynamics.VehicleParams()
+        self.ego = Vehicle.from_params(self.params)  # the RAV4 as its driver knows it
+        x, y, yaw = self.world.ego_start_pose()
+        self.state = dynamics.cruising_state(self.params, x, y, yaw, self.world.ego_speed,
+                                             float(self.road.grade(self.world.ego_s)))
+        self.car = SimCar()
+        rng = np.random.default_rng([cfg.seed, 0xD71E])
+        dcfg = DriverConfig(mode=cfg.driver, use_cruise=cfg.use_cruise)
+        self.driver = ScriptedDriver(self.road, self.world.ego_lane, self.world.cruise_speed, rng, dcfg, self.ego)
+        self.k = 0
+        self.controls = DriverControls()
+        self.prev_v = self.state.vx
+        self.s, self.d = self.road.project(self.state.x, self.state.y)
+        self.collision = False
+        self.departure: str | None = None
+        self.tally = Tally(departure_kinds={})
+        self.judge = DepartureJudge(self.world.ego_lane)
+
+    @property
+    def t(self) -> float:
+        return self.k * DT
+
+    # --- the pieces' views of each other -------------------------------------------------------------------
+    def motion(self) -> Motion:
+        st = self.state
+        return Motion(v=st.vx, a=st.accel, a_lat=st.lat_accel, yaw_rate=st.yaw_rate,
+                      steer_deg=math.degrees(st.steer_angle), steer_rate_deg=math.degrees(st.steer_rate),
+                      eps_torque=st.eps_torque)
+
+    def heading(self) -> float:
+        return _wrap(self.state.yaw - self.road.centerline(self.s)[2])
+
+    def view(self) -> View:
+        m = self.motion()
+        others = [Other(o.s, o.d, o.v, o.length, o.width, o.d_rate) for o in self.world.vehicles if o.direction > 0]
+        return View(self.t, self.s, self.d, self.heading(), m.v, m.steer_deg, m.steer_rate_deg, others, self.car.status,
+                    float(self.road.grade(self.s)))
+
+    def footprint(self) -> Footprint:
+        return Footprint(self.s, self.d, self.heading(), self.ego.length, self.ego.width)
+
+    # --- one step --------------------------------------------------------------------------------------------
+    def step(self, commands: list[Frame] = (), can: bool = True) -> list[Frame]:
+        """Advances 10 ms: the car gets `commands` (frames on its bus), the driver acts, the vehicle and the
+        traffic move. Returns the car's frames of this step (empty when `can` is False)."""
+        t_next = (self.k + 1) * DT
+        self.car.receive(commands, t_next)
+        self.controls = self.driver.update(self.view())
+        act = self.car.update(t_next, self.motion(), self.controls)
+        inputs = dynamics.Inputs(eps_torque=act.eps_torque, driver_torque=act.driver_torque, accel_cmd=act.accel,
+                                 accel_active=act.accel_active, gas=act.gas, brake=act.brake,
+                                 grade=float(self.road.grade(self.s)))
+        ego_box = Box(self.s, self.d, self.state.vx, self.ego.length, self.ego.width)
+        self.state = dynamics.step(self.params, self.state, inputs, DT)
+        self.world.step(DT, ego_box)
+        self.k += 1
+        self.tally.distance += 0.5 * (self.state.vx + self.prev_v) * DT
+        self.prev_v = self.state.vx
+        self.s, self.d = self.road.project(self.state.x, self.state.y)
+        self._judge()
+        return self.car.frames(self.k * DT_MS, DT_MS) if can else []
+
+    def _judge(self) -> None:
+        st, ta = self.state, self.tally
+        # the exact footprint test only for vehicles that are near in road coordinates (it is costly)
+        near = any(abs(v.s - self.s) < 0.5 * (v.length + self.ego.length) + 2.0 and
+                   abs(v.d - self.d) < 0.5 * (v.width + self.ego.length) for v in self.world.vehicles)
+        self.collision = near and self.world.collision(st.x, st.y, st.yaw, self.ego.length, self.ego.width) is not None
+        self.departure = self.judge.update(self.road, self.footprint(), self.controls.blinker)
+        if self.collision:
+            ta.collision_steps += 1
+            ta.first_collision = self.t if ta.first_collision is None else ta.first_collision
+        if self.departure is not None:
+            ta.departure_steps += 1
+            ta.first_departure = self.t if ta.first_departure is None else ta.first_departure
+            ta.departure_kinds[self.departure] = ta.departure_kinds.get(self.departure, 0) + 1
+        ta.engaged_steps += int(self.car.status.engaged)
+
+    # --- ground truth ----------------------------------------------------------------------------------------
+    def fill_sim_state(self, ss) -> None:
+        """Fills a simState builder with this step's ground truth."""
+        st, road, cfg = self.state, self.road, self.cfg
+        ss.t = self.t
+        ss.scenario, ss.seed = cfg.scenario, cfg.seed
+        ss.x, ss.y, ss.yaw = st.x, st.y, st.yaw
+        ss.vEgo, ss.aEgo, ss.yawRate = st.vx, st.accel, st.yaw_rate
+        ss.steeringAngleDeg = self.motion().steer_deg
+        lane = road.lane_at(self.d)
+        ss.laneIndex = -128 if lane is None else lane
+        ss.laneWidth = road.lane_width
+        if lane is not None:
+            ss.laneCenterOffset = self.d - road.lane_center_offset(lane)
+            ss.leftLine = line_offsets(road, st.x, st.y, st.yaw, self.s, -lane * road.lane_width)
+            ss.rightLine = line_offsets(road, st.x, st.y, st.yaw, self.s, -(lane + 1) * road.lane_width)
+        ss.roadCurvature = road.curvature(self.s)
+        ss.sampleDistances = list(SAMPLE_DISTANCES)
+        found = leads(road, self.footprint(), self.world.vehicles)
+        out = ss.init("leads", len(found))
+        for dst, src in zip(out, found, strict=True):
+            for k, v in src.items():
+                setattr(dst, k, v)
+        ss.collision = self.collision
+        ss.laneDeparture = self.departure is not None
+
+
+def _wrap(a: float) -> float:
+    return (a + math.pi) % (2 * math.pi) - math.pi

@@ -1,0 +1,301 @@
+"""The simulated RAV4 on its CAN bus: opendbc's car state reads it as the car it simulates, and the car
+reacts to the car port's commands the way the brief of the real car says (refusing them unengaged)."""
+
+import numpy as np
+import pytest
+from opendbc.can import CANPacker
+from opendbc.car.common.conversions import Conversions as CV
+
+from selfdrive.car.car_logic import CarLogic
+from selfdrive.car.car_specific import CarSetup, build_plan
+from selfdrive.car.fingerprinting import Fingerprinter
+from tools.sim.lib.sim_car import (
+    LKA_FAULT,
+    LKA_FULL_UNITS,
+    MIN_ACC_SPEED,
+    PT_DBC,
+    SCHEDULE,
+    DriverControls,
+    Motion,
+    SimCar,
+)
+
+DT = 0.01
+
+
+class Bench:
+    """A SimCar stepped at 100 Hz with a stand-in for the car port: STEERING_LKA every step and
+    ACC_CONTROL every 3rd, packed with opendbc's packer like the real port does."""
+
+    def __init__(self, acc_module: bool = True):
+        self.car = SimCar()
+        self.port = CANPacker(PT_DBC)
+        self.k = 0
+        self.acc_module = acc_module
+        self.torque, self.request, self.accel, self.cancel = 0, False, 0.0, False
+
+    def commands(self) -> list:
+        out = [self.port.make_can_msg("STEERING_LKA", 0, {"STEER_REQUEST": int(self.request),
+                                                         "STEER_TORQUE_CMD": self.torque, "SET_ME_1": 1})]
+        if self.acc_module and self.k % 3 == 0:
+            out.append(self.port.make_can_msg("ACC_CONTROL", 0, {
+                "ACCEL_CMD": self.accel, "PERMIT_BRAKING": 1, "RELEASE_STANDSTILL": 1,
+                "CANCEL_REQ": int(self.cancel)}))
+        return out
+
+    def step(self, motion: Motion, driver: DriverControls, commands: list | None = None):
+        self.k += 1
+        t = self.k * DT
+        self.car.receive(self.commands() if commands is None else commands, t)
+        act = self.car.update(t, motion, driver)
+        return act, self.car.frames(self.k * 10)
+
+    def hold(self, seconds: float, motion: Motion, driver: DriverControls | None = None):
+        driver = driver or DriverControls()
+        out = None
+        for _ in range(round(seconds / DT)):
+            out = self.step(motion, driver)
+        return out
+
+    def press(self, button: str, motion: Motion):
+        self.hold(0.2, motion, DriverControls(**{button: True}))
+        return self.hold(0.2, motion)
+
+
+def engaged_bench(v: float = 25.0) -> Bench:
+    b = Bench()
+    m = Motion(v=v)
+    b.press("main", m)
+    b.press("set", m)
+    assert b.car.status.engaged
+    return b
+
+
+class TestCarStateReadsTheSimulatedCar:
+    """card's CarLogic (opendbc's TOYOTA_RAV4 CarInterface behind card's frame checks) on the sim's CAN."""
+
+    def setup_method(self):
+        self.bench = Bench()
+        fp = Fingerprinter("TOYOTA_RAV4")
+        self.packets = []
+        while not fp.done:
+            _, frames = self.bench.step(Motion(v=20.0), DriverControls())
+            self.packets.append(frames)
+            fp.add(frames)
+        self.plan = build_plan(fp.result(), CarSetup())
+        self.logic = CarLogic(self.plan)
+
+    def feed(self, motion: Motion, driver: DriverControls | None = None, seconds: float = 1.0):
+        driver = driver or DriverControls()
+        CS = None
+        for _ in range(round(seconds / DT)):
+            _, frames = self.bench.step(motion, driver)
+            CS = self.logic.update([(int(self.bench.k * DT * 1e9), frames)])
+        return CS
+
+    def test_installation_is_seen_as_a_rav4_without_dsu(self):
+        assert self.plan.connected_buses == frozenset({0, 2})
+        assert self.plan.CP.openpilotLongitudinalControl  # the DSU is unplugged: we send ACC_CONTROL
+
+    @pytest.mark.parametrize("v, steer", [(0.0, 0.0), (8.3, -12.34), (20.0, 3.21), (33.0, 87.6), (15.0, -400.0)])
+    def test_speed_and_angle(self, v, steer):
+        CS = self.feed(Motion(v=v, steer_deg=steer, yaw_rate=0.02 if v else 0.0), seconds=1.5)
+        assert CS.canValid and not self.logic.problems
+        assert CS.canErrorCounter == 0
+        assert CS.vEgoRaw == pytest.approx(v, abs=0.01)
+        assert CS.steeringAngleDeg == pytest.approx(steer, abs=0.051)  # 1.5 deg + 0.1 deg fraction encoding
+        assert CS.standstill == (v == 0.0)
+        assert CS.gearShifter == "drive"
+        assert not (CS.doorOpen or CS.seatbeltUnlatched or CS.parkingBrake or CS.espDisabled)
+
+    def test_pedals_and_driver_torque(self):
+        CS = self.feed(Motion(v=15.0), DriverControls(gas=0.4, steer_torque=2.5))
+        assert CS.gasPressed and not CS.brakePressed
+        assert CS.steeringPressed and CS.steeringTorque == pytest.approx(125, abs=1)
+        CS = self.feed(Motion(v=15.0), DriverControls(brake=0.3))
+        assert CS.brakePressed and not CS.gasPressed and not CS.steeringPressed
+
+    def test_cruise_state_follows_the_buttons(self):
+        m = Motion(v=25.0)
+        CS = self.feed(m)
+        assert not CS.cruiseState.available and not CS.cruiseState.enabled
+        self.feed(m, DriverControls(main=True), 0.2)
+        CS = self.feed(m)
+        assert CS.cruiseState.available and not CS.cruiseState.enabled
+        self.feed(m, DriverControls(set=True), 0.2)
+        CS = self.feed(m)
+        assert CS.cruiseState.enabled
+        assert CS.cruiseState.speed == pytest.approx(90 * CV.KPH_TO_MS, abs=0.01)
+        self.feed(m, DriverControls(resume=True), 0.2)
+        CS = self.feed(m)
+        assert CS.cruiseState.speed == pytest.approx(91 * CV.KPH_TO_MS, abs=0.01)
+        CS = self.feed(m, DriverControls(brake=0.2), 0.5)
+        assert not CS.cruiseState.enabled and CS.cruiseState.available
+
+    def test_eps_torque_reported_in_command_units(self):
+        self.feed(Motion(v=25.0), DriverControls(main=True), 0.2)
+        self.feed(Motion(v=25.0), DriverControls(set=True), 0.2)
+        self.bench.torque, self.bench.request = 400, True
+        CS = self.feed(Motion(v=25.0, eps_torque=400 / LKA_FULL_UNITS))  # what the dynamics applied
+        assert not CS.steerFaultTemporary and not CS.steerFaultPermanent
+        assert CS.steeringTorqueEps == pytest.approx(400, abs=1)  # opendbc scales by EPS_SCALE: back to units
+
+
+class TestCarReactsToCommands:
+    def test_engaging_needs_main_speed_brake_off_and_an_acc_module(self):
+        b = Bench()
+        b.press("set", Motion(v=25.0))
+        assert not b.car.status.engaged  # main is off
+        b.press("main", Motion(v=25.0))
+        b.press("set", Motion(v=MIN_ACC_SPEED - 0.5))
+        assert not b.car.status.engaged  # too slow for this TSS-P car
+        b.hold(0.2, Motion(v=25.0), DriverControls(set=True, brake=0.5))
+        assert not b.car.status.engaged
+        nobody = Bench(acc_module=False)
+        nobody.press("main", Motion(v=25.0))
+        nobody.press("set", Motion(v=25.0))
+        assert nobody.car.status.main_on and not nobody.car.status.engaged  # nothing sends ACC_CONTROL
+
+    def test_commands_are_refused_while_not_engaged(self):
+        b = Bench()
+        b.torque, b.request, b.accel = 800, True, 1.5
+        b.press("main", Motion(v=25.0))
+        act, _ = b.hold(0.5, Motion(v=25.0))
+        assert act.eps_torque == 0.0 and not act.accel_active
+        assert b.car.status.lka_state == 1  # standby
+        b.press("set", Motion(v=25.0))
+        act, _ = b.hold(0.1, Motion(v=25.0))
+        assert act.eps_torque == pytest.approx(800 / LKA_FULL_UNITS)
+        assert act.accel_active and act.accel == pytest.approx(1.5)
+        assert b.car.status.lka_state == 5
+
+    @pytest.mark.parametrize("how", ["cancel_button", "cancel_req", "brake", "main_off", "acc_silent"])
+    def test_every_way_out_of_the_cruise(self, how):
+        b = engaged_bench()
+        b.request, b.torque, b.accel = True, 300, 0.5
+        m = Motion(v=25.0)
+        if how == "cancel_button":
+            b.press("cancel", m)
+        elif how == "cancel_req":
+            b.cancel = True
+            b.hold(0.1, m)
+        elif how == "brake":
+            b.hold(0.1, m, DriverControls(brake=0.1))
+        elif how == "main_off":
+            b.press("main", m)
+        else:
+            b.acc_module = False
+            b.hold(0.6, m)
+        assert not b.car.status.engaged
+        act, _ = b.hold(0.05, m)
+        assert act.eps_torque == 0.0 and not act.accel_active
+
+    def test_gas_overrides_without_disengaging(self):
+        b = engaged_bench()
+        b.accel = -1.0
+        act, _ = b.hold(0.1, Motion(v=25.0), DriverControls(gas=0.5))
+        assert b.car.status.engaged and act.accel_active
+        assert act.accel == 0.0 and act.gas == 0.5  # no cruise braking against the driver's foot
+        act, _ = b.hold(0.1, Motion(v=25.0))
+        assert act.accel == pytest.approx(-1.0) and act.gas == 0.0
+
+    def test_driver_torque_adds_to_the_eps(self):
+        b = engaged_bench()
+        b.request, b.torque = True, 500
+        act, _ = b.hold(0.1, Motion(v=25.0), DriverControls(steer_torque=-1.0))
+        assert act.eps_torque == pytest.approx(500 / LKA_FULL_UNITS) and act.driver_torque == -1.0
+
+    def test_command_drop_out_faults_the_eps_for_two_seconds(self):
+        b = engaged_bench()
+        b.request, b.torque = True, 300
+        b.hold(0.2, Motion(v=25.0))
+        for _ in range(10):  # STEERING_LKA stops, ACC_CONTROL goes on
+            b.step(Motion(v=25.0), DriverControls(), commands=[c for c in b.commands() if c[0] == 0x343])
+        assert b.car.status.lka_state == LKA_FAULT
+        act, _ = b.hold(1.5, Motion(v=25.0))
+        assert act.eps_torque == 0.0 and b.car.status.lka_state == LKA_FAULT
+        act, _ = b.hold(0.6, Motion(v=25.0))
+        assert act.eps_torque > 0 and b.car.status.lka_state == 5
+
+    def test_torque_at_high_steering_rate_faults_the_eps(self):
+        b = engaged_bench()
+        b.request, b.torque = True, 300
+        b.hold(0.3, Motion(v=25.0, steer_rate_deg=150.0))
+        assert b.car.status.lka_state == LKA_FAULT
+
+    def test_standstill_hold_and_release(self):
+        b = engaged_bench()
+        b.accel = -0.5
+        act, _ = b.hold(0.1, Motion(v=0.0))
+        assert b.car.status.standstill and act.accel <= -1.0
+        b.accel = 0.8
+        act, _ = b.hold(0.1, Motion(v=0.0))
+        assert not b.car.status.standstill and act.accel == pytest.approx(0.8)
+
+
+class TestBadCommands:
+    def _engaged_with(self, frame):
+        b = engaged_bench()
+        b.request, b.torque = True, 200
+        b.hold(0.1, Motion(v=25.0))
+        before = dict(b.car.status.refused)
+        b.car.receive([frame], b.k * DT)
+        return b, {k: v - before.get(k, 0) for k, v in b.car.status.refused.items()}
+
+    def test_bad_checksum_wrong_length_and_repeated_counter_are_ignored(self):
+        port = CANPacker(PT_DBC)
+        addr, dat, bus = port.make_can_msg("STEERING_LKA", 0, {"STEER_REQUEST": 1, "STEER_TORQUE_CMD": 1500})
+        bad = bytes(dat[:-1]) + bytes([(dat[-1] + 1) & 0xFF])
+        b, refused = self._engaged_with((addr, bad, 0))
+        assert refused == {"STEERING_LKA:checksum": 1}
+        b, refused = self._engaged_with((addr, bytes(dat) + b"\0", 0))
+        assert refused == {"STEERING_LKA:length": 1}
+        # the same frame twice: the second is a replay, not a new command
+        b = engaged_bench()
+        b.car.receive([(addr, dat, 0), (addr, dat, 0)], b.k * DT)
+        assert b.car.status.refused == {"STEERING_LKA:counter": 1}
+
+    def test_commands_on_other_buses_do_not_reach_the_car(self):
+        port = CANPacker(PT_DBC)
+        b = engaged_bench()
+        frames = [port.make_can_msg("STEERING_LKA", bus, {"STEER_REQUEST": 1, "STEER_TORQUE_CMD": 500})
+                  for bus in (1, 2, 128)]
+        for k in range(5):
+            b.car.receive(frames, (b.k + k) * DT)
+        act = b.car.update((b.k + 5) * DT, Motion(v=25.0), DriverControls())
+        assert act.eps_torque == 0.0
+
+
+def test_message_rates_follow_the_schedule_and_the_real_car():
+    b = Bench()
+    counts: dict[int, int] = {}
+    for _ in range(1000):
+        _, frames = b.step(Motion(v=20.0), DriverControls())
+        for addr, _, bus in frames:
+            counts[(addr, bus)] = counts.get((addr, bus), 0) + 1
+    dbc = b.car.dbc
+    for m in SCHEDULE:
+        n = counts.get((dbc.name_to_msg[m.name].address, m.bus), 0)
+        assert n == pytest.approx(10_000 / m.period_ms, abs=1.01), m.name
+    # the real drive's rates (bus 0), where the data is present
+    from selfdrive.car.tests.helpers import have_data, real_frames
+    if not have_data():
+        pytest.skip("real data not present")
+    real = real_frames()
+    span = real[-1][0] - real[0][0]
+    for m in SCHEDULE:
+        addr = dbc.name_to_msg[m.name].address
+        real_hz = sum(1 for f in real if f[1] == 0 and f[2] == addr) / span
+        if m.bus == 0 and real_hz > 1.5:
+            assert 1000 / m.period_ms == pytest.approx(real_hz, rel=0.12), m.name
+
+
+def test_wheel_speeds_split_left_and_right_in_turns():
+    b = Bench()
+    _, frames = b.hold(0.1, Motion(v=10.0, yaw_rate=0.5))
+    from tools.sim.lib.sim_car import decode
+    ws = [decode(b.car.dbc, a, d)[0] for a, d, _ in b.car.frames(b.k * 10 + 12) if a == 0xAA]
+    assert ws, "WHEEL_SPEEDS is due every 12 ms"
+    w = ws[0]
+    assert w["WHEEL_SPEED_FR"] > w["WHEEL_SPEED_FL"]  # turning left: the right wheels run faster
+    assert np.mean(list(w.values())) == pytest.approx(10.0 * CV.MS_TO_KPH, abs=0.02)
