@@ -99,16 +99,19 @@ class LockstepDaemon:
 
     def advance(self, t_ns: int) -> list[tuple[str, bytes]]:
         """Moves the clock to t_ns, letting the daemon time out at each deadline on the way."""
+        self._advance(t_ns)
+        return self._take()
+
+    def _advance(self, t_ns: int) -> None:
         while self.cb[STATE] == IDLE and self.cb[IDLE_DEADLINE] < t_ns:
             self.cb[CLOCK] = max(self.now_ns, int(self.cb[IDLE_DEADLINE]))
             self.wake.send(b"")
             self._wait_idle()
         self.cb[CLOCK] = max(self.now_ns, t_ns)
-        return self._take()
 
     def feed(self, service: str, dat: bytes, t_ns: int) -> list[tuple[str, bytes]]:
         """Delivers one input stamped t_ns; returns (service, bytes) of everything published since the last call."""
-        self.advance(t_ns)
+        self._advance(t_ns)
         i = SERVICE_INDEX[service]
         want = int(self.cb[SUBSCRIBED + i])
         if want == 0:
