@@ -23,6 +23,7 @@ import zmq
 from cereal.messaging.endpoints import ipc_endpoint, run_dir
 from cereal.services import SERVICES
 from tools.replay.lockstep import (
+    BINDS,
     BOUND,
     CLOCK,
     ENV,
@@ -58,6 +59,7 @@ class LockstepDaemon:
             self._bind_input(s)
         self.seen_subs: Counter[str] = Counter()
         self.outputs: dict[str, zmq.Socket] = {}
+        self.binds_seen = 0
         self.received: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()   # inputs the daemon had no socket for when their turn came
         self.poller = zmq.Poller()
@@ -143,6 +145,9 @@ class LockstepDaemon:
                                 (f" (its log: {self.log_path})" if self.log_path else ""))
 
     def _new_outputs(self) -> None:
+        if self.cb[BINDS] == self.binds_seen:
+            return
+        self.binds_seen = int(self.cb[BINDS])
         for i, s in enumerate(SERVICE_NAMES):
             if s not in self.outputs and self.cb[BOUND + i]:
                 if s in self.inputs:
