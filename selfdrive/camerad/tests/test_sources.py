@@ -226,3 +226,40 @@ def test_nv12_of_clip_frames_reads_back():
     # which_frame works on converted frames too (the process tests rely on it)
     img = np.full((48, 64, 3), 10 + 20 * 4, np.uint8)
     assert which_frame(nv12_to_bgr(bgr_to_nv12(img))) == 4
+
+
+class TestConsumedPace:
+    def test_frame_is_resent_until_the_consumer_answers(self, tmp_path, monkeypatch):
+        monkeypatch.setattr(camerad, "RESEND_S", 0.1)
+        cfg = camerad.CameraConfig("video", path=write_clip(str(tmp_path / "c.mp4"), 10, 25), pace="consumed",
+                                   width=64, height=48)
+        d = camerad.Camerad(cfg, VideoSource(cfg.path))
+        client = VisionIpcClient(VisionStreamType.ROAD)
+        pm = messaging.PubMaster(["modelV2"])
+        d.source.open()
+        t = threading.Thread(target=d.run, daemon=True)
+        t.start()
+        try:
+            ids = []
+            deadline = time.monotonic() + 10
+            while len(ids) < 4:                       # no answer yet: frame 0 again and again
+                assert time.monotonic() < deadline
+                if (buf := client.recv(100)) is not None:
+                    ids.append(buf.frame_id)
+            assert set(ids) == {0}
+            shown = []
+            while len(shown) < 3:                     # answering each frame id moves it on by one
+                assert time.monotonic() < deadline
+                if (buf := client.recv(100)) is None:
+                    continue
+                if not shown or buf.frame_id != shown[-1][0]:
+                    shown.append((buf.frame_id, which_frame(nv12_to_bgr(np.array(buf.nv12)))))
+                msg = messaging.new_message("modelV2")
+                msg.modelV2.frameId = buf.frame_id
+                pm.send("modelV2", msg)
+        finally:
+            d.stop = True
+            t.join(timeout=5)
+            client.close()
+            pm.close()
+        assert shown == [(0, 0), (1, 1), (2, 2)]
