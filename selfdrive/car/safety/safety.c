@@ -39,7 +39,7 @@ static uint64_t heartbeat_us;
 static safety_counters_t counters;
 
 static const safety_hooks_t *find_mode(uint16_t mode) {
-  for (int i = 0; i < REGISTRY_LEN; i++) {
+  for (int i = 0; i != REGISTRY_LEN; i++) {  // != : see README, "Mutation check"
     if (REGISTRY[i].id == mode) {
       return REGISTRY[i].hooks;
     }

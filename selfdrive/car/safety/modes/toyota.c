@@ -1,5 +1,6 @@
 // Toyota safety mode. The rules, in the order a frame meets them, are written out in
 // selfdrive/car/safety/README.md; tests/safety_model.py is an independent Python copy of them.
+// Loops over arrays are written `i != N` (see the README's "Mutation check").
 #include <string.h>
 
 #include "selfdrive/car/safety/modes/toyota.h"
@@ -133,7 +134,7 @@ static bool rx_active(const toyota_rx_msg_t *m) {
 }
 
 static bool rx_alive(uint64_t now_us) {
-  for (int i = 0; i < RX_LEN; i++) {
+  for (int i = 0; i != RX_LEN; i++) {
     // A clock that went backwards wraps to a huge age: not alive.
     if (rx_active(&RX_MSGS[i]) && (!rx_seen[i] || ((now_us - rx_last_us[i]) > TOYOTA_RX_TIMEOUT_US))) {
       return false;
@@ -151,7 +152,7 @@ static void check_rx_alive(uint64_t now_us) {
 static bool tx_active(const toyota_tx_msg_t *m) { return op_long || !m->op_long_only; }
 
 static bool relay_checked(uint32_t addr) {
-  for (int i = 0; i < TX_LEN; i++) {
+  for (int i = 0; i != TX_LEN; i++) {
     const toyota_tx_msg_t *m = &TX_MSGS[i];
     if ((m->addr == addr) && tx_active(m) &&
         ((m->relay == RELAY_ALWAYS) || ((m->relay == RELAY_OP_LONG) && op_long))) {
@@ -182,11 +183,10 @@ static void on_torque_sensor(const uint8_t *d) {
   eps_next = (eps_next + 1) % TOYOTA_EPS_SAMPLES;
 }
 
+static int32_t be_u16(const uint8_t *d, int i) { return ((int32_t)d[i] << 8) | d[i + 1]; }
+
 static void on_wheel_speeds(const uint8_t *d) {
-  int32_t sum = 0;
-  for (int i = 0; i < 8; i += 2) {
-    sum += ((int32_t)d[i] << 8) | d[i + 1];
-  }
+  int32_t sum = be_u16(d, 0) + be_u16(d, 2) + be_u16(d, 4) + be_u16(d, 6);
   safety_car.speed_ckph = (sum / 4) - TOYOTA_WHEEL_SPEED_OFFSET;
 }
 
@@ -206,7 +206,7 @@ static int toyota_rx(const safety_frame_t *f, uint64_t now_us) {
     safety_latch_relay_malfunction();
     return SAFETY_RELAY;
   }
-  for (int i = 0; i < RX_LEN; i++) {
+  for (int i = 0; i != RX_LEN; i++) {
     const toyota_rx_msg_t *m = &RX_MSGS[i];
     if ((m->addr != f->addr) || !rx_active(m)) {
       continue;
@@ -260,7 +260,7 @@ static int torque_limits(int32_t torque, uint64_t now_us) {
   // Beyond what the EPS delivers plus the error, the command may only ramp down.
   int32_t meas_max = eps_samples[0];
   int32_t meas_min = eps_samples[0];
-  for (int i = 1; i < TOYOTA_EPS_SAMPLES; i++) {
+  for (int i = 1; i != TOYOTA_EPS_SAMPLES; i++) {
     meas_max = safety_max(meas_max, eps_samples[i]);
     meas_min = safety_min(meas_min, eps_samples[i]);
   }
@@ -325,7 +325,7 @@ static int check_tx_msg(const toyota_tx_msg_t *m, const safety_frame_t *f, uint6
   if (m->checksum && !checksum_ok(f)) {
     return SAFETY_CHECKSUM;
   }
-  for (uint32_t i = 0; i < m->len; i++) {
+  for (uint32_t i = 0; i != m->len; i++) {
     if ((f->data[i] & m->must_be_zero[i]) != 0U) {
       return SAFETY_PAYLOAD;
     }
@@ -339,7 +339,7 @@ static int check_tx_msg(const toyota_tx_msg_t *m, const safety_frame_t *f, uint6
 
 static int toyota_tx(const safety_frame_t *f, uint64_t now_us) {
   check_rx_alive(now_us);
-  for (int i = 0; i < TX_LEN; i++) {
+  for (int i = 0; i != TX_LEN; i++) {
     const toyota_tx_msg_t *m = &TX_MSGS[i];
     if ((f->bus == 0) && (m->addr == f->addr) && tx_active(m)) {
       int verdict = check_tx_msg(m, f, now_us);

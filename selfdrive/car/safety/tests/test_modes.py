@@ -5,11 +5,20 @@ import pytest
 from selfdrive.car.safety import Safety, SafetyMode, load_module, toyota_param
 from selfdrive.car.safety.tests.toyota_frames import PCM_CRUISE, STEERING_LKA, pcm_cruise, steer
 
-lib, ffi = load_module().lib, load_module().ffi
+
+class _Lazy:
+    """The loaded module's lib, looked up at use: importing this file must not load the C module
+    (tools/safety_mutation.py imports the tests before it picks which build to load)."""
+
+    def __getattr__(self, name: str):
+        return getattr(load_module().lib, name)
+
+
+lib = _Lazy()
 
 
 def c_str(p) -> str:
-    return ffi.string(p).decode()
+    return load_module().ffi.string(p).decode()
 
 
 class TestRegistry:
