@@ -21,12 +21,13 @@ from typing import TextIO
 
 from cereal import car, messaging
 from common.params import Params
-from common.realtime import DT_CTRL, PRIO_CTRL_HIGH, set_realtime_priority
+from common.realtime import DT_CTRL, PRIO_CTRL_HIGH, Ratekeeper, set_realtime_priority
 from common.swaglog import cloudlog, cloudlog_bind
 from hardware.can_backends import Backend, BackendError, CanFrame, backend_names, classify, open_backend
 
 SENDCAN_MAX_AGE_NS = 1_000_000_000  # older sendcan is not what controls wants now (openpilot's rule too)
 STATUS_PERIOD_S = 1.0
+LAG_LOG_S = 0.05
 PARAMS_POLL_S = 0.1  # until a safety mode is known; every wait here is time the car cannot be engaged
 ECHO_BUS_OFFSET = 128
 
@@ -202,13 +203,10 @@ class Daemon:
             self.last_status, self.last_status_t = st, now
 
     def run(self) -> None:
-        next_tick = time.monotonic()
+        # The Ratekeeper logs when a cycle runs late (LAG_LOG_S): stalls make the car's frames arrive late,
+        # which card reports as timed-out messages, and the log says why.
+        rk = Ratekeeper(1.0 / DT_CTRL, print_delay_threshold=LAG_LOG_S)
         while True:
-            # Between ticks: send whatever sendcan brings as soon as it comes.
-            while (left := next_tick - time.monotonic()) > 0:
-                dat = self.sendcan.receive(max(1, int(left * 1000)))
-                if dat is not None:
-                    handle_sendcan(self.bridge, dat, time.monotonic_ns())
             now_ns = time.monotonic_ns()
             self.pm.send("can", can_message(self.bridge.receive(now_ns // 1000)))
             self.sm.update(0)
@@ -218,9 +216,13 @@ class Daemon:
             if not self.forced:
                 self.update_mode(now)
             self.log_status(now)
-            next_tick += DT_CTRL
-            if next_tick < now - 0.1:  # stalled for a while: restart the schedule rather than burst
-                next_tick = now
+            rk.monitor_time()
+            # until the next tick: send whatever sendcan brings as soon as it comes
+            deadline = time.monotonic() + rk.remaining
+            while (left := deadline - time.monotonic()) > 0:
+                dat = self.sendcan.receive(max(1, int(left * 1000)))
+                if dat is not None:
+                    handle_sendcan(self.bridge, dat, time.monotonic_ns())
 
 
 def parse_safety(s: str) -> tuple[str, int]:

@@ -21,6 +21,7 @@ from selfdrive.car.car_logic import CarLogic
 from selfdrive.car.car_specific import CarPlan, CarSetup, build_plan
 from selfdrive.car.fingerprinting import Fingerprinter
 
+LAG_LOG_S = 0.05
 CAR_PARAMS_PERIOD_S = 50.0  # 0.02 Hz, the services table's contract
 CAN_WAIT_MS = int(2 * DT_CTRL * 1000)  # no `can` for two periods: update from our own clock
 FINGERPRINT_NO_CAN_S = 5.0  # a forced platform does not wait longer than this for a first frame
@@ -74,7 +75,7 @@ class Card:
             packets = [(time.monotonic_ns(), [])]  # silence is news too: the parsers time out
         CS = self.logic.update(packets)
         # a `can` message flagged invalid by canbridged (adapter trouble) taints this cycle
-        CS.canValid = CS.canValid and all(m.valid for m in msgs) and bool(msgs)
+        CS.canValid = CS.canValid and all(m.valid for m in msgs)
         msg = messaging.new_message("carState", valid=CS.canValid)
         msg.carState = CS
         self.pm.send("carState", msg)
@@ -101,7 +102,7 @@ class Card:
             self.cp_sent_at = now
 
     def run(self) -> None:
-        rk = Ratekeeper(1.0 / DT_CTRL, print_delay_threshold=None)
+        rk = Ratekeeper(1.0 / DT_CTRL, print_delay_threshold=LAG_LOG_S)  # logs "loop lagging" on stalls
         while True:
             self.update()
             self.control()
