@@ -1,13 +1,16 @@
 """`roadpilot`: the command line. `roadpilot <command> --help` tells more about each command.
 
-It says plainly what is not built yet: the simulator, replay and device support come in later
-issues, and until then `roadpilot sim` runs only the processes that exist and reports what they
-recorded. Nothing here pretends to drive.
+It says plainly what is not built yet: replay and device support come in later issues. `roadpilot sim`
+runs the manager in sim mode (the simulator's bridge and every onboard process that exists), scores the
+drive from the simulator's ground truth and summarises what was recorded. Nothing here pretends to drive.
 """
 
 import argparse
 import os
+import signal
+import subprocess
 import sys
+import time
 from collections import Counter
 
 from common.paths import routes_dir
@@ -15,7 +18,7 @@ from selfdrive.manager import manager
 from selfdrive.manager.process_config import MODES, PLANNED, PROCESSES
 from tools.lib.logreader import LogError, LogReader
 
-FUTURE_SIM_OPTIONS = ("--scenario", "--seed", "--minutes", "--lockstep", "--record")
+SIM_PLATFORM = "TOYOTA_RAV4"  # the car the simulator's CAN speaks
 
 
 def sim_stack_report() -> str:
@@ -50,21 +53,98 @@ def route_summary(route_path: str) -> str:
     return "\n".join(lines)
 
 
+def run_sim(cfg, wall_limit: float, env: dict[str, str]) -> tuple[int, object, float]:
+    """The manager in sim mode as a child, until the drive's simulated minutes are done, `wall_limit` s
+    pass, Ctrl-C, or the manager ends. Returns (manager exit status, the score, wall seconds)."""
+    from cereal import messaging
+    from tools.sim.lib.score import SimScore
+    score = SimScore()
+    sock = messaging.sub_sock("simState")  # before the bridge starts: no message is missed
+    stop: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+    start = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "selfdrive.manager.manager", "sim"], env=env)
+    try:
+        while proc.poll() is None and not stop and time.monotonic() - start < wall_limit:
+            if cfg.minutes and score.t >= cfg.minutes * 60 - 1e-6:
+                break
+            dat = sock.receive(100)
+            if dat is not None:
+                score.add(messaging.log_from_bytes(dat).simState)
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        try:
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+        sock.close()
+    return rc, score, time.monotonic() - start
+
+
+def mp4_frames(path: str) -> str:
+    try:
+        import av
+        with av.open(path) as c:
+            st = c.streams.video[0]
+            n = sum(1 for _ in c.decode(st))
+            return f"{n} frames {st.codec_context.width}x{st.codec_context.height} ({st.codec_context.name})"
+    except Exception as e:  # noqa: BLE001 - any reason the file cannot be read is what the user must see
+        return f"unreadable: {e}"
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
-    print("roadpilot sim: the simulator is not built yet, so nothing drives and no driving output is shown.")
+    from common.params import Params
+    from tools.sim.bridge import ENV as SIM_ENV
+    from tools.sim.lib.simulation import SimConfig
+    env = {**os.environ}
+    try:
+        runs = {p.name for p in PROCESSES if manager.config_from_env("sim", env).should_run(p)}
+    except ValueError as e:
+        print(f"roadpilot sim: {e}", file=sys.stderr)
+        return 2
+    stack = {"card", "controlsd"} <= runs  # what answers the car's CAN
+    try:
+        cfg = SimConfig(scenario=args.scenario, seed=args.seed, driver=args.driver, use_cruise=args.use_cruise,
+                        lockstep=args.lockstep, minutes=args.minutes, camera="camerad" in runs,
+                        record=os.path.abspath(args.record) if args.record else "", stack_wait_s=20.0 if stack else 0.0)
+    except ValueError as e:
+        print(f"roadpilot sim: {e}", file=sys.stderr)
+        return 2
+    how = "lockstep (deterministic, paced by the stack)" if cfg.lockstep else "real time"
+    rec = f"; recording the camera to {cfg.record}" if cfg.record else ""
+    print(f"roadpilot sim: scenario {cfg.scenario}, seed {cfg.seed}, {cfg.minutes:g} simulated min, {how}; "
+          f"the scripted driver ({cfg.driver}) drives{rec}")
     print(sim_stack_report())
-    print(f"Running the manager in sim mode for {args.seconds:g} s with what exists (Ctrl-C stops early).",
-          flush=True)
+    if not stack:
+        print("card and controlsd do not both run: nothing answers the car's CAN, the scripted driver drives alone")
+    params = Params()
+    if not params.get("CarOverride"):
+        params.put("CarOverride", SIM_PLATFORM)  # card cannot fingerprint a Toyota from CAN alone
+        print(f"CarOverride set to {SIM_PLATFORM}, the simulated car")
+    env[SIM_ENV] = cfg.to_json()
+    if cfg.lockstep and any(p.name == "canbridged" for p in PROCESSES):
+        env["BLOCK"] = ",".join(filter(None, [env.get("BLOCK", ""), "canbridged"]))  # the bridge is the adapter
+    wall_limit = args.seconds if args.seconds is not None else cfg.minutes * 60 * 4 + 60
+    print(f"Running the manager in sim mode (at most {wall_limit:g} s of wall time; Ctrl-C stops early).", flush=True)
     before = list_routes()
-    rc = manager.main("sim", duration=args.seconds)
+    rc, score, wall = run_sim(cfg, wall_limit, env)
+    print(f"Drive (ground truth from simState), {wall:.1f} s of wall time:")
+    print("\n".join(score.lines()))
+    if cfg.record:
+        what = mp4_frames(cfg.record) if os.path.exists(cfg.record) else "not written"
+        print(f"Camera recording {cfg.record}: {what}")
     if rc != 0:
+        print(f"The manager exited with status {rc}.")
         return rc
     new = sorted(list_routes() - before)
     if not new:
         print("No route was recorded (loggerd did not run or wrote nothing).")
     for name in new:
         print(route_summary(os.path.join(routes_dir(), name)))
-    return 0
+    return 0 if score.messages else 1
 
 
 def cmd_manager(args: argparse.Namespace) -> int:
@@ -94,24 +174,28 @@ EPILOG = """environment:
 `roadpilot <command> --help` tells more about each command."""
 
 
-class _NotBuiltYet(argparse.Action):
-    def __call__(self, parser, namespace, values, option_string=None):
-        parser.error(f"{option_string} is not built yet: it needs the simulator (tools/sim), a later issue")
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="roadpilot", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="<command>")
 
-    sim = sub.add_parser("sim", help="run the sim stack for a bounded time and summarise the recorded route",
-                         description="Runs the manager in sim mode with the processes that exist, for --seconds, "
-                                     "then reads back the recorded route. The simulator itself is not built yet.")
-    sim.add_argument("--seconds", type=float, default=10.0, help="how long to run (default: 10)")
-    future = sim.add_argument_group("not built yet (they need the simulator)")
-    for opt, metavar in zip(FUTURE_SIM_OPTIONS, ("NAME", "N", "MIN", None, None), strict=True):
-        future.add_argument(opt, action=_NotBuiltYet, nargs=None if metavar else 0, metavar=metavar,
-                            help="not built yet")
+    from tools.sim.lib.scenarios import SCENARIOS
+    sim = sub.add_parser("sim", help="drive a simulated scenario with the sim stack, headless; score it",
+                         description="Runs the manager in sim mode (the simulator's bridge and the onboard processes "
+                                     "that exist) until --minutes of simulated driving are done, then prints the "
+                                     "drive's ground-truth score and summarises the recorded route.")
+    sim.add_argument("--scenario", choices=list(SCENARIOS), default="highway")
+    sim.add_argument("--seed", type=int, default=0, help="the world's seed: same scenario + seed, same world")
+    sim.add_argument("--minutes", type=float, default=1.0, help="simulated minutes (default: 1)")
+    sim.add_argument("--lockstep", action="store_true",
+                     help="deterministic: each 10 ms step waits for the stack's answer (see tools/sim/bridge.py)")
+    sim.add_argument("--record", metavar="OUT.mp4", default=None, help="write what the camera saw to this mp4")
+    sim.add_argument("--driver", choices=("manual", "supervise"), default="manual",
+                     help="manual: the scripted driver drives; supervise: it engages the cruise and lets the "
+                          "stack drive, taking over when needed")
+    sim.add_argument("--use-cruise", action="store_true", help="a manual driver that also turns the cruise on")
+    sim.add_argument("--seconds", type=float, default=None,
+                     help="wall-clock limit (default: 4x the simulated time + 60 s)")
     sim.set_defaults(func=cmd_sim)
 
     mgr = sub.add_parser("manager", help="run the manager until Ctrl-C",
@@ -134,8 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    if args.command == "sim" and not args.seconds > 0:
-        parser.error("--seconds must be positive")
+    if args.command == "sim":
+        if args.seconds is not None and not args.seconds > 0:
+            parser.error("--seconds must be positive")
+        if not args.minutes > 0:
+            parser.error("--minutes must be positive")
     return args.func(args)
 
 

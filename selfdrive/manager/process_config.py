@@ -84,6 +84,8 @@ PROCESSES: tuple[ProcessConfig, ...] = (
     ProcessConfig("plannerd", "selfdrive.controls.plannerd", always),
     ProcessConfig("controlsd", "selfdrive.controls.controlsd", always),
     ProcessConfig("selfdrived", "selfdrive.selfdrived.selfdrived", always),
+    # the simulator: the car, the road and the camera of sim mode (its config comes in ROADPILOT_SIM)
+    ProcessConfig("bridge", "tools.sim.bridge", sim),
 )
 
 
@@ -95,7 +97,6 @@ class PlannedProcess:
 
 
 PLANNED: tuple[PlannedProcess, ...] = (
-    PlannedProcess("bridge", "tools.sim.bridge", "simulator + bridge (sim mode's car, road and camera)"),
     PlannedProcess("modeld", "selfdrive.modeld.modeld", "driving model: frames -> modelV2"),
     PlannedProcess("calibrationd", "selfdrive.locationd.calibrationd", "camera calibration -> liveCalibration"),
     PlannedProcess("card", "selfdrive.car.card", "car interface: can -> carState, carControl -> sendcan"),

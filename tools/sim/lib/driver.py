@@ -108,6 +108,7 @@ class ScriptedDriver:
         self.last_press_t = -math.inf
         self.hands_off = False
         self.took_over = 0
+        self.took_over_t = -math.inf
         self._lead_cache: tuple[View | None, Other | None] = (None, None)
 
     def _next_change(self, t: float) -> float:
@@ -228,11 +229,13 @@ class ScriptedDriver:
     def _cruise(self, view: View) -> None:
         car, v = view.car, view.v
         want = self.cfg.use_cruise or self.cfg.mode == "supervise"
-        if not want or car.engaged:
+        if not want or car.engaged or view.t - self.took_over_t < 5.0:
+            return
+        if abs(view.d - self.target_offset(view.t)) > 0.3:  # engage only when settled in the lane
             return
         if not car.main_on:
             self._press("main", view.t)
-        elif v > MIN_ACC_SPEED + 1.0 and abs(v - self.v_target) < 2.0:
+        elif v > MIN_ACC_SPEED + 1.0 and abs(self.desired_accel(view)) < 0.3:  # at a steady speed
             self._press("set", view.t)
 
     # --- one step --------------------------------------------------------------------------------------
@@ -250,8 +253,11 @@ class ScriptedDriver:
 
         hands_off = self.cfg.mode == "supervise" and view.car.engaged
         if hands_off and self._must_take_over(view):
-            hands_off = False
+            hands_off = False  # steer and brake now; cancel the cruise as well
             self.took_over += 1
+            self.took_over_t = t
+            self.button, self.last_press_t = None, -math.inf
+            self._press("cancel", t)
         self.hands_off = hands_off
         if hands_off:
             torque, gas, brake = 0.0, 0.0, 0.0
@@ -263,7 +269,9 @@ class ScriptedDriver:
                               blinker=self.blinker)
 
     def _must_take_over(self, view: View) -> bool:
-        off_lane = abs(view.d - self.road.lane_center_offset(self.lane)) > 0.9
+        # where the car will be in 0.8 s if nothing changes: a driver reacts to the drift, not the line
+        offset = view.d - self.road.lane_center_offset(self.lane)
+        off_lane = max(abs(offset), abs(offset + view.v * math.sin(view.heading) * 0.8)) > 0.45
         lead = self.lead(view)
         if lead is not None and view.v > lead.v:
             gap = lead.s - view.s - (lead.length + self.veh.length) / 2

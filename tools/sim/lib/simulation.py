@@ -36,6 +36,7 @@ class SimConfig:
     minutes: float = 0.0          # of simulated time; 0: until stopped
     camera: bool = True
     record: str = ""              # mp4 path of what the camera saw; "" for none
+    stack_wait_s: float = 20.0    # lockstep: how long the world waits for the stack's first answer
 
     def __post_init__(self):
         if self.scenario not in SCENARIOS:
@@ -44,6 +45,8 @@ class SimConfig:
             raise ValueError(f"driver must be manual or supervise, got {self.driver!r}")
         if not (self.minutes >= 0 and math.isfinite(self.minutes)):
             raise ValueError(f"minutes must be >= 0, got {self.minutes}")
+        if not (0 <= self.stack_wait_s < 3600):
+            raise ValueError(f"stack_wait_s must be 0..3600, got {self.stack_wait_s}")
         if not 0 <= self.seed < 2 ** 32:
             raise ValueError(f"seed must be 0..2^32-1, got {self.seed}")
 

@@ -1,0 +1,250 @@
+"""bridge: the simulator as the stack's car, road and camera.
+
+    python -m tools.sim.bridge --scenario curvy --seed 3 [--lockstep] [--minutes 2] [--record out.mp4]
+
+The world (tools/sim/lib/simulation.py) advances in 10 ms steps: the CAN-level RAV4 gets the frames the
+adapter sent, the scripted driver acts, the dynamics and the traffic move, the car puts its frames on
+the bus. Every 5th step (20 Hz) the camera renders a frame for camerad's sim source and `simState`
+(ground truth, for scoring only) is published.
+
+Real time (default): one step per 10 ms of CLOCK_MONOTONIC. The car's frames go to canbridged's `sim`
+backend (hardware/sim_backend.py), which publishes `can` on its own tick and sends the stack's `sendcan`
+back after the safety layer. Timing between the stack and the world is whatever the machine does.
+
+Lockstep (--lockstep): deterministic, as fast as the stack allows. canbridged's logic runs inside the
+bridge (tools/sim/lib/lockstep_can.py; canbridged itself must not run) and:
+  1. warm-up: the world stands at t = 0 while the car's frames go out at real-time pace, until the stack
+     answers a `can` with a `sendcan` (card identified the car and controlsd drives it), or for at most
+     the config's stack_wait_s (then it runs free: as fast as it can, waiting for nobody);
+  2. then, for each step k: the world steps with the frames the stack sent in answer to step k-1, step k's
+     `can` goes out stamped with the bus clock (start + 10 ms per message), and the bridge waits for the
+     stack's answer to it: one `sendcan` (card answers every `can`) and, once controlsd is seen, one
+     `carControl`; on a camera step, once modelV2 is seen, a modelV2 with that frame's id. A missing
+     answer (STEP_TIMEOUT_S) is logged and counted and the world goes on; after MAX_TIMEOUTS in a row the
+     bridge stops waiting (the stack is gone) and runs free.
+No wall-clock time enters the world, the car or the safety layer, so the simState stream is a function
+of (scenario, seed, driver) and of what the stack answers; a stack whose answers depend only on the
+messages it gets makes it identical run after run.
+
+Config: the command line, or (under the manager, which passes no arguments) the JSON in ROADPILOT_SIM;
+the config in use is written to the SimScenario param.
+"""
+
+import argparse
+import os
+import signal
+import sys
+import time
+
+from cereal import messaging
+from common.params import Params
+from common.realtime import DT_CTRL, Ratekeeper
+from common.swaglog import cloudlog, cloudlog_bind
+from hardware.canbridged import parse_safety
+from tools.sim.lib.simulation import CAMERA_EVERY, SimConfig, Simulation
+
+ENV = "ROADPILOT_SIM"
+STEP_TIMEOUT_S = 2.0
+MAX_TIMEOUTS = 3
+MANAGER_PID_ENV = "ROADPILOT_MANAGER_PID"
+
+
+class Bridge:
+    def __init__(self, cfg: SimConfig, camera=None, forced_safety: tuple[str, int] | None = None):
+        self.cfg = cfg
+        self.sim = Simulation(cfg)
+        self.camera = camera
+        self.frame_id = 0
+        self.t0_ns = time.monotonic_ns()
+        self.pm = messaging.PubMaster(["simState", "can"] if cfg.lockstep else ["simState"])
+        self.timeouts = {"sendcan": 0, "carControl": 0, "modelV2": 0}
+        if cfg.lockstep:
+            from tools.sim.lib.lockstep_can import LockstepCan
+            self.can = LockstepCan(self.pm, self.t0_ns, forced_safety)
+            self.socks = {s: messaging.sub_sock(s, conflate=s == "carParams") for s in
+                          ("sendcan", "carControl", "carParams", "modelV2")}
+            self.seen = {"sendcan": False, "carControl": False, "modelV2": False}
+            self.in_a_row = 0
+        else:
+            from hardware.sim_backend import SimCarLink
+            self.link = SimCarLink()
+
+    def clock_ns(self) -> int:
+        return self.can.now_ns if self.cfg.lockstep else time.monotonic_ns()
+
+    @property
+    def finished(self) -> bool:
+        return self.cfg.minutes > 0 and self.sim.t >= self.cfg.minutes * 60.0 - 1e-9
+
+    # --- outputs of a step ---------------------------------------------------------------------------------
+    def outputs(self) -> bool:
+        """Camera frame and simState on every CAMERA_EVERY-th step; True when this was one."""
+        if self.sim.k % CAMERA_EVERY:
+            return False
+        ns = self.clock_ns()
+        if self.camera is not None:
+            self.camera.shoot(self.sim.world, self.sim.state, self.frame_id, ns - 25_000_000, ns)
+        self.frame_id += 1
+        msg = messaging.new_message("simState")
+        if self.cfg.lockstep:
+            msg.logMonoTime = ns
+        self.sim.fill_sim_state(msg.simState)
+        self.pm.send("simState", msg)
+        return True
+
+    # --- real time -------------------------------------------------------------------------------------------
+    def run_realtime(self) -> None:
+        rk = Ratekeeper(1.0 / DT_CTRL, print_delay_threshold=0.05)
+        while not self.finished:
+            self.link.send(self.sim.step(self.link.recv()))
+            self.outputs()
+            rk.keep_time()
+
+    # --- lockstep --------------------------------------------------------------------------------------------
+    def _take(self, service: str, timeout_ms: int) -> bytes | None:
+        dat = self.socks[service].receive(timeout_ms)
+        if dat is None:
+            return None
+        self.seen[service] = True
+        if service == "sendcan":
+            self.can.on_sendcan(dat)
+        elif service == "carControl":
+            self.can.on_car_control()
+        return dat
+
+    def _poll_params(self) -> None:
+        dat = self.socks["carParams"].receive(0)
+        if dat is not None:
+            self.can.on_car_params(messaging.log_from_bytes(dat).carParams.as_builder().to_bytes())
+
+    def warm_up(self) -> None:
+        """Car frames of the standing world at real-time pace until the stack answers (see the module doc)."""
+        rk = Ratekeeper(1.0 / DT_CTRL)
+        deadline = time.monotonic() + self.cfg.stack_wait_s
+        self.sim.car.motion = self.sim.motion()  # the car reports the start speed while the world waits
+        k = 0
+        while not self.seen["sendcan"] and time.monotonic() < deadline:
+            k += 1
+            self.can.publish(self.sim.car.frames(k * 10))
+            if k % CAMERA_EVERY == 0:
+                ns = self.clock_ns()
+                if self.camera is not None:
+                    self.camera.shoot(self.sim.world, self.sim.state, self.frame_id, ns - 25_000_000, ns)
+                self.frame_id += 1
+            self._poll_params()
+            while self._take("carControl", 0) is not None:
+                pass
+            self._take("sendcan", max(1, int(rk.interval * 1000)))
+            rk.keep_time()
+        if not self.seen["sendcan"]:
+            cloudlog.warning("lockstep: no stack answered within the warm-up: running free",
+                             extra={"s": self.cfg.stack_wait_s})
+            return
+        time.sleep(0.2)  # answers to the last warm-up messages: take them now, so step k gets answer k
+        for s in ("sendcan", "carControl"):
+            while self._take(s, 0) is not None:
+                pass
+        self.can.take_commands()
+        cloudlog.info("lockstep: the stack answers, the world starts", extra={"warmup_steps": k})
+
+    def wait_stack(self, camera_step: bool) -> None:
+        if not self.seen["sendcan"]:
+            return
+        self._poll_params()
+        waits = [("sendcan", True), ("carControl", self.seen["carControl"]),
+                 ("modelV2", camera_step and self.seen["modelV2"])]
+        missed = False
+        for service, wanted in waits:
+            if not wanted:
+                continue
+            got = self._wait_model() if service == "modelV2" else self._take(service, int(STEP_TIMEOUT_S * 1000))
+            if got is None:
+                self.timeouts[service] += 1
+                missed = True
+        self.in_a_row = self.in_a_row + 1 if missed else 0
+        if missed:
+            cloudlog.warning("lockstep: the stack did not answer a step", extra={"t": self.sim.t, **self.timeouts})
+        if self.in_a_row >= MAX_TIMEOUTS:
+            cloudlog.error("lockstep: the stack stopped answering: running free")
+            self.seen = dict.fromkeys(self.seen, False)
+
+    def _wait_model(self) -> bytes | None:
+        deadline = time.monotonic() + STEP_TIMEOUT_S
+        while (left := deadline - time.monotonic()) > 0:
+            dat = self._take("modelV2", int(left * 1000) + 1)
+            if dat is not None and messaging.log_from_bytes(dat).modelV2.frameId >= self.frame_id - 1:
+                return dat
+        return None
+
+    def run_lockstep(self) -> None:
+        self.warm_up()
+        while not self.finished:
+            self.can.publish(self.sim.step(self.can.take_commands()))
+            camera_step = self.outputs()
+            self.wait_stack(camera_step)
+
+    def run(self) -> None:
+        (self.run_lockstep if self.cfg.lockstep else self.run_realtime)()
+
+    def summary(self) -> dict:
+        ta = self.sim.tally
+        out = {"scenario": self.cfg.scenario, "seed": self.cfg.seed, "t": round(self.sim.t, 2),
+               "distance_m": round(ta.distance, 1), "collision_steps": ta.collision_steps,
+               "departure_steps": ta.departure_steps, "engaged_s": round(ta.engaged_steps * DT_CTRL, 2),
+               "car_refused": self.sim.car.status.refused}
+        if self.cfg.lockstep:
+            out.update(lockstep_timeouts=self.timeouts, adapter=self.can.adapter.status())
+        if self.camera is not None:
+            out["camera"] = vars(self.camera.stats)
+        return out
+
+
+def config_from(args: argparse.Namespace, env: str | None) -> SimConfig:
+    if env is not None and not args.explicit:
+        return SimConfig.from_json(env)
+    return SimConfig(scenario=args.scenario, seed=args.seed, driver=args.driver, use_cruise=args.use_cruise,
+                     lockstep=args.lockstep, minutes=args.minutes, camera=not args.no_camera, record=args.record)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cloudlog_bind(name="bridge")
+    ap = argparse.ArgumentParser(prog="bridge", description=__doc__.splitlines()[0])
+    ap.add_argument("--scenario", default="highway")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--driver", choices=("manual", "supervise"), default="manual")
+    ap.add_argument("--use-cruise", action="store_true", help="a manual driver that also sets the cruise")
+    ap.add_argument("--lockstep", action="store_true")
+    ap.add_argument("--minutes", type=float, default=0.0, help="simulated minutes, then stop (0: forever)")
+    ap.add_argument("--no-camera", action="store_true", help="render no frames")
+    ap.add_argument("--record", default="", help="write the camera's frames to this mp4")
+    ap.add_argument("--look-seed", type=int, default=None, help="domain randomisation of the picture (default: plain)")
+    ap.add_argument("--safety", type=parse_safety, default=None,
+                    help="lockstep: force the safety mode, e.g. toyota:0x149")
+    argv = sys.argv[1:] if argv is None else argv
+    args = ap.parse_args(argv)
+    args.explicit = bool(argv)
+    try:
+        cfg = config_from(args, os.environ.get(ENV))
+    except ValueError as e:
+        cloudlog.error(f"bridge: {e}")
+        sys.exit(2)
+    Params().put("SimScenario", cfg.to_json())
+    camera = None
+    if cfg.camera or cfg.record:
+        from tools.sim.lib.camera_out import CameraOut
+        camera = CameraOut(args.look_seed, push=cfg.camera, record=cfg.record)
+    bridge = Bridge(cfg, camera, args.safety)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    cloudlog.info("bridge started", extra={"config": cfg.to_json()})
+    try:
+        bridge.run()
+    finally:
+        if camera is not None:
+            camera.close()
+        cloudlog.info("bridge summary", extra={"summary": bridge.summary()})
+    if os.environ.get(MANAGER_PID_ENV):  # under the manager: a finished drive waits to be stopped, not restarted
+        signal.pause()
+
+
+if __name__ == "__main__":
+    main()
