@@ -145,6 +145,8 @@ class _Canvas:
     def __init__(self, frame: np.ndarray, cam: CameraModel, pose: Pose, saturation: float):
         h, w = cam.height, cam.width
         self.y, self.uv = frame[:h], frame[h:].reshape(h // 2, w // 2, 2)
+        if not np.shares_memory(self.uv, frame):   # reshape copied: drawing would be lost
+            raise ValueError("out's UV rows cannot be viewed as (h/2, w/2, 2)")
         self.cam, self.sat = cam, saturation
         self.r, self.t = cam.view_from_world(pose)
 
@@ -262,8 +264,9 @@ class Renderer:
         h, w = self.camera.height, self.camera.width
         if out is None:
             out = np.empty((h * 3 // 2, w), np.uint8)
-        elif out.shape != (h * 3 // 2, w) or out.dtype != np.uint8 or not out.flags.c_contiguous:
-            raise ValueError(f"out must be a C-contiguous ({h * 3 // 2}, {w}) uint8 array")
+        elif out.shape != (h * 3 // 2, w) or out.dtype != np.uint8 or out.strides[1] != 1:
+            raise ValueError(f"out must be a ({h * 3 // 2}, {w}) uint8 array with contiguous rows (a padded "
+                             f"stride is fine, as in a VisionIPC buffer)")
         pose = self.camera_pose(world, ego_state)
         cv = _Canvas(out, self.camera, pose, self.look.saturation)
         self._sky_and_ground(cv, pose)

@@ -222,6 +222,9 @@ class TestFrames:
         bgr = nv12_to_bgr(frame)
         assert bgr.shape == (H, W, 3)
         assert bgr[50, 600, 0] > bgr[50, 600, 2]      # the sky is blue
+        padded = np.zeros((H * 3 // 2, W + 64), np.uint8)   # a VisionIPC buffer with a padded stride
+        assert renderer.render(world, ego, out=padded[:, :W]) is not None
+        assert np.array_equal(padded[:, :W], frame) and not padded[:, W:].any()
         for bad in (np.zeros((H, W), np.uint8), np.zeros((H * 3 // 2, W), np.int16),
                     np.zeros((H * 3 // 2, 2 * W), np.uint8)[:, ::2]):
             with pytest.raises(ValueError):
