@@ -23,7 +23,7 @@ from selfdrive.car.fingerprinting import Fingerprinter
 
 LAG_LOG_S = 0.05
 CAR_PARAMS_PERIOD_S = 50.0  # 0.02 Hz, the services table's contract
-CAN_WAIT_MS = int(2 * DT_CTRL * 1000)  # no `can` for two periods: update from our own clock
+CAN_GRACE_S = 1.5 * DT_CTRL  # `can` this late after the last one: update from our own clock, at 100 Hz
 FINGERPRINT_NO_CAN_S = 5.0  # a forced platform does not wait longer than this for a first frame
 
 
@@ -62,17 +62,22 @@ class Card:
         self.pm = messaging.PubMaster(["carState", "carParams", "carOutput", "sendcan"])
         self.cp_bytes = plan.CP.to_bytes()
         self.cp_sent_at = -CAR_PARAMS_PERIOD_S
+        self.can_deadline = time.monotonic() + CAN_GRACE_S
         if params is not None:
             params.put("CarParams", self.cp_bytes)
             params.put("CarName", plan.CP.carFingerprint)
 
     def update(self) -> None:
-        first = messaging.recv_one(self.can_sock, CAN_WAIT_MS)
+        wait_ms = max(0, int((self.can_deadline - time.monotonic()) * 1000))
+        first = messaging.recv_one(self.can_sock, wait_ms)
         msgs = ([first] if first is not None else []) + messaging.drain_sock(self.can_sock)
+        now = time.monotonic()
         if msgs:
             packets = [(m.logMonoTime, frames_of(m)) for m in msgs]
+            self.can_deadline = now + CAN_GRACE_S
         else:
             packets = [(time.monotonic_ns(), [])]  # silence is news too: the parsers time out
+            self.can_deadline = max(self.can_deadline + DT_CTRL, now)
         CS = self.logic.update(packets)
         # a `can` message flagged invalid by canbridged (adapter trouble) taints this cycle
         CS.canValid = CS.canValid and all(m.valid for m in msgs)

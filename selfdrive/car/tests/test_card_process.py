@@ -149,6 +149,15 @@ def test_card_in_the_loop_safety_has_the_last_word(tmp_path):
             cc.actuators.torque = 0.3 if engaged else 0.0
             cc.actuators.accel = 0.5 if engaged else 0.0
             pm.send("carControl", msg)
+        # canbridged gone: card keeps publishing carState at its rate, flagged, from its own clock
+        stop(bridge)
+        cs_sock = messaging.sub_sock("carState")
+        wait_up(cs_sock, time.monotonic() + 5, "card")
+        t_stop = time.monotonic()
+        time.sleep(0.8)
+        silent = [m.carState for m in messaging.drain_sock(cs_sock) if m.logMonoTime * 1e-9 > t_stop + 0.3]
+        assert len(silent) >= 30, len(silent)
+        assert not any(cs.canValid for cs in silent) and all(cs.canTimeout for cs in silent)
     finally:
         stop(*(p for p in (card, bridge) if p is not None))
         pm.close()
