@@ -107,15 +107,19 @@ def synthetic(tmp_path):
 
 class TestReplay:
     def test_paced_from_start_and_skips_recorded_transmissions(self, tmp_path):
-        b = open_backend(f"replay:{synthetic(tmp_path)}?start={time.monotonic() + 0.2}&rate=2&dbc0={PT_DBC}")
+        rec = synthetic(tmp_path)
+        assert open_backend(f"replay:{rec}?start={time.monotonic() + 60}").recv() == []  # not started yet
+        b = open_backend(f"replay:{rec}?start={time.monotonic() - 0.1}&rate=2&dbc0={PT_DBC}")
         assert isinstance(b, ReplayBackend) and b.skipped_sent == 1
-        assert b.recv() == []  # not started yet
-        time.sleep(0.25)
+        before = time.monotonic() - b.start
         first = b.recv()
-        assert 1 <= len(first) <= 20 and all(f.bus == 0 for f in first)
-        time.sleep(0.55)
+        after = time.monotonic() - b.start
+        # exactly the frames due at the moment of the call: recorded time / rate <= time since start
+        assert np.searchsorted(b.times, before, "right") <= len(first) <= np.searchsorted(b.times, after, "right")
+        assert len(first) >= 20 and all(f.bus == 0 for f in first)
+        time.sleep(max(0.0, b.span - (time.monotonic() - b.start)) + 0.02)
         rest = b.recv()
-        assert len(first) + len(rest) == 101 and b.finished
+        assert len(first) + len(rest) == 101 and b.finished and b.recv() == []
         assert (0x228, 1) in [(f.address, f.bus) for f in rest]
         assert all(len(f.data) == 8 for f in first + rest if f.address == 0x1D2)  # zeros restored from the DBC
         b.send(CanFrame(0x2E4, b"", 0))  # nowhere to go, no error
@@ -126,7 +130,8 @@ class TestReplay:
         time.sleep(0.05)
         assert b.recv() == [] and b.start is None
         open_gate(gate, lead_s=-0.5)  # started half a second ago
-        assert 45 <= len(b.recv()) <= 60
+        got = b.recv()
+        assert 50 <= len(got) <= np.searchsorted(b.times, time.monotonic() - b.start, "right")
         with pytest.raises(BackendError, match="not both"):
             open_backend(f"replay:{synthetic(tmp_path)}?gate={gate}&start=0")
 
