@@ -16,6 +16,7 @@ from collections import Counter
 from common.paths import routes_dir
 from selfdrive.manager import manager
 from selfdrive.manager.process_config import MODES, PLANNED, PROCESSES
+from selfdrive.ui.config import ui_url
 from tools.lib.logreader import LogError, LogReader
 
 SIM_PLATFORM = "TOYOTA_RAV4"  # the car the simulator's CAN speaks
@@ -128,6 +129,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if cfg.lockstep and any(p.name == "canbridged" for p in PROCESSES):
         env["BLOCK"] = ",".join(filter(None, [env.get("BLOCK", ""), "canbridged"]))  # the bridge is the adapter
     wall_limit = args.seconds if args.seconds is not None else cfg.minutes * 60 * 4 + 60
+    print(f"Onroad UI: {ui_url()} (open it in a browser)")
     print(f"Running the manager in sim mode (at most {wall_limit:g} s of wall time; Ctrl-C stops early).", flush=True)
     before = list_routes()
     rc, score, wall = run_sim(cfg, wall_limit, env)

@@ -86,6 +86,7 @@ PROCESSES: tuple[ProcessConfig, ...] = (
     ProcessConfig("selfdrived", "selfdrive.selfdrived.selfdrived", always),
     # the simulator: the car, the road and the camera of sim mode (its config comes in ROADPILOT_SIM)
     ProcessConfig("bridge", "tools.sim.bridge", sim),
+    ProcessConfig("uid", "selfdrive.ui.uid", always),  # the browser UI: what the system sees and will do
 )
 
 
@@ -101,7 +102,6 @@ PLANNED: tuple[PlannedProcess, ...] = (
     PlannedProcess("calibrationd", "selfdrive.locationd.calibrationd", "camera calibration -> liveCalibration"),
     PlannedProcess("card", "selfdrive.car.card", "car interface: can -> carState, carControl -> sendcan"),
     PlannedProcess("canbridged", "hardware.canbridged", "CAN adapter bridge (python-can, sim, replay)"),
-    PlannedProcess("uid", "selfdrive.ui.uid", "user interface server"),
 )
 
 

@@ -1,0 +1,33 @@
+"""uid's settings: where it serves and what it sends. Light on imports, so the CLI can print the URL."""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_HOST = "127.0.0.1"   # loopback: the car's screen or a laptop on the same machine; a LAN needs --host
+DEFAULT_PORT = 8880
+HOST_ENV, PORT_ENV = "ROADPILOT_UI_HOST", "ROADPILOT_UI_PORT"
+
+
+@dataclass(frozen=True)
+class UiConfig:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    width: int = 582         # JPEG width: half the model camera, ~15-45 KB a frame at quality 70 (~0.5 MB/s at 20 fps)
+    quality: int = 70
+    fps: float = 20.0        # at most this many frames a second to the pages
+
+
+def env_defaults(env: Mapping[str, str] = os.environ) -> tuple[str, int]:
+    """(host, port) from ROADPILOT_UI_HOST / ROADPILOT_UI_PORT, else the defaults (a bad port is an error)."""
+    port = env.get(PORT_ENV, "").strip()
+    if port and not port.isdigit():
+        raise ValueError(f"{PORT_ENV} must be a port number, got {port!r}")
+    return env.get(HOST_ENV, "").strip() or DEFAULT_HOST, int(port) if port else DEFAULT_PORT
+
+
+def ui_url(env: Mapping[str, str] = os.environ) -> str:
+    """The page's address as the manager will start uid (0.0.0.0 binds every interface: loopback reaches it)."""
+    host, port = env_defaults(env)
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}/"
