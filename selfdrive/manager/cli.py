@@ -1,6 +1,7 @@
 """`roadpilot`: the command line. `roadpilot <command> --help` tells more about each command.
 
-It says plainly what is not built yet: replay and device support come in later issues. `roadpilot sim`
+It says plainly what is not built yet: device support comes in a later issue. `roadpilot replay` plays a
+recorded route into the live services (tools/replay/replay.py). `roadpilot sim`
 runs the manager in sim mode (the simulator's bridge and every onboard process that exists), scores the
 drive from the simulator's ground truth and summarises what was recorded. Nothing here pretends to drive.
 """
@@ -160,8 +161,12 @@ def cmd_not_built(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from tools.replay import replay
+    return replay.main(list(args.args))
+
+
 NOT_BUILT = {
-    "replay": "Replaying a recorded route needs tools/replay, camerad's video source and the onboard stack.",
     "device": "Driving a real car needs camerad (webcam), canbridged (CAN adapter), card and the control stack.",
 }
 
@@ -207,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     mgr.add_argument("--mode", choices=MODES, default="sim", help="which process set to run (default: sim)")
     mgr.set_defaults(func=cmd_manager)
 
+    rp = sub.add_parser("replay", help="play a recorded route into the live services (--stack: drive it live)",
+                        add_help=False)  # its own options and --help are tools/replay/replay.py's
+    rp.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    rp.set_defaults(func=cmd_replay)
+
     for name in NOT_BUILT:
         nb = sub.add_parser(name, help="not built yet", description=f"not built yet. {NOT_BUILT[name]}")
         nb.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -216,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["replay"]:  # everything after it is replay's, --help included (REMAINDER stops at options)
+        return cmd_replay(argparse.Namespace(args=argv[1:]))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)

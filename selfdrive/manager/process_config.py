@@ -87,6 +87,9 @@ PROCESSES: tuple[ProcessConfig, ...] = (
     # the simulator: the car, the road and the camera of sim mode (its config comes in ROADPILOT_SIM)
     ProcessConfig("bridge", "tools.sim.bridge", sim),
     ProcessConfig("uid", "selfdrive.ui.uid", always),  # the browser UI: what the system sees and will do
+    # replay mode's source of everything recorded (route and options in ROADPILOT_REPLAY_ARGS); it ends with the
+    # route, so it is not restarted
+    ProcessConfig("replay", "tools.replay.replay", replay, RestartPolicy(enabled=False)),
 )
 
 
