@@ -54,6 +54,7 @@ class CanBridge:
         self.rx_garbage: Counter[str] = Counter()
         self.tx_blocked: Counter[str] = Counter()  # "<reason>:0x<addr>" -> count
         self.counts: Counter[str] = Counter()      # rx, rx_safety_invalid, tx, tx_sent, tx_error, tx_stale, sendcan_bad
+        self._rx: list[CanFrame] = []
         self._echo: list[CanFrame] = []
         self.set_mode("silent", 0)
 
@@ -78,9 +79,9 @@ class CanBridge:
         cloudlog.info("safety mode set", extra={"mode": self.mode_name})
         return True
 
-    def receive(self, now_us: int) -> list[CanFrame]:
-        """Frames from the backend for one `can` message (garbage counted and dropped), then the echoes."""
-        out: list[CanFrame] = []
+    def poll(self, now_us: int) -> None:
+        """Takes what the backend has now: garbage counted and dropped, the car's frames into the safety
+        layer's rx hook and into the next `can` message."""
         for raw in self.backend.recv():
             frame, why = classify(raw)
             if frame is None:
@@ -89,9 +90,12 @@ class CanBridge:
             self.counts["rx"] += 1
             if self.safety is not None and not self.safety.rx(frame.address, frame.src, frame.dat, now_us):
                 self.counts["rx_safety_invalid"] += 1  # still published: card judges the car's frames itself
-            out.append(frame)
-        out.extend(self._echo)
-        self._echo = []
+            self._rx.append(frame)
+
+    def receive(self, now_us: int) -> list[CanFrame]:
+        """Everything for one `can` message: the car's frames since the last one, then our echoes."""
+        self.poll(now_us)
+        out, self._rx, self._echo = self._rx + self._echo, [], []
         return out
 
     def transmit(self, frames: Iterable[tuple[int, bytes, int]], now_us: int) -> int:
@@ -143,6 +147,7 @@ def handle_sendcan(bridge: CanBridge, dat: bytes, now_ns: int) -> None:
     if now_ns - ev.logMonoTime > SENDCAN_MAX_AGE_NS:
         bridge.counts["tx_stale"] += len(frames)
         return
+    bridge.poll(now_ns // 1000)  # judge the frames against the freshest car state (a brake pressed just now)
     bridge.transmit(frames, now_ns // 1000)
 
 
@@ -211,7 +216,8 @@ class Daemon:
             self.pm.send("can", can_message(self.bridge.receive(now_ns // 1000)))
             self.sm.update(0)
             if self.sm.updated["carControl"]:
-                self.bridge.heartbeat(now_ns // 1000)
+                # when controlsd was alive (the message's time), not when we got to it: never later than true
+                self.bridge.heartbeat(min(self.sm.logMonoTime["carControl"], now_ns) // 1000)
             now = now_ns * 1e-9
             if not self.forced:
                 self.update_mode(now)
