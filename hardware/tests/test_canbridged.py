@@ -95,6 +95,35 @@ class TestBridge:
         lines = [json.loads(ln) for ln in (tmp_path / "tx.jsonl").read_text().splitlines()]
         assert [(ln["address"], ln["bus"]) for ln in lines] == [(STEERING_LKA, 0)]
 
+    def test_a_brake_pressed_just_now_stops_the_next_frame(self):
+        # sendcan is judged after the car's newest frames, not up to a tick later
+        car, packer = SyntheticRav4(), CANPacker(PT_DBC)
+        b = CanBridge(FakeBackend())
+        b.set_mode("toyota", RAV4_PARAM)
+        now = 1_000_000  # µs; the whole test runs on this clock
+
+        def step(cruise, brake=False):
+            nonlocal now
+            now += 10_000
+            b.heartbeat(now)
+            b.backend.inbox += [RawFrame(a, d, bus) for _, bus, a, d in car.frames(now / 1e6, cruise, brake)]
+
+        for k in range(20):
+            step(cruise=k >= 10)
+            b.receive(now)
+        def send_steer():
+            msg = messaging.new_message("sendcan", 1)
+            msg.logMonoTime = (now + 1_000) * 1000
+            msg.sendcan[0].address, msg.sendcan[0].dat, msg.sendcan[0].src = steer(packer, 10)
+            handle_sendcan(b, msg.to_bytes(), msg.logMonoTime)
+
+        step(cruise=True)
+        send_steer()
+        assert [f.address for f in b.backend.sent] == [STEERING_LKA]
+        step(cruise=True, brake=True)  # arrives between two ticks
+        send_steer()
+        assert len(b.backend.sent) == 1 and b.tx_blocked == {"NOT_ALLOWED:0x2e4": 1}
+
     def test_unknown_mode_and_bad_param_stay_silent(self):
         b = CanBridge(FakeBackend())
         b.set_mode(77, 0)
