@@ -15,6 +15,7 @@ every decision is returned as a note that card logs.
 from dataclasses import dataclass, field
 from typing import Literal
 
+from opendbc.car import gen_empty_fingerprint
 from opendbc.car.car_helpers import interfaces
 from opendbc.car.structs import CarParams
 from opendbc.car.toyota.values import CAR as TOYOTA
@@ -70,7 +71,7 @@ def build_plan(fp: FingerprintResult, setup: CarSetup, alpha_long: bool = False)
     """CarParams for the fingerprinted (or forced) platform, adjusted to the installation."""
     candidate = fp.candidate if fp.candidate is not None else "MOCK"
     CI = interfaces[candidate]
-    CP = CI.get_params(candidate, fp.fingerprint, [], alpha_long, False, False)
+    CP = CI.get_params(candidate, gen_empty_fingerprint() | fp.fingerprint, [], alpha_long, False, False)
     CP.fingerprintSource = {"can": CarParams.FingerprintSource.can,
                             "fixed": CarParams.FingerprintSource.fixed}.get(fp.source, CarParams.FingerprintSource.can)
     connected = setup.buses if setup.buses is not None else (fp.buses_seen or None)
