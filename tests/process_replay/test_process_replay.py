@@ -66,6 +66,13 @@ class TestReference:
             assert result.published == pubs
 
 
+    def test_replay_knows_what_it_publishes(self, cfg, runs):
+        # `roadpilot replay --stack` holds back what the live daemons publish; its table must be what they do
+        from tools.replay.replay import STACK_OUTPUTS
+        _, result = runs(cfg)
+        assert set(STACK_OUTPUTS[cfg.name]) == result.published
+
+
 @pytest.mark.skipif(config("controlsd") not in CONFIGS, reason="controlsd not built")
 class TestChanges:
     def test_changed_controller_gain_is_a_readable_diff(self, runs, tmp_path):
