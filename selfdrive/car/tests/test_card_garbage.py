@@ -7,10 +7,11 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from opendbc.can.dbc import DBC
 from opendbc.car.structs import CarControl
 
 from selfdrive.car.car_specific import CarSetup
-from selfdrive.car.tests.helpers import SyntheticRav4, car_logic_for
+from selfdrive.car.tests.helpers import PT_DBC, SyntheticRav4, car_logic_for
 
 SETUP = CarSetup(dsu="absent", buses=frozenset({0}))
 
@@ -113,7 +114,7 @@ def test_multiple_buses_and_echoes_of_our_own_frames_are_not_the_car(car):
     assert abs(CS.vEgoRaw - 50 / 3.6) < 0.01
 
 
-_PT_ADDRESSES = sorted(SyntheticRav4().packer.dbc.addr_to_msg)
+_PT_ADDRESSES = sorted(DBC(PT_DBC).addr_to_msg)
 frame_st = st.tuples(st.one_of(st.sampled_from(_PT_ADDRESSES), st.integers(0, 0x1FFFFFFF)),
                      st.binary(min_size=0, max_size=64), st.integers(0, 255))
 _fuzzed: list = []
