@@ -43,10 +43,10 @@ class Client:
             if self.pong is not None:
                 msg, self.pong = self.pong, None
                 await ws.send(msg)
-            if hub.state_seq != self.sent_state_seq:
+            if hub.state_seq != self.sent_state_seq and hub.state:
                 self.sent_state_seq = hub.state_seq
                 await ws.send(hub.state)
-            if hub.frame_seq != self.sent_frame_seq:
+            if hub.frame_seq != self.sent_frame_seq and hub.frame:
                 if self.sent_frame_seq:
                     self.frames_skipped += hub.frame_seq - self.sent_frame_seq - 1
                 self.sent_frame_seq = hub.frame_seq
@@ -81,12 +81,14 @@ class Hub:
     def add(self) -> Client:
         c = Client(self)
         self.clients.add(c)
-        if self.state_seq:
+        if self.state:
             c.wake.set()  # a new page gets the current state right away
         return c
 
     def remove(self, c: Client) -> None:
         self.clients.discard(c)
+        if not self.clients:
+            self.state, self.frame = "", b""  # the producer stops while nobody looks: these would go stale
 
     def _wake_all(self) -> None:
         for c in self.clients:

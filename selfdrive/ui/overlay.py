@@ -83,7 +83,7 @@ def _lead(cam: CameraModel, leads) -> dict | None:
     """The most likely lead above LEAD_MIN_PROB, as the pixel of its spot on the road and its distance."""
     best = None
     for ld in leads:
-        if len(ld.x) == 0 or len(ld.y) == 0 or not ld.prob >= LEAD_MIN_PROB:
+        if len(ld.x) == 0 or len(ld.y) == 0 or not LEAD_MIN_PROB <= ld.prob <= 1.0:
             continue
         if best is None or ld.prob > best.prob:
             best = ld

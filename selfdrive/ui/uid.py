@@ -47,7 +47,6 @@ WRITE_LIMIT = 64 * 1024      # a page's unsent bytes before its sender waits (an
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 
 
-
 class Producer:
     """Newest frame and services -> JPEG + JSON, posted with `post_frame(bytes)` / `post_state(str)`."""
 
@@ -57,20 +56,20 @@ class Producer:
         self.sm = messaging.SubMaster(SERVICES)
         self.last_frame_t = self.last_state_t = -1.0
         self.last_eof = 0
-        self.frames_encoded = 0
         self.torn = 0             # frames rewritten by camerad while we encoded them: dropped
 
     def step(self) -> None:
         frame = self.vipc.recv(int(1000 / STATE_HZ))
         self.sm.update(0)
+        if not self.has_pages():
+            return  # nobody is looking: no JPEG, no state (the SubMaster still drains, so health stays current)
         now = time.monotonic()
         sent = False
-        if frame is not None and self.has_pages() and now - self.last_frame_t >= 0.8 / self.cfg.fps:
+        if frame is not None and now - self.last_frame_t >= 0.8 / self.cfg.fps:
             jpeg = encode_nv12(frame.nv12, self.cfg.width, self.cfg.quality)
             if frame.valid_after_read():
                 self.post_frame(frame_message(jpeg, frame.frame_id, frame.width, frame.height))
                 self.last_frame_t, self.last_eof, sent = now, frame.timestamp_eof, True
-                self.frames_encoded += 1
             else:
                 self.torn += 1
         if sent or now - self.last_state_t >= 1.0 / STATE_HZ:
@@ -78,9 +77,15 @@ class Producer:
             self.post_state(json.dumps(st, separators=(",", ":"), allow_nan=False))
             self.last_state_t = now
 
-    def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            self.step()
+    def run(self, halt: threading.Event, on_crash) -> None:
+        try:
+            while not halt.is_set():
+                self.step()
+        except Exception:
+            # a dead producer would leave pages connected to a frozen picture: take the whole process down instead,
+            # so the manager restarts it (and the pages reconnect by themselves)
+            cloudlog.exception("uid: producer crashed")
+            on_crash()
 
     def close(self) -> None:
         self.vipc.close()
@@ -132,9 +137,11 @@ class UiServer:
             pump.cancel()
             await asyncio.gather(pump, return_exceptions=True)
 
-    async def run(self) -> None:
+    async def run(self) -> bool:
+        """Serves until SIGINT/SIGTERM (True) or until the producer crashes (False)."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
+        crashed: list[bool] = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         producer = Producer(self.cfg, lambda m: loop.call_soon_threadsafe(self.hub.post_frame, m),
@@ -144,14 +151,16 @@ class UiServer:
         async with serve(self.handle, self.cfg.host, self.cfg.port, process_request=self.process_request,
                          compression=None, max_size=MAX_INPUT, write_limit=WRITE_LIMIT):
             cloudlog.info("uid: serving", extra={"url": f"http://{self.cfg.host}:{self.cfg.port}/"})
-            print(f"uid: http://{self.cfg.host}:{self.cfg.port}/", flush=True)
             halt = threading.Event()
-            thread = threading.Thread(target=producer.run, args=(halt,), name="uid-producer", daemon=True)
+            on_crash = lambda: (crashed.append(True), loop.call_soon_threadsafe(stop.set))
+            thread = threading.Thread(target=producer.run, args=(halt, on_crash), name="uid-producer", daemon=True)
             thread.start()
             await stop.wait()
             halt.set()
             await asyncio.to_thread(thread.join, 1.0)
-        producer.close()
+        if not thread.is_alive():
+            producer.close()
+        return not crashed
 
 
 def parse_args(argv: list[str] | None = None, env=os.environ) -> UiConfig:
@@ -176,9 +185,11 @@ def main(argv: list[str] | None = None) -> None:
     cloudlog_bind(name="uid")
     cfg = parse_args(argv)
     try:
-        asyncio.run(UiServer(cfg).run())
+        ok = asyncio.run(UiServer(cfg).run())
     except OSError as e:  # the port is taken or the address is not ours: say so, exit non-zero
         cloudlog.error("uid: cannot serve", extra={"host": cfg.host, "port": cfg.port, "error": str(e)})
+        sys.exit(1)
+    if not ok:
         sys.exit(1)
 
 

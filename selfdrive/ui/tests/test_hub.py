@@ -117,3 +117,21 @@ class TestInput:
             return c, understood
         c, understood = asyncio.run(run())
         assert not understood and c.bad_input == 1 and c.pong is None and not c.wake.is_set()
+
+
+def test_the_last_page_leaving_drops_what_would_go_stale():
+    async def run():
+        hub = Hub()
+        c = hub.add()
+        hub.post_state('{"old":1}')
+        hub.post_frame(b"old")
+        hub.remove(c)
+        late, ws = hub.add(), FakeWs()
+        task = asyncio.create_task(late.pump(ws))
+        await settle()
+        assert ws.sent == [] and not late.wake.is_set()
+        hub.post_state('{"new":1}')
+        await settle()
+        task.cancel()
+        return ws
+    assert asyncio.run(run()).sent == ['{"new":1}']

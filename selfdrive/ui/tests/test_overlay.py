@@ -91,6 +91,9 @@ class TestOverlay:
         fill_model(msg.modelV2, Scene(), 0)
         msg.modelV2.leads[0].prob = LEAD_MIN_PROB - 0.01
         assert build_overlay(msg.modelV2)["lead"] is None
+        for bad in (math.nan, math.inf):
+            msg.modelV2.leads[0].prob = bad
+            assert build_overlay(msg.modelV2)["lead"] is None
         msg.modelV2.leads[0].prob = 0.9
         msg.modelV2.leads[0].x = [-3.0]  # behind the camera: nowhere on the picture
         assert build_overlay(msg.modelV2)["lead"] is None

@@ -1,6 +1,7 @@
 """uid as a real process on a real port: the page over HTTP, the stream over WebSockets, bad input from one
 page not disturbing another, a page that never reads not growing uid's memory, clean start and stop."""
 
+import asyncio
 import base64
 import json
 import os
@@ -18,11 +19,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from selfdrive.manager.process_config import MODES, PROCESSES
-from selfdrive.ui.config import ui_url
+from selfdrive.ui.config import UiConfig, ui_url
 from selfdrive.ui.hub import FRAME_HEADER, FRAME_MAGIC
 from selfdrive.ui.tests import stack
 from selfdrive.ui.tests.stack import FrameServer, SynthServices, free_port, http_get
-from selfdrive.ui.uid import MAX_INPUT
+from selfdrive.ui.uid import MAX_INPUT, Producer, UiServer
 
 WAIT_S = 20.0
 
@@ -258,3 +259,12 @@ def test_page_that_never_reads_does_not_grow_uid_memory(uid):
         page.close()
     finally:
         frames.close()
+
+
+def test_a_crashed_producer_takes_uid_down_instead_of_freezing_the_pages(monkeypatch):
+    # in-process, with a producer that fails on its first step: the server stops and reports it (main exits 1)
+    def broken(self):
+        raise RuntimeError("injected")
+    monkeypatch.setattr(Producer, "step", broken)
+    server = UiServer(UiConfig(port=free_port()))
+    assert asyncio.run(asyncio.wait_for(server.run(), 20)) is False
