@@ -1,0 +1,193 @@
+"""Training data for the driving model, from the simulator.
+
+Each episode is one (scenario, seed): the scripted driver drives the scenario's world (tools.sim.lib.simulation),
+the road camera is mounted with a random pitch/yaw offset, the look is randomised (Look.random), and every
+SAMPLE_EVERY s a sample is written: the previous (50 ms earlier) and the current frame warped into the model
+frame, and the targets from the simulator's ground truth (see selfdrive/modeld/constants.py for the grids):
+  path       where the car-frame origin (on the road under the camera) actually went over T_PATH, in the car
+             frame of the sample (x forward, y left)
+  lanes      y of the 4 lines around the ego lane at X_LINES, and whether each line exists
+  edges      y of the asphalt's left and right edge at X_LINES
+  lead       nearest vehicle ahead in the ego's lane within LEAD_MAX: x of its rear (from the camera), speed
+  curvature  the yaw rate / speed the driver drove 0.3..0.7 s later
+  calib      (pitch, yaw) rad by which the warp's calibration was off: the warp uses mount - calib, so
+             calibrationd learns what to add (half the samples are warped with the right calibration)
+
+Seeds (disjoint): train 0.., val 100000.., test 200000.. (per scenario, the same seed numbers for every
+scenario). One .npz per episode under OUT/<split>/; existing files are skipped (resumable).
+
+  python -m tools.train.gen_data --out data/driving --config small --jobs 2
+"""
+
+import argparse
+import math
+import os
+from dataclasses import dataclass
+from multiprocessing import Pool
+
+import numpy as np
+from tqdm import tqdm
+
+from selfdrive.modeld.constants import LEAD_MAX, MODEL_H, MODEL_W, NUM_EDGES, NUM_LINES, T_PATH, X_LINES
+from selfdrive.modeld.warp import model_to_camera, warp_y
+from tools.sim.lib.renderer import Look, Renderer
+from tools.sim.lib.scenarios import SCENARIOS
+from tools.sim.lib.simulation import SimConfig, Simulation
+
+SPLIT_BASE = {"train": 0, "val": 100000, "test": 200000}
+SAMPLE_EVERY = 0.3            # s of simulated time between samples
+FRAME_STEPS = 5               # 10 ms steps between camera frames (20 Hz)
+MOUNT_MAX = math.radians(3.0)
+CALIB_ERR_MAX = math.radians(4.0)
+CAMERA_FORWARD = 0.5          # m, the renderer's camera ahead of the CG
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train_seeds: int      # per scenario
+    val_seeds: int
+    test_seeds: int
+    seconds: float        # sampled seconds per episode
+
+
+CONFIGS = {
+    "tiny": DataConfig(1, 1, 1, 3.0),
+    "small": DataConfig(6, 1, 1, 36.0),
+}
+
+
+def episodes(cfg: DataConfig) -> list[tuple[str, str, int]]:
+    out = []
+    for split, n in (("train", cfg.train_seeds), ("val", cfg.val_seeds), ("test", cfg.test_seeds)):
+        for i in range(n):
+            for name in SCENARIOS:
+                out.append((split, name, SPLIT_BASE[split] + i))
+    return out
+
+
+def _car_frame(ox: float, oy: float, yaw: float, px, py) -> tuple[np.ndarray, np.ndarray]:
+    c, s = math.cos(yaw), math.sin(yaw)
+    dx, dy = np.asarray(px) - ox, np.asarray(py) - oy
+    return c * dx + s * dy, -s * dx + c * dy
+
+
+def _origin(st) -> tuple[float, float]:
+    return st.x + CAMERA_FORWARD * math.cos(st.yaw), st.y + CAMERA_FORWARD * math.sin(st.yaw)
+
+
+def _lines_at(road, ox: float, oy: float, yaw: float, s0: float, d_line: float) -> np.ndarray:
+    """y of the line at road offset d_line at X_LINES ahead (car frame)."""
+    ss = s0 + np.arange(-5.0, X_LINES[-1] + 25.0, 1.0)
+    lx, ly, _ = road.positions(ss, d_line)
+    x, y = _car_frame(ox, oy, yaw, lx, ly)
+    order = np.argsort(x)
+    return np.interp(X_LINES, x[order], y[order])
+
+
+def _lead(sim, ox: float, oy: float, yaw: float, lane) -> tuple[float, float, float]:
+    best = (0.0, 0.0, 0.0)
+    for o in sim.world.vehicles:
+        if o.direction < 0 or lane is None or sim.road.lane_at(o.d) != lane:
+            continue
+        px, py, _ = sim.road.position(o.s - 0.5 * o.length, o.d)
+        x, _ = _car_frame(ox, oy, yaw, px, py)
+        x = float(x)
+        if 0.0 < x < LEAD_MAX and (best[2] == 0.0 or x < best[0]):
+            best = (x, float(o.v), 1.0)
+    return best
+
+
+def run_episode(split: str, scenario: str, seed: int, seconds: float) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng([seed, 0xDA7A, list(SCENARIOS).index(scenario)])
+    mount = rng.uniform(-MOUNT_MAX, MOUNT_MAX, 2)                 # pitch, yaw
+    sim = Simulation(SimConfig(scenario=scenario, seed=seed, camera=False))
+    renderer = Renderer(pitch=float(mount[0]), yaw=float(mount[1]), look=Look.random(seed * 31 + len(scenario)))
+    road = sim.road
+    every = round(SAMPLE_EVERY / 0.01)
+    n = int(seconds / SAMPLE_EVERY)
+    horizon = round(T_PATH[-1] / 0.01) + 100
+    total = n * every + horizon
+    states, frames, calib, lines, present, edges, leads, at = [], [], [], [], [], [], [], []
+    prev_y = None
+    for k in range(1, total + 1):
+        sim.step(can=False)
+        states.append(sim.state)
+        j = k // every
+        sample_now = k % every == 0 and 1 <= j <= n
+        if k % every == every - FRAME_STEPS and j < n:
+            prev_y = renderer.render(sim.world, sim.state)[:renderer.camera.height].copy()
+        if not sample_now:
+            continue
+        cur_y = renderer.render(sim.world, sim.state)[:renderer.camera.height]
+        err = np.zeros(2) if rng.random() < 0.5 else rng.uniform(-CALIB_ERR_MAX, CALIB_ERR_MAX, 2)
+        h = model_to_camera([0.0, mount[0] - err[0], mount[1] - err[1]])
+        frames.append(np.stack([warp_y(prev_y, h), warp_y(cur_y, h)]))
+        calib.append(err)
+        st = sim.state
+        ox, oy = _origin(st)
+        s0, d0 = road.project(ox, oy)
+        lane = road.lane_at(d0)
+        ls, ps = [], []
+        w = road.lane_width
+        for jl in ((lane - 1, lane, lane + 1, lane + 2) if lane is not None else (None,) * 4):
+            ok = jl is not None and -road.oncoming_lanes <= jl <= road.num_lanes
+            ps.append(float(ok))
+            ls.append(_lines_at(road, ox, oy, st.yaw, s0, -jl * w) if ok else np.zeros(len(X_LINES)))
+        lines.append(ls)
+        present.append(ps)
+        edges.append([_lines_at(road, ox, oy, st.yaw, s0, e) for e in road.edges])
+        leads.append(_lead(sim, ox, oy, st.yaw, lane))
+        at.append(k - 1)
+    path, curv = [], []
+    for i in at:
+        st = states[i]
+        ox, oy = _origin(st)
+        fut = [states[i + round(t / 0.01)] for t in T_PATH]
+        fx, fy = zip(*(_origin(f) for f in fut), strict=True)
+        x, y = _car_frame(ox, oy, st.yaw, fx, fy)
+        path.append(np.stack([x, y], axis=-1))
+        ahead = states[i + 30:i + 71]
+        curv.append(np.mean([a.yaw_rate / max(a.vx, 1.0) for a in ahead]))
+    return {
+        "frames": np.asarray(frames, np.uint8).reshape(-1, 2, MODEL_H, MODEL_W),
+        "path": np.asarray(path, np.float32),
+        "lanes": np.asarray(lines, np.float32).reshape(-1, NUM_LINES, len(X_LINES)),
+        "lane_present": np.asarray(present, np.float32),
+        "edges": np.asarray(edges, np.float32).reshape(-1, NUM_EDGES, len(X_LINES)),
+        "lead": np.asarray(leads, np.float32).reshape(-1, 3),
+        "curvature": np.asarray(curv, np.float32),
+        "calib": np.asarray(calib, np.float32).reshape(-1, 2),
+        "mount": mount.astype(np.float32),
+        "speed": np.asarray([states[i].vx for i in at], np.float32),
+    }
+
+
+def _job(args: tuple[str, str, str, int, float]) -> str:
+    out, split, scenario, seed, seconds = args
+    path = os.path.join(out, split, f"{scenario}_{seed}.npz")
+    if os.path.exists(path):
+        return path
+    data = run_episode(split, scenario, seed, seconds)
+    tmp = path + ".tmp.npz"
+    np.savez_compressed(tmp, **data)
+    os.replace(tmp, path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="data/driving")
+    p.add_argument("--config", choices=sorted(CONFIGS), default="small")
+    p.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 1)))
+    a = p.parse_args(argv)
+    cfg = CONFIGS[a.config]
+    for split in SPLIT_BASE:
+        os.makedirs(os.path.join(a.out, split), exist_ok=True)
+    jobs = [(a.out, split, name, seed, cfg.seconds) for split, name, seed in episodes(cfg)]
+    with Pool(a.jobs) as pool:
+        for _ in tqdm(pool.imap_unordered(_job, jobs), total=len(jobs), desc="episodes"):
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""Trains the driving model on gen_data's episodes and exports it to ONNX (verified against torch).
+
+  python -m tools.train.train --data data/driving --config small --out models/driving.onnx
+
+A compact CNN on two consecutive model frames; one head per output of selfdrive/modeld/constants.OUTPUTS.
+Losses: Laplace negative log-likelihood with a learned scale for path, lane lines, road edges and the lead
+(the scale is the published std), binary cross-entropy for lane-line and lead presence, L1 for curvature and
+the calibration error. Early stopping on the validation loss; the best epoch is exported.
+Needs the optional `train` extra (torch, onnx); nothing at runtime imports this.
+"""
+
+import argparse
+import glob
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from selfdrive.modeld.constants import INPUT_NAME, INPUT_SHAPE, NUM_EDGES, NUM_LINES, OUTPUTS, T_PATH, X_LINES
+from tools.train import metrics
+
+NT, NX = len(T_PATH), len(X_LINES)
+# output scales: the network's raw outputs are O(1)
+PATH_SCALE = torch.tensor([50.0, 3.0])
+LINE_SCALE, LEAD_SCALE, CURV_SCALE, CALIB_SCALE = 4.0, torch.tensor([40.0, 20.0]), 0.01, 0.05
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int
+    patience: int
+    batch: int
+    lr: float
+    width: int
+    seed: int = 0
+
+
+CONFIGS = {
+    "tiny": TrainConfig(epochs=2, patience=2, batch=16, lr=1e-3, width=8),
+    "small": TrainConfig(epochs=40, patience=6, batch=32, lr=1e-3, width=24),
+}
+
+
+class DrivingNet(nn.Module):
+    def __init__(self, width: int = 24):
+        super().__init__()
+        w = width
+        chans = (2, w, w, 2 * w, 2 * w, 3 * w, 4 * w)
+        layers: list[nn.Module] = []
+        for i in range(6):
+            k = 5 if i == 0 else 3
+            layers += [nn.Conv2d(chans[i], chans[i + 1], k, stride=2, padding=k // 2, bias=False),
+                       nn.BatchNorm2d(chans[i + 1]), nn.ELU()]
+        self.conv = nn.Sequential(*layers)                   # -> (4w, 2, 4)
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(4 * w * 2 * 4, 256), nn.ELU(), nn.Dropout(0.1))
+        self.sizes = {"path": NT * 4, "lanes": NUM_LINES * NX * 2, "lane_prob": NUM_LINES, "edges": NUM_EDGES * NX * 2,
+                      "lead": 4, "lead_prob": 1, "curvature": 1, "calib": 2}
+        self.head = nn.Linear(256, sum(self.sizes.values()))
+
+    def raw(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = frames.float() * (1.0 / 128.0) - 1.0
+        h = self.head(self.fc(self.conv(x)))
+        out, i = {}, 0
+        for k, n in self.sizes.items():
+            out[k] = h[:, i:i + n]
+            i += n
+        return out
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        r = self.raw(frames)
+        b = frames.shape[0]
+        p = r["path"].view(b, NT, 4)
+        lanes = r["lanes"].view(b, NUM_LINES, NX, 2)
+        edges = r["edges"].view(b, NUM_EDGES, NX, 2)
+        lead = r["lead"].view(b, 2, 2)
+        out = {
+            "path": p[..., :2] * PATH_SCALE, "path_std": torch.exp(p[..., 2:].clamp(-8, 4)) * PATH_SCALE,
+            "lanes": lanes[..., 0] * LINE_SCALE, "lanes_std": torch.exp(lanes[..., 1].clamp(-8, 4)) * LINE_SCALE,
+            "lane_prob": torch.sigmoid(r["lane_prob"]),
+            "edges": edges[..., 0] * LINE_SCALE, "edges_std": torch.exp(edges[..., 1].clamp(-8, 4)) * LINE_SCALE,
+            "lead": lead[..., 0] * LEAD_SCALE, "lead_std": torch.exp(lead[..., 1].clamp(-8, 4)) * LEAD_SCALE,
+            "lead_prob": torch.sigmoid(r["lead_prob"]),
+            "curvature": r["curvature"] * CURV_SCALE, "calib": r["calib"] * CALIB_SCALE,
+        }
+        return tuple(out[k] for k in OUTPUTS)
+
+
+def _laplace(mu, log_b, y, scale):
+    """Laplace NLL in scaled units (mu, log_b raw network outputs)."""
+    return (torch.abs(y / scale - mu) * torch.exp(-log_b) + log_b)
+
+
+def loss_fn(net: DrivingNet, frames, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    r = net.raw(frames)
+    b = frames.shape[0]
+    p = r["path"].view(b, NT, 4)
+    lp = _laplace(p[..., :2], p[..., 2:].clamp(-8, 4), t["path"], PATH_SCALE).mean()
+    lanes = r["lanes"].view(b, NUM_LINES, NX, 2)
+    pres = t["lane_present"]
+    ll = (_laplace(lanes[..., 0], lanes[..., 1].clamp(-8, 4), t["lanes"], LINE_SCALE) * pres[..., None]).sum() / (
+        pres.sum() * NX + 1.0)
+    lprob = nn.functional.binary_cross_entropy_with_logits(r["lane_prob"], pres)
+    edges = r["edges"].view(b, NUM_EDGES, NX, 2)
+    le = _laplace(edges[..., 0], edges[..., 1].clamp(-8, 4), t["edges"], LINE_SCALE).mean()
+    lead = r["lead"].view(b, 2, 2)
+    has = t["lead"][:, 2]
+    lead_nll = _laplace(lead[..., 0], lead[..., 1].clamp(-8, 4), t["lead"][:, :2], LEAD_SCALE).sum(-1)
+    llead = (lead_nll * has).sum() / (has.sum() + 1.0)
+    lleadp = nn.functional.binary_cross_entropy_with_logits(r["lead_prob"][:, 0], has)
+    lc = torch.abs(r["curvature"][:, 0] - t["curvature"] / CURV_SCALE).mean()
+    lcal = torch.abs(r["calib"] - t["calib"] / CALIB_SCALE).mean()
+    parts = {"path": lp, "lanes": ll, "lane_prob": lprob, "edges": le, "lead": llead, "lead_prob": lleadp,
+             "curvature": lc, "calib": 2.0 * lcal}
+    total = sum(parts.values())
+    return total, {k: float(v) for k, v in parts.items()}
+
+
+KEYS = ("frames", "path", "lanes", "lane_present", "edges", "lead", "curvature", "calib")
+
+
+def load_split(data: str, split: str) -> dict[str, np.ndarray]:
+    files = sorted(glob.glob(os.path.join(data, split, "*.npz")))
+    if not files:
+        raise SystemExit(f"no episodes in {os.path.join(data, split)}: run tools.train.gen_data first")
+    parts = [np.load(f) for f in files]
+    return {k: np.concatenate([p[k] for p in parts]) for k in KEYS}
+
+
+def _batch(d: dict[str, np.ndarray], idx) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    return torch.from_numpy(d["frames"][idx]), {k: torch.from_numpy(d[k][idx]).float() for k in KEYS[1:]}
+
+
+def predict(net: DrivingNet, d: dict[str, np.ndarray], batch: int = 128) -> dict[str, np.ndarray]:
+    net.eval()
+    outs: dict[str, list] = {k: [] for k in OUTPUTS}
+    with torch.no_grad():
+        for i in range(0, len(d["frames"]), batch):
+            for k, v in zip(OUTPUTS, net(torch.from_numpy(d["frames"][i:i + batch])), strict=True):
+                outs[k].append(v.numpy())
+    return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+def evaluate_loss(net: DrivingNet, d: dict[str, np.ndarray], batch: int = 128) -> float:
+    net.eval()
+    tot, n = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(d["frames"]), batch):
+            f, t = _batch(d, slice(i, i + batch))
+            loss, _ = loss_fn(net, f, t)
+            tot += float(loss) * len(f)
+            n += len(f)
+    return tot / max(n, 1)
+
+
+def export_onnx(net: DrivingNet, path: str, check: np.ndarray) -> float:
+    """Writes the ONNX model and returns the largest |onnxruntime - torch| over `check` frames (raises if
+    they differ by more than 1e-3 relative)."""
+    net.eval()
+    dummy = torch.zeros(INPUT_SHAPE, dtype=torch.uint8)
+    torch.onnx.export(net, (dummy,), path, input_names=[INPUT_NAME], output_names=list(OUTPUTS), opset_version=17,
+                      dynamo=False)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    worst = 0.0
+    with torch.no_grad():
+        for f in check:
+            ref = [v.numpy() for v in net(torch.from_numpy(f[None]))]
+            got = sess.run(None, {INPUT_NAME: f[None]})
+            for a, b in zip(ref, got, strict=True):
+                err = float(np.max(np.abs(a - b) / (np.abs(a) + 1e-2)))
+                worst = max(worst, err)
+    if worst > 1e-3:
+        raise RuntimeError(f"ONNX export differs from torch: {worst}")
+    return worst
+
+
+def train(data: str, cfg: TrainConfig, out: str, threads: int) -> dict:
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(cfg.seed)
+    tr, va = load_split(data, "train"), load_split(data, "val")
+    print(f"train {len(tr['frames'])} samples, val {len(va['frames'])}", flush=True)
+    net = DrivingNet(cfg.width)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs)
+    best, best_state, bad, history = float("inf"), None, 0, []
+    t0 = time.monotonic()
+    for ep in range(cfg.epochs):
+        net.train()
+        order = rng.permutation(len(tr["frames"]))
+        parts_sum: dict[str, float] = {}
+        for i in range(0, len(order) - cfg.batch + 1, cfg.batch):
+            f, t = _batch(tr, np.sort(order[i:i + cfg.batch]))
+            loss, parts = loss_fn(net, f, t)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            for k, v in parts.items():
+                parts_sum[k] = parts_sum.get(k, 0.0) + v
+        sched.step()
+        vl = evaluate_loss(net, va)
+        history.append({"epoch": ep, "val_loss": vl})
+        print(f"epoch {ep} val {vl:.4f} ({time.monotonic() - t0:.0f} s) "
+              + " ".join(f"{k}={v / max(1, len(order) // cfg.batch):.3f}" for k, v in parts_sum.items()), flush=True)
+        if vl < best - 1e-4:
+            best, bad = vl, 0
+            best_state = {k: v.clone() for k, v in net.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= cfg.patience:
+                print(f"early stop after epoch {ep}", flush=True)
+                break
+    net.load_state_dict(best_state)
+    val_metrics = metrics.compute(predict(net, va), va)
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    diff = export_onnx(net, out, va["frames"][:16])
+    report = {"config": asdict(cfg), "best_val_loss": best, "epochs_run": len(history), "val": val_metrics,
+              "onnx_max_rel_diff": diff, "train_seconds": round(time.monotonic() - t0), "train_samples":
+              len(tr["frames"]), "val_samples": len(va["frames"])}
+    with open(os.path.splitext(out)[0] + "_train.json", "w") as fh:
+        json.dump(report, fh, indent=1)
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="data/driving")
+    p.add_argument("--config", choices=sorted(CONFIGS), default="small")
+    p.add_argument("--out", default="models/driving.onnx")
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args(argv)
+    print(json.dumps(train(a.data, CONFIGS[a.config], a.out, a.threads), indent=1))
+
+
+if __name__ == "__main__":
+    main()
