@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from selfdrive.car.safety.tests.build_variant import SAFETY, VariantBuilder, run_tests, sources  # noqa: E402
+from selfdrive.car.safety.tests.build_variant import SAFETY, VariantBuilder, sources  # noqa: E402
 
 TEST_DIR = "selfdrive/car/safety/tests"
 # Fast, targeted tests first: most mutants die in the first file.
@@ -226,11 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="safety-mut-") as tmp:
         print(f"building the unmutated objects in {tmp} ...", flush=True)
         builder = VariantBuilder(Path(tmp), ["-O1"], werror=False)
-        baseline = run_tests(builder.build(), args.tests, timeout=args.timeout)
-        if baseline.returncode != 0:
-            print("the tests fail on the unmutated build; fix that first:\n" + baseline.stdout[-3000:])
-            return 2
         prewarm(args.tests)
+        rc, output = forked_pytest(builder.build(), args.tests, args.timeout)
+        if rc != 0:
+            print("the tests fail on the unmutated build; fix that first:\n" + output[-3000:])
+            return 2
         for i, m in enumerate(mutants, start=1):
             t0 = time.monotonic()
             try:

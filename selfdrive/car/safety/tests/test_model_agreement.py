@@ -196,7 +196,7 @@ def drive(ck: Checker, p: Picker, events: int, engaged: bool, noise: int, violat
         ck.check_state()
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), param=st.sampled_from(PARAMS), engaged=st.integers(0, 3), noise=st.sampled_from([0, 0, 20, 4]))
 def test_c_agrees_with_the_model(data, param, engaged, noise):
     p = Picker(draw=data.draw)
