@@ -12,6 +12,7 @@ second while they change, and at exit.
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -239,7 +240,7 @@ def parse_safety(s: str) -> tuple[str, int]:
 def main(argv: list[str] | None = None) -> None:
     cloudlog_bind(name="canbridged")
     ap = argparse.ArgumentParser(prog="canbridged", description=__doc__.splitlines()[0])
-    ap.add_argument("--backend", default="sim",
+    ap.add_argument("--backend", default=os.environ.get("ROADPILOT_CAN_BACKEND", "sim"),
                     help=f"<interface>:<channel>, replay:<path> or sim; interfaces: {', '.join(backend_names())}")
     ap.add_argument("--safety", type=parse_safety, default=None,
                     help="force a safety mode, e.g. toyota:0x149 (default: from carParams)")

@@ -80,6 +80,10 @@ PROCESSES: tuple[ProcessConfig, ...] = (
     # replay serves the recorded route's frames itself; sim gets camerad's sim source, device its webcam
     ProcessConfig("camerad", "selfdrive.camerad.camerad", any_of(sim, device)),
     ProcessConfig("encoderd", "selfdrive.loggerd.encoderd", any_of(sim, device)),
+    # the car: canbridged moves frames between the CAN backend (ROADPILOT_CAN_BACKEND; sim in sim mode) and the
+    # stack; card turns them into carState. In replay the recorded `can` feeds card directly.
+    ProcessConfig("canbridged", "hardware.canbridged", any_of(sim, device)),
+    ProcessConfig("card", "selfdrive.car.card", always),
     # the onboard decision makers run in every mode: in replay they re-drive a recorded route with new code
     ProcessConfig("plannerd", "selfdrive.controls.plannerd", always),
     ProcessConfig("controlsd", "selfdrive.controls.controlsd", always),
@@ -103,8 +107,6 @@ class PlannedProcess:
 PLANNED: tuple[PlannedProcess, ...] = (
     PlannedProcess("modeld", "selfdrive.modeld.modeld", "driving model: frames -> modelV2"),
     PlannedProcess("calibrationd", "selfdrive.locationd.calibrationd", "camera calibration -> liveCalibration"),
-    PlannedProcess("card", "selfdrive.car.card", "car interface: can -> carState, carControl -> sendcan"),
-    PlannedProcess("canbridged", "hardware.canbridged", "CAN adapter bridge (python-can, sim, replay)"),
 )
 
 
