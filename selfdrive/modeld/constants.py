@@ -16,10 +16,12 @@ X_LINES = np.array([5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0])  # m ahead, 
 NUM_LINES, NUM_EDGES = 4, 2   # left-left, left, right, right-right; left edge, right edge
 LEAD_MAX = 100.0              # m: a lead further than this is no lead for training
 
-# name -> shape of each output (batch 1)
+# name -> shape of each output (batch 1). Everything is in the car frame as the calibration used for the warp
+# believes it to be: with a wrong calibration the path of a car driving straight points off by the error
+# (yaw: its y grows with x; pitch: its z does), which is what calibrationd measures.
 OUTPUTS: dict[str, tuple[int, ...]] = {
-    "path": (1, len(T_PATH), 2),            # x, y in m (car frame)
-    "path_std": (1, len(T_PATH), 2),
+    "path": (1, len(T_PATH), 3),            # x, y, z in m (calibrated car frame)
+    "path_std": (1, len(T_PATH), 3),
     "lanes": (1, NUM_LINES, len(X_LINES)),  # y in m at X_LINES
     "lanes_std": (1, NUM_LINES, len(X_LINES)),
     "lane_prob": (1, NUM_LINES),            # 0..1
@@ -29,5 +31,5 @@ OUTPUTS: dict[str, tuple[int, ...]] = {
     "lead_std": (1, 2),
     "lead_prob": (1, 1),
     "curvature": (1, 1),                    # 1/m, desired
-    "calib": (1, 2),                        # rad, (pitch, yaw) the camera's calibration is off by
 }
+CAMERA_HEIGHT = 1.22   # m, the road camera above the road (the simulator's and comma2k19's)

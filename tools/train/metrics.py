@@ -49,6 +49,5 @@ def compute(pred: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> dict[s
     m["lead_count_within_60m"] = int(sel.sum())
     has = lead[:, 2] > 0.5
     m["lead_prob_accuracy"] = float(((pred["lead_prob"][:, 0] > 0.5) == has).mean())
-    m["calib_err_deg_median"] = float(np.degrees(np.median(np.abs(pred["calib"] - truth["calib"]))))
     m["samples"] = int(len(truth["path"]))
     return m

@@ -4,8 +4,9 @@
 
 A compact CNN on two consecutive model frames; one head per output of selfdrive/modeld/constants.OUTPUTS.
 Losses: Laplace negative log-likelihood with a learned scale for path, lane lines, road edges and the lead
-(the scale is the published std), binary cross-entropy for lane-line and lead presence, L1 for curvature and
-the calibration error. Early stopping on the validation loss; the best epoch is exported.
+(the scale is the published std), binary cross-entropy for lane-line and lead presence, L1 for curvature.
+Targets are expressed in the frame the warp's calibration believes in (tools/train/targets.py).
+Early stopping on the validation loss; the best epoch is exported.
 Needs the optional `train` extra (torch, onnx); nothing at runtime imports this.
 """
 
@@ -23,11 +24,12 @@ from torch import nn
 
 from selfdrive.modeld.constants import INPUT_NAME, INPUT_SHAPE, NUM_EDGES, NUM_LINES, OUTPUTS, T_PATH, X_LINES
 from tools.train import metrics
+from tools.train.targets import episode_in_b
 
 NT, NX = len(T_PATH), len(X_LINES)
 # output scales: the network's raw outputs are O(1)
-PATH_SCALE = torch.tensor([50.0, 3.0])
-LINE_SCALE, LEAD_SCALE, CURV_SCALE, CALIB_SCALE = 4.0, torch.tensor([40.0, 20.0]), 0.01, 0.05
+PATH_SCALE = torch.tensor([50.0, 3.0, 1.0])
+LINE_SCALE, LEAD_SCALE, CURV_SCALE = 4.0, torch.tensor([40.0, 20.0]), 0.01
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,8 @@ class DrivingNet(nn.Module):
                        nn.BatchNorm2d(chans[i + 1]), nn.ELU()]
         self.conv = nn.Sequential(*layers)                   # -> (4w, 2, 4)
         self.fc = nn.Sequential(nn.Flatten(), nn.Linear(4 * w * 2 * 4, 256), nn.ELU(), nn.Dropout(0.1))
-        self.sizes = {"path": NT * 4, "lanes": NUM_LINES * NX * 2, "lane_prob": NUM_LINES, "edges": NUM_EDGES * NX * 2,
-                      "lead": 4, "lead_prob": 1, "curvature": 1, "calib": 2}
+        self.sizes = {"path": NT * 6, "lanes": NUM_LINES * NX * 2, "lane_prob": NUM_LINES, "edges": NUM_EDGES * NX * 2,
+                      "lead": 4, "lead_prob": 1, "curvature": 1}
         self.head = nn.Linear(256, sum(self.sizes.values()))
 
     def raw(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -74,18 +76,18 @@ class DrivingNet(nn.Module):
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, ...]:
         r = self.raw(frames)
         b = frames.shape[0]
-        p = r["path"].view(b, NT, 4)
+        p = r["path"].view(b, NT, 6)
         lanes = r["lanes"].view(b, NUM_LINES, NX, 2)
         edges = r["edges"].view(b, NUM_EDGES, NX, 2)
         lead = r["lead"].view(b, 2, 2)
         out = {
-            "path": p[..., :2] * PATH_SCALE, "path_std": torch.exp(p[..., 2:].clamp(-8, 4)) * PATH_SCALE,
+            "path": p[..., :3] * PATH_SCALE, "path_std": torch.exp(p[..., 3:].clamp(-8, 4)) * PATH_SCALE,
             "lanes": lanes[..., 0] * LINE_SCALE, "lanes_std": torch.exp(lanes[..., 1].clamp(-8, 4)) * LINE_SCALE,
             "lane_prob": torch.sigmoid(r["lane_prob"]),
             "edges": edges[..., 0] * LINE_SCALE, "edges_std": torch.exp(edges[..., 1].clamp(-8, 4)) * LINE_SCALE,
             "lead": lead[..., 0] * LEAD_SCALE, "lead_std": torch.exp(lead[..., 1].clamp(-8, 4)) * LEAD_SCALE,
             "lead_prob": torch.sigmoid(r["lead_prob"]),
-            "curvature": r["curvature"] * CURV_SCALE, "calib": r["calib"] * CALIB_SCALE,
+            "curvature": r["curvature"] * CURV_SCALE,
         }
         return tuple(out[k] for k in OUTPUTS)
 
@@ -98,8 +100,8 @@ def _laplace(mu, log_b, y, scale):
 def loss_fn(net: DrivingNet, frames, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
     r = net.raw(frames)
     b = frames.shape[0]
-    p = r["path"].view(b, NT, 4)
-    lp = _laplace(p[..., :2], p[..., 2:].clamp(-8, 4), t["path"], PATH_SCALE).mean()
+    p = r["path"].view(b, NT, 6)
+    lp = _laplace(p[..., :3], p[..., 3:].clamp(-8, 4), t["path"], PATH_SCALE).mean()
     lanes = r["lanes"].view(b, NUM_LINES, NX, 2)
     pres = t["lane_present"]
     ll = (_laplace(lanes[..., 0], lanes[..., 1].clamp(-8, 4), t["lanes"], LINE_SCALE) * pres[..., None]).sum() / (
@@ -113,9 +115,8 @@ def loss_fn(net: DrivingNet, frames, t: dict[str, torch.Tensor]) -> tuple[torch.
     llead = (lead_nll * has).sum() / (has.sum() + 1.0)
     lleadp = nn.functional.binary_cross_entropy_with_logits(r["lead_prob"][:, 0], has)
     lc = torch.abs(r["curvature"][:, 0] - t["curvature"] / CURV_SCALE).mean()
-    lcal = torch.abs(r["calib"] - t["calib"] / CALIB_SCALE).mean()
     parts = {"path": lp, "lanes": ll, "lane_prob": lprob, "edges": le, "lead": llead, "lead_prob": lleadp,
-             "curvature": lc, "calib": 2.0 * lcal}
+             "curvature": lc}
     total = sum(parts.values())
     return total, {k: float(v) for k, v in parts.items()}
 
@@ -127,7 +128,7 @@ def load_split(data: str, split: str) -> dict[str, np.ndarray]:
     files = sorted(glob.glob(os.path.join(data, split, "*.npz")))
     if not files:
         raise SystemExit(f"no episodes in {os.path.join(data, split)}: run tools.train.gen_data first")
-    parts = [np.load(f) for f in files]
+    parts = [episode_in_b(dict(np.load(f))) for f in files]
     return {k: np.concatenate([p[k] for p in parts]) for k in KEYS}
 
 

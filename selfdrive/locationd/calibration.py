@@ -1,0 +1,121 @@
+"""Camera calibration from the driving model's path: the logic of calibrationd (no sockets here).
+
+The model answers in the car frame that the warp's calibration believes in. Driving straight, the true path
+runs along the car's x axis on the road; seen through a calibration that is off by (pitch e_p, yaw e_y), the
+predicted path turns: y grows with x at -tan(e_y) and z at tan(e_p) (tools/train/targets.py builds the
+training targets exactly so). Each usable frame gives the mount angles = (calibration used) composed with
+that error; blocks of frames give robust (median) estimates, and the calibration is the mean of the newest
+blocks, so it converges as modeld warps with the better calibration and the error to measure shrinks.
+"""
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from common.transformations.camera import rot_zyx
+
+FIT_X = (8.0, 60.0)           # m of path used for the direction fit
+MIN_SPEED = 8.0               # m/s (path x at 1 s): slow driving says little about the direction
+MAX_CURVATURE = 4e-4          # 1/m: straight enough
+MIN_CONFIDENCE = 0.2
+BLOCK_FRAMES = 40             # usable frames per block (2 s at 20 Hz)
+MAX_BLOCKS = 8                # the calibration averages the newest blocks
+MIN_BLOCKS = 4                # blocks before the calibration counts as calibrated
+SETTLE_FRAMES = 4             # frames ignored after the calibration changes (modeld switches over)
+MAX_ANGLE = math.radians(10.0)  # beyond this the camera is mounted wrong: invalid
+
+
+def angles_of(r: np.ndarray) -> tuple[float, float, float]:
+    """(roll, pitch, yaw) of a rot_zyx matrix."""
+    return (math.atan2(r[2, 1], r[2, 2]), -math.asin(max(-1.0, min(1.0, r[2, 0]))), math.atan2(r[1, 0], r[0, 0]))
+
+
+def path_error(x, y, z) -> tuple[float, float] | None:
+    """(pitch, yaw) error of the calibration from a straight-driving path (car frame points), or None when the
+    path does not reach far enough."""
+    x, y, z = (np.asarray(v, dtype=float) for v in (x, y, z))
+    sel = (x >= FIT_X[0]) & (x <= FIT_X[1]) & np.isfinite(y) & np.isfinite(z)
+    if sel.sum() < 3 or np.ptp(x[sel]) < 15.0:
+        return None
+    slope_y = np.polyfit(x[sel], y[sel], 1)[0]
+    slope_z = np.polyfit(x[sel], z[sel], 1)[0]
+    return math.atan(slope_z), -math.atan(slope_y)
+
+
+def compose(rpy_used, err: tuple[float, float]) -> tuple[float, float, float]:
+    """The mount angles (roll, pitch, yaw) when the calibration `rpy_used` is off by err = (pitch, yaw)."""
+    r = rot_zyx(err[1], err[0], 0.0) @ rot_zyx(rpy_used[2], rpy_used[1], rpy_used[0])
+    return angles_of(r)
+
+
+@dataclass
+class Calibrator:
+    rpy: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    blocks: list[tuple[float, float]] = field(default_factory=list)   # (pitch, yaw) per block
+    valid_blocks: int = 0
+    _frames: list[tuple[float, float]] = field(default_factory=list)
+    _settle: int = 0
+
+    def feed(self, x, y, z, curvature: float, confidence: float = 1.0) -> bool:
+        """One modelV2 (made with the current `rpy`). Returns True when the calibration changed."""
+        x = np.asarray(x, dtype=float)
+        speed = float(np.interp(1.0, np.arange(len(x)) * 0.5, x)) if len(x) > 2 else 0.0
+        if self._settle > 0:
+            self._settle -= 1
+            return False
+        if not (math.isfinite(curvature) and abs(curvature) < MAX_CURVATURE and speed > MIN_SPEED
+                and confidence >= MIN_CONFIDENCE):
+            return False
+        err = path_error(x, y, z)
+        if err is None:
+            return False
+        _, pitch, yaw = compose(self.rpy, err)
+        self._frames.append((pitch, yaw))
+        if len(self._frames) < BLOCK_FRAMES:
+            return False
+        self.blocks.append(tuple(np.median(np.array(self._frames), axis=0)))
+        self.blocks = self.blocks[-MAX_BLOCKS:]
+        self._frames = []
+        self.valid_blocks += 1
+        mean = np.mean(np.array(self.blocks), axis=0)
+        self.rpy = (0.0, float(mean[0]), float(mean[1]))
+        self._settle = SETTLE_FRAMES
+        return True
+
+    @property
+    def status(self) -> str:
+        if max(abs(self.rpy[1]), abs(self.rpy[2])) > MAX_ANGLE:
+            return "invalid"
+        return "calibrated" if self.valid_blocks >= MIN_BLOCKS else "uncalibrated"
+
+    @property
+    def percent(self) -> int:
+        return min(100, int(100 * self.valid_blocks / MIN_BLOCKS))
+
+    @property
+    def spread(self) -> tuple[float, float, float]:
+        if len(self.blocks) < 2:
+            return (0.0, 0.0, 0.0)
+        s = np.std(np.array(self.blocks), axis=0)
+        return (0.0, float(s[0]), float(s[1]))
+
+    # --- persistence (params CalibrationParams) ---
+    def to_bytes(self) -> bytes:
+        return json.dumps({"rpy": list(self.rpy), "blocks": [list(b) for b in self.blocks],
+                           "valid_blocks": self.valid_blocks}).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None) -> "Calibrator":
+        """A stored calibration, or a fresh one when there is none or it is unreadable or out of range."""
+        try:
+            d = json.loads(raw) if raw else None
+            rpy = tuple(float(v) for v in d["rpy"])
+            blocks = [(float(a), float(b)) for a, b in d["blocks"]][-MAX_BLOCKS:]
+            valid = int(d["valid_blocks"])
+            if len(rpy) != 3 or not all(math.isfinite(v) and abs(v) <= MAX_ANGLE for v in rpy) or valid < 0:
+                return cls()
+            return cls(rpy=rpy, blocks=blocks, valid_blocks=valid)
+        except (TypeError, ValueError, KeyError):
+            return cls()

@@ -1,0 +1,51 @@
+"""gen_data stores targets in the true car frame; the model is trained on them as seen from the frame the
+warp's calibration believes in (the 'believed' car frame B). For a sample warped with calibration
+c = mount - err, B is turned from the true frame T by R_TB = R(mount) R(c)^T about the camera (points on the
+road relative to the camera are (x, y, -h)). calibrationd inverts exactly this (selfdrive/locationd/calib_math.py)."""
+
+import numpy as np
+
+from common.transformations.camera import rot_zyx
+from selfdrive.modeld.constants import CAMERA_HEIGHT, X_LINES
+
+
+def rotation_tb(mount, err) -> np.ndarray:
+    """R_TB for mount (pitch, yaw) and calibration error err (pitch, yaw), rad."""
+    m = rot_zyx(float(mount[1]), float(mount[0]), 0.0)
+    c = rot_zyx(float(mount[1] - err[1]), float(mount[0] - err[0]), 0.0)
+    return m @ c.T
+
+
+def to_b(points_t: np.ndarray, r_tb: np.ndarray) -> np.ndarray:
+    """(..., 3) points of the true car frame -> the believed frame (rotation about the camera)."""
+    cam = np.array([0.0, 0.0, CAMERA_HEIGHT])
+    return (points_t - cam) @ r_tb + cam          # row vectors: (R^T p)^T = p^T R
+
+
+def _lines_to_b(lines: np.ndarray, r_tb: np.ndarray) -> np.ndarray:
+    """(..., len(X_LINES)) y at X_LINES (T) -> y at X_LINES in B."""
+    flat = lines.reshape(-1, len(X_LINES))
+    out = np.empty_like(flat)
+    for i, y in enumerate(flat):
+        p = to_b(np.stack([X_LINES, y, np.zeros_like(y)], axis=-1), r_tb)
+        out[i] = np.interp(X_LINES, p[:, 0], p[:, 1])
+    return out.reshape(lines.shape)
+
+
+def episode_in_b(d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One gen_data episode with path (now x, y, z), lanes, edges and lead x in each sample's B frame."""
+    out = dict(d)
+    n = len(d["path"])
+    path = np.zeros((n, d["path"].shape[1], 3), np.float32)
+    lanes, edges, lead = d["lanes"].copy(), d["edges"].copy(), d["lead"].copy()
+    for i in range(n):
+        r = rotation_tb(d["mount"], d["calib"][i])
+        p = d["path"][i]
+        path[i] = to_b(np.stack([p[:, 0], p[:, 1], np.zeros(len(p))], axis=-1), r)
+        if np.any(d["calib"][i] != 0):
+            lanes[i] = _lines_to_b(d["lanes"][i], r)
+            edges[i] = _lines_to_b(d["edges"][i], r)
+            if lead[i, 2] > 0:
+                lead[i, 0] = to_b(np.array([lead[i, 0], 0.0, 0.0]), r)[0]
+    out.update(path=path, lanes=lanes, edges=edges, lead=lead)
+    return out
