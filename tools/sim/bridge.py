@@ -12,19 +12,28 @@ backend (hardware/sim_backend.py), which publishes `can` on its own tick and sen
 back after the safety layer. Timing between the stack and the world is whatever the machine does.
 
 Lockstep (--lockstep): deterministic, as fast as the stack allows. canbridged's logic runs inside the
-bridge (tools/sim/lib/lockstep_can.py; canbridged itself must not run) and:
-  1. warm-up: the world stands at t = 0 while the car's frames go out at real-time pace, until the stack
-     answers a `can` with a `sendcan` (card identified the car and controlsd drives it), or for at most
-     the config's stack_wait_s (then it runs free: as fast as it can, waiting for nobody);
+bridge (tools/sim/lib/lockstep_can.py; canbridged itself must not run). The protocol: the stack answers
+every `can` with exactly one `sendcan` (card does), and the world advances one step per answer.
+  1. warm-up: the world stands at t = 0 (the car reporting its start speed) while the car's frames go out
+     at real-time pace, until the stack answers at all (card identified the car, controlsd drives it), or
+     for at most the config's stack_wait_s (then it runs free: as fast as it can, waiting for nobody).
+     Then, still standing, one `can` per answer until the answers come one per `can` (a backlog of
+     answers is used up) and an answer carries every address the stack has sent so far: a stack that
+     sends some messages every n-th cycle (card: ACC_CONTROL every 3rd, HUDs every 20th/100th) is then at
+     the same phase of its cycle whenever the world starts.
   2. then, for each step k: the world steps with the frames the stack sent in answer to step k-1, step k's
      `can` goes out stamped with the bus clock (start + 10 ms per message), and the bridge waits for the
-     stack's answer to it: one `sendcan` (card answers every `can`) and, once controlsd is seen, one
-     `carControl`; on a camera step, once modelV2 is seen, a modelV2 with that frame's id. A missing
-     answer (STEP_TIMEOUT_S) is logged and counted and the world goes on; after MAX_TIMEOUTS in a row the
-     bridge stops waiting (the stack is gone) and runs free.
-No wall-clock time enters the world, the car or the safety layer, so the simState stream is a function
-of (scenario, seed, driver) and of what the stack answers; a stack whose answers depend only on the
-messages it gets makes it identical run after run.
+     answer to it: one `sendcan` and, once controlsd is seen, one `carControl`; on a camera step, once
+     modelV2 is seen, a modelV2 with that frame's id. A missing answer (STEP_TIMEOUT_S) is logged and
+     counted and the world goes on; after MAX_TIMEOUTS in a row the bridge stops waiting (the stack is
+     gone) and runs free. A second answer to one step (card runs a cycle of its own after 20 ms without
+     `can`) is applied, counted and logged: it means the run may not repeat exactly.
+No wall-clock time enters the world, the car or the safety layer, so the simState stream is a function of
+(scenario, seed, driver) and of what the stack answers: with a stack whose answers depend only on the
+messages it gets it is identical run after run (the lockstep test proves it with timing noise added).
+The real daemons also read their own clocks (card's 20 ms no-CAN cycle, SubMaster freshness), so with
+them a run repeats only as far as each step is answered in time; running them on the bus clock needs
+tools/replay/lockstep.py's virtual time (not done here).
 
 Config: the command line, or (under the manager, which passes no arguments) the JSON in ROADPILOT_SIM;
 the config in use is written to the SimScenario param.
@@ -46,6 +55,8 @@ from tools.sim.lib.simulation import CAMERA_EVERY, SimConfig, Simulation
 ENV = "ROADPILOT_SIM"
 STEP_TIMEOUT_S = 2.0
 MAX_TIMEOUTS = 3
+EXTRA_WAIT_MS = 1            # warm-up: a second answer this soon after the first means a backlog
+ALIGN_MIN, ALIGN_SINGLE, ALIGN_MAX = 150, 50, 1500  # warm-up answers (see warm_up)
 MANAGER_PID_ENV = "ROADPILOT_MANAGER_PID"
 
 
@@ -65,6 +76,7 @@ class Bridge:
                           ("sendcan", "carControl", "carParams", "modelV2")}
             self.seen = {"sendcan": False, "carControl": False, "modelV2": False}
             self.in_a_row = 0
+            self.extra_answers = 0
         else:
             from hardware.sim_backend import SimCarLink
             self.link = SimCarLink()
@@ -117,11 +129,23 @@ class Bridge:
         if dat is not None:
             self.can.on_car_params(messaging.log_from_bytes(dat).carParams.as_builder().to_bytes())
 
+    def _answers(self, timeout_ms: int, extra_ms: int = 0) -> tuple[int, set[int]]:
+        """The stack's answer to the last `can`, plus any more already queued or arriving within extra_ms:
+        (how many, their addresses)."""
+        n, addrs = 0, set()
+        dat = self._take("sendcan", timeout_ms)
+        while dat is not None:
+            n += 1
+            addrs |= {c.address for c in messaging.log_from_bytes(dat).sendcan}
+            dat = self._take("sendcan", extra_ms)
+        return n, addrs
+
     def warm_up(self) -> None:
-        """Car frames of the standing world at real-time pace until the stack answers (see the module doc)."""
+        """The world stands at t = 0 (the car reporting its start speed) until the stack answers, then until
+        its answers are one per `can` and in phase with its own cycle (see the module doc)."""
         rk = Ratekeeper(1.0 / DT_CTRL)
         deadline = time.monotonic() + self.cfg.stack_wait_s
-        self.sim.car.motion = self.sim.motion()  # the car reports the start speed while the world waits
+        self.sim.car.motion = self.sim.motion()
         k = 0
         while not self.seen["sendcan"] and time.monotonic() < deadline:
             k += 1
@@ -140,20 +164,36 @@ class Bridge:
             cloudlog.warning("lockstep: no stack answered within the warm-up: running free",
                              extra={"s": self.cfg.stack_wait_s})
             return
-        time.sleep(0.2)  # answers to the last warm-up messages: take them now, so step k gets answer k
-        for s in ("sendcan", "carControl"):
-            while self._take(s, 0) is not None:
+        seen: set[int] = set()
+        single = 0
+        for j in range(ALIGN_MAX):
+            k += 1
+            self.can.publish(self.sim.car.frames(k * 10))
+            n, addrs = self._answers(int(STEP_TIMEOUT_S * 1000), EXTRA_WAIT_MS)
+            while self._take("carControl", 0) is not None:
                 pass
-        self.can.take_commands()
-        cloudlog.info("lockstep: the stack answers, the world starts", extra={"warmup_steps": k})
+            self._poll_params()
+            seen |= addrs
+            single = single + 1 if n == 1 else 0
+            if j >= ALIGN_MIN and single >= ALIGN_SINGLE and addrs >= seen:
+                break
+        else:
+            cloudlog.warning("lockstep: the stack's answers did not line up: starting anyway", extra={"steps": k})
+        self.can.take_commands()  # commands for the standing world are not the world's
+        cloudlog.info("lockstep: the stack answers, the world starts", extra={"warmup_steps": k,
+                                                                             "stack_sends": sorted(seen)})
 
     def wait_stack(self, camera_step: bool) -> None:
         if not self.seen["sendcan"]:
             return
         self._poll_params()
-        waits = [("sendcan", True), ("carControl", self.seen["carControl"]),
-                 ("modelV2", camera_step and self.seen["modelV2"])]
-        missed = False
+        n, _ = self._answers(int(STEP_TIMEOUT_S * 1000))
+        missed = n == 0
+        if n > 1:
+            self.extra_answers += n - 1
+            cloudlog.warning("lockstep: the stack answered a step more than once", extra={"t": self.sim.t, "n": n})
+        self.timeouts["sendcan"] += int(missed)
+        waits = [("carControl", self.seen["carControl"]), ("modelV2", camera_step and self.seen["modelV2"])]
         for service, wanted in waits:
             if not wanted:
                 continue
@@ -193,7 +233,8 @@ class Bridge:
                "departure_steps": ta.departure_steps, "engaged_s": round(ta.engaged_steps * DT_CTRL, 2),
                "car_refused": self.sim.car.status.refused}
         if self.cfg.lockstep:
-            out.update(lockstep_timeouts=self.timeouts, adapter=self.can.adapter.status())
+            out.update(lockstep_timeouts=self.timeouts, lockstep_extra_answers=self.extra_answers,
+                       adapter=self.can.adapter.status())
         if self.camera is not None:
             out["camera"] = vars(self.camera.stats)
         return out
