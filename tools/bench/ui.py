@@ -34,12 +34,12 @@ def dashcam_frames(n: int) -> tuple[list[np.ndarray], str]:
                 if len(frames) == n:
                     break
         return frames, "udacity dashcam clip"
-    from selfdrive.ui.tests.test_uid import gradient_frame
+    from selfdrive.ui.tests.stack import gradient_frame
     return [gradient_frame()], "synthetic gradient (dashcam clip not found)"
 
 
 def measure(uid_pid: int, port: int, pages: int, warmup_s: float, window_s: float) -> dict:
-    from selfdrive.ui.tests.test_uid import Reader
+    from selfdrive.ui.tests.stack import Reader
     readers = [Reader(port) for _ in range(pages)]
     try:
         time.sleep(warmup_s)
@@ -64,6 +64,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="alternating 1-page / 3-page rounds (default: 3)")
     ap.add_argument("--window", type=float, default=5.0, help="seconds measured per round and page count")
     ap.add_argument("--warmup", type=float, default=1.5, help="seconds after the pages connect, not measured")
+    ap.add_argument("--pages", default="1,3", help="page counts to compare, the first is the reference (default: 1,3)")
     args = ap.parse_args()
     os.environ.setdefault("ROADPILOT_PREFIX", f"bench{os.getpid()}")
     os.environ.setdefault("ROADPILOT_LOGLEVEL", "ERROR")
@@ -75,9 +76,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as logs:
         uid = stack.start_uid(logs, port)
         try:
-            runs: dict[int, list[dict]] = {1: [], 3: []}
+            counts = [int(n) for n in args.pages.split(",")]
+            runs: dict[int, list[dict]] = {n: [] for n in counts}
             for _ in range(args.rounds):
-                for pages in (1, 3):
+                for pages in counts:
                     runs[pages].append(measure(uid.pid, port, pages, args.warmup, args.window))
         finally:
             stack.stop(uid)
@@ -94,9 +96,11 @@ def main() -> None:
         print(f"  {pages} page{'s' if pages > 1 else ' '}: CPU per frame median {med[pages]:6.2f} ms (rounds: {each}); "
               f"{m['fps']:4.1f} fps, uid {m['cpu_pct']:4.1f}% of a core, {m['kB_per_frame']:5.1f} kB/frame, "
               f"{m['MBps_per_page']:4.2f} MB/s per page")
-    ratio = med[3] / med[1]
-    print(f"ratio 3 pages / 1 page: {ratio:.2f}x (budget <= 1.2x): {'within' if ratio <= 1.2 else 'OUTSIDE'} budget")
-
+    ref = counts[0]
+    for n in counts[1:]:
+        ratio = med[n] / med[ref]
+        verdict = f" (budget <= 1.2x): {'within' if ratio <= 1.2 else 'OUTSIDE'} budget" if (ref, n) == (1, 3) else ""
+        print(f"ratio {n} pages / {ref} page{'s' if ref > 1 else ''}: {ratio:.2f}x{verdict}")
 
 if __name__ == "__main__":
     main()

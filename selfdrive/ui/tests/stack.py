@@ -4,29 +4,36 @@ There is no driving model yet, so the services a page shows (modelV2, liveCalibr
 longitudinalPlan, deviceState) come from `SynthServices`, a publisher thread whose content a test can change.
 Frames come from camerad's video source (real dashcam footage, `start_camerad`) or from `FrameServer`, a
 VisionIPC server thread serving given NV12 frames at 20 Hz (for tests that need a known picture or load).
+Pages are played by `Reader` (a WebSocket client reading everything in a thread) or by the real browser.
 """
 
 import http.client
+import json
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import psutil
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from cereal import messaging
 from cereal.visionipc import VisionIpcServer, VisionStreamType
+from selfdrive.camerad.nv12 import bgr_to_nv12
+from selfdrive.ui.hub import FRAME_HEADER, FRAME_MAGIC
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 UDACITY = os.path.join(REPO, "..", "shared", "data", "udacity-dashcam", "solidWhiteRight.mp4")
 needs_udacity = pytest.mark.skipif(not os.path.isfile(UDACITY),
                                    reason=f"real dashcam clip not found at {UDACITY} (shared test data)")
 W, H = 1164, 874
+READ_WAIT_S = 20.0
 LANE_X = 100.0 * (np.arange(33) / 32) ** 2   # m, finer near the car like a model's lane lines
 
 
@@ -106,7 +113,6 @@ class Scene:
     lane_offsets: tuple[float, ...] = (5.55, 1.85, -1.85, -5.55)
     lane_probs: tuple[float, ...] = (0.3, 0.9, 0.9, 0.3)
     edges: tuple[float, float] = (7.4, -7.4)
-    extra: dict = field(default_factory=dict)
 
     def path_y(self, x):
         return self.path_y0 + self.path_c * np.asarray(x, dtype=float) ** 2
@@ -214,3 +220,55 @@ def noise_frames(n: int, seed: int = 0) -> list[np.ndarray]:
     """NV12 frames of noise: JPEG cannot shrink them, so every frame is big (a worst case for the link)."""
     rng = np.random.default_rng(seed)
     return [rng.integers(0, 256, (H * 3 // 2, W), dtype=np.uint8) for _ in range(n)]
+
+
+def gradient_frame() -> np.ndarray:
+    """A 1164x874 NV12 picture with structure (JPEG-friendly, like a real scene)."""
+    yy, xx = np.mgrid[0:874, 0:1164]
+    bgr = np.stack(((xx // 4) % 256, (yy // 4) % 256, ((xx + yy) // 8) % 256), axis=-1).astype(np.uint8)
+    return bgr_to_nv12(bgr)
+
+
+class Reader:
+    """A page stand-in that reads everything in a thread: frames (id, JPEG) and the newest state."""
+
+    def __init__(self, port: int):
+        self.ws = connect(f"ws://127.0.0.1:{port}/ws", max_size=None, compression=None, open_timeout=10,
+                          legacy=True)
+        self.frame_ids: list[int] = []
+        self.frame_bytes = 0
+        self.last_jpeg = b""
+        self.state: dict | None = None
+        self.texts: list[dict] = []
+        self.closed: Exception | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for msg in self.ws:
+                if isinstance(msg, bytes):
+                    magic, fid, _, _ = FRAME_HEADER.unpack(msg[:FRAME_HEADER.size])
+                    assert magic == FRAME_MAGIC
+                    self.frame_ids.append(fid)
+                    self.frame_bytes += len(msg)
+                    self.last_jpeg = msg[FRAME_HEADER.size:]
+                else:
+                    obj = json.loads(msg)
+                    if obj["type"] == "state":
+                        self.state = obj
+                    else:
+                        self.texts.append(obj)
+        except ConnectionClosed as e:
+            self.closed = e
+
+    def wait(self, cond, what: str, timeout: float = READ_WAIT_S) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            assert self.closed is None, f"connection closed while waiting for {what}: {self.closed}"
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.ws.close()
+        self._thread.join(5)

@@ -3,82 +3,24 @@ page not disturbing another, a page that never reads not growing uid's memory, c
 
 import asyncio
 import base64
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import cv2
 import numpy as np
 import pytest
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
 
 from selfdrive.manager.process_config import MODES, PROCESSES
 from selfdrive.ui.config import UiConfig, ui_url
-from selfdrive.ui.hub import FRAME_HEADER, FRAME_MAGIC
 from selfdrive.ui.tests import stack
-from selfdrive.ui.tests.stack import FrameServer, SynthServices, free_port, http_get
+from selfdrive.ui.tests.stack import FrameServer, Reader, SynthServices, free_port, gradient_frame, http_get
 from selfdrive.ui.uid import MAX_INPUT, Producer, UiServer
 
 WAIT_S = 20.0
-
-
-def gradient_frame() -> np.ndarray:
-    """A 1164x874 NV12 picture with structure (JPEG-friendly, like a real scene)."""
-    from selfdrive.camerad.nv12 import bgr_to_nv12
-    yy, xx = np.mgrid[0:874, 0:1164]
-    bgr = np.stack(((xx // 4) % 256, (yy // 4) % 256, ((xx + yy) // 8) % 256), axis=-1).astype(np.uint8)
-    return bgr_to_nv12(bgr)
-
-
-class Reader:
-    """A page stand-in that reads everything in a thread: frames (id, JPEG) and the newest state."""
-
-    def __init__(self, port: int):
-        self.ws = connect(f"ws://127.0.0.1:{port}/ws", max_size=None, compression=None, open_timeout=10,
-                          legacy=True)
-        self.frame_ids: list[int] = []
-        self.frame_bytes = 0
-        self.last_jpeg = b""
-        self.state: dict | None = None
-        self.texts: list[dict] = []
-        self.closed: Exception | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            for msg in self.ws:
-                if isinstance(msg, bytes):
-                    magic, fid, _, _ = FRAME_HEADER.unpack(msg[:FRAME_HEADER.size])
-                    assert magic == FRAME_MAGIC
-                    self.frame_ids.append(fid)
-                    self.frame_bytes += len(msg)
-                    self.last_jpeg = msg[FRAME_HEADER.size:]
-                else:
-                    obj = json.loads(msg)
-                    if obj["type"] == "state":
-                        self.state = obj
-                    else:
-                        self.texts.append(obj)
-        except ConnectionClosed as e:
-            self.closed = e
-
-    def wait(self, cond, what: str, timeout: float = WAIT_S) -> None:
-        deadline = time.monotonic() + timeout
-        while not cond():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            assert self.closed is None, f"connection closed while waiting for {what}: {self.closed}"
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        self.ws.close()
-        self._thread.join(5)
 
 
 def raw_ws(port: int, rcvbuf: int | None = None) -> socket.socket:
