@@ -80,6 +80,9 @@ PROCESSES: tuple[ProcessConfig, ...] = (
     # replay serves the recorded route's frames itself; sim gets camerad's sim source, device its webcam
     ProcessConfig("camerad", "selfdrive.camerad.camerad", any_of(sim, device)),
     ProcessConfig("encoderd", "selfdrive.loggerd.encoderd", any_of(sim, device)),
+    # the driving model and the camera calibration it is warped with (in replay both come from the route)
+    ProcessConfig("modeld", "selfdrive.modeld.modeld", any_of(sim, device)),
+    ProcessConfig("calibrationd", "selfdrive.locationd.calibrationd", any_of(sim, device)),
     # the car: canbridged moves frames between the CAN backend (ROADPILOT_CAN_BACKEND; sim in sim mode) and the
     # stack; card turns them into carState. In replay the recorded `can` feeds card directly.
     ProcessConfig("canbridged", "hardware.canbridged", any_of(sim, device)),
@@ -104,10 +107,7 @@ class PlannedProcess:
     role: str
 
 
-PLANNED: tuple[PlannedProcess, ...] = (
-    PlannedProcess("modeld", "selfdrive.modeld.modeld", "driving model: frames -> modelV2"),
-    PlannedProcess("calibrationd", "selfdrive.locationd.calibrationd", "camera calibration -> liveCalibration"),
-)
+PLANNED: tuple[PlannedProcess, ...] = ()
 
 
 def process_names() -> tuple[str, ...]:
