@@ -128,6 +128,7 @@ class Bridge:
         dat = self.socks["carParams"].receive(0)
         if dat is not None:
             self.can.on_car_params(messaging.log_from_bytes(dat).carParams.as_builder().to_bytes())
+        self.can.poll_params()
 
     def _answers(self, timeout_ms: int, extra_ms: int = 0) -> tuple[int, set[int]]:
         """The stack's answer to the last `can`, plus any more already queued or arriving within extra_ms:

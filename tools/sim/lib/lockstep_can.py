@@ -9,11 +9,13 @@ reaches the car or the safety state.
 """
 
 from cereal import messaging
+from common.params import Params
 from common.swaglog import cloudlog
 from hardware.can_backends import Backend, CanFrame, RawFrame
 from hardware.canbridged import CanBridge, can_message, safety_from_car_params
 
 Frame = tuple[int, bytes, int]
+PARAMS_POLL_STEPS = 10  # bus steps between looks at the CarParams param while no safety mode is known
 
 
 class LocalBus(Backend):
@@ -49,6 +51,8 @@ class LockstepCan:
         self.published = 0
         self.forced = forced_safety is not None
         self.mode: tuple[int, int] | None = None
+        self.params = Params()
+        self.params_polled = -PARAMS_POLL_STEPS
         if forced_safety is not None:
             self.adapter.set_mode(*forced_safety)
 
@@ -78,6 +82,16 @@ class LockstepCan:
 
     def on_car_control(self) -> None:
         self.adapter.heartbeat(self.now_ns // 1000)
+
+    def poll_params(self) -> None:
+        """Until a safety mode is known: card also writes CarParams to params (its one carParams message
+        may have come before our subscription was connected), as canbridged reads it."""
+        if self.forced or self.mode is not None or self.published - self.params_polled < PARAMS_POLL_STEPS:
+            return
+        self.params_polled = self.published
+        cp = self.params.get("CarParams")
+        if cp:
+            self.on_car_params(cp)
 
     def on_car_params(self, cp_bytes: bytes) -> None:
         if self.forced:
