@@ -45,6 +45,7 @@ class TrainConfig:
 CONFIGS = {
     "tiny": TrainConfig(epochs=2, patience=2, batch=16, lr=1e-3, width=8),
     "small": TrainConfig(epochs=40, patience=6, batch=32, lr=1e-3, width=24),
+    "full": TrainConfig(epochs=60, patience=8, batch=64, lr=1e-3, width=24),
 }
 
 
@@ -118,7 +119,7 @@ def loss_fn(net: DrivingNet, frames, t: dict[str, torch.Tensor]) -> tuple[torch.
     parts = {"path": lp, "lanes": ll, "lane_prob": lprob, "edges": le, "lead": llead, "lead_prob": lleadp,
              "curvature": lc}
     total = sum(parts.values())
-    return total, {k: float(v) for k, v in parts.items()}
+    return total, {k: v.detach() for k, v in parts.items()}
 
 
 KEYS = ("frames", "path", "lanes", "lane_present", "edges", "lead", "curvature", "calib")
@@ -132,8 +133,13 @@ def load_split(data: str, split: str) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in KEYS}
 
 
-def _batch(d: dict[str, np.ndarray], idx) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    return torch.from_numpy(d["frames"][idx]), {k: torch.from_numpy(d[k][idx]).float() for k in KEYS[1:]}
+def to_tensors(d: dict[str, np.ndarray], device: str) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(d[k]).to(device) if k == "frames" else torch.from_numpy(d[k]).float().to(device)
+            for k in KEYS}
+
+
+def _batch(d: dict[str, torch.Tensor], idx) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    return d["frames"][idx], {k: d[k][idx] for k in KEYS[1:]}
 
 
 def predict(net: DrivingNet, d: dict[str, np.ndarray], batch: int = 128) -> dict[str, np.ndarray]:
@@ -146,7 +152,7 @@ def predict(net: DrivingNet, d: dict[str, np.ndarray], batch: int = 128) -> dict
     return {k: np.concatenate(v) for k, v in outs.items()}
 
 
-def evaluate_loss(net: DrivingNet, d: dict[str, np.ndarray], batch: int = 128) -> float:
+def evaluate_loss(net: DrivingNet, d: dict[str, torch.Tensor], batch: int = 128) -> float:
     net.eval()
     tot, n = 0.0, 0
     with torch.no_grad():
@@ -179,13 +185,16 @@ def export_onnx(net: DrivingNet, path: str, check: np.ndarray) -> float:
     return worst
 
 
-def train(data: str, cfg: TrainConfig, out: str, threads: int) -> dict:
+def train(data: str, cfg: TrainConfig, out: str, threads: int, device: str = "cpu") -> dict:
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(cfg.seed)
     tr, va = load_split(data, "train"), load_split(data, "val")
     print(f"train {len(tr['frames'])} samples, val {len(va['frames'])}", flush=True)
-    net = DrivingNet(cfg.width)
+    trt, vat = to_tensors(tr, device), to_tensors(va, device)
+    net = DrivingNet(cfg.width).to(device)
+    global PATH_SCALE, LEAD_SCALE
+    PATH_SCALE, LEAD_SCALE = PATH_SCALE.to(device), LEAD_SCALE.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs)
     best, best_state, bad, history = float("inf"), None, 0, []
@@ -195,7 +204,7 @@ def train(data: str, cfg: TrainConfig, out: str, threads: int) -> dict:
         order = rng.permutation(len(tr["frames"]))
         parts_sum: dict[str, float] = {}
         for i in range(0, len(order) - cfg.batch + 1, cfg.batch):
-            f, t = _batch(tr, np.sort(order[i:i + cfg.batch]))
+            f, t = _batch(trt, torch.from_numpy(np.sort(order[i:i + cfg.batch])).to(device))
             loss, parts = loss_fn(net, f, t)
             opt.zero_grad()
             loss.backward()
@@ -203,10 +212,11 @@ def train(data: str, cfg: TrainConfig, out: str, threads: int) -> dict:
             for k, v in parts.items():
                 parts_sum[k] = parts_sum.get(k, 0.0) + v
         sched.step()
-        vl = evaluate_loss(net, va)
+        vl = evaluate_loss(net, vat)
         history.append({"epoch": ep, "val_loss": vl})
+        steps = max(1, len(order) // cfg.batch)
         print(f"epoch {ep} val {vl:.4f} ({time.monotonic() - t0:.0f} s) "
-              + " ".join(f"{k}={v / max(1, len(order) // cfg.batch):.3f}" for k, v in parts_sum.items()), flush=True)
+              + " ".join(f"{k}={float(v) / steps:.3f}" for k, v in parts_sum.items()), flush=True)
         if vl < best - 1e-4:
             best, bad = vl, 0
             best_state = {k: v.clone() for k, v in net.state_dict().items()}
@@ -216,6 +226,7 @@ def train(data: str, cfg: TrainConfig, out: str, threads: int) -> dict:
                 print(f"early stop after epoch {ep}", flush=True)
                 break
     net.load_state_dict(best_state)
+    net, PATH_SCALE, LEAD_SCALE = net.cpu(), PATH_SCALE.cpu(), LEAD_SCALE.cpu()
     val_metrics = metrics.compute(predict(net, va), va)
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     diff = export_onnx(net, out, va["frames"][:16])
@@ -233,8 +244,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--config", choices=sorted(CONFIGS), default="small")
     p.add_argument("--out", default="models/driving.onnx")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
     a = p.parse_args(argv)
-    print(json.dumps(train(a.data, CONFIGS[a.config], a.out, a.threads), indent=1))
+    print(json.dumps(train(a.data, CONFIGS[a.config], a.out, a.threads, a.device), indent=1))
 
 
 if __name__ == "__main__":
