@@ -25,6 +25,8 @@ LAG_LOG_S = 0.05
 CAR_PARAMS_PERIOD_S = 50.0  # 0.02 Hz, the services table's contract
 CAN_GRACE_S = 1.5 * DT_CTRL  # `can` this late after the last one: update from our own clock, at 100 Hz
 FINGERPRINT_NO_CAN_S = 5.0  # a forced platform does not wait longer than this for a first frame
+SUBSCRIBES = ("can", "carControl")
+PUBLISHES = ("carState", "carParams", "carOutput", "sendcan")
 
 
 def frames_of(msg) -> list[tuple[int, bytes, int]]:
@@ -58,8 +60,8 @@ class Card:
         self.logic = CarLogic(plan)
         self.can_sock = can_sock
         self.params = params
-        self.sm = messaging.SubMaster(["carControl"])
-        self.pm = messaging.PubMaster(["carState", "carParams", "carOutput", "sendcan"])
+        self.sm = messaging.SubMaster([s for s in SUBSCRIBES if s != "can"])  # `can` has its own socket: it paces us
+        self.pm = messaging.PubMaster(list(PUBLISHES))
         self.cp_bytes = plan.CP.to_bytes()
         self.cp_sent_at = -CAR_PARAMS_PERIOD_S
         self.can_deadline = time.monotonic() + CAN_GRACE_S

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """uid's CPU per frame with one page open against three, measured in one run, as a ratio.
 
-A VisionIPC server in this process serves dashcam frames (the udacity clip from the shared test data, decoded
+A VisionIPC server in a helper process serves dashcam frames (the udacity clip from the shared test data, decoded
 and fitted to 1164x874 NV12; a synthetic picture when it is absent) at 20 Hz, a publisher thread sends the
 services a page shows (modelV2 with path, lanes, edges and a lead, selfdriveState, ...), and uid runs as its own
-process. Pages are WebSocket clients in this process that read everything, as fast as it comes. For each page
+process. Pages are WebSocket clients in the bench's own process that read everything, as fast as it comes. For each page
 count, after a warm-up, uid's CPU time (user + system, all threads: psutil) over the window is divided by the
 frames it sent (distinct frame ids the first page received: each is encoded once). Page counts alternate over
 several rounds and the median per count is reported, so load from other work on the machine hits both alike.
@@ -13,6 +13,7 @@ Design budget (issue 9): with three pages open, uid's CPU per frame stays within
 """
 
 import argparse
+import multiprocessing as mp
 import os
 import statistics
 import tempfile
@@ -36,6 +37,18 @@ def dashcam_frames(n: int) -> tuple[list[np.ndarray], str]:
         return frames, "udacity dashcam clip"
     from selfdrive.ui.tests.stack import gradient_frame
     return [gradient_frame()], "synthetic gradient (dashcam clip not found)"
+
+
+def serve_inputs(ready, stop, name) -> None:
+    """Camera frames and services, from their own process: the pages' reader threads must not delay them."""
+    from selfdrive.ui.tests import stack
+    frames, what = dashcam_frames(40)
+    server, services = stack.FrameServer(frames), stack.SynthServices()
+    name.put(what)
+    ready.set()
+    stop.wait()
+    services.close()
+    server.close()
 
 
 def measure(uid_pid: int, port: int, pages: int, warmup_s: float, window_s: float) -> dict:
@@ -70,8 +83,11 @@ def main() -> None:
     os.environ.setdefault("ROADPILOT_LOGLEVEL", "ERROR")
 
     from selfdrive.ui.tests import stack
-    frames, source = dashcam_frames(40)
-    server, services = stack.FrameServer(frames), stack.SynthServices()
+    ctx = mp.get_context("fork")
+    ready, stop, name = ctx.Event(), ctx.Event(), ctx.Queue()
+    source = ctx.Process(target=serve_inputs, args=(ready, stop, name), daemon=True)
+    source.start()
+    assert ready.wait(60), "the frame source did not start"
     port = stack.free_port()
     with tempfile.TemporaryDirectory() as logs:
         uid = stack.start_uid(logs, port)
@@ -83,8 +99,10 @@ def main() -> None:
                     runs[pages].append(measure(uid.pid, port, pages, args.warmup, args.window))
         finally:
             stack.stop(uid)
-            services.close()
-            server.close()
+            stop.set()
+            source.join(10)
+
+    source = name.get()
 
     print(f"uid, 20 Hz camera ({source}), default settings (582 px JPEG, quality 70); "
           f"{args.rounds} rounds x {args.window:g} s per page count; {os.cpu_count()} CPUs, shared")
