@@ -1,0 +1,235 @@
+"""Evaluates the shipped driving model (ONNX, run as modeld runs it) on the held-out test seeds.
+
+  python -m tools.train.evaluate --data data/driving --model models/driving.onnx --out out/eval
+
+Runs every test sample of gen_data's output through selfdrive/modeld/runner.ModelRunner (onnxruntime, the
+threads modeld uses; no torch), compares it with the targets in the frame the warp's calibration believes in
+(tools/train/targets.episode_in_b, as training does) and writes:
+  OUT/metrics.json  tools/train/metrics.compute over the whole split and per scenario, plus the acceptance
+                    verdicts of issue 5
+  OUT/eval.png      predictions against truth: path lateral offset at 20 m over the samples, lead distance
+                    predicted vs true, lane lines / road edges / path of a few samples seen from above
+"""
+
+import argparse
+import glob
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from selfdrive.modeld.constants import OUTPUTS, X_LINES
+from selfdrive.modeld.runner import ModelError, ModelRunner
+from tools.train import metrics
+from tools.train.targets import episode_in_b
+
+KEYS = ("frames", "path", "lanes", "lane_present", "edges", "lead", "curvature", "calib")
+# issue 5's acceptance on held-out seeds: (metric, bound, "max" = must be at most / "min" = at least)
+ACCEPTANCE = {
+    "path lateral error at 20 m, median (m)": ("path_lat_err_20m_median", 0.3, "max"),
+    "lane-line presence where lines exist": ("lane_presence_recall", 0.95, "min"),
+    "lead distance error within 60 m, median (relative)": ("lead_dist_rel_err_median", 0.10, "max"),
+}
+
+
+def load_split(data: str, split: str = "test") -> tuple[dict[str, np.ndarray], list[tuple[str, int, int]]]:
+    """All episodes of a split with their targets in the believed frame (like train.load_split, without torch),
+    and (episode name, first sample, end sample) per episode. Raises SystemExit with a clear message when
+    there is nothing to evaluate."""
+    if not os.path.isdir(data):
+        raise SystemExit(f"evaluate: data directory {data} does not exist: generate it with "
+                         f"`python -m tools.train.gen_data --out {data} --config full`")
+    files = sorted(glob.glob(os.path.join(data, split, "*.npz")))
+    if not files:
+        raise SystemExit(f"evaluate: no episodes in {os.path.join(data, split)}: generate them with "
+                         f"`python -m tools.train.gen_data --out {data} --splits {split}`")
+    parts, spans, start = [], [], 0
+    for f in files:
+        with np.load(f) as z:
+            ep = episode_in_b({k: z[k] for k in z.files})
+        parts.append(ep)
+        n = len(ep["frames"])
+        spans.append((os.path.splitext(os.path.basename(f))[0], start, start + n))
+        start += n
+    return {k: np.concatenate([p[k] for p in parts]) for k in KEYS}, spans
+
+
+def predict(runner: ModelRunner, frames: np.ndarray) -> dict[str, np.ndarray]:
+    """Every output for every (2, H, W) sample, stacked on a leading sample axis."""
+    outs: dict[str, list[np.ndarray]] = {k: [] for k in OUTPUTS}
+    for f in frames:
+        for k, v in runner.run(np.ascontiguousarray(f[None])).items():
+            outs[k].append(v)
+    return {k: np.stack(v) for k, v in outs.items()}
+
+
+def _subset(d: dict[str, np.ndarray], lo: int, hi: int) -> dict[str, np.ndarray]:
+    return {k: v[lo:hi] for k, v in d.items()}
+
+
+def per_scenario(pred: dict[str, np.ndarray], truth: dict[str, np.ndarray],
+                 spans: list[tuple[str, int, int]]) -> dict[str, dict[str, float]]:
+    """metrics.compute over the episodes of each scenario (episode files are <scenario>_<seed>.npz)."""
+    by: dict[str, list[np.ndarray]] = {}
+    for name, lo, hi in spans:
+        by.setdefault(name.rsplit("_", 1)[0], []).append(np.arange(lo, hi))
+    out = {}
+    for scen, idx in sorted(by.items()):
+        sel = np.concatenate(idx)
+        out[scen] = metrics.compute({k: v[sel] for k, v in pred.items()}, {k: v[sel] for k, v in truth.items()})
+    return out
+
+
+def acceptance(m: dict[str, float]) -> dict[str, dict]:
+    out = {}
+    for label, (key, bound, kind) in ACCEPTANCE.items():
+        v = m.get(key, float("nan"))
+        ok = math.isfinite(v) and (v <= bound if kind == "max" else v >= bound)
+        out[label] = {"metric": key, "value": v, "bound": bound, "kind": kind, "pass": bool(ok)}
+    return out
+
+
+def _json_safe(x):
+    # NaN (no lead in range, no lines in a scenario) is not JSON: write null
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def plot(pred: dict[str, np.ndarray], truth: dict[str, np.ndarray], spans: list[tuple[str, int, int]],
+         path: str, examples: int = 3) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(16, 10), dpi=80)
+    grid = fig.add_gridspec(2, max(examples, 2) + 1)
+
+    ax = fig.add_subplot(grid[0, :-1])
+    p20, t20 = metrics.path_y_at(pred["path"], 20.0), metrics.path_y_at(truth["path"], 20.0)
+    idx = np.arange(len(t20))
+    ax.plot(idx, t20, "k-", lw=1.0, label="truth")
+    ax.plot(idx, p20, "C1-", lw=0.8, label="model")
+    for k, (name, lo, hi) in enumerate(spans):
+        if k % 2:
+            ax.axvspan(lo, hi, color="0.93", lw=0)
+        ax.text((lo + hi) / 2, 1.0, name, transform=ax.get_xaxis_transform(), rotation=90, va="top", ha="center",
+                fontsize=7, color="0.4")
+    ax.set(xlabel="test sample (episodes shaded alternately)", ylabel="path y at x = 20 m (m, left +)",
+           title="path lateral offset at 20 m")
+    ax.legend(loc="lower left")
+
+    ax = fig.add_subplot(grid[0, -1])
+    has = truth["lead"][:, 2] > 0.5
+    tx, px = truth["lead"][has, 0], pred["lead"][has, 0]
+    near = tx < metrics.LEAD_RANGE
+    ax.scatter(tx[near], px[near], s=4, c="C0", label=f"< {metrics.LEAD_RANGE:.0f} m")
+    ax.scatter(tx[~near], px[~near], s=4, c="0.6", label="further")
+    top = float(max(tx.max(initial=10.0), px.max(initial=10.0))) * 1.05
+    xs = np.array([0.0, top])
+    ax.plot(xs, xs, "k-", lw=0.8)
+    ax.fill_between(xs, 0.9 * xs, 1.1 * xs, color="k", alpha=0.1, lw=0, label="±10%")
+    ax.set(xlim=(0, top), ylim=(0, top), xlabel="true lead distance (m)", ylabel="predicted (m)",
+           title="lead distance (lead present)")
+    ax.legend(loc="upper left", fontsize=8)
+
+    # a few samples spread over the split, seen from above (x up, y to the left as in the car frame)
+    picks = np.linspace(0, len(t20) - 1, examples).round().astype(int)
+    for j, i in enumerate(picks):
+        ax = fig.add_subplot(grid[1, j])
+        for li in range(truth["lanes"].shape[1]):
+            if truth["lane_present"][i, li] > 0.5:
+                ax.plot(truth["lanes"][i, li], X_LINES, "k-", lw=1.2)
+            if pred["lane_prob"][i, li] > 0.5:
+                ax.plot(pred["lanes"][i, li], X_LINES, "C1--", lw=1.2)
+        for e in range(truth["edges"].shape[1]):
+            ax.plot(truth["edges"][i, e], X_LINES, "k:", lw=1.0)
+            ax.plot(pred["edges"][i, e], X_LINES, "C2:", lw=1.0)
+        ax.plot(truth["path"][i, :, 1], truth["path"][i, :, 0], "b-", lw=1.5)
+        ax.plot(pred["path"][i, :, 1], pred["path"][i, :, 0], "C3--", lw=1.5)
+        ax.invert_xaxis()
+        ax.set(xlabel="y (m, left +)", ylabel="x (m)", ylim=(0, X_LINES[-1] + 5),
+               title=f"sample {i}: lines k/C1, edges k:/C2:, path b/C3", )
+        ax.title.set_fontsize(8)
+    ax = fig.add_subplot(grid[1, -1])
+    ax.axis("off")
+    m = metrics.compute(pred, truth)
+    lines = [f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}" for k, v in m.items()]
+    ax.text(0.0, 1.0, "\n".join(lines), va="top", family="monospace", fontsize=7)
+    fig.suptitle("driving model on the test seeds: solid = truth, dashed = model")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def report(m: dict[str, float], scen: dict[str, dict[str, float]], acc: dict[str, dict]) -> str:
+    out = [f"{m['samples']} test samples"]
+    out.append(f"  {'':32s} {'10 m':>8s} {'20 m':>8s} {'40 m':>8s}")
+    for key, label in (("path_lat_err_{}m_median", "path lateral error, median"),
+                       ("path_lat_err_{}m_p90", "path lateral error, p90"),
+                       ("lane_left_err_{}m_median", "left line error, median"),
+                       ("lane_right_err_{}m_median", "right line error, median")):
+        vals = " ".join(f"{m[key.format(int(d))]:8.3f}" for d in metrics.DISTANCES)
+        out.append(f"  {label + ' (m)':32s} {vals}")
+    out.append(f"  lane presence: recall {m['lane_presence_recall']:.3f}, false positives "
+               f"{m['lane_presence_false_pos']:.3f}")
+    out.append(f"  lead within {metrics.LEAD_RANGE:.0f} m ({m['lead_count_within_60m']} samples): median relative "
+               f"error {m['lead_dist_rel_err_median']:.3f}, within 10% {m['lead_dist_within_10pct']:.3f}; "
+               f"presence accuracy {m['lead_prob_accuracy']:.3f}")
+    out.append(f"  {'per scenario':14s} {'n':>5s} {'path20 med':>10s} {'lane rec':>9s} {'lead rel':>9s}")
+    for name, s in scen.items():
+        out.append(f"  {name:14s} {s['samples']:5d} {s['path_lat_err_20m_median']:10.3f} "
+                   f"{s['lane_presence_recall']:9.3f} {s['lead_dist_rel_err_median']:9.3f}")
+    out.append("acceptance (issue 5):")
+    for label, a in acc.items():
+        sign = "<=" if a["kind"] == "max" else ">="
+        out.append(f"  {'PASS' if a['pass'] else 'FAIL'}  {label}: {a['value']:.3f} (needs {sign} {a['bound']})")
+    return "\n".join(out)
+
+
+def evaluate(data: str, model: str, out: str, threads: int = 2, split: str = "test") -> dict:
+    """Evaluates `model` on a split; writes OUT/metrics.json and OUT/eval.png and returns the metrics dict."""
+    truth, spans = load_split(data, split)
+    try:
+        runner = ModelRunner(model, threads)
+    except ModelError as e:
+        raise SystemExit(f"evaluate: {e}") from None
+    t0 = time.monotonic()
+    pred = predict(runner, truth["frames"])
+    run_s = time.monotonic() - t0
+    m = metrics.compute(pred, truth)
+    scen = per_scenario(pred, truth, spans)
+    acc = acceptance(m)
+    os.makedirs(out, exist_ok=True)
+    result = {"model": os.path.abspath(model), "data": os.path.abspath(data), "split": split,
+              "episodes": [name for name, _, _ in spans], "metrics": m, "per_scenario": scen, "acceptance": acc,
+              "inference_ms_per_sample": 1e3 * run_s / max(len(truth["frames"]), 1), "threads": threads}
+    with open(os.path.join(out, "metrics.json"), "w") as fh:
+        json.dump(_json_safe(result), fh, indent=1, allow_nan=False)
+    plot(pred, truth, spans, os.path.join(out, "eval.png"))
+    print(report(m, scen, acc))
+    print(f"wrote {os.path.join(out, 'metrics.json')} and {os.path.join(out, 'eval.png')}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="data/driving", help="gen_data's output (its test/ split is evaluated)")
+    p.add_argument("--model", default="models/driving.onnx")
+    p.add_argument("--out", default="out/eval")
+    p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (modeld's default)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--check", action="store_true", help="exit status 2 when an acceptance bound is missed")
+    a = p.parse_args(argv)
+    res = evaluate(a.data, a.model, a.out, a.threads, a.split)
+    if a.check and not all(v["pass"] for v in res["acceptance"].values()):
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
