@@ -25,6 +25,7 @@ from selfdrive.modeld.runner import DEFAULT_MODEL, ModelError, ModelRunner
 from selfdrive.modeld.warp import model_to_camera, warp_y
 
 DROP_WINDOW_S = 5.0
+THREADS = 2           # onnxruntime intra-op threads: the design's budget is one model frame on 2 cores
 
 
 class DropCounter:
@@ -121,7 +122,7 @@ def run(runner: ModelRunner) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
+    p.add_argument("--threads", type=int, default=THREADS, help="onnxruntime intra-op threads")
     a = p.parse_args(argv)
     cloudlog_bind(name="modeld")
     try:
