@@ -1,9 +1,9 @@
 """`roadpilot`: the command line. `roadpilot <command> --help` tells more about each command.
 
-It says plainly what is not built yet: device support comes in a later issue. `roadpilot replay` plays a
-recorded route into the live services (tools/replay/replay.py). `roadpilot sim`
-runs the manager in sim mode (the simulator's bridge and every onboard process that exists), scores the
-drive from the simulator's ground truth and summarises what was recorded. Nothing here pretends to drive.
+`roadpilot sim` runs the manager in sim mode (the simulator's bridge and the whole onboard stack) and
+reports the drive from the simulator's ground truth. `roadpilot device` runs it on a real car (webcam + CAN
+adapter, both checked at start). `roadpilot replay` plays a recorded route into the live services
+(tools/replay/replay.py).
 """
 
 import argparse
@@ -154,21 +154,47 @@ def cmd_manager(args: argparse.Namespace) -> int:
     return manager.main(args.mode)
 
 
-def cmd_not_built(args: argparse.Namespace) -> int:
-    print(f"roadpilot {args.command}: not built yet. {NOT_BUILT[args.command]}\n"
-          f"What runs today: `roadpilot sim` and `roadpilot manager --mode {args.command}` "
-          f"(only the processes that exist).", file=sys.stderr)
-    return 1
+def device_env(args: argparse.Namespace, env: dict[str, str]) -> dict[str, str]:
+    """The environment that points camerad and canbridged at this car's camera and CAN adapter. Both are
+    opened once here first, so a missing camera or a bad adapter is a clear error now, not a daemon that
+    the manager keeps restarting. Raises ValueError with the reason."""
+    from hardware.can_backends import BackendError, open_backend
+    if args.video:
+        if not os.path.isfile(args.video):
+            raise ValueError(f"video file not found: {args.video}")
+        camera = {"ROADPILOT_CAMERA_SOURCE": "video", "ROADPILOT_CAMERA_VIDEO": os.path.abspath(args.video)}
+    else:
+        if not os.path.exists(args.camera):
+            raise ValueError(f"camera {args.camera} not found (is the webcam plugged in? `ls /dev/video*`)")
+        camera = {"ROADPILOT_CAMERA_SOURCE": "webcam", "ROADPILOT_CAMERA_DEVICE": args.camera}
+    if args.can.partition(":")[0] == "sim":
+        raise ValueError("--can sim is the simulator's car: use `roadpilot sim`")
+    try:
+        open_backend(args.can).close()
+    except (BackendError, ImportError, OSError, ValueError) as e:  # python-can raises several kinds
+        raise ValueError(f"CAN adapter {args.can!r} cannot be opened: {e}") from None
+    return {**env, **camera, "ROADPILOT_CAN_BACKEND": args.can}
+
+
+def cmd_device(args: argparse.Namespace) -> int:
+    from common.params import Params
+    try:
+        env = device_env(args, dict(os.environ))
+    except ValueError as e:
+        print(f"roadpilot device: {e}", file=sys.stderr)
+        return 2
+    if args.car:
+        Params().put("CarOverride", args.car)
+    os.environ.update(env)  # the manager passes its environment to every child
+    print(f"roadpilot device: camera {env.get('ROADPILOT_CAMERA_DEVICE') or env['ROADPILOT_CAMERA_VIDEO']}, "
+          f"CAN {args.can}{f', car forced to {args.car}' if args.car else ' (car identified from CAN)'}")
+    print(f"Onroad UI: {ui_url()} (open it in a browser). Ctrl-C stops.", flush=True)
+    return manager.main("device")
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from tools.replay import replay
     return replay.main(list(args.args))
-
-
-NOT_BUILT = {
-    "device": "Driving a real car needs camerad (webcam), canbridged (CAN adapter), card and the control stack.",
-}
 
 
 DESCRIPTION = "roadpilot: an onboard driving assistant (adaptive cruise + lane centering) for Linux computers."
@@ -217,10 +243,21 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     rp.set_defaults(func=cmd_replay)
 
-    for name in NOT_BUILT:
-        nb = sub.add_parser(name, help="not built yet", description=f"not built yet. {NOT_BUILT[name]}")
-        nb.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-        nb.set_defaults(func=cmd_not_built)
+    dev = sub.add_parser("device", help="drive a real car: webcam + CAN adapter",
+                         description="Runs the manager in device mode: camerad on the webcam, canbridged on the "
+                                     "CAN adapter (every frame sent passes the C safety layer), card, modeld, "
+                                     "calibrationd, plannerd, controlsd, selfdrived, loggerd, encoderd and the UI, "
+                                     "until Ctrl-C. The camera and the adapter are opened once first: a missing "
+                                     "one is an error at start.")
+    dev.add_argument("--camera", default="/dev/video0", help="webcam device (default /dev/video0)")
+    dev.add_argument("--video", default=None, metavar="FILE",
+                     help="a dash-cam video as the camera instead of the webcam (bench testing on a desk)")
+    dev.add_argument("--can", required=True, metavar="URL",
+                     help="the CAN adapter as a python-can URL: socketcan:can0, pcan:PCAN_USBBUS1, "
+                          "slcan:/dev/ttyACM0?bitrate=500000, gs_usb:0, ... (hardware/can_backends.py)")
+    dev.add_argument("--car", default=None, help="force the platform (e.g. TOYOTA_RAV4) instead of fingerprinting")
+    dev.set_defaults(func=cmd_device)
+
     return p
 
 

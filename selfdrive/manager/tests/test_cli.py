@@ -40,12 +40,6 @@ def test_sim_drives_a_scenario_records_the_camera_and_scores_it(tmp_path):
     assert int(counts["roadCameraState"]) > 0  # camerad served the bridge's frames
 
 
-@pytest.mark.parametrize("command", ["device"])
-def test_not_built_commands_fail_clearly(command, capsys):
-    assert cli.main([command, "some-route"]) == 1
-    assert f"roadpilot {command}: not built yet" in capsys.readouterr().err
-
-
 def test_replay_takes_its_own_options(capsys):
     assert cli.main(["replay", "no-such-route", "--no-frames"]) == 1
     assert "no route 'no-such-route'" in capsys.readouterr().err

@@ -1,0 +1,48 @@
+"""`roadpilot device`: a missing camera or an adapter that cannot open is a clear error at start; with a
+camera and an adapter the stack runs on them (here a dash-cam video and python-can's virtual bus)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from common.paths import routes_dir
+from selfdrive.manager import cli
+from tools.lib.logreader import LogReader
+
+VIDEO = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "shared", "data", "udacity-dashcam",
+                     "solidWhiteRight.mp4")
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--can", "virtual:x", "--camera", "/dev/video-none"], "camera /dev/video-none not found"),
+    (["--can", "virtual:x", "--video", "/no/such.mp4"], "video file not found: /no/such.mp4"),
+    (["--can", "nochannel", "--camera", "/dev/null"], "CAN adapter 'nochannel' cannot be opened"),
+    (["--can", "no_such_interface:can0", "--camera", "/dev/null"], "CAN adapter 'no_such_interface:can0'"),
+    (["--can", "sim", "--camera", "/dev/null"], "use `roadpilot sim`"),
+])
+def test_missing_camera_or_bad_adapter_is_an_error_at_start(args, says, capsys):
+    assert cli.main(["device", *args]) == 2
+    assert says in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not os.path.isfile(VIDEO), reason="the Udacity dash-cam video (../shared/data) is not here")
+def test_device_mode_runs_the_stack_on_the_camera_and_the_adapter():
+    p = subprocess.Popen([sys.executable, "-m", "selfdrive.manager.cli", "device", "--video", VIDEO,
+                          "--can", f"virtual:rp-dev-{os.getpid()}", "--car", "TOYOTA_RAV4"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(12)
+    finally:
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=30)
+    assert p.returncode == 0, out
+    assert "car forced to TOYOTA_RAV4" in out
+    routes = os.listdir(routes_dir())
+    assert len(routes) == 1, out
+    seen = {ev.which() for ev in LogReader(os.path.join(routes_dir(), routes[0]), sort_by_time=False)}
+    # the camera's frames reached the model, and the car's side ran on the adapter (card, controls)
+    assert {"roadCameraState", "modelV2", "carState", "carControl", "sendcan"} <= seen, sorted(seen)
