@@ -1,6 +1,7 @@
 """logmessaged: collects every process's JSON log records (ZMQ PULL) and publishes `logMessage`."""
 
 import json
+import signal
 
 import zmq
 
@@ -29,9 +30,16 @@ def main() -> None:
     sock.bind(log_endpoint())
     pm = messaging.PubMaster(["logMessage"])
     cloudlog.info("logmessaged started")
-    while True:
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
+    while not stopping:
         if sock.poll(1000):
             pm.send("logMessage", to_event(sock.recv()))
+    # the records sent before the stop (the manager's "stopped ..." lines among them) still go out
+    while sock.poll(50):
+        pm.send("logMessage", to_event(sock.recv()))
+    pm.close()
 
 
 if __name__ == "__main__":

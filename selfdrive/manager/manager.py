@@ -2,7 +2,8 @@
 
 Environment (read once, in `main`): BLOCK=a,b never starts those; ONLY=a,b starts only those.
 SIGINT, SIGTERM and SIGHUP stop the run: every child's group gets SIGTERM, then SIGKILL after
-`grace_s`; then the run directory's socket files and run files (and the directory, when empty) are removed.
+`grace_s`, in waves: the recorders (logmessaged, encoderd, then loggerd) after the others; then the run
+directory's socket files and run files (and the directory, when empty) are removed.
 If the manager itself is killed, the children's death signal takes them down (see launcher.py).
 One manager per ROADPILOT_PREFIX: a lock file in the run directory refuses a second one.
 """
@@ -97,8 +98,13 @@ class Manager:
         self.pm.send("managerState", msg)
 
     def stop(self) -> None:
-        """SIGTERM to every running child's group, SIGKILL to what is left after the grace period."""
-        running = [p for p in self.procs if p.running]
+        """Stops the children in waves (ProcessConfig.stop_wave: the recorders last, so what the daemons say as
+        they stop is on record): SIGTERM to each running child's group, SIGKILL to what is left after the grace."""
+        for wave in sorted({p.cfg.stop_wave for p in self.procs}):
+            self._stop_wave([p for p in self.procs if p.cfg.stop_wave == wave and p.running])
+        self.pm.close()
+
+    def _stop_wave(self, running: list) -> None:
         for p in running:
             p.signal(signal.SIGTERM)
         deadline = time.monotonic() + self.config.grace_s
@@ -112,7 +118,6 @@ class Manager:
                 p.proc.wait()
                 p.reap()
             cloudlog.info(f"stopped {p.name}", extra={"daemon": p.name, "pid": p.pid, "exit_code": p.exit_code})
-        self.pm.close()
 
 
 def acquire_lock(rd: str) -> int:

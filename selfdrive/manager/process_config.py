@@ -68,18 +68,21 @@ class ProcessConfig:
     module: str                # run as `python -m selfdrive.manager.launcher <name> <module>`; must define main()
     should_run: Predicate
     restart: RestartPolicy = RestartPolicy()
+    # stop order: higher waves stop after lower ones, so what the daemons say as they stop is still recorded
+    # (the recorders feeding loggerd in wave 1, loggerd itself in wave 2)
+    stop_wave: int = 0
 
     def runs_in(self, mode: Mode) -> bool:
         return self.should_run(RunContext(mode))
 
 
 PROCESSES: tuple[ProcessConfig, ...] = (
-    ProcessConfig("logmessaged", "selfdrive.logmessaged", always),
-    ProcessConfig("loggerd", "selfdrive.loggerd.loggerd", always),
+    ProcessConfig("logmessaged", "selfdrive.logmessaged", always, stop_wave=1),
+    ProcessConfig("loggerd", "selfdrive.loggerd.loggerd", always, stop_wave=2),
     ProcessConfig("hardwared", "hardware.hardwared", always),
     # replay serves the recorded route's frames itself; sim gets camerad's sim source, device its webcam
     ProcessConfig("camerad", "selfdrive.camerad.camerad", any_of(sim, device)),
-    ProcessConfig("encoderd", "selfdrive.loggerd.encoderd", any_of(sim, device)),
+    ProcessConfig("encoderd", "selfdrive.loggerd.encoderd", any_of(sim, device), stop_wave=1),
     # the driving model and the camera calibration it is warped with (in replay both come from the route)
     ProcessConfig("modeld", "selfdrive.modeld.modeld", any_of(sim, device)),
     ProcessConfig("calibrationd", "selfdrive.locationd.calibrationd", any_of(sim, device)),

@@ -137,6 +137,24 @@ class TestRealTable:
         _, err = mgr.communicate()
         assert f"manager stopping ({signal.Signals(sig).name})" in err
 
+    def test_the_end_of_the_run_is_recorded(self, procs):
+        # the recorders stop after the daemons: the manager's word that hardwared stopped reaches the route
+        from common.paths import routes_dir
+        from tools.lib.logreader import LogReader
+        sm = messaging.SubMaster(["managerState"])
+        mgr = start(["selfdrive.manager.manager", "sim"], ONLY="logmessaged,loggerd,hardwared")
+        procs[0].append(mgr)
+        st = wait_state(sm, running_all(("logmessaged", "loggerd", "hardwared")), "recorders and hardwared running")
+        procs[1].extend(st[n]["pid"] for n in ("logmessaged", "loggerd", "hardwared"))
+        time.sleep(1.0)  # loggerd subscribed to everything
+        mgr.send_signal(signal.SIGINT)
+        assert mgr.wait(timeout=30) == 0
+        (route,) = os.listdir(routes_dir())
+        texts = [ev.logMessage.msg for ev in LogReader(os.path.join(routes_dir(), route), sort_by_time=False)
+                 if ev.which() == "logMessage"]
+        assert any("stopped hardwared" in t for t in texts), texts[-5:]
+        assert any("manager stopping" in t for t in texts)
+
     def test_sigkilled_manager_takes_children_down(self, procs):
         sm = messaging.SubMaster(["managerState"])
         mgr = self.start_manager(procs)
