@@ -73,16 +73,18 @@ class FrameWarper:
         return self.frames
 
 
-def newest_frame(client: VisionIpcClient, timeout_ms: int):
-    """The newest intact frame and how many queued frames were skipped to get to it."""
+def newest_frame(client: VisionIpcClient, timeout_ms: int, last_id: int | None = None):
+    """The newest intact frame and how many frames were lost on the way to it: the queued ones skipped here
+    (a resend of a frame already answered is no loss) and those the client never got before each of them."""
     frame = client.recv(timeout_ms)
-    skipped = 0
+    lost = 0
     while frame is not None:
         nxt = client.recv(0)
         if nxt is None:
             break
-        frame, skipped = nxt, skipped + 1
-    return frame, skipped
+        lost += frame.dropped_before + (last_id is None or frame.frame_id > last_id)
+        frame = nxt
+    return frame, lost
 
 
 def run(runner: ModelRunner) -> None:
@@ -91,13 +93,15 @@ def run(runner: ModelRunner) -> None:
     sm = messaging.SubMaster(["liveCalibration"])
     warper, drops = FrameWarper(), DropCounter()
     last_id = None
+    pending = 0   # frames lost since the last model run, not yet reported
     while not client.connect(1.0):
         cloudlog.info("modeld: waiting for the road camera")
     cloudlog.info("modeld: road camera connected", extra={"width": client.width, "height": client.height})
     while True:
-        frame, skipped = newest_frame(client, 100)
+        frame, lost = newest_frame(client, 100, last_id)
         if frame is None:
             continue
+        pending += lost + frame.dropped_before
         sm.update(0)
         if sm.updated["liveCalibration"]:
             warper.set_calibration(sm["liveCalibration"].rpyCalib)
@@ -109,11 +113,13 @@ def run(runner: ModelRunner) -> None:
                 pair = warper.push(frame.y)
         except Exception as e:  # FrameOverwritten: the camera lapped us while we read; take the next one
             cloudlog.warning("modeld: frame overwritten while warping", extra={"frame": frame.frame_id, "err": str(e)})
+            pending += 1
             continue
         out = runner.run(pair)
         exec_time = time.monotonic() - t0
         last_id = frame.frame_id
-        perc = drops.add(t0, 1, skipped + frame.dropped_before)
+        perc = drops.add(t0, 1, pending)
+        pending = 0
         msg = messaging.new_message("modelV2", valid=bool(frame.valid) and all_finite(out))
         fill_model_v2(msg.modelV2, out, frame.frame_id, frame.timestamp_eof, exec_time, drops.total, perc)
         pm.send("modelV2", msg)

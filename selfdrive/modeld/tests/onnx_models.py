@@ -43,3 +43,36 @@ def write_model(path: str, outputs: dict[str, np.ndarray], inputs: list[Spec] | 
     onnx.checker.check_model(model)
     onnx.save(model, path)
     return path
+
+
+def write_slow_model(path: str, matmuls: int, outputs: dict[str, np.ndarray] | None = None) -> str:
+    """A contract-valid model that does `matmuls` 256x256 float matrix products on the frames before answering
+    (onnxruntime runs them: `curvature` depends on the result, times zero), to make modeld slower than the
+    camera. Outputs as contract_outputs() (or `outputs`)."""
+    outputs = contract_outputs() if outputs is None else outputs
+    rng = np.random.default_rng(0)
+    # non-negative weights with rows summing to ~1 keep the values bounded whatever the number of products
+    w = (rng.random((256, 256)) * (2.0 / 256)).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.array([256, 256], np.int64), "shape"),
+             numpy_helper.from_array(np.zeros(1, np.float32), "zero")]
+    nodes = [helper.make_node("Cast", [INPUT_NAME], ["f"], to=TensorProto.FLOAT),
+             helper.make_node("Reshape", ["f", "shape"], ["h0"])]
+    for i in range(matmuls):
+        nodes.append(helper.make_node("MatMul", [f"h{i}", "w"], [f"h{i + 1}"]))
+    nodes += [helper.make_node("ReduceMean", [f"h{matmuls}"], ["m"], keepdims=0),
+              helper.make_node("Mul", ["m", "zero"], ["m0"]),
+              helper.make_node("Constant", [], ["c0"], value=numpy_helper.from_array(outputs["curvature"], "c0v")),
+              helper.make_node("Add", ["c0", "m0"], ["curvature"])]
+    outs = [helper.make_tensor_value_info("curvature", TensorProto.FLOAT, OUTPUTS["curvature"])]
+    for name, value in outputs.items():
+        if name == "curvature":
+            continue
+        nodes.append(helper.make_node("Constant", [], [name], value=numpy_helper.from_array(value, name + "_value")))
+        outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, value.shape))
+    ins = [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, INPUT_SHAPE)]
+    model = helper.make_model(helper.make_graph(nodes, "slow_model", ins, outs, initializer=inits),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
