@@ -14,7 +14,7 @@ import sys
 import time
 from collections import Counter
 
-from common.paths import routes_dir
+from common.paths import data_dir, routes_dir
 from selfdrive.manager import manager
 from selfdrive.manager.process_config import MODES, PLANNED, PROCESSES
 from selfdrive.ui.config import ui_url
@@ -55,25 +55,34 @@ def route_summary(route_path: str) -> str:
     return "\n".join(lines)
 
 
-def run_sim(cfg, wall_limit: float, env: dict[str, str]) -> tuple[int, object, float]:
+def run_sim(cfg, wall_limit: float, env: dict[str, str], log_path: str | None = None) -> tuple[int, object, float]:
     """The manager in sim mode as a child, until the drive's simulated minutes are done, `wall_limit` s
-    pass, Ctrl-C, or the manager ends. Returns (manager exit status, the score, wall seconds)."""
+    pass, Ctrl-C, or the manager ends, with the live status line meanwhile. `log_path`: where the stack's log
+    lines go instead of the terminal (they would break the status line). Returns (manager exit status, the
+    score, wall seconds)."""
     from cereal import messaging
+    from tools.sim.lib.live_status import LiveStatus
     from tools.sim.lib.score import SimScore
     score = SimScore()
     sock = messaging.sub_sock("simState")  # before the bridge starts: no message is missed
+    status = LiveStatus(cfg.minutes * 60)
     stop: list[int] = []
     old = signal.signal(signal.SIGINT, lambda *_: stop.append(1))
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "selfdrive.manager.manager", "sim"], env=env)
+    log = open(log_path, "w") if log_path else None  # noqa: SIM115 - open for the manager's whole life
+    proc = subprocess.Popen([sys.executable, "-m", "selfdrive.manager.manager", "sim"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT if log else None)
     try:
         while proc.poll() is None and not stop and time.monotonic() - start < wall_limit:
             if cfg.minutes and score.t >= cfg.minutes * 60 - 1e-6:
                 break
             dat = sock.receive(100)
             if dat is not None:
-                score.add(messaging.log_from_bytes(dat).simState)
+                ss = messaging.log_from_bytes(dat).simState
+                score.add(ss)
+                status.update(time.monotonic(), ss.t, ss.vEgo)
     finally:
+        status.close()
         signal.signal(signal.SIGINT, old)
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -83,7 +92,35 @@ def run_sim(cfg, wall_limit: float, env: dict[str, str]) -> tuple[int, object, f
             proc.kill()
             rc = proc.wait()
         sock.close()
+        if log is not None:
+            log.close()
     return rc, score, time.monotonic() - start
+
+
+def report_drive(route_path: str, record: str | None) -> str | None:
+    """The drive's report from its route (printed, and report.json + report.png written into the route folder);
+    with `record`, the route rendered to that mp4 (road camera with the model's path, lane lines and lead drawn
+    over it: tools/render). Returns the report's text, None when the route cannot give one."""
+    from tools.sim.lib.drive_report import DriveReport
+    if record:
+        from tools.render.render import Renderer
+        t0 = time.monotonic()
+        print(f"Rendering the drive to {record} (road camera + model overlays)...", flush=True)
+        try:
+            r = Renderer(route_path)
+            r.render(record)
+            video = "the road camera" if r.has_video else "no camera video in the route: overlays on a dark background"
+            print(f"Recording {record}: {mp4_frames(record)}, {video} ({time.monotonic() - t0:.0f} s to render)")
+        except (LogError, OSError, ValueError) as e:
+            print(f"Recording {record}: not written: {e}")
+    try:
+        rep = DriveReport.from_route(route_path)
+    except LogError as e:
+        print(f"No drive report: {e}")
+        return None
+    json_path, png_path = rep.save(route_path)
+    print(f"Report written next to the route: {json_path}, {png_path}")
+    return rep.text()
 
 
 def mp4_frames(path: str) -> str:
@@ -91,7 +128,7 @@ def mp4_frames(path: str) -> str:
         import av
         with av.open(path) as c:
             st = c.streams.video[0]
-            n = sum(1 for _ in c.decode(st))
+            n = st.frames or sum(1 for _ in c.decode(st))  # the mp4 index has the count; else decode them all
             return f"{n} frames {st.codec_context.width}x{st.codec_context.height} ({st.codec_context.name})"
     except Exception as e:  # noqa: BLE001 - any reason the file cannot be read is what the user must see
         return f"unreadable: {e}"
@@ -109,17 +146,21 @@ def cmd_sim(args: argparse.Namespace) -> int:
         return 2
     stack = {"card", "controlsd"} <= runs  # what answers the car's CAN
     try:
+        # --record is rendered from the route after the drive (tools/render), not by the bridge during it
         cfg = SimConfig(scenario=args.scenario, seed=args.seed, driver=args.driver, use_cruise=args.use_cruise,
                         lockstep=args.lockstep, minutes=args.minutes, camera="camerad" in runs,
-                        record=os.path.abspath(args.record) if args.record else "", stack_wait_s=20.0 if stack else 0.0)
+                        stack_wait_s=20.0 if stack else 0.0)
     except ValueError as e:
         print(f"roadpilot sim: {e}", file=sys.stderr)
         return 2
     how = "lockstep (deterministic, paced by the stack)" if cfg.lockstep else "real time"
-    rec = f"; recording the camera to {cfg.record}" if cfg.record else ""
+    record = os.path.abspath(args.record) if args.record else None
+    rec = f"; rendering the drive to {record} afterwards" if record else ""
     print(f"roadpilot sim: scenario {cfg.scenario}, seed {cfg.seed}, {cfg.minutes:g} simulated min, {how}; "
           f"the scripted driver ({cfg.driver}) drives{rec}")
     print(sim_stack_report())
+    if record and "loggerd" not in runs:
+        print("--record renders the recorded route, but loggerd does not run: there will be nothing to render")
     if not stack:
         print("card and controlsd do not both run: nothing answers the car's CAN, the scripted driver drives alone")
     params = Params()
@@ -131,22 +172,27 @@ def cmd_sim(args: argparse.Namespace) -> int:
         env["BLOCK"] = ",".join(filter(None, [env.get("BLOCK", ""), "canbridged"]))  # the bridge is the adapter
     wall_limit = args.seconds if args.seconds is not None else cfg.minutes * 60 * 4 + 60
     print(f"Onroad UI: {ui_url()} (open it in a browser)")
+    log_path = None
+    if sys.stdout.isatty():  # the status line redraws in place: the stack's log lines go to a file instead
+        os.makedirs(data_dir(), exist_ok=True)
+        log_path = os.path.join(data_dir(), "sim.log")
+        print(f"The stack's log: {log_path} (also in the route's logMessage)")
     print(f"Running the manager in sim mode (at most {wall_limit:g} s of wall time; Ctrl-C stops early).", flush=True)
     before = list_routes()
-    rc, score, wall = run_sim(cfg, wall_limit, env)
+    rc, score, wall = run_sim(cfg, wall_limit, env, log_path)
     print(f"Drive (ground truth from simState), {wall:.1f} s of wall time:")
     print("\n".join(score.lines()))
-    if cfg.record:
-        what = mp4_frames(cfg.record) if os.path.exists(cfg.record) else "not written"
-        print(f"Camera recording {cfg.record}: {what}")
     if rc != 0:
-        print(f"The manager exited with status {rc}.")
+        print(f"The manager exited with status {rc}." + (f" Its log: {log_path}" if log_path else ""))
         return rc
     new = sorted(list_routes() - before)
     if not new:
-        print("No route was recorded (loggerd did not run or wrote nothing).")
+        print("No route was recorded (loggerd did not run or wrote nothing): no report, no --record.")
     for name in new:
         print(route_summary(os.path.join(routes_dir(), name)))
+    report = report_drive(os.path.join(routes_dir(), new[-1]), record) if new else None
+    if report:
+        print(report)
     return 0 if score.messages else 1
 
 
@@ -214,18 +260,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     from tools.sim.lib.scenarios import SCENARIOS
     sim = sub.add_parser("sim", help="drive a simulated scenario with the sim stack, headless; score it",
-                         description="Runs the manager in sim mode (the simulator's bridge and the onboard processes "
-                                     "that exist) until --minutes of simulated driving are done, then prints the "
-                                     "drive's ground-truth score and summarises the recorded route.")
-    sim.add_argument("--scenario", choices=list(SCENARIOS), default="highway")
+                         description="Runs the manager in sim mode (the simulator's bridge and the whole onboard "
+                                     "stack) until --minutes of simulated driving are done, with a status line "
+                                     "meanwhile, then prints the drive's report (from the recorded route and the "
+                                     "simulator's ground truth) and writes report.json and report.png next to the "
+                                     "route.")
+    sim.add_argument("--scenario", choices=list(SCENARIOS), default="mixed",
+                     help="what to drive (default: mixed, a bit of everything)")
     sim.add_argument("--seed", type=int, default=0, help="the world's seed: same scenario + seed, same world")
-    sim.add_argument("--minutes", type=float, default=1.0, help="simulated minutes (default: 1)")
+    sim.add_argument("--minutes", type=float, default=3.0, help="simulated minutes (default: 3)")
     sim.add_argument("--lockstep", action="store_true",
                      help="deterministic: each 10 ms step waits for the stack's answer (see tools/sim/bridge.py)")
-    sim.add_argument("--record", metavar="OUT.mp4", default=None, help="write what the camera saw to this mp4")
-    sim.add_argument("--driver", choices=("manual", "supervise"), default="manual",
-                     help="manual: the scripted driver drives; supervise: it engages the cruise and lets the "
-                          "stack drive, taking over when needed")
+    sim.add_argument("--record", metavar="OUT.mp4", default=None,
+                     help="after the drive, render the road camera with the model's path, lane lines and lead drawn "
+                          "over it to this mp4 (from the recorded route)")
+    sim.add_argument("--driver", choices=("manual", "supervise"), default="supervise",
+                     help="supervise (default): the scripted driver engages the cruise with its buttons and lets the "
+                          "stack drive, taking over when needed; manual: it drives by hand")
     sim.add_argument("--use-cruise", action="store_true", help="a manual driver that also turns the cruise on")
     sim.add_argument("--seconds", type=float, default=None,
                      help="wall-clock limit (default: 4x the simulated time + 60 s)")

@@ -1,5 +1,6 @@
 """The `roadpilot` command line: honest about what is not built, and `sim` runs what exists."""
 
+import json
 import os
 import re
 import signal
@@ -14,30 +15,41 @@ from selfdrive.manager import cli
 from selfdrive.manager.process_config import PLANNED
 
 
-def test_sim_drives_a_scenario_records_the_camera_and_scores_it(tmp_path):
-    # the bridge, camerad (sim source, the frames' consumer) and loggerd: enough to drive, see and record
+def test_sim_drives_a_scenario_records_the_camera_and_reports_it(tmp_path):
+    # the bridge, camerad (sim source, the frames' consumer), loggerd and encoderd: enough to drive, see, record
+    # the route and render it; no card/controlsd, so nothing engages (the report must say so, not make it up)
     out_mp4 = tmp_path / "out.mp4"
     r = subprocess.run([sys.executable, "-m", "selfdrive.manager.cli", "sim", "--scenario", "straight", "--seed", "2",
                         "--minutes", "0.1", "--record", str(out_mp4)],
-                       capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "ONLY": "bridge,camerad,loggerd"})
+                       capture_output=True, text=True, timeout=180,
+                       env={**os.environ, "ONLY": "bridge,camerad,loggerd,encoderd"})
     assert r.returncode == 0, r.stdout + r.stderr
     out = r.stdout
-    assert "scenario straight, seed 2, 0.1 simulated min, real time" in out
+    assert "scenario straight, seed 2, 0.1 simulated min, real time; the scripted driver (supervise)" in out
     for q in PLANNED:
         assert re.search(rf"not built yet\s+{q.name}\s", out), f"{q.name} missing from the not-built list"
     assert re.search(r"built\s+bridge\s+tools\.sim\.bridge", out)
     assert "nothing answers the car's CAN" in out  # honest: no card/controlsd in this run
+    assert re.search(r"^t +[\d.]+/6 s \| +[\d.]+ km/h \| set - km/h \| no selfdriveState$", out, re.M)  # status
     sim_t = float(re.search(r"simulated ([\d.]+) s, (\d+) m", out).group(1))
     assert sim_t == pytest.approx(6.0, abs=0.1)
     assert "collisions: 0" in out and "lane departures: 0" in out
-    frames = int(re.search(r"Camera recording .*: (\d+) frames 1164x874 \(h264\)", out).group(1))
-    assert frames == pytest.approx(120, abs=2)  # 20 Hz for 6 simulated s
+    frames = int(re.search(r"Recording .*: (\d+) frames 1164x874 \(h264\), the road camera", out).group(1))
+    assert 60 <= frames <= 125  # one per camera frame recorded (20 Hz for 6 simulated s, less camerad's start)
     routes = os.listdir(routes_dir())
     assert len(routes) == 1
+    route = os.path.join(routes_dir(), routes[0])
     counts = dict(re.findall(r"^\s+(simState|roadCameraState)\s+(\d+)$", out, re.M))
     assert int(counts["simState"]) == pytest.approx(120, abs=2)
     assert int(counts["roadCameraState"]) > 0  # camerad served the bridge's frames
+    report = json.loads(open(os.path.join(route, "report.json")).read())
+    assert report["minutes"] == pytest.approx(0.1, abs=0.002) and report["engaged_minutes"] == 0
+    assert report["collisions"] == 0 and report["disengagements"] == [] and report["first_engaged_t"] is None
+    assert set(report["cpu_cores"]) >= {"bridge", "camerad", "loggerd", "encoderd"}
+    assert os.path.getsize(os.path.join(route, "report.png")) > 10_000
+    assert f"Report written next to the route: {route}/report.json" in out
+    tail = out[out.index("Drive report: straight (seed 2), 0.10 simulated min"):]
+    assert "engaged: never" in tail and "no modelV2 in the route" in tail
 
 
 def test_replay_takes_its_own_options(capsys):

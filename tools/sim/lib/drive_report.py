@@ -505,9 +505,11 @@ def _text_lines(r: DriveReport) -> list[str]:
         lines.append("    " + ", ".join(f"{n} {c:.2f}" for n, c in r.cpu_cores.items()))
     if r.missed_model_frames is None:
         lines.append("  model frames: no camera frames in the drive (camerad did not run?)")
+    elif r.modeld_frames_dropped is None:
+        lines.append(f"  missed model frames: all {r.camera_frames} camera frames: no modelV2 in the route at all "
+                     "(modeld did not run or never produced)")
     else:
-        own = "" if r.modeld_frames_dropped is None else \
-            f"; modeld's own count: {r.modeld_frames_dropped} dropped, up to {r.modeld_max_drop_perc:.0f}%"
+        own = f"; modeld's own count: {r.modeld_frames_dropped} dropped, up to {r.modeld_max_drop_perc:.0f}%"
         lines.append(f"  missed model frames: {r.missed_model_frames} of {r.camera_frames} camera frames had no "
                      f"modelV2{own}")
     lines += [f"  log problem: {p}" for p in r.problems]
