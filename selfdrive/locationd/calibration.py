@@ -18,8 +18,8 @@ from common.transformations.camera import rot_zyx
 
 FIT_X = (8.0, 60.0)           # m of path used for the direction fit
 MIN_SPEED = 8.0               # m/s (path x at 1 s): slow driving says little about the direction
-MAX_CURVATURE = 4e-4          # 1/m: straight enough
-MIN_CONFIDENCE = 0.2
+MAX_CURVATURE = 4e-4          # 1/m: straight enough (the path's own bend, see path_fit)
+MIN_CONFIDENCE = 0.2          # applies once calibrated (see Calibrator.feed)
 BLOCK_FRAMES = 40             # usable frames per block (2 s at 20 Hz)
 MAX_BLOCKS = 8                # the calibration averages the newest blocks
 MIN_BLOCKS = 4                # blocks before the calibration counts as calibrated
@@ -32,16 +32,27 @@ def angles_of(r: np.ndarray) -> tuple[float, float, float]:
     return (math.atan2(r[2, 1], r[2, 2]), -math.asin(max(-1.0, min(1.0, r[2, 0]))), math.atan2(r[1, 0], r[0, 0]))
 
 
-def path_error(x, y, z) -> tuple[float, float] | None:
-    """(pitch, yaw) error of the calibration from a straight-driving path (car frame points), or None when the
-    path does not reach far enough."""
+def path_fit(x, y, z) -> tuple[float, float, float] | None:
+    """(pitch error, yaw error, curvature) from a path (car frame points), or None when the path does not reach
+    far enough. The errors are those of the calibration if the car drives straight; the curvature (1/m, the
+    path's own bend) says whether it does. It comes from the path's shape, not the model's curvature head:
+    turning a straight path by a wrong yaw leaves it straight, while a model fed a turned picture may well
+    answer a turn (the development model did: -1.2e-3 1/m at 2 deg of yaw error)."""
     x, y, z = (np.asarray(v, dtype=float) for v in (x, y, z))
-    sel = (x >= FIT_X[0]) & (x <= FIT_X[1]) & np.isfinite(y) & np.isfinite(z)
-    if sel.sum() < 3 or np.ptp(x[sel]) < 15.0:
+    sel = (x >= FIT_X[0]) & (x <= FIT_X[1]) & np.isfinite(x) & np.isfinite(y) & np.isfinite(z)
+    if sel.sum() < 4 or np.ptp(x[sel]) < 15.0:
         return None
-    slope_y = np.polyfit(x[sel], y[sel], 1)[0]
+    bend, slope_y, _ = np.polyfit(x[sel], y[sel], 2)
+    x_mid = float(np.mean(x[sel]))
+    slope_y += 2.0 * bend * x_mid      # the direction in the middle of the fitted stretch
     slope_z = np.polyfit(x[sel], z[sel], 1)[0]
-    return math.atan(slope_z), -math.atan(slope_y)
+    return math.atan(slope_z), -math.atan(slope_y), 2.0 * float(bend)
+
+
+def path_error(x, y, z) -> tuple[float, float] | None:
+    """(pitch, yaw) error of the calibration from a straight-driving path, or None (see path_fit)."""
+    fit = path_fit(x, y, z)
+    return None if fit is None else fit[:2]
 
 
 def compose(rpy_used, err: tuple[float, float]) -> tuple[float, float, float]:
@@ -58,20 +69,27 @@ class Calibrator:
     _frames: list[tuple[float, float]] = field(default_factory=list)
     _settle: int = 0
 
-    def feed(self, x, y, z, curvature: float, confidence: float = 1.0) -> bool:
-        """One modelV2 (made with the current `rpy`). Returns True when the calibration changed."""
+    def feed(self, x, y, z, confidence: float = 1.0) -> bool:
+        """One modelV2's path (made with the current `rpy`; x at 0, 0.5, 1... s). Returns True when the
+        calibration changed.
+
+        The model's confidence counts only once calibrated: a camera mounted off by a few degrees is exactly
+        what makes the model unsure (2 deg of yaw took the development model from 0.6 to 0.05), so requiring
+        confidence first would never let calibration start. openpilot's calibrationd does the same with its
+        odometry's uncertainty."""
         x = np.asarray(x, dtype=float)
         speed = float(np.interp(1.0, np.arange(len(x)) * 0.5, x)) if len(x) > 2 else 0.0
         if self._settle > 0:
             self._settle -= 1
             return False
-        if not (math.isfinite(curvature) and abs(curvature) < MAX_CURVATURE and speed > MIN_SPEED
-                and confidence >= MIN_CONFIDENCE):
+        if not speed > MIN_SPEED:
             return False
-        err = path_error(x, y, z)
-        if err is None:
+        if self.valid_blocks >= MIN_BLOCKS and not confidence >= MIN_CONFIDENCE:
             return False
-        _, pitch, yaw = compose(self.rpy, err)
+        fit = path_fit(x, y, z)
+        if fit is None or not abs(fit[2]) < MAX_CURVATURE:
+            return False
+        _, pitch, yaw = compose(self.rpy, fit[:2])
         self._frames.append((pitch, yaw))
         if len(self._frames) < BLOCK_FRAMES:
             return False
@@ -114,8 +132,10 @@ class Calibrator:
             rpy = tuple(float(v) for v in d["rpy"])
             blocks = [(float(a), float(b)) for a, b in d["blocks"]][-MAX_BLOCKS:]
             valid = int(d["valid_blocks"])
-            if len(rpy) != 3 or not all(math.isfinite(v) and abs(v) <= MAX_ANGLE for v in rpy) or valid < 0:
+            # a NaN or wild block would poison every later mean: the whole record is refused, not patched
+            angles = list(rpy) + [v for b in blocks for v in b]
+            if len(rpy) != 3 or not all(math.isfinite(v) and abs(v) <= MAX_ANGLE for v in angles) or valid < 0:
                 return cls()
             return cls(rpy=rpy, blocks=blocks, valid_blocks=valid)
-        except (TypeError, ValueError, KeyError):
+        except (TypeError, ValueError, KeyError, IndexError, RecursionError):
             return cls()

@@ -40,7 +40,7 @@ def main() -> None:
         if sm.updated["modelV2"] and sm.valid["modelV2"]:
             md = sm["modelV2"]
             pos = md.position
-            changed = cal.feed(list(pos.x), list(pos.y), list(pos.z), md.desiredCurvature, md.confidence)
+            changed = cal.feed(list(pos.x), list(pos.y), list(pos.z), md.confidence)
         if changed:
             params.put("CalibrationParams", cal.to_bytes())
             cloudlog.info("calibrationd: update", extra={"rpy_deg": [math.degrees(v) for v in cal.rpy],
