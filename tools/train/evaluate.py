@@ -1,6 +1,6 @@
 """Evaluates the shipped driving model (ONNX, run as modeld runs it) on the held-out test seeds.
 
-  python -m tools.train.evaluate --data data/driving --model models/driving.onnx --out out/eval
+  python -m tools.train.evaluate --data data/driving --model models/driving.onnx --out out/eval [--check]
 
 Runs every test sample of gen_data's output through selfdrive/modeld/runner.ModelRunner (onnxruntime, the
 threads modeld uses; no torch), compares it with the targets in the frame the warp's calibration believes in
@@ -9,6 +9,7 @@ threads modeld uses; no torch), compares it with the targets in the frame the wa
                     verdicts of issue 5
   OUT/eval.png      predictions against truth: path lateral offset at 20 m over the samples, lead distance
                     predicted vs true, lane lines / road edges / path of a few samples seen from above
+--check makes a missed acceptance bound exit with status 2.
 """
 
 import argparse
@@ -22,6 +23,7 @@ import time
 import numpy as np
 
 from selfdrive.modeld.constants import OUTPUTS, X_LINES
+from selfdrive.modeld.modeld import THREADS
 from selfdrive.modeld.runner import ModelError, ModelRunner
 from tools.train import metrics
 from tools.train.targets import episode_in_b
@@ -192,7 +194,7 @@ def report(m: dict[str, float], scen: dict[str, dict[str, float]], acc: dict[str
     return "\n".join(out)
 
 
-def evaluate(data: str, model: str, out: str, threads: int = 2, split: str = "test") -> dict:
+def evaluate(data: str, model: str, out: str, threads: int = THREADS, split: str = "test") -> dict:
     """Evaluates `model` on a split; writes OUT/metrics.json and OUT/eval.png and returns the metrics dict."""
     truth, spans = load_split(data, split)
     try:
@@ -222,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", default="data/driving", help="gen_data's output (its test/ split is evaluated)")
     p.add_argument("--model", default="models/driving.onnx")
     p.add_argument("--out", default="out/eval")
-    p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (modeld's default)")
+    p.add_argument("--threads", type=int, default=THREADS, help="onnxruntime intra-op threads (modeld's)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--check", action="store_true", help="exit status 2 when an acceptance bound is missed")
     a = p.parse_args(argv)
