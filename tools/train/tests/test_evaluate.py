@@ -118,3 +118,13 @@ def test_missing_data_is_a_clear_error(tmp_path):
 def test_missing_model_is_a_clear_error(data, tmp_path):
     with pytest.raises(SystemExit, match="model file not found"):
         evaluate.main(["--data", data, "--model", str(tmp_path / "none.onnx"), "--out", str(tmp_path / "o")])
+
+
+def test_check_fails_a_model_that_misses_the_acceptance(data, tmp_path):
+    # lane_prob 0.5 everywhere: no line is ever detected, so lane presence fails
+    model = write_model(str(tmp_path / "const.onnx"), contract_outputs())
+    out = str(tmp_path / "o")
+    evaluate.main(["--data", data, "--model", model, "--out", out])       # without --check: a report only
+    with pytest.raises(SystemExit) as e:
+        evaluate.main(["--data", data, "--model", model, "--out", out, "--check"])
+    assert e.value.code == 2
