@@ -72,7 +72,7 @@ def plot_report(r, path_png: str) -> None:
             ax.axvline(t, color="tab:orange", lw=1.2, ls="--")
         ax.grid(alpha=0.3)
     short = r.verdict()
-    fig.suptitle(f"{r.scenario} seed {r.seed}: {r.minutes:.1f} min, engaged {r.engaged_minutes:.1f} min, "
+    fig.suptitle(f"{r.scenario} seed {r.seed}: {r.minutes:.2f} min, engaged {r.engaged_minutes:.2f} min, "
                  f"{len(r.disengagements)} disengagements, {r.collisions} collisions, {r.lane_departures} departures"
                  + ("\n" + "; ".join(short) if short else "\nmeets the closed-loop thresholds"), fontsize=10)
     ax_v.text(0.0, 1.02, "green: engaged   red: disengagement   black: collision   orange dashed: lane departure",

@@ -420,7 +420,7 @@ def _overrides(sd: list, events: list, lo: int, hi: int) -> dict[str, int]:
     prev = ""
     for w, _, state, *_rest in sd:
         if state == "overriding" and prev != "overriding" and lo <= w <= hi:
-            out[", ".join(_flagged(events, ev_wall, w, OVERRIDE_TYPES)) or "unknown"] += 1
+            out["+".join(_flagged(events, ev_wall, w, OVERRIDE_TYPES)) or "unknown"] += 1
         prev = state
     return dict(out)
 
