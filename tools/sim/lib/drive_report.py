@@ -179,7 +179,7 @@ class DriveReport:
     engaged_minutes: float
     engaged_fraction: float            # of the time since the first engagement (0 if never engaged)
     engaged_fraction_of_drive: float
-    first_engaged_t: float | None
+    first_engaged_t: float | None      # s: the first simState at which it was engaged
     engagements: int
     disengagements: list[Disengagement]
     overrides: dict[str, int]
@@ -228,8 +228,9 @@ class DriveReport:
         eng, dt = tr.engaged, tr.dt
         total, engaged_s = float(tr.t[-1]), float(np.sum(dt[eng]))
         starts = _runs(eng)
-        first = float(tr.t[starts[0]] - dt[starts[0]]) if starts else None
-        since = total - first if first is not None else 0.0
+        # the first engaged simState's time; "since" counts its row and every later one (as the closed-loop tests do)
+        first = float(tr.t[starts[0]]) if starts else None
+        since = float(np.sum(dt[starts[0]:])) if starts else 0.0
         lat, gap, jerk = np.abs(tr.lat), tr.time_gap(), np.abs(tr.jerk())
         lat_eng = lat[eng & np.isfinite(lat)]
         gap_eng = np.where(eng, gap, np.nan)
@@ -470,7 +471,7 @@ def _text_lines(r: DriveReport) -> list[str]:
         lines.append("  engaged: never (the stack never took over from the scripted driver)")
     else:
         lines.append(f"  engaged {r.engaged_minutes:.2f} of {r.minutes:.2f} min: {r.engaged_fraction:.0%} of the time "
-                     f"after the first engagement at {r.first_engaged_t:.1f} s ({r.engaged_fraction_of_drive:.0%} of "
+                     f"after the first engagement at {r.first_engaged_t:.2f} s ({r.engaged_fraction_of_drive:.0%} of "
                      f"the whole drive), {r.engagements} engagement{'s' * (r.engagements != 1)}")
     lines.append(f"  disengagements: {len(r.disengagements)}")
     for d in r.disengagements[:12]:

@@ -132,7 +132,7 @@ def lockstep_route(tmp_path) -> str:
 
 
 EXPECTED = {
-    "minutes": 20 / 60, "engaged_minutes": 14.5 / 60, "engaged_fraction": 14.5 / 16, "first_engaged_t": 4.0,
+    "minutes": 20 / 60, "engaged_minutes": 14.5 / 60, "engaged_fraction": 14.5 / 16, "first_engaged_t": 4.05,
     "engagements": 3, "lane_departures": 2, "lane_departure_times": [16.0, 18.0], "collisions": 1,
     "collision_times": [12.0], "lat_err_mean_m": (200 * 0.1 + 90 * 0.3) / 290, "lat_err_p95_m": 0.3,
     "min_time_gap_s": 1.5, "min_time_gap_all_s": 0.5, "max_jerk": 1.0, "max_jerk_all": 4.0,
@@ -185,7 +185,7 @@ class TestKnownDrive:
     def test_text_tells_the_story(self, route):
         text = DriveReport.from_route(route).text()
         for part in ("synthetic (seed 7), 0.33 simulated min", "engaged 0.24 of 0.33 min: 91% of the time after the "
-                     "first engagement at 4.0 s", "14.0 s  brakePressed (userDisable): the driver braked",
+                     "first engagement at 4.05 s", "14.0 s  brakePressed (userDisable): the driver braked",
                      "17.0 s  canError (immediateDisable): CAN Error: Check Connections", "collisions: 1 (at 12.0 s)",
                      "lane departures: 2 (at 16.0, 18.0 s)", "mean 0.16 m, p95 0.30 m", "1.50 s at 5.0 s",
                      "steerOverride x1", "modeld 0.40, bridge 0.30", "missed model frames: 3 of 396",
