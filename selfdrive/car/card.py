@@ -65,6 +65,7 @@ class Card:
         self.cp_bytes = plan.CP.to_bytes()
         self.cp_sent_at = -CAR_PARAMS_PERIOD_S
         self.can_deadline = time.monotonic() + CAN_GRACE_S
+        self.last_can: tuple[int, int] | None = None  # (the newest `can`'s logMonoTime, our clock when it came)
         if params is not None:
             params.put("CarParams", self.cp_bytes)
             params.put("CarName", plan.CP.carFingerprint)
@@ -77,8 +78,14 @@ class Card:
         if msgs:
             packets = [(m.logMonoTime, frames_of(m)) for m in msgs]
             self.can_deadline = now + CAN_GRACE_S
+            self.last_can = (msgs[-1].logMonoTime, time.monotonic_ns())
         else:
-            packets = [(time.monotonic_ns(), [])]  # silence is news too: the parsers time out
+            # silence is news too: the parsers time out. It is measured on our clock but stamped on the clock of
+            # `can`'s own stamps, which need not be ours (the lockstep simulator's bus clock, a replayed route):
+            # a stamp from another clock would look like a long gap (or time running backwards) to the parsers
+            mono = time.monotonic_ns()
+            stamp = mono if self.last_can is None else self.last_can[0] + mono - self.last_can[1]
+            packets = [(stamp, [])]
             self.can_deadline = max(self.can_deadline + DT_CTRL, now)
         CS = self.logic.update(packets)
         # a `can` message flagged invalid by canbridged (adapter trouble) taints this cycle
