@@ -5,7 +5,8 @@ What is on the bus, and how it behaves, follows the real car (the recorded minut
 ../shared/data/comma2k19-rav4 gives the periods and idle values):
   - bus 0 (powertrain): every message opendbc's TOYOTA_RAV4 car state reads, at the recorded periods,
     packed with opendbc's CANPacker (Toyota checksums; counters where the DBC has them); bus 2 (the stock
-    LKA camera behind the harness): LKAS_HUD.
+    LKA camera behind the harness): its own idle STEERING_LKA at 100 Hz and LKAS_HUD. A bus that carried only
+    the 1 Hz HUD would be idle for longer than opendbc's bus timeout (500 ms) every second: canTimeout.
   - the PCM's cruise: main/set/resume/cancel buttons on the stalk; engaging needs main on, speed >= the
     platform's minimum, gear D, no brake, and an ACC module on the bus (ACC_CONTROL arriving); brake,
     cancel, ACC_CONTROL's CANCEL_REQ or a silent ACC module end it; the gas pedal overrides it.
@@ -87,6 +88,7 @@ SCHEDULE: tuple[Periodic, ...] = (
     Periodic("LIGHT_STALK", 0, 1000, 31),
     Periodic("BLINKERS_STATE", 0, 8000, 37),  # and on every change
     Periodic("LKAS_HUD", 2, 1000, 41),
+    Periodic("STEERING_LKA", 2, 10, 0),  # the stock camera's, cut off from bus 0 by the harness
 )
 ON_CHANGE = ("BLINKERS_STATE",)
 
@@ -186,6 +188,7 @@ class SimCar:
         self.sent_blinker = TURN_NONE
         self.speed_encoder = 0.0
         self._packed: dict[str, tuple[tuple, Frame]] = {}
+        self.cam_lka_counter = 0
 
     # --- commands from the bus ------------------------------------------------------------------------
     def receive(self, frames: Iterable[Frame], t: float) -> None:
@@ -312,7 +315,7 @@ class SimCar:
         return out
 
     def _pack(self, name: str, bus: int) -> Frame:
-        # None of these messages has a counter, so equal values pack to equal bytes: reuse them
+        # Equal values pack to equal bytes: reuse them (the one counter, the camera's, is among the values)
         values = getattr(self, f"_v_{name.lower()}")()
         key = tuple(values.items())
         hit = self._packed.get(name)
@@ -394,6 +397,11 @@ class SimCar:
 
     def _v_blinkers_state(self) -> dict[str, float]:
         return {"TURN_SIGNALS": {1: TURN_LEFT, -1: TURN_RIGHT}.get(self.driver.blinker, TURN_NONE)}
+
+    def _v_steering_lka(self) -> dict[str, float]:
+        # the stock camera asks for nothing (the assistant behind the harness steers)
+        self.cam_lka_counter = (self.cam_lka_counter + 1) % 64
+        return {"STEER_REQUEST": 0, "STEER_TORQUE_CMD": 0, "SET_ME_1": 1, "COUNTER": self.cam_lka_counter}
 
     def _v_lkas_hud(self) -> dict[str, float]:
         # the stock camera's idle HUD (what the car port copies its lane-sway settings from)

@@ -108,6 +108,15 @@ class TestCarStateReadsTheSimulatedCar:
         assert CS.gearShifter == "drive"
         assert not (CS.doorOpen or CS.seatbeltUnlatched or CS.parkingBrake or CS.espDisabled)
 
+    def test_no_bus_ever_times_out(self):
+        # opendbc times a bus out after 500 ms without a frame: the camera bus (2) must stay busy too
+        m, timeouts = Motion(v=20.0), 0
+        for _ in range(300):
+            _, frames = self.bench.step(m, DriverControls())
+            CS = self.logic.update([(int(self.bench.k * DT * 1e9), frames)])
+            timeouts += CS.canTimeout
+        assert timeouts == 0 and CS.canValid and not self.logic.problems
+
     def test_pedals_and_driver_torque(self):
         CS = self.feed(Motion(v=15.0), DriverControls(gas=0.4, steer_torque=2.5))
         assert CS.gasPressed and not CS.brakePressed
