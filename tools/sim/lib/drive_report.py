@@ -38,7 +38,8 @@ STALE_S = 0.5              # selfdriveState older than this: selfdrived is silen
 REASON_WINDOW_S = (0.3, 0.05)  # onroadEvents this long before/after a disengagement explain it
 GAP_MIN_SPEED = 1.0        # m/s: below it a time gap means nothing (standing behind a car)
 JERK_SMOOTH_S = 0.25       # aEgo's moving average before differentiating: 20 Hz steps are not what one feels
-CLOCKS_APART_S = 0.25      # simState stamps this far from their neighbours': another clock (lockstep)
+CLOCKS_APART_S = 0.25      # simState stamps this far (median) from their neighbours': another clock (lockstep)
+BUS_TICK_NS = 10_000_000   # lockstep's bus clock advances in exact 10 ms steps; the machine's clock never does
 # the issue's closed-loop thresholds; the headline says which ones a drive misses
 LIMITS = {"lat_err_mean_m": 0.25, "min_time_gap_s": 0.8, "engaged_fraction": 0.95}
 # what the user-disable events mean in words; other events' alerts carry their own text
@@ -153,7 +154,11 @@ class _Logs:
         rows = self.sim
         own = np.array([r[0] for r in rows], np.int64)
         nb = np.array([r[1] if r[1] is not None else r[0] for r in rows], np.int64)
-        lockstep = bool(np.max(np.abs(own - nb)) > CLOCKS_APART_S * 1e9)
+        # A lockstep drive's simState stamps lie on the bus clock's exact 10 ms grid. Failing that, stamps far from
+        # their neighbours' (the median: one loggerd stall must not decide it) are another clock too.
+        steps = np.diff(own)
+        on_grid = len(steps) > 0 and float(np.mean(steps % BUS_TICK_NS == 0)) > 0.9
+        lockstep = on_grid or bool(np.median(np.abs(own - nb)) > CLOCKS_APART_S * 1e9)
         col = list(zip(*rows, strict=True))
         tr = Trace(t=np.array(col[2], float), v=np.array(col[3], float), a=np.array(col[4], float),
                    lat=np.array(col[5], float), steer=np.array(col[6], float), lead_d=np.array(col[7], float),
