@@ -254,7 +254,7 @@ class DriveReport:
             distance_m=float(np.sum(tr.v * dt)), engaged_minutes=engaged_s / 60.0,
             engaged_fraction=engaged_s / since if since > 0 else 0.0,
             engaged_fraction_of_drive=engaged_s / total if total > 0 else 0.0, first_engaged_t=first,
-            engagements=len(starts), disengagements=_disengagements(logs, tr, lo, hi),
+            engagements=_engagements(sd_wall, sd_on, lo, hi), disengagements=_disengagements(logs, tr, lo, hi),
             overrides=_overrides(logs.sd, logs.events, lo, hi),
             lane_departures=len(_runs(tr.departure)),
             lane_departure_times=[float(tr.t[k]) for k in _runs(tr.departure)],
@@ -417,6 +417,17 @@ def _disengagements(logs: _Logs, tr: Trace, lo: int, hi: int) -> list[Disengagem
         out.append(Disengagement(at(prev[0] + STALE_S * 1e9), "selfdriveState stopped (selfdrived silent until the "
                                  "end)", "stale", ""))
     return out
+
+
+def _engagements(walls: np.ndarray, on: np.ndarray, lo: int, hi: int) -> int:
+    """Not enabled -> enabled steps of selfdriveState within the drive (100 Hz: as the disengagements are
+    counted, so one shorter than a simState period is not lost), and one if it was engaged as the drive began."""
+    k = np.flatnonzero((walls >= lo) & (walls <= hi))
+    if not len(k):
+        return 0
+    prev = on[k[0] - 1] if k[0] > 0 else False
+    seq = np.concatenate(([prev], on[k]))
+    return int(np.sum(seq[1:] & ~seq[:-1]) + (1 if prev and on[k[0]] else 0))
 
 
 def _overrides(sd: list, events: list, lo: int, hi: int) -> dict[str, int]:
