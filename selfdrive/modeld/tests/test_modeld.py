@@ -265,22 +265,17 @@ def test_runs_on_the_udacity_video(tmp_path):
 # --- (d) behind the camera: drop, never queue ---------------------------------------------------------------------
 
 def test_slow_model_answers_the_newest_frame_and_reports_drops(tmp_path):
-    slow = write_slow_model(str(tmp_path / "slow.onnx"), 400)
-    runner, x, times = ModelRunner(slow, THREADS), np.zeros(INPUT_SHAPE, np.uint8), []
-    for _ in range(3):
-        t0 = time.monotonic()
-        runner.run(x)
-        times.append(time.monotonic() - t0)
-    run_s = float(np.median(times))
-    del runner
-    period = max(run_s / 4, 0.01)       # frames come about 4x faster than the model answers
-
+    slow = write_slow_model(str(tmp_path / "slow.onnx"), 400)   # ~0.15 s per run here
     w, h = 64, 48                       # small frames: sending one takes no time
     frames = [np.full((h * 3 // 2, w), 16 * i, np.uint8) for i in range(8)]
     feeder = Feeder(w, h, num_buffers=8)
     proc = start(tmp_path, "modeld", "selfdrive.modeld.modeld", "--model", slow)
     try:
         feeder.warm_up(frames[0], proc, tmp_path)
+        # how fast this modeld is on this machine now, by its own account; the frames then come 4x faster than
+        # its best run (a load spike makes it slower still, never faster)
+        run_s = min(feeder.step(frames[0]).modelV2.modelExecutionTime for _ in range(3))
+        period = max(run_s / 4, 0.005)
         sent: dict[int, float] = {}
         answers: list[tuple[float, object]] = []
         t_next = time.monotonic()
@@ -293,7 +288,7 @@ def test_slow_model_answers_the_newest_frame_and_reports_drops(tmp_path):
                 if (m := messaging.recv_one(feeder.sock, max(1, int(left * 1000)))) is not None:
                     answers.append((time.monotonic(), m))
         last = max(sent)
-        deadline = time.monotonic() + 10 * run_s + 2.0
+        deadline = time.monotonic() + 20 * run_s + 2.0
         while not answers or answers[-1][1].modelV2.frameId != last:
             assert time.monotonic() < deadline, f"the last frame {last} was never answered"
             if (m := messaging.recv_one(feeder.sock, 100)) is not None:
@@ -303,17 +298,22 @@ def test_slow_model_answers_the_newest_frame_and_reports_drops(tmp_path):
         stop(proc)
         feeder.close()
 
+    published = {m.modelV2.frameId: m.logMonoTime / 1e9 for _, m in answers}
     answers = [(t, m.modelV2) for t, m in answers if m.modelV2.frameId in sent]
     ids = [md.frameId for _, md in answers]
+    runs = [round(md.modelExecutionTime, 3) for _, md in answers]
     assert all(b > a for a, b in pairwise(ids)), f"frame ids must increase: {ids}"
-    assert len(answers) <= n / 2, f"{len(answers)} answers to {n} frames: modeld keeps up or queues"
+    assert len(answers) <= n / 2, f"{len(answers)} answers to {n} frames ({runs} s each): modeld queues"
     # each answer is to a frame that was new when modeld took it: never older than what was sent before the
-    # previous answer went out (a queue would fall further and further behind)
-    for (t_prev, _), (_, md) in pairwise(answers):
-        newest_then = max(fid for fid, ts in sent.items() if ts < t_prev)
+    # previous answer went out (a queue would fall further and further behind). Stamps are CLOCK_MONOTONIC in
+    # both processes; 2 ms leave the notification of a frame sent just before time to arrive.
+    for (_, prev), (_, md) in pairwise(answers):
+        newest_then = max((fid for fid, ts in sent.items() if ts < published[prev.frameId] - 0.002), default=-1)
         assert md.frameId >= newest_then, f"answered {md.frameId}, frame {newest_then} was waiting"
-    latency = [t - sent[md.frameId] for t, md in answers]
-    assert max(latency) < 3 * run_s + 0.5, f"latencies {latency} (model {run_s:.3f} s)"
+    # so an answer comes at most the rest of the run in progress plus its own run after its frame
+    for (_, prev), (t, md) in pairwise(answers):
+        latency = t - sent[md.frameId]
+        assert latency < prev.modelExecutionTime + md.modelExecutionTime + 0.25, (md.frameId, latency, runs)
     # the skipped frames are reported, as a count and as a share
     final = answers[-1][1]
     skipped = sum(b - a - 1 for a, b in pairwise(ids))
