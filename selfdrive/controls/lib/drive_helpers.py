@@ -76,7 +76,9 @@ def lag_compensated_curvature(x: np.ndarray, y: np.ndarray, v_ego: float, delay:
     kappa0 = float(kappa[0])
     if d < MIN_LOOKAHEAD:
         return kappa0
-    avg = (float(np.interp(d, s, psi)) - float(psi[0])) / d
+    # ψ(d) against the car's own heading (the car frame's x axis), not against the path's first heading: a path
+    # that leaves the car at an angle (back towards the lane centre) is a turn to make, not one already made
+    avg = float(np.interp(d, s, psi)) / d
     return 2.0 * avg - kappa0
 
 

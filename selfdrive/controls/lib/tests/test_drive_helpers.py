@@ -56,6 +56,20 @@ class TestLagCompensation:
         assert short == pytest.approx(0.0, abs=1e-3)
         assert 0.0 < long < 0.03
 
+    @pytest.mark.parametrize("angle", [0.02, -0.05])
+    def test_path_leaving_at_an_angle_is_a_turn_towards_it(self, angle):
+        # a straight path that heads off at `angle` from the car's heading (the car is turned from its lane):
+        # to be on its heading after d = v * delay the car must turn, on average angle / d
+        x = np.linspace(0.0, 100.0, 21) * np.cos(angle)
+        y = np.linspace(0.0, 100.0, 21) * np.sin(angle)
+        assert lag_compensated_curvature(x, y, 20.0, 0.3) == pytest.approx(2 * angle / 6.0, rel=1e-3)
+
+    def test_path_back_to_the_lane_centre_steers_towards_it(self):
+        # the car 0.5 m right of its lane's centre, the path converging onto it: steer left, not straight on
+        x = np.linspace(0.0, 150.0, 13)
+        y = 0.5 * (1.0 - np.exp(-x / 25.0))
+        assert lag_compensated_curvature(x, y, 25.0, 0.3) > 0.001
+
     def test_desired_curvature_falls_back_to_the_model_and_is_finite(self):
         assert desired_curvature(np.zeros(3), np.zeros(3), 0.004, 20.0, 0.1) == 0.004
         assert desired_curvature(np.zeros(3), np.zeros(3), math.nan, 20.0, 0.1) == 0.0
