@@ -11,7 +11,8 @@ Real time (default): one step per 10 ms of CLOCK_MONOTONIC. The car's frames go 
 backend (hardware/sim_backend.py), which publishes `can` on its own tick and sends the stack's `sendcan`
 back after the safety layer. Timing between the stack and the world is whatever the machine does.
 
-Lockstep (--lockstep): deterministic, as fast as the stack allows. canbridged's logic runs inside the
+Lockstep (--lockstep): deterministic, as fast as the stack allows but never faster than real time while a
+stack answers (its daemons check their inputs' rates on their own clocks). canbridged's logic runs inside the
 bridge (tools/sim/lib/lockstep_can.py; canbridged itself must not run). The protocol: the stack answers
 every `can` with exactly one `sendcan` (card does), and the world advances one step per answer.
   1. warm-up: the world stands at t = 0 (the car reporting its start speed) while the car's frames go out
@@ -23,11 +24,15 @@ every `can` with exactly one `sendcan` (card does), and the world advances one s
      the same phase of its cycle whenever the world starts.
   2. then, for each step k: the world steps with the frames the stack sent in answer to step k-1, step k's
      `can` goes out stamped with the bus clock (start + 10 ms per message), and the bridge waits for the
-     answer to it: one `sendcan` and, once controlsd is seen, one `carControl`; on a camera step, once
-     modelV2 is seen, a modelV2 with that frame's id. A missing answer (STEP_TIMEOUT_S) is logged and
-     counted and the world goes on; after MAX_TIMEOUTS in a row the bridge stops waiting (the stack is
-     gone) and runs free. A second answer to one step (card runs a cycle of its own after 20 ms without
-     `can`) is applied, counted and logged: it means the run may not repeat exactly.
+     answer to it: one `sendcan` and, once controlsd is seen, one `carControl`. A missing answer
+     (STEP_TIMEOUT_S) is logged and counted and the world goes on; after MAX_TIMEOUTS in a row the bridge
+     stops waiting (the stack is gone) and runs free. A second answer to one step (card runs a cycle of its
+     own after 15 ms without `can`) is applied, counted and logged: it means the run may not repeat exactly.
+     Every 5th step a camera frame is drawn on a thread while the world steps on (as a camera works beside
+     the bus: a world standing still while it draws would be a silent bus to the stack); before the next
+     frame the bridge waits for the model's answer to this one, at most MODEL_WAIT_S, and not at all while
+     the model does not answer (modeld restarting), so the bus never stops for the model.
+  3. the steps go out no faster than real time, and a step that came late is caught up by the next ones.
 No wall-clock time enters the world, the car or the safety layer, so the simState stream is a function of
 (scenario, seed, driver) and of what the stack answers: with a stack whose answers depend only on the
 messages it gets it is identical run after run (the lockstep test proves it with timing noise added).
@@ -40,10 +45,13 @@ the config in use is written to the SimScenario param.
 """
 
 import argparse
+import copy
 import os
 import signal
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import SimpleNamespace
 
 from cereal import messaging
 from common.params import Params
@@ -54,10 +62,12 @@ from tools.sim.lib.simulation import CAMERA_EVERY, SimConfig, Simulation
 
 ENV = "ROADPILOT_SIM"
 STEP_TIMEOUT_S = 2.0
+MODEL_WAIT_S = 0.1           # lockstep: longer than this the stack would see its CAN fall silent (see wait_model)
 MAX_TIMEOUTS = 3
 EXTRA_WAIT_MS = 1            # warm-up: a second answer this soon after the first means a backlog
 ALIGN_MIN, ALIGN_SINGLE, ALIGN_MAX = 150, 50, 1500  # warm-up answers (see warm_up)
 MANAGER_PID_ENV = "ROADPILOT_MANAGER_PID"
+PACE_MAX_LAG_S = 0.1         # lockstep: behind real time by more than this, the world does not hurry to catch up
 
 
 class Bridge:
@@ -65,6 +75,9 @@ class Bridge:
         self.cfg = cfg
         self.sim = Simulation(cfg)
         self.camera = camera
+        # frames are drawn beside the steps, as a real camera works beside the CAN bus (see outputs)
+        self.shots = ThreadPoolExecutor(1, thread_name_prefix="camera") if camera is not None else None
+        self.shot: Future | None = None
         self.frame_id = 0
         self.t0_ns = time.monotonic_ns()
         self.pm = messaging.PubMaster(["simState", "can"] if cfg.lockstep else ["simState"])
@@ -90,13 +103,19 @@ class Bridge:
 
     # --- outputs of a step ---------------------------------------------------------------------------------
     def outputs(self) -> bool:
-        """Camera frame and simState on every CAMERA_EVERY-th step; True when this was one."""
+        """Camera frame and simState on every CAMERA_EVERY-th step; True when this was one.
+
+        The frame is drawn on the camera thread while the world goes on stepping: drawing takes longer than a
+        10 ms step, and a world that stood still for it would be a CAN bus falling silent for the stack (card
+        runs a cycle of its own after 15 ms without `can`). One frame is in flight at most, and in lockstep
+        the model's answer to it is waited for before the next one is drawn (wait_model)."""
         if self.sim.k % CAMERA_EVERY:
             return False
         ns = self.clock_ns()
-        if self.camera is not None:
-            self.camera.shoot(self.sim.world, self.sim.state, self.frame_id, ns - 25_000_000, ns)
-        self.frame_id += 1
+        if self.camera is not None and self.cfg.lockstep:
+            self.shot_done()  # the previous frame is with camerad, so the model can answer it
+            self.wait_model()
+        self.shoot()
         msg = messaging.new_message("simState")
         if self.cfg.lockstep:
             msg.logMonoTime = ns
@@ -152,10 +171,7 @@ class Bridge:
             k += 1
             self.can.publish(self.sim.car.frames(k * 10))
             if k % CAMERA_EVERY == 0:
-                ns = self.clock_ns()
-                if self.camera is not None:
-                    self.camera.shoot(self.sim.world, self.sim.state, self.frame_id, ns - 25_000_000, ns)
-                self.frame_id += 1
+                self.shoot()
             self._poll_params()
             while self._take("carControl", 0) is not None:
                 pass
@@ -167,9 +183,12 @@ class Bridge:
             return
         seen: set[int] = set()
         single = 0
+        due = time.monotonic()
         for j in range(ALIGN_MAX):
             k += 1
             self.can.publish(self.sim.car.frames(k * 10))
+            if k % CAMERA_EVERY == 0:
+                self.shoot()  # the model keeps its pace: no gap in modelV2 when the world starts
             n, addrs = self._answers(int(STEP_TIMEOUT_S * 1000), EXTRA_WAIT_MS)
             while self._take("carControl", 0) is not None:
                 pass
@@ -178,13 +197,14 @@ class Bridge:
             single = single + 1 if n == 1 else 0
             if j >= ALIGN_MIN and single >= ALIGN_SINGLE and addrs >= seen:
                 break
+            due = self._pace(due)  # at the pace of the drive (the stack's daemons check their inputs' rates)
         else:
             cloudlog.warning("lockstep: the stack's answers did not line up: starting anyway", extra={"steps": k})
         self.can.take_commands()  # commands for the standing world are not the world's
         cloudlog.info("lockstep: the stack answers, the world starts", extra={"warmup_steps": k,
                                                                              "stack_sends": sorted(seen)})
 
-    def wait_stack(self, camera_step: bool) -> None:
+    def wait_stack(self) -> None:
         if not self.seen["sendcan"]:
             return
         self._poll_params()
@@ -194,14 +214,9 @@ class Bridge:
             self.extra_answers += n - 1
             cloudlog.warning("lockstep: the stack answered a step more than once", extra={"t": self.sim.t, "n": n})
         self.timeouts["sendcan"] += int(missed)
-        waits = [("carControl", self.seen["carControl"]), ("modelV2", camera_step and self.seen["modelV2"])]
-        for service, wanted in waits:
-            if not wanted:
-                continue
-            got = self._wait_model() if service == "modelV2" else self._take(service, int(STEP_TIMEOUT_S * 1000))
-            if got is None:
-                self.timeouts[service] += 1
-                missed = True
+        if self.seen["carControl"] and self._take("carControl", int(STEP_TIMEOUT_S * 1000)) is None:
+            self.timeouts["carControl"] += 1
+            missed = True
         self.in_a_row = self.in_a_row + 1 if missed else 0
         if missed:
             cloudlog.warning("lockstep: the stack did not answer a step", extra={"t": self.sim.t, **self.timeouts})
@@ -209,23 +224,74 @@ class Bridge:
             cloudlog.error("lockstep: the stack stopped answering: running free")
             self.seen = dict.fromkeys(self.seen, False)
 
-    def _wait_model(self) -> bytes | None:
-        deadline = time.monotonic() + STEP_TIMEOUT_S
-        while (left := deadline - time.monotonic()) > 0:
-            dat = self._take("modelV2", int(left * 1000) + 1)
-            if dat is not None and messaging.log_from_bytes(dat).modelV2.frameId >= self.frame_id - 1:
-                return dat
-        return None
+    def shoot(self) -> None:
+        """Starts drawing this step's frame on the camera thread (after the one in flight is out)."""
+        if self.camera is not None:
+            self.shot_done()
+            ns = self.clock_ns()
+            # what the camera sees of this step: the traffic moves on in place while it draws
+            world = SimpleNamespace(road=self.sim.world.road, vehicles=[copy.copy(v) for v in self.sim.world.vehicles])
+            self.shot = self.shots.submit(self.camera.shoot, world, self.sim.state, self.frame_id, ns - 25_000_000, ns)
+        self.frame_id += 1
+
+    def shot_done(self) -> None:
+        """Waits for the frame in flight (camerad has it, or did not take it)."""
+        if self.shot is not None:
+            self.shot.result()
+            self.shot = None
+
+    def wait_model(self) -> None:
+        """The model's answer to the previous frame, before the world shows the stack the next one.
+
+        While the bridge waits, no `can` goes out: longer than MODEL_WAIT_S and the stack would see its bus fall
+        silent (canError), which no car does. A model that does not answer in time is counted, and not waited
+        for again until it answers (a modeld that died and is restarting must not stall the car's bus)."""
+        if not self.seen["sendcan"] or self.frame_id == 0:
+            return
+        want = self.frame_id - 1
+        deadline = time.monotonic() + (MODEL_WAIT_S if self.seen["modelV2"] else 0.0)
+        waiting = self.seen["modelV2"]
+        while True:
+            dat = self._take("modelV2", max(0, int((deadline - time.monotonic()) * 1000)))
+            if dat is not None and messaging.log_from_bytes(dat).modelV2.frameId >= want:
+                return
+            if dat is None and time.monotonic() >= deadline:
+                break
+        if waiting:
+            self.timeouts["modelV2"] += 1
+            self.seen["modelV2"] = False
+            cloudlog.warning("lockstep: the model did not answer a frame: not waiting for it until it answers",
+                             extra={"t": self.sim.t, "frame_id": want, **self.timeouts})
 
     def run_lockstep(self) -> None:
         self.warm_up()
+        # never faster than real time while a stack answers: its daemons judge every input's rate on their own
+        # clocks (SubMaster: 0.8..1.25x the contract), so a faster world is a commIssue and never engages.
+        # A step answered late is caught up by the next ones, so the average stays real time; a stall longer
+        # than PACE_MAX_LAG_S is forgiven instead of run as a burst.
+        due = time.monotonic()
         while not self.finished:
             self.can.publish(self.sim.step(self.can.take_commands()))
-            camera_step = self.outputs()
-            self.wait_stack(camera_step)
+            self.outputs()
+            self.wait_stack()
+            if self.seen["sendcan"]:
+                due = self._pace(due)
+
+    @staticmethod
+    def _pace(due: float) -> float:
+        """Sleeps until the next step is due (`due` + one step); returns that deadline."""
+        due += DT_CTRL
+        now = time.monotonic()
+        if due > now:
+            time.sleep(due - now)
+        return max(due, now - PACE_MAX_LAG_S)
 
     def run(self) -> None:
-        (self.run_lockstep if self.cfg.lockstep else self.run_realtime)()
+        try:
+            (self.run_lockstep if self.cfg.lockstep else self.run_realtime)()
+        finally:
+            if self.shots is not None:
+                self.shots.shutdown(wait=True)  # the last frame reaches camerad and the recording
 
     def summary(self) -> dict:
         ta = self.sim.tally
