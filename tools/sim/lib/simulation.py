@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from tools.sim.lib import dynamics
+from tools.sim.lib.can_garbage import CanGarbage
 from tools.sim.lib.driver import DriverConfig, DriverMode, Other, ScriptedDriver, Vehicle, View
 from tools.sim.lib.scenarios import SCENARIOS, make_world
-from tools.sim.lib.sim_car import DriverControls, Frame, Motion, SimCar
+from tools.sim.lib.sim_car import PT_DBC, DriverControls, Frame, Motion, SimCar
 from tools.sim.lib.traffic import Box
 from tools.sim.lib.truth import SAMPLE_DISTANCES, DepartureJudge, Footprint, leads, line_offsets
 
@@ -37,6 +38,7 @@ class SimConfig:
     camera: bool = True
     record: str = ""              # mp4 path of what the camera saw; "" for none
     stack_wait_s: float = 20.0    # lockstep: how long the world waits for the stack's first answer
+    can_garbage: float = 0.0      # fault tests: garbage frames per step on the car's bus (see can_garbage.py)
 
     def __post_init__(self):
         if self.scenario not in SCENARIOS:
@@ -49,6 +51,8 @@ class SimConfig:
             raise ValueError(f"stack_wait_s must be 0..3600, got {self.stack_wait_s}")
         if not 0 <= self.seed < 2 ** 32:
             raise ValueError(f"seed must be 0..2^32-1, got {self.seed}")
+        if not (0 <= self.can_garbage <= 100):
+            raise ValueError(f"can_garbage must be 0..100 frames per step, got {self.can_garbage}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -95,6 +99,7 @@ class Simulation:
         self.state = dynamics.cruising_state(self.params, x, y, yaw, self.world.ego_speed,
                                              float(self.road.grade(self.world.ego_s)))
         self.car = SimCar()
+        self.garbage = CanGarbage(PT_DBC, cfg.seed, cfg.can_garbage) if cfg.can_garbage > 0 else None
         rng = np.random.default_rng([cfg.seed, 0xD71E])
         dcfg = DriverConfig(mode=cfg.driver, use_cruise=cfg.use_cruise)
         self.driver = ScriptedDriver(self.road, self.world.ego_lane, self.world.cruise_speed, rng, dcfg, self.ego)
@@ -149,7 +154,10 @@ class Simulation:
         self.prev_v = self.state.vx
         self.s, self.d = self.road.project(self.state.x, self.state.y)
         self._judge()
-        return self.car.frames(self.k * DT_MS, DT_MS) if can else []
+        if not can:
+            return []
+        frames = self.car.frames(self.k * DT_MS, DT_MS)
+        return frames + self.garbage.frames() if self.garbage is not None else frames
 
     def _judge(self) -> None:
         st, ta = self.state, self.tally
