@@ -5,8 +5,9 @@
 Runs every test sample of gen_data's output through selfdrive/modeld/runner.ModelRunner (onnxruntime, the
 threads modeld uses; no torch), compares it with the targets in the frame the warp's calibration believes in
 (tools/train/targets.episode_in_b, as training does) and writes:
-  OUT/metrics.json  tools/train/metrics.compute over the whole split and per scenario, plus the acceptance
-                    verdicts of issue 5
+  OUT/metrics.json  tools/train/metrics.compute over the whole split and per scenario, the acceptance
+                    verdicts of issue 5, and how well the predicted path shows the warp's calibration error
+                    (what calibrationd lives on: the path's pitch/yaw on straight road vs the sample's error)
   OUT/eval.png      predictions against truth: path lateral offset at 20 m over the samples, lead distance
                     predicted vs true, lane lines / road edges / path of a few samples seen from above
 --check makes a missed acceptance bound exit with status 2.
@@ -22,7 +23,8 @@ import time
 
 import numpy as np
 
-from selfdrive.modeld.constants import OUTPUTS, X_LINES
+from selfdrive.locationd.calibration import MAX_CURVATURE, MIN_SPEED, path_fit
+from selfdrive.modeld.constants import OUTPUTS, T_PATH, X_LINES
 from selfdrive.modeld.modeld import THREADS
 from selfdrive.modeld.runner import ModelError, ModelRunner
 from tools.train import metrics
@@ -91,6 +93,32 @@ def acceptance(m: dict[str, float]) -> dict[str, dict]:
         v = m.get(key, float("nan"))
         ok = math.isfinite(v) and (v <= bound if kind == "max" else v >= bound)
         out[label] = {"metric": key, "value": v, "bound": bound, "kind": kind, "pass": bool(ok)}
+    return out
+
+
+def calibration_metrics(pred_path: np.ndarray, truth: dict[str, np.ndarray]) -> dict[str, float]:
+    """On straight, fast samples (by the true path): the calibration error that calibrationd reads from the
+    predicted path (selfdrive/locationd/calibration.path_fit) against the error the sample was warped with.
+    gain: least-squares slope of read vs true error (1: calibrationd sees the whole error; 0: it is blind to
+    it and can never correct it); err: median |read - true| in degrees over the samples warped with a wrong
+    calibration (half the samples are warped right: a model blind to the error would score 0 on those)."""
+    rows = []
+    for p, t, err in zip(pred_path, truth["path"], truth["calib"], strict=True):
+        fit_t = path_fit(t[:, 0], t[:, 1], t[:, 2])
+        if fit_t is None or abs(fit_t[2]) >= MAX_CURVATURE or np.interp(1.0, T_PATH, t[:, 0]) <= MIN_SPEED:
+            continue
+        fit_p = path_fit(p[:, 0], p[:, 1], p[:, 2])
+        if fit_p is not None:
+            rows.append((*fit_p[:2], *err))
+    out: dict[str, float] = {"calib_samples": len(rows)}
+    a = np.array(rows, dtype=float).reshape(-1, 4)
+    for i, name in enumerate(("pitch", "yaw")):
+        read, true = a[:, i], a[:, 2 + i]
+        sq = float(np.sum(true * true))
+        out[f"calib_{name}_gain"] = float(np.sum(read * true) / sq) if sq > 0 else float("nan")
+        off = true != 0
+        out[f"calib_{name}_err_deg_median"] = float(np.degrees(np.median(np.abs(read - true)[off]))) \
+            if off.any() else float("nan")
     return out
 
 
@@ -183,6 +211,12 @@ def report(m: dict[str, float], scen: dict[str, dict[str, float]], acc: dict[str
     out.append(f"  lead within {metrics.LEAD_RANGE:.0f} m ({m['lead_count_within_60m']} samples): median relative "
                f"error {m['lead_dist_rel_err_median']:.3f}, within 10% {m['lead_dist_within_10pct']:.3f}; "
                f"presence accuracy {m['lead_prob_accuracy']:.3f}")
+    out.append(f"  calibration error read from the path ({m['calib_samples']} straight samples): pitch gain "
+               f"{m['calib_pitch_gain']:.2f}, median error {m['calib_pitch_err_deg_median']:.2f} deg; yaw gain "
+               f"{m['calib_yaw_gain']:.2f}, median error {m['calib_yaw_err_deg_median']:.2f} deg")
+    for name in ("pitch", "yaw"):
+        if not m[f"calib_{name}_gain"] > 0.5:
+            out.append(f"  WARNING: the path barely shows a {name} calibration error: calibrationd cannot correct it")
     out.append(f"  {'per scenario':14s} {'n':>5s} {'path20 med':>10s} {'lane rec':>9s} {'lead rel':>9s}")
     for name, s in scen.items():
         out.append(f"  {name:14s} {s['samples']:5d} {s['path_lat_err_20m_median']:10.3f} "
@@ -204,7 +238,7 @@ def evaluate(data: str, model: str, out: str, threads: int = THREADS, split: str
     t0 = time.monotonic()
     pred = predict(runner, truth["frames"])
     run_s = time.monotonic() - t0
-    m = metrics.compute(pred, truth)
+    m = {**metrics.compute(pred, truth), **calibration_metrics(pred["path"], truth)}
     scen = per_scenario(pred, truth, spans)
     acc = acceptance(m)
     os.makedirs(out, exist_ok=True)

@@ -128,3 +128,21 @@ def test_check_fails_a_model_that_misses_the_acceptance(data, tmp_path):
     with pytest.raises(SystemExit) as e:
         evaluate.main(["--data", data, "--model", model, "--out", out, "--check"])
     assert e.value.code == 2
+
+
+def test_calibration_metrics_see_what_calibrationd_sees(data):
+    eps = _episodes(data, to_b=True)
+    truth = {k: np.concatenate([e[k] for e in eps]) for k in ("path", "calib")}
+    assert (truth["calib"] != 0).any(axis=1).any(), "the episodes have miscalibrated samples"
+    exact = evaluate.calibration_metrics(truth["path"], truth)
+    assert exact["calib_samples"] > 5
+    assert exact["calib_pitch_gain"] == pytest.approx(1.0, abs=0.02)
+    assert exact["calib_pitch_err_deg_median"] < 0.01
+    assert exact["calib_yaw_gain"] == pytest.approx(1.0, abs=0.1)     # the driver's own wander shows in yaw
+    # a path that never leaves the road (z = 0) hides any pitch error: gain 0, the whole error missed
+    flat = truth["path"].copy()
+    flat[..., 2] = 0.0
+    blind = evaluate.calibration_metrics(flat, truth)
+    assert blind["calib_pitch_gain"] == 0.0
+    off = truth["calib"][:, 0] != 0
+    assert blind["calib_pitch_err_deg_median"] > 0.5 * np.degrees(np.median(np.abs(truth["calib"][off, 0])))
