@@ -20,6 +20,7 @@ from selfdrive.controls.lib.drive_helpers import (
     clip_curvature,
     curvature_from_steering,
     finite_or,
+    slip_factor,
     steering_from_curvature,
 )
 from selfdrive.controls.lib.latcontrol_torque import LatControlTorque, LatOutput, TorqueParams
@@ -82,6 +83,7 @@ class ControlsLogic:
                 cloudlog.error(f"lateral control unavailable: {e}")  # lateral stays off; longitudinal still works
         self.long = LongControl(LongParams.from_car_params(CP))
         self.long_delay = max(finite_or(CP.longitudinalActuatorDelay, 0.15), 0.0)
+        self.slip = slip_factor(CP)  # the curvature the car really drives at speed, not the wheels' (see update)
         self.desired_curvature = 0.0
         self.cruise_without_us = 0
         self.nonfinite = 0
@@ -104,7 +106,10 @@ class ControlsLogic:
                       and v_ego >= CP.minSteerSpeed)
         long_active = active and CP.openpilotLongitudinalControl and not CS.gasPressed
 
-        actual_k = curvature_from_steering(angle, CP.steerRatio, CP.wheelbase)
+        # what the car turns at this speed: at highway speed an understeering car's path bends ~40% less than a
+        # kinematic bicycle's with the same steering angle, and closing the loop on that would leave it running
+        # wide in every curve
+        actual_k = curvature_from_steering(angle, CP.steerRatio, CP.wheelbase, v_ego, self.slip)
         if lat_active:
             self.desired_curvature, _ = clip_curvature(v_ego, self.desired_curvature, plan.desired_curvature, DT_CTRL)
         else:
@@ -124,7 +129,8 @@ class ControlsLogic:
         act = cc.actuators
         act.torque = lat.torque if lat_active else 0.0
         act.curvature = self.desired_curvature
-        act.steeringAngleDeg = steering_from_curvature(self.desired_curvature, CP.steerRatio, CP.wheelbase) \
+        act.steeringAngleDeg = steering_from_curvature(self.desired_curvature, CP.steerRatio, CP.wheelbase, v_ego,
+                                                       self.slip) \
             + finite_or(CS.steeringAngleOffsetDeg, 0.0)
         act.accel = accel if long_active else 0.0
         act.longControlState = self.long.state

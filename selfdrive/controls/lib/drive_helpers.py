@@ -103,11 +103,36 @@ def desired_curvature(x: np.ndarray, y: np.ndarray, model_curvature: float, v_eg
     return finite_or(k if k is not None else model_curvature, 0.0)
 
 
-def curvature_from_steering(angle_deg: float, steer_ratio: float, wheelbase: float) -> float:
-    """The path curvature of a car with this steering wheel angle (kinematic bicycle, no tyre slip)."""
-    return math.tan(math.radians(angle_deg) / steer_ratio) / wheelbase
+def slip_factor(CP) -> float:
+    """The car's slip factor (s²/m², negative for an understeering car) from carParams' mass, axle positions and
+    tyre stiffnesses (openpilot's vehicle model: curvature = δ / L / (1 - slip_factor · v²)); 0 (a kinematic
+    bicycle) when carParams does not say."""
+    try:
+        m, L, a_f = float(CP.mass), float(CP.wheelbase), float(CP.centerToFront)
+        c_f, c_r = float(CP.tireStiffnessFront), float(CP.tireStiffnessRear)
+    except (AttributeError, TypeError, ValueError):
+        return 0.0
+    a_r = L - a_f
+    if not all(math.isfinite(x) and x > 0 for x in (m, L, a_f, a_r, c_f, c_r)):
+        return 0.0
+    sf = m * (c_f * a_f - c_r * a_r) / (L * L * c_f * c_r)
+    return sf if abs(sf) < 0.01 else 0.0  # beyond that the numbers are not a car's
 
 
-def steering_from_curvature(curvature: float, steer_ratio: float, wheelbase: float) -> float:
+def _speed_factor(v_ego: float, slip: float) -> float:
+    # 1 - slip · v², kept positive (an oversteering car's critical speed is not a number to divide by)
+    return max(1.0 - slip * finite_or(v_ego, 0.0) ** 2, 0.1)
+
+
+def curvature_from_steering(angle_deg: float, steer_ratio: float, wheelbase: float, v_ego: float = 0.0,
+                            slip: float = 0.0) -> float:
+    """The path curvature of a car with this steering wheel angle at speed v_ego: a bicycle whose tyres slip
+    (an understeering car turns less than its wheels point, by 1 / (1 - slip · v²): about 0.6 for a RAV4 at
+    25 m/s); with slip 0 the kinematic bicycle."""
+    return math.tan(math.radians(angle_deg) / steer_ratio) / wheelbase / _speed_factor(v_ego, slip)
+
+
+def steering_from_curvature(curvature: float, steer_ratio: float, wheelbase: float, v_ego: float = 0.0,
+                            slip: float = 0.0) -> float:
     """The steering wheel angle (deg) for this curvature: the inverse of curvature_from_steering."""
-    return math.degrees(math.atan(curvature * wheelbase) * steer_ratio)
+    return math.degrees(math.atan(curvature * wheelbase * _speed_factor(v_ego, slip)) * steer_ratio)

@@ -14,6 +14,7 @@ from selfdrive.controls.lib.drive_helpers import (
     finite_or,
     lag_compensated_curvature,
     path_geometry,
+    slip_factor,
     steering_from_curvature,
 )
 from selfdrive.controls.tests.synth import MODEL_T, arc
@@ -109,6 +110,27 @@ class TestSteering:
         k = curvature_from_steering(angle, 15.0, 2.7)
         assert steering_from_curvature(k, 15.0, 2.7) == pytest.approx(angle)
         assert math.copysign(1, k) == math.copysign(1, angle) or angle == 0
+
+    @pytest.mark.parametrize("v", [0.0, 10.0, 30.0])
+    def test_round_trip_with_slip(self, v):
+        k = curvature_from_steering(7.0, 16.88, 2.65, v, -0.0011)
+        assert steering_from_curvature(k, 16.88, 2.65, v, -0.0011) == pytest.approx(7.0)
+
+    def test_an_understeering_car_turns_less_at_speed(self):
+        # opendbc's TOYOTA_RAV4: 1792 kg, 2.65 m, front axle 1.166 m ahead of the CG, tyres 121600 / 151034 N/rad
+        from opendbc.car.structs import CarParams
+        CP = CarParams(mass=1791.6, wheelbase=2.65, centerToFront=1.166, tireStiffnessFront=121600.2,
+                       tireStiffnessRear=151034.0)
+        slip = slip_factor(CP)
+        assert slip == pytest.approx(-0.001144, rel=1e-3)
+        kinematic = curvature_from_steering(5.0, 16.88, 2.65)
+        assert curvature_from_steering(5.0, 16.88, 2.65, 0.0, slip) == kinematic
+        assert curvature_from_steering(5.0, 16.88, 2.65, 25.0, slip) == pytest.approx(0.583 * kinematic, rel=1e-2)
+
+    def test_slip_factor_is_zero_without_tyres(self):
+        from opendbc.car.structs import CarParams
+        assert slip_factor(CarParams(mass=1500.0, wheelbase=2.7, centerToFront=1.2)) == 0.0
+        assert slip_factor(object()) == 0.0
 
     def test_finite_or(self):
         assert finite_or("x", 1.0) == 1.0 and finite_or(None, 2.0) == 2.0 and finite_or(3, 0.0) == 3.0
