@@ -18,6 +18,11 @@ MIN_SPEED_FOR_LIMITS = 1.0  # m/s, limits use at least this speed (they divide b
 MIN_LOOKAHEAD = 0.5         # m, shortest distance the lag compensation looks ahead
 MAX_PATH_EXTENT = 1e4       # m; a plan reaching further is garbage (and would overflow the geometry)
 LAT_PROCESS_DELAY = 0.1     # s, camera → model → plan → control, before the steering actuator's own delay
+# s: the heading target is never nearer than the model plan's first sample after the car (T_PATH[1]). Nearer, it
+# is interpolated towards the extrapolated heading at the car, the least certain part of the plan, and with a
+# ~0.35 s camera-to-steering loop a 0.22 s target (RAV4 at 25 m/s: 5.5 m) makes the heading gain 2 / 0.22 s,
+# which with the real model oscillated into the driver's hands every few seconds (sim, highway)
+MIN_LOOKAHEAD_T = 0.5
 
 
 def finite_or(x: float, default: float) -> float:
@@ -71,7 +76,7 @@ def lag_compensated_curvature(x: np.ndarray, y: np.ndarray, v_ego: float, delay:
     if geo is None:
         return None
     s, psi, kappa = geo
-    d = max(max(v_ego, 0.0) * max(delay, 0.0), MIN_LOOKAHEAD)
+    d = max(max(v_ego, 0.0) * max(delay, MIN_LOOKAHEAD_T), MIN_LOOKAHEAD)
     d = min(d, s[-1])
     kappa0 = float(kappa[0])
     if d < MIN_LOOKAHEAD:

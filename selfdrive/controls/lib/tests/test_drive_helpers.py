@@ -8,6 +8,7 @@ from selfdrive.controls.lib.drive_helpers import (
     MAX_CURVATURE,
     MAX_LATERAL_ACCEL,
     MAX_LATERAL_JERK,
+    MIN_LOOKAHEAD_T,
     clip_curvature,
     curvature_from_steering,
     desired_curvature,
@@ -46,16 +47,23 @@ class TestLagCompensation:
         assert lag_compensated_curvature(x, y, 20.0, 0.3) == pytest.approx(0.01, abs=1e-5)
 
     def test_curve_ahead_is_anticipated(self):
-        # straight for 10 m, then a 0.02 1/m curve: with 0.3 s delay at 20 m/s we look 6 m... then 12 m ahead
+        # straight for 15 m, then a 0.02 1/m curve: at 20 m/s we look 10 m (the 0.5 s floor)... then 12 m ahead
         s = np.linspace(0, 100, 201)
-        kappa = np.where(s > 10.0, 0.02, 0.0)
+        kappa = np.where(s > 15.0, 0.02, 0.0)
         psi = np.concatenate(([0.0], np.cumsum(kappa[1:] * np.diff(s))))
         x = np.concatenate(([0.0], np.cumsum(np.cos(psi[1:]) * np.diff(s))))
         y = np.concatenate(([0.0], np.cumsum(np.sin(psi[1:]) * np.diff(s))))
         short = lag_compensated_curvature(x, y, 20.0, 0.3)
-        long = lag_compensated_curvature(x, y, 20.0, 0.6)
+        long = lag_compensated_curvature(x, y, 20.0, 1.0)
         assert short == pytest.approx(0.0, abs=1e-3)
         assert 0.0 < long < 0.03
+
+    def test_never_aims_nearer_than_the_plans_first_sample(self):
+        # a short actuator delay still aims at the heading MIN_LOOKAHEAD_T ahead
+        x = np.linspace(0.0, 100.0, 21) * np.cos(0.02)
+        y = np.linspace(0.0, 100.0, 21) * np.sin(0.02)
+        expected = 2 * 0.02 / (20.0 * MIN_LOOKAHEAD_T)
+        assert lag_compensated_curvature(x, y, 20.0, 0.1) == pytest.approx(expected, rel=1e-3)
 
     @pytest.mark.parametrize("angle", [0.02, -0.05])
     def test_path_leaving_at_an_angle_is_a_turn_towards_it(self, angle):
@@ -63,7 +71,7 @@ class TestLagCompensation:
         # to be on its heading after d = v * delay the car must turn, on average angle / d
         x = np.linspace(0.0, 100.0, 21) * np.cos(angle)
         y = np.linspace(0.0, 100.0, 21) * np.sin(angle)
-        assert lag_compensated_curvature(x, y, 20.0, 0.3) == pytest.approx(2 * angle / 6.0, rel=1e-3)
+        assert lag_compensated_curvature(x, y, 20.0, 0.6) == pytest.approx(2 * angle / 12.0, rel=1e-3)
 
     def test_path_back_to_the_lane_centre_steers_towards_it(self):
         # the car 0.5 m right of its lane's centre, the path converging onto it: steer left, not straight on
