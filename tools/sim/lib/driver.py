@@ -233,6 +233,8 @@ class ScriptedDriver:
             return
         if abs(view.d - self.target_offset(view.t)) > 0.3:  # engage only when settled in the lane
             return
+        if self.change is not None:  # and not with a lane change of its own under way (blinker on or moving over)
+            return
         if not car.main_on:
             self._press("main", view.t)
         elif v > MIN_ACC_SPEED + 1.0 and abs(self.desired_accel(view)) < 0.3:  # at a steady speed
