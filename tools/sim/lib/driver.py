@@ -150,7 +150,9 @@ class ScriptedDriver:
                 self.lane, self.change, self.blinker = self.change[2], None, 0
                 self.next_change_t = self._next_change(t)
             return
-        if not cfg.lane_changes or road.num_lanes < 2 or self.hands_off:
+        # a supervising driver leaves the driving, lanes included, to the assistant: it only takes over when it must
+        # (an overtake before engaging would also drive it away from the very lead a scenario is about)
+        if not cfg.lane_changes or road.num_lanes < 2 or self.hands_off or cfg.mode == "supervise":
             return
         lead = self.lead(view)
         slow_lead = lead is not None and lead.s - view.s < 120.0 and lead.v < cfg.overtake_below * self.v_target

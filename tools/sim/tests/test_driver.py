@@ -75,10 +75,10 @@ def test_supervising_driver_turns_the_cruise_on_but_the_car_refuses_without_an_a
     assert sim.tally.departure_steps == 0  # and it keeps driving by hand meanwhile
 
 
-def test_supervising_driver_does_not_hand_over_in_the_middle_of_a_lane_change():
+def test_driver_does_not_hand_over_to_the_cruise_in_the_middle_of_a_lane_change():
     # behind a slow lead the driver plans an overtake (blinker, then moving over): it presses SET only once that
     # is done, or the assistant would get a car whose driver still means to change lanes (and takes over to do it)
-    sim = Simulation(SimConfig(scenario="stop_and_go", seed=300_000, driver="supervise"))
+    sim = Simulation(SimConfig(scenario="stop_and_go", seed=300_000, use_cruise=True))
     planned = set_while_changing = 0
     for _ in range(3000):
         sim.step(can=False)
@@ -86,3 +86,13 @@ def test_supervising_driver_does_not_hand_over_in_the_middle_of_a_lane_change():
         set_while_changing += sim.controls.set and sim.driver.change is not None
     assert planned > 100
     assert set_while_changing == 0
+
+
+def test_supervising_driver_leaves_the_lanes_to_the_assistant():
+    # the same slow lead: a supervising driver stays behind it (the scenario is about following it)
+    sim = Simulation(SimConfig(scenario="stop_and_go", seed=300_000, driver="supervise"))
+    lane = sim.road.lane_at(sim.d)
+    for _ in range(3000):
+        sim.step(can=False)
+        assert sim.driver.change is None and sim.controls.blinker == 0
+    assert sim.road.lane_at(sim.d) == lane
