@@ -25,6 +25,7 @@ import numpy as np
 from selfdrive.camerad.nv12 import to_nv12
 from selfdrive.modeld.modeld import THREADS, FrameWarper
 from selfdrive.modeld.runner import DEFAULT_MODEL, ModelRunner
+from tools.sim.lib.renderer import lane_centre_frames
 
 BUDGET_MS = 25.0
 W, H = 1164, 874
@@ -41,21 +42,6 @@ def video_frames(path: str, limit: int) -> list[np.ndarray]:
             out.append(to_nv12(f.to_ndarray(format="bgr24"), W, H))
             if len(out) >= limit:
                 break
-    return out
-
-
-def sim_frames(limit: int) -> list[np.ndarray]:
-    from tools.sim.lib.dynamics import VehicleState
-    from tools.sim.lib.renderer import Look, Renderer
-    from tools.sim.lib.scenarios import make_world
-    world = make_world("highway", 0)
-    renderer = Renderer(look=Look.random(1))
-    d = world.road.lane_center_offset(world.ego_lane)
-    out = []
-    for i in range(limit):
-        x, y, yaw = world.road.position(world.ego_s + world.ego_speed * i * 0.05, d)
-        out.append(renderer.render(world, VehicleState(x=x, y=y, yaw=yaw, vx=world.ego_speed)).copy())
-        world.step(0.05)
     return out
 
 
@@ -102,7 +88,7 @@ def main() -> None:
         frames = video_frames(args.video, 1000)
         source = f"{os.path.basename(args.video)} ({len(frames)} real frames, fitted to {W}x{H} NV12 as camerad does)"
     else:
-        frames = sim_frames(100)
+        frames = lane_centre_frames(100)
         source = f"SIMULATOR frames ({len(frames)}, highway): the dash-cam clip is missing at {args.video}"
     runner = ModelRunner(args.model, args.threads)
     print(f"modeld per frame: warp {W}x{H} -> model frame + {os.path.relpath(args.model)} "

@@ -19,6 +19,7 @@ from selfdrive.modeld.fill_msg import fill_model_v2
 from selfdrive.modeld.modeld import THREADS, FrameWarper, newest_frame
 from selfdrive.modeld.runner import DEFAULT_MODEL, ModelRunner
 from selfdrive.modeld.tests.onnx_models import contract_outputs, write_model, write_slow_model
+from tools.sim.lib.renderer import lane_centre_frames
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 UDACITY = os.path.join(REPO, "..", "shared", "data", "udacity-dashcam", "solidWhiteRight.mp4")
@@ -35,21 +36,6 @@ def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
-
-
-def sim_frames(n: int, seed: int = 0) -> list[np.ndarray]:
-    """NV12 road camera frames of the simulator's highway, 50 ms apart."""
-    from tools.sim.lib.dynamics import VehicleState
-    from tools.sim.lib.renderer import Look, Renderer
-    from tools.sim.lib.scenarios import make_world
-    world, renderer = make_world("highway", seed), Renderer(look=Look.random(seed + 1))
-    d = world.road.lane_center_offset(world.ego_lane)
-    out = []
-    for i in range(n):
-        x, y, yaw = world.road.position(world.ego_s + world.ego_speed * i * 0.05, d)
-        out.append(renderer.render(world, VehicleState(x=x, y=y, yaw=yaw, vx=world.ego_speed)).copy())
-        world.step(0.05)
-    return out
 
 
 def outputs_of(m) -> dict[str, np.ndarray]:
@@ -167,7 +153,7 @@ def test_wrong_or_missing_model_is_refused_at_start(tmp_path):
 # --- (b) deterministic outputs ------------------------------------------------------------------------------------
 
 def test_same_frames_give_bit_identical_outputs_across_sessions():
-    frames = sim_frames(3)
+    frames = lane_centre_frames(3)
     pairs = []
     warper = FrameWarper()
     warper.set_calibration((0.0, 0.02, -0.03))
@@ -183,7 +169,7 @@ def test_same_frames_give_bit_identical_outputs_across_sessions():
 
 
 def test_daemon_outputs_are_deterministic_across_runs(tmp_path):
-    frames = sim_frames(5)
+    frames = lane_centre_frames(5)
     # what modeld must answer, computed here: its first frame after the warm-up is paired with the warm-up frame
     warper, runner = FrameWarper(), ModelRunner(DEFAULT_MODEL, THREADS)
     warper.push(frames[0][:H])

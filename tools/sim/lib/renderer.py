@@ -516,3 +516,18 @@ class Renderer:
             oy, ox = self._rng.integers(0, 64, 2)
             crop = self._frame_noise[oy:oy + h, ox:ox + w]
             cv2.addWeighted(y, 1.0, crop, lk.noise / 32.0, -128.0 * lk.noise / 32.0, dst=y)
+
+
+def lane_centre_frames(n: int, seed: int = 0, scenario: str = "highway") -> list[np.ndarray]:
+    """n NV12 road-camera frames, 50 ms apart, of a car driving the centre of its lane at the scenario's start
+    speed while the traffic moves: model inputs without running the whole simulation (tests, benchmarks)."""
+    from tools.sim.lib.dynamics import VehicleState  # imported here: the simulator builds on this module
+    from tools.sim.lib.scenarios import make_world
+    world, renderer = make_world(scenario, seed), Renderer(look=Look.random(seed + 1))
+    d = world.road.lane_center_offset(world.ego_lane)
+    out = []
+    for i in range(n):
+        x, y, yaw = world.road.position(world.ego_s + world.ego_speed * i * 0.05, d)
+        out.append(renderer.render(world, VehicleState(x=x, y=y, yaw=yaw, vx=world.ego_speed)).copy())
+        world.step(0.05)
+    return out
