@@ -14,7 +14,6 @@ threads modeld uses; no torch), compares it with the targets in the frame the wa
 """
 
 import argparse
-import glob
 import json
 import math
 import os
@@ -28,37 +27,14 @@ from selfdrive.modeld.constants import OUTPUTS, T_PATH, X_LINES
 from selfdrive.modeld.modeld import THREADS
 from selfdrive.modeld.runner import ModelError, ModelRunner
 from tools.train import metrics
-from tools.train.targets import episode_in_b
+from tools.train.targets import load_split
 
-KEYS = ("frames", "path", "lanes", "lane_present", "edges", "lead", "curvature", "calib")
 # issue 5's acceptance on held-out seeds: (metric, bound, "max" = must be at most / "min" = at least)
 ACCEPTANCE = {
     "path lateral error at 20 m, median (m)": ("path_lat_err_20m_median", 0.3, "max"),
     "lane-line presence where lines exist": ("lane_presence_recall", 0.95, "min"),
     "lead distance error within 60 m, median (relative)": ("lead_dist_rel_err_median", 0.10, "max"),
 }
-
-
-def load_split(data: str, split: str = "test") -> tuple[dict[str, np.ndarray], list[tuple[str, int, int]]]:
-    """All episodes of a split with their targets in the believed frame (like train.load_split, without torch),
-    and (episode name, first sample, end sample) per episode. Raises SystemExit with a clear message when
-    there is nothing to evaluate."""
-    if not os.path.isdir(data):
-        raise SystemExit(f"evaluate: data directory {data} does not exist: generate it with "
-                         f"`python -m tools.train.gen_data --out {data} --config full`")
-    files = sorted(glob.glob(os.path.join(data, split, "*.npz")))
-    if not files:
-        raise SystemExit(f"evaluate: no episodes in {os.path.join(data, split)}: generate them with "
-                         f"`python -m tools.train.gen_data --out {data} --splits {split}`")
-    parts, spans, start = [], [], 0
-    for f in files:
-        with np.load(f) as z:
-            ep = episode_in_b({k: z[k] for k in z.files})
-        parts.append(ep)
-        n = len(ep["frames"])
-        spans.append((os.path.splitext(os.path.basename(f))[0], start, start + n))
-        start += n
-    return {k: np.concatenate([p[k] for p in parts]) for k in KEYS}, spans
 
 
 def predict(runner: ModelRunner, frames: np.ndarray) -> dict[str, np.ndarray]:

@@ -1,7 +1,10 @@
 """gen_data stores targets in the true car frame; the model is trained on them as seen from the frame the
 warp's calibration believes in (the 'believed' car frame B). For a sample warped with calibration
 c = mount - err, B is turned from the true frame T by R_TB = R(mount) R(c)^T about the camera (points on the
-road relative to the camera are (x, y, -h)). calibrationd inverts exactly this (selfdrive/locationd/calib_math.py)."""
+road relative to the camera are (x, y, -h)). calibrationd inverts exactly this (selfdrive/locationd/calibration.py)."""
+
+import glob
+import os
 
 import numpy as np
 
@@ -49,3 +52,27 @@ def episode_in_b(d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
                 lead[i, 0] = to_b(np.array([lead[i, 0], 0.0, 0.0]), r)[0]
     out.update(path=path, lanes=lanes, edges=edges, lead=lead)
     return out
+
+
+KEYS = ("frames", "path", "lanes", "lane_present", "edges", "lead", "curvature", "calib")  # what a sample holds
+
+
+def load_split(data: str, split: str) -> tuple[dict[str, np.ndarray], list[tuple[str, int, int]]]:
+    """All episodes of a gen_data split with their targets in the believed frame, concatenated, and (episode
+    name, first sample, end sample) per episode. Raises SystemExit with a clear message when there are none."""
+    if not os.path.isdir(data):
+        raise SystemExit(f"data directory {data} does not exist: generate it with "
+                         f"`python -m tools.train.gen_data --out {data} --config full`")
+    files = sorted(glob.glob(os.path.join(data, split, "*.npz")))
+    if not files:
+        raise SystemExit(f"no episodes in {os.path.join(data, split)}: generate them with "
+                         f"`python -m tools.train.gen_data --out {data} --splits {split}`")
+    parts, spans, start = [], [], 0
+    for f in files:
+        with np.load(f) as z:
+            ep = episode_in_b({k: z[k] for k in z.files})
+        parts.append(ep)
+        n = len(ep["frames"])
+        spans.append((os.path.splitext(os.path.basename(f))[0], start, start + n))
+        start += n
+    return {k: np.concatenate([p[k] for p in parts]) for k in KEYS}, spans

@@ -11,7 +11,6 @@ Needs the optional `train` extra (torch, onnx); nothing at runtime imports this.
 """
 
 import argparse
-import glob
 import json
 import os
 import time
@@ -24,7 +23,7 @@ from torch import nn
 
 from selfdrive.modeld.constants import INPUT_NAME, INPUT_SHAPE, NUM_EDGES, NUM_LINES, OUTPUTS, T_PATH, X_LINES
 from tools.train import metrics
-from tools.train.targets import episode_in_b
+from tools.train.targets import KEYS, load_split
 
 NT, NX = len(T_PATH), len(X_LINES)
 # output scales: the network's raw outputs are O(1)
@@ -135,17 +134,6 @@ def loss_fn(net: DrivingNet, frames, t: dict[str, torch.Tensor]) -> tuple[torch.
     return total, {k: v.detach() for k, v in parts.items()}
 
 
-KEYS = ("frames", "path", "lanes", "lane_present", "edges", "lead", "curvature", "calib")
-
-
-def load_split(data: str, split: str) -> dict[str, np.ndarray]:
-    files = sorted(glob.glob(os.path.join(data, split, "*.npz")))
-    if not files:
-        raise SystemExit(f"no episodes in {os.path.join(data, split)}: run tools.train.gen_data first")
-    parts = [episode_in_b(dict(np.load(f))) for f in files]
-    return {k: np.concatenate([p[k] for p in parts]) for k in KEYS}
-
-
 def to_tensors(d: dict[str, np.ndarray], device: str) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(d[k]).to(device) if k == "frames" else torch.from_numpy(d[k]).float().to(device)
             for k in KEYS}
@@ -202,7 +190,7 @@ def train(data: str, cfg: TrainConfig, out: str, threads: int, device: str = "cp
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(cfg.seed)
-    tr, va = load_split(data, "train"), load_split(data, "val")
+    (tr, _), (va, _) = load_split(data, "train"), load_split(data, "val")
     print(f"train {len(tr['frames'])} samples, val {len(va['frames'])}", flush=True)
     trt, vat = to_tensors(tr, device), to_tensors(va, device)
     net = DrivingNet(cfg.width).to(device)
