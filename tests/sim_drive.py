@@ -14,7 +14,6 @@ managerState, and any service it names (every message kept, in arrival order).
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from cereal import messaging
 from common.params import Params
 from common.paths import routes_dir
 from selfdrive.locationd.calibration import MIN_BLOCKS, Calibrator
-from selfdrive.manager.cli import SIM_PLATFORM
+from selfdrive.manager.cli import SIM_PLATFORM, stop_manager
 from tools.sim.bridge import ENV as SIM_ENV
 from tools.sim.lib.drive_report import DriveReport
 from tools.sim.lib.simulation import SimConfig
@@ -94,13 +93,8 @@ class Drive:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_manager(self.proc)
         if not self.wall_s:
             self.wall_s = time.monotonic() - self.started_at
         self.log.close()

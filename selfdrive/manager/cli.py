@@ -55,6 +55,18 @@ def route_summary(route_path: str) -> str:
     return "\n".join(lines)
 
 
+def stop_manager(proc: subprocess.Popen, grace_s: float = 30.0) -> int:
+    """Stops a manager child as Ctrl-C would (it stops its own children in waves), killing it after `grace_s`;
+    returns its exit status."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
 def run_sim(cfg, wall_limit: float, env: dict[str, str], log_path: str | None = None) -> tuple[int, object, float]:
     """The manager in sim mode as a child, until the drive's simulated minutes are done, `wall_limit` s
     pass, Ctrl-C, or the manager ends, with the live status line meanwhile. `log_path`: where the stack's log
@@ -84,13 +96,7 @@ def run_sim(cfg, wall_limit: float, env: dict[str, str], log_path: str | None = 
     finally:
         status.close()
         signal.signal(signal.SIGINT, old)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        try:
-            rc = proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = proc.wait()
+        rc = stop_manager(proc)
         sock.close()
         if log is not None:
             log.close()

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -110,7 +109,7 @@ class FrameWatch:
 
 def run(args: argparse.Namespace) -> dict:
     from common.params import Params
-    from selfdrive.manager.cli import SIM_PLATFORM
+    from selfdrive.manager.cli import SIM_PLATFORM, stop_manager
     from tools.sim.bridge import ENV as SIM_ENV
     from tools.sim.lib.simulation import SimConfig
     cfg = SimConfig(scenario=args.scenario, seed=args.seed, driver="supervise", minutes=0.0)  # drives until stopped
@@ -146,13 +145,7 @@ def run(args: argparse.Namespace) -> dict:
         ended_early = mgr.poll()
         watch.drain(record=True)
     finally:
-        if mgr.poll() is None:
-            mgr.send_signal(signal.SIGINT)
-        try:
-            mgr.wait(30)
-        except subprocess.TimeoutExpired:
-            mgr.kill()
-            mgr.wait()
+        stop_manager(mgr)
         log.close()
         watch.close()
     per = cores_by_name(start, tree.cpu, wall)
