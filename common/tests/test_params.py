@@ -290,11 +290,15 @@ class TestAtomicity:
         root = Params().root
         writers = [spawn_writer(root, "CarParams", first_seq=s) for s in (0, 1_000_000)]
         try:
-            seen = set()
-            for _ in range(150):
+            seen, reads = set(), 0
+            # at least 150 reads, and on until both writers have landed values: on a loaded machine the second
+            # writer may still be starting up after 150 reads (bounded, so a writer that never lands fails below)
+            deadline = time.monotonic() + 30.0
+            while reads < 150 or (seen != {0, 1} and time.monotonic() < deadline):
                 seq = seq_of(Params(root).get("CarParams"))
                 assert seq is not None, "read a torn value"
                 seen.add(seq // 1_000_000)
+                reads += 1
             assert [w.poll() for w in writers] == [None, None], "a writer's put raised while the other wrote"
         finally:
             for w in writers:
