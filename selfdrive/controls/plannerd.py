@@ -1,8 +1,9 @@
 """plannerd: modelV2 → longitudinalPlan at the model's rate (20 Hz).
 
 Longitudinal: the MPC plan (speeds/accels over 10 s) behind the model's lead, toward the car's set speed,
-slowing for the path's curves, with the forward collision warning. Lateral: the desired curvature from
-the model's path, compensated for the steering delay and rate limited (controlsd limits it again at 100 Hz).
+slowing for the path's curves, with the forward collision warning. Lateral: the desired curvature towards the
+lane centre between the model's lane lines, or along the model's path (compensated for the steering delay)
+where it sees no clear lines; rate limited (controlsd limits it again at 100 Hz).
 
 Validity: the plan is valid when modelV2 and carState are alive, on frequency and valid. selfdriveState
 (personality, engaged) is checked for being alive only: its own validity depends on our plan, and
@@ -15,7 +16,13 @@ from cereal import messaging
 from common.realtime import DT_MDL, Ratekeeper
 from common.swaglog import cloudlog, cloudlog_bind
 from selfdrive.controls.lib.car_params import wait_car_params
-from selfdrive.controls.lib.drive_helpers import clip_curvature, desired_curvature, finite_or
+from selfdrive.controls.lib.drive_helpers import (
+    clip_curvature,
+    curvature_from_steering,
+    desired_curvature,
+    finite_or,
+    slip_factor,
+)
 from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner, PlanOutput, parse_model
 
 SERVICES = ("modelV2", "carState", "selfdriveState")
@@ -29,6 +36,7 @@ class Planner:
         self.pm = pm or messaging.PubMaster(["longitudinalPlan"])
         self.long = LongitudinalPlanner(CP.longitudinalActuatorDelay, CP.vEgoStopping)
         self.steer_delay = finite_or(CP.steerActuatorDelay, 0.1)
+        self.slip = slip_factor(CP)
         self.curvature = 0.0
 
     def step(self) -> tuple[PlanOutput, float]:
@@ -42,7 +50,11 @@ class Planner:
         # the schema's default personality (enum 0) is aggressive: until selfdrived speaks, plan as standard
         personality = str(sd.personality) if self.sm.seen["selfdriveState"] else "standard"
         out = self.long.update(v_ego, CS.aEgo, v_cruise, model, long_active, personality)
-        k = desired_curvature(model.x, model.y, model.desired_curvature, v_ego, self.steer_delay, model.geometry)
+        angle = finite_or(CS.steeringAngleDeg, 0.0) - finite_or(CS.steeringAngleOffsetDeg, 0.0)
+        k_now = curvature_from_steering(angle, self.CP.steerRatio, self.CP.wheelbase, v_ego, self.slip) \
+            if abs(angle) < 3600.0 else 0.0
+        k = desired_curvature(model.x, model.y, model.desired_curvature, v_ego, self.steer_delay, model.geometry,
+                              model.lanes, finite_or(k_now, 0.0))
         self.curvature, _ = clip_curvature(v_ego, self.curvature, k, DT_MDL)
         return out, self.curvature
 

@@ -79,6 +79,7 @@ class Bridge:
         self.shots = ThreadPoolExecutor(1, thread_name_prefix="camera") if camera is not None else None
         self.shot: Future | None = None
         self.frame_id = 0
+        self.takeovers_logged = 0
         self.t0_ns = time.monotonic_ns()
         self.pm = messaging.PubMaster(["simState", "can"] if cfg.lockstep else ["simState"])
         self.timeouts = {"sendcan": 0, "carControl": 0, "modelV2": 0}
@@ -109,6 +110,11 @@ class Bridge:
         10 ms step, and a world that stood still for it would be a CAN bus falling silent for the stack (card
         runs a cycle of its own after 15 ms without `can`). One frame is in flight at most, and in lockstep
         the model's answer to it is waited for before the next one is drawn (wait_model)."""
+        takeovers = self.sim.driver.takeovers
+        if len(takeovers) > self.takeovers_logged:  # the supervising driver took over: say why, for the route
+            for t, why in takeovers[self.takeovers_logged:]:
+                cloudlog.warning(f"the driver took over at {t:.2f} s: {why}", extra={"t": t, "why": why})
+            self.takeovers_logged = len(takeovers)
         if self.sim.k % CAMERA_EVERY:
             return False
         ns = self.clock_ns()
@@ -298,7 +304,7 @@ class Bridge:
         out = {"scenario": self.cfg.scenario, "seed": self.cfg.seed, "t": round(self.sim.t, 2),
                "distance_m": round(ta.distance, 1), "collision_steps": ta.collision_steps,
                "departure_steps": ta.departure_steps, "engaged_s": round(ta.engaged_steps * DT_CTRL, 2),
-               "car_refused": self.sim.car.status.refused}
+               "car_refused": self.sim.car.status.refused, "takeovers": self.sim.driver.takeovers}
         if self.cfg.lockstep:
             out.update(lockstep_timeouts=self.timeouts, lockstep_extra_answers=self.extra_answers,
                        adapter=self.can.adapter.status())

@@ -1,4 +1,4 @@
-"""From the model's view of the road to a longitudinal plan: lead, curve speed limits, set speed → MPC → plan.
+"""From the model's view of the road to a longitudinal plan: lead (tracked), curve speed limits, set speed → MPC → plan.
 
 Everything here is plain numbers in, numbers out (no messaging), so plannerd, the closed-loop tests and
 the benchmark run the same code. Non-finite inputs are treated as missing, never passed to the solver.
@@ -10,7 +10,8 @@ from functools import cached_property
 
 import numpy as np
 
-from selfdrive.controls.lib.drive_helpers import Geometry, finite_or, path_geometry
+from selfdrive.controls.lib.drive_helpers import Geometry, LaneView, finite_or, path_geometry
+from selfdrive.controls.lib.lead_tracker import LeadTracker
 from selfdrive.controls.lib.long_mpc import T_FOLLOW, T_IDXS, Lead, LongitudinalMpc, MpcSolution, fcw_needed
 
 LEAD_PROB = 0.5            # the model's lead probability above which we follow it
@@ -18,7 +19,8 @@ FCW_LEAD_PROB = 0.9        # a warning needs a surer lead than following does
 FCW_MIN_SPEED = 5.0        # m/s: below this the driver is creeping, a warning only annoys
 FCW_DEBOUNCE = 3           # consecutive plans that must agree before the warning (0.15 s at 20 Hz)
 FCW_HOLD = 40              # plans the warning stays up once raised (2 s), so the driver sees it
-A_LAT_CURVE = 2.0          # m/s², lateral accel we slow down to in curves
+A_LAT_CURVE = 1.5          # m/s², lateral accel we slow down to in curves: the RAV4 turns 2.09 at full steering torque,
+                           # and at 2.0 a curve tighter than the model saw coming saturated the torque (sim, curvy)
 V_CRUISE_MAX = 45.0        # m/s, highest set speed we plan for
 MIN_CURVATURE = 1e-5       # 1/m, below this a road is straight for speed purposes
 
@@ -31,6 +33,7 @@ class ModelData:
     y: np.ndarray = field(default_factory=lambda: np.zeros(0))   # m left
     lead: Lead | None = None
     desired_curvature: float = 0.0                                # the model's own, 1/m
+    lanes: LaneView | None = None                                 # the ego lane's two lines, when the message has them
 
     @cached_property
     def geometry(self) -> Geometry | None:
@@ -54,7 +57,23 @@ def parse_model(md) -> ModelData:
                 ld.a[0] if len(ld.a) else 0.0, ld.prob]
         if all(math.isfinite(v) for v in vals) and vals[3] > LEAD_PROB:
             lead = Lead(x=max(vals[0], 0.0), v=max(vals[1], 0.0), a=vals[2], prob=vals[3])
-    return ModelData(t[:n], x[:n], y[:n], lead, finite_or(md.desiredCurvature, 0.0))
+    return ModelData(t[:n], x[:n], y[:n], lead, finite_or(md.desiredCurvature, 0.0), _ego_lanes(md))
+
+
+EGO_LINES = (1, 2)         # laneLines: left-left, left, right, right-right
+
+
+def _ego_lanes(md) -> LaneView | None:
+    """The ego lane's lines from modelV2 (None when the message lacks them or they do not line up)."""
+    if len(md.laneLines) <= max(EGO_LINES) or len(md.laneLineProbs) <= max(EGO_LINES) or \
+            len(md.laneLineStds) <= max(EGO_LINES):
+        return None
+    left, right = (md.laneLines[i] for i in EGO_LINES)
+    x, yl, yr = _floats(left.x), _floats(left.y), _floats(right.y)
+    if len(x) < 2 or len(yl) != len(x) or len(yr) != len(x) or not np.array_equal(x, _floats(right.x)):
+        return None
+    return LaneView(x, yl, yr, tuple(float(md.laneLineProbs[i]) for i in EGO_LINES),
+                    tuple(float(md.laneLineStds[i]) for i in EGO_LINES))
 
 
 def curve_speed_limits(model: ModelData, v_ego: float) -> np.ndarray | None:
@@ -92,6 +111,7 @@ class LongitudinalPlanner:
         self.prev: MpcSolution | None = None
         self.crash_cnt = 0
         self.fcw_hold = 0
+        self.leads = LeadTracker()
 
     def mpc(self, personality: str) -> LongitudinalMpc:
         # the time gap sits in the constraint matrix: one QP per personality, built on first use
@@ -109,14 +129,15 @@ class LongitudinalPlanner:
         # engaged: continue from our own planned accel (the measured one is noisy and lags);
         # otherwise start from what the car does, so engaging is seamless
         a0 = float(np.interp(0.05, self.prev.t, self.prev.a)) if long_active and self.prev is not None else a_ego
-        sol = self.mpc(personality).solve(v_ego, a0, v_cruise, model.lead, curve_speed_limits(model, v_ego))
+        lead = self.leads.update(model.lead, v_ego)
+        sol = self.mpc(personality).solve(v_ego, a0, v_cruise, lead, curve_speed_limits(model, v_ego))
         self.prev = sol
         a_target = float(np.interp(self.long_delay, sol.t, sol.a))
         v_now = float(np.interp(self.long_delay, sol.t, sol.v))
         v_later = float(np.interp(self.long_delay + 1.0, sol.t, sol.v))
         should_stop = v_now < self.v_ego_stopping and v_later < self.v_ego_stopping
-        return PlanOutput(sol.t, sol.v, sol.a, sol.j, a_target, should_stop, model.lead is not None,
-                          self._fcw(v_ego, a_ego, model.lead), v_cruise, sol.solve_time, sol.ok)
+        return PlanOutput(sol.t, sol.v, sol.a, sol.j, a_target, should_stop, lead is not None,
+                          self._fcw(v_ego, a_ego, lead), v_cruise, sol.solve_time, sol.ok)
 
     def _fcw(self, v_ego: float, a_ego: float, lead: Lead | None) -> bool:
         danger = (lead is not None and lead.prob > FCW_LEAD_PROB and v_ego > FCW_MIN_SPEED

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cereal import car, messaging
+from selfdrive.controls.lib.drive_helpers import LaneView
 
 MODEL_T = 10.0 * (np.arange(33) / 32) ** 2  # s, finer near the car like a driving model's plan
 
@@ -31,8 +32,10 @@ def arc(v: float, curvature: float, t: np.ndarray = MODEL_T) -> tuple[np.ndarray
 
 
 def fill_model(md, v: float = 20.0, curvature: float = 0.0, lead: SynthLead | None = None,
-               frame_id: int = 0, path: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-    """Fills a modelV2 builder for a road of constant `curvature` at speed `v` with an optional lead."""
+               frame_id: int = 0, path: tuple[np.ndarray, np.ndarray] | None = None,
+               lanes: LaneView | None = None) -> None:
+    """Fills a modelV2 builder for a road of constant `curvature` at speed `v` with an optional lead and the ego
+    lane's lines (`lanes`; the outer two lines a lane width further out)."""
     x, y = arc(v, curvature) if path is None else path
     md.frameId = frame_id
     md.confidence = 1.0
@@ -42,6 +45,14 @@ def fill_model(md, v: float = 20.0, curvature: float = 0.0, lead: SynthLead | No
         [0.0] * len(MODEL_T)
     vel = md.init("velocity")
     vel.t, vel.x = [float(t) for t in MODEL_T], [float(v)] * len(MODEL_T)
+    if lanes is not None:
+        with np.errstate(invalid="ignore", over="ignore"):  # fuzzed lines may be inf or huge
+            width = lanes.left - lanes.right
+        ys = (lanes.left + width, lanes.left, lanes.right, lanes.right - width)
+        for dst, y_line in zip(md.init("laneLines", 4), ys, strict=True):
+            dst.x, dst.y = [float(a) for a in lanes.x], [float(b) for b in y_line]
+        md.laneLineProbs = [float(lanes.probs[0]), *(float(p) for p in lanes.probs), float(lanes.probs[1])]
+        md.laneLineStds = [float(lanes.stds[0]), *(float(sd) for sd in lanes.stds), float(lanes.stds[1])]
     leads = md.init("leads", 1)
     ld = leads[0]
     if lead is None:

@@ -33,8 +33,9 @@ class PlannerHarness:
 class TestPlannerd:
     def test_plan_behind_a_lead_in_a_curve(self):
         h = PlannerHarness()
+        t0 = h.feeder.t  # a lead doing 15 m/s, 30 m ahead at the start, closing at 5 m/s (carState: we do 20)
         h.feeder.edit["modelV2"] = lambda m: fill_model(m.modelV2, v=20.0, curvature=0.004,
-                                                        lead=SynthLead(30.0, 15.0, 0.0))
+                                                        lead=SynthLead(30.0 - 5.0 * (h.feeder.t - t0), 15.0, 0.0))
         h.feeder.edit["selfdriveState"] = engaged
         m = h.run(2.0)
         p = m.longitudinalPlan

@@ -3,11 +3,13 @@
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cereal import car, messaging
 from selfdrive.controls.lib.controls_logic import ControlsLogic, PlanView, SelfdriveView
+from selfdrive.controls.lib.drive_helpers import LaneView, desired_curvature
 from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner, ModelData, parse_model
 from selfdrive.controls.tests.synth import SynthLead, car_params, model_msg
 
@@ -108,3 +110,27 @@ class TestPlannerFuzz:
         msg = model_msg(lead=SynthLead(math.nan, 10.0, 0.0))
         assert parse_model(messaging.log_from_bytes(msg.to_bytes()).modelV2).lead is None
         assert ModelData().lead is None
+
+    @settings(max_examples=150, deadline=None)
+    @given(v=FLOAT, left=FLOATS, right=FLOATS, xs=FLOATS, probs=st.tuples(FLOAT, FLOAT), stds=st.tuples(FLOAT, FLOAT))
+    def test_desired_curvature_with_any_lane_lines_is_finite(self, v, left, right, xs, probs, stds):
+        n = min(len(left), len(right), len(xs))
+        x = np.array(xs[:n])
+        lanes = LaneView(x, np.array(left[:n]), np.array(right[:n]), probs, stds)
+        msg = model_msg(v=20.0, lanes=lanes)
+        model = parse_model(messaging.log_from_bytes(msg.to_bytes()).modelV2)
+        k = desired_curvature(model.x, model.y, model.desired_curvature, v, 0.1, model.geometry, model.lanes)
+        assert math.isfinite(k)
+
+    def test_lane_lines_reach_the_planner_only_when_they_line_up(self):
+        x = np.array([5.0, 10.0, 20.0])
+        lanes = LaneView(x, np.full(3, 1.6), np.full(3, -2.1), (0.9, 0.8), (0.1, 0.2))
+        got = parse_model(messaging.log_from_bytes(model_msg(lanes=lanes).to_bytes()).modelV2).lanes
+        np.testing.assert_array_equal(got.x, x)
+        np.testing.assert_allclose(got.left, 1.6)
+        np.testing.assert_allclose(got.right, -2.1)
+        assert got.probs == pytest.approx((0.9, 0.8)) and got.stds == pytest.approx((0.1, 0.2))
+        assert parse_model(messaging.log_from_bytes(model_msg().to_bytes()).modelV2).lanes is None
+        msg = model_msg(lanes=lanes)
+        msg.modelV2.laneLines[2].x = [5.0, 10.0, 30.0]  # the right line sampled elsewhere: not a lane
+        assert parse_model(messaging.log_from_bytes(msg.to_bytes()).modelV2).lanes is None

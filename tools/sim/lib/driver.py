@@ -109,6 +109,7 @@ class ScriptedDriver:
         self.hands_off = False
         self.took_over = 0
         self.took_over_t = -math.inf
+        self.takeovers: list[tuple[float, str]] = []  # (t, why): the supervising driver's reasons, for the record
         self._lead_cache: tuple[View | None, Other | None] = (None, None)
 
     def _next_change(self, t: float) -> float:
@@ -256,10 +257,12 @@ class ScriptedDriver:
         pressed = self.button[0] if self.button is not None else ""
 
         hands_off = self.cfg.mode == "supervise" and view.car.engaged
-        if hands_off and self._must_take_over(view):
+        why = self._must_take_over(view) if hands_off else ""
+        if why:
             hands_off = False  # steer and brake now; cancel the cruise as well
             self.took_over += 1
             self.took_over_t = t
+            self.takeovers.append((round(t, 2), why))
             self.button, self.last_press_t = None, -math.inf
             self._press("cancel", t)
         self.hands_off = hands_off
@@ -272,13 +275,16 @@ class ScriptedDriver:
                               set=pressed == "set", resume=pressed == "resume", cancel=pressed == "cancel",
                               blinker=self.blinker)
 
-    def _must_take_over(self, view: View) -> bool:
+    def _must_take_over(self, view: View) -> str:
+        """Why the driver takes over now ("" while it lets the assistant drive)."""
         # where the car will be in 0.8 s if nothing changes: a driver reacts to the drift, not the line
         offset = view.d - self.road.lane_center_offset(self.lane)
-        off_lane = max(abs(offset), abs(offset + view.v * math.sin(view.heading) * 0.8)) > 0.45
+        ahead = offset + view.v * math.sin(view.heading) * 0.8
         lead = self.lead(view)
         if lead is not None and view.v > lead.v:
             gap = lead.s - view.s - (lead.length + self.veh.length) / 2
             if gap / (view.v - lead.v) < 1.5:
-                return True
-        return off_lane
+                return f"closing in: {gap:.1f} m at {view.v - lead.v:.1f} m/s"
+        if max(abs(offset), abs(ahead)) > 0.45:
+            return f"drifting: {offset:+.2f} m off the lane centre, {ahead:+.2f} m in 0.8 s"
+        return ""

@@ -96,3 +96,25 @@ def test_supervising_driver_leaves_the_lanes_to_the_assistant():
         sim.step(can=False)
         assert sim.driver.change is None and sim.controls.blinker == 0
     assert sim.road.lane_at(sim.d) == lane
+
+
+def test_supervising_driver_says_why_it_takes_over():
+    # the car engaged and drifting: the driver takes the wheel and the record says so, with the numbers it saw
+    from dataclasses import replace
+
+    from tools.sim.lib.driver import Other, View
+    sim = Simulation(SimConfig(scenario="straight", seed=1, driver="supervise"))
+    drv, road = sim.driver, sim.road
+    engaged = replace(sim.car.status, main_on=True, engaged=True)
+    centre = road.lane_center_offset(drv.lane)
+    steady = View(1.0, 100.0, centre, 0.0, 25.0, 0.0, 0.0, [], engaged)
+    drv.update(steady)
+    assert drv.takeovers == [] and drv.hands_off
+    drifting = replace(steady, t=1.01, heading=0.03)  # 0.6 m off in 0.8 s
+    drv.update(drifting)
+    assert drv.takeovers and drv.takeovers[0][0] == 1.01 and drv.takeovers[0][1].startswith("drifting")
+    assert not drv.hands_off and drv.update(replace(drifting, t=1.02)).cancel  # and cancels the cruise
+    drv2 = Simulation(SimConfig(scenario="straight", seed=1, driver="supervise")).driver
+    closing = replace(steady, others=[Other(s=115.0, d=centre, v=15.0)])  # 10.4 m gap closing at 10 m/s
+    drv2.update(closing)
+    assert drv2.takeovers and drv2.takeovers[0][1].startswith("closing in: 10.4 m at 10.0 m/s")

@@ -4,16 +4,20 @@ import numpy as np
 import pytest
 
 from selfdrive.controls.lib.drive_helpers import (
+    LANE_LOOKAHEAD_T,
     LAT_PROCESS_DELAY,
     MAX_CURVATURE,
     MAX_LATERAL_ACCEL,
     MAX_LATERAL_JERK,
     MIN_LOOKAHEAD_T,
+    LaneView,
     clip_curvature,
     curvature_from_steering,
     desired_curvature,
     finite_or,
     lag_compensated_curvature,
+    lane_centre_curvature,
+    lane_weight,
     path_geometry,
     slip_factor,
     steering_from_curvature,
@@ -85,6 +89,88 @@ class TestLagCompensation:
         x, y = arc(20.0, -0.005)
         assert desired_curvature(x, y, 0.0, math.inf, math.nan) == pytest.approx(-0.005, abs=1e-4)
         assert LAT_PROCESS_DELAY > 0 and len(MODEL_T) == 33
+
+
+X_LINES = np.array([5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0])
+
+
+def lanes_on(curvature: float, offset: float = 0.0, heading: float = 0.0, width: float = 3.7, prob: float = 0.99,
+             std: float = 0.1) -> LaneView:
+    """The ego lines as a car sees them `offset` m left of the centre of a lane of constant `curvature`, its
+    heading `heading` rad left of the lane's (small angles)."""
+    centre = 0.5 * curvature * X_LINES ** 2 - offset - heading * X_LINES
+    return LaneView(X_LINES, centre + width / 2, centre - width / 2, (prob, prob), (std, std))
+
+
+class TestLaneCentring:
+    @pytest.mark.parametrize("kappa", [0.0, 0.002, -0.004])
+    def test_on_the_centre_of_a_curve_it_follows_the_curve(self, kappa):
+        ln = lanes_on(kappa)
+        # (a parabola for the circle, sampled 10 m apart: within 5%)
+        assert lane_centre_curvature(ln.x, ln.left, ln.right, 25.0) == pytest.approx(kappa, rel=0.05, abs=1e-6)
+
+    @pytest.mark.parametrize("offset", [0.3, -0.5])
+    def test_off_centre_it_steers_back(self, offset):
+        ln = lanes_on(0.0, offset)
+        k = lane_centre_curvature(ln.x, ln.left, ln.right, 25.0)
+        d = 25.0 * LANE_LOOKAHEAD_T
+        assert k == pytest.approx(-2.0 * offset / d ** 2, rel=0.01)  # towards the centre, by the pursuit law
+
+    def test_heading_away_it_turns_back(self):
+        ln = lanes_on(0.0, 0.0, heading=0.02)  # pointing left of the lane: turn right
+        assert lane_centre_curvature(ln.x, ln.left, ln.right, 25.0) < -0.001
+
+    def test_the_delay_is_driven_at_todays_curvature_first(self):
+        ln = lanes_on(0.0)  # on the centre of a straight lane, but turning left now
+        assert lane_centre_curvature(ln.x, ln.left, ln.right, 25.0, 0.0, 0.002) == pytest.approx(0.0, abs=1e-9)
+        # after 0.3 s at 0.002 1/m the car points left and is a little left: the command turns it back right
+        assert lane_centre_curvature(ln.x, ln.left, ln.right, 25.0, 0.3, 0.002) < -0.0005
+
+    @pytest.mark.parametrize("kappa", [0.002, -0.004])
+    def test_on_a_curve_driven_at_its_curvature_the_prediction_changes_nothing(self, kappa):
+        ln = lanes_on(kappa)
+        k = lane_centre_curvature(ln.x, ln.left, ln.right, 25.0, 0.3, kappa)
+        # the aim point (25 m) falls between samples 10 m apart, where straight-line interpolation of the bending
+        # lines puts it a few cm outside: within 10%
+        assert k == pytest.approx(kappa, rel=0.10, abs=1e-6)
+
+    def test_aim_point_stays_within_the_lines_samples(self):
+        ln = lanes_on(0.0, 0.5)
+        # standing still the aim is the nearest sample (5 m), at 100 m/s the farthest (60 m)
+        assert lane_centre_curvature(ln.x, ln.left, ln.right, 0.0) == pytest.approx(-2 * 0.5 / (25 + 0.25), rel=1e-6)
+        assert lane_centre_curvature(ln.x, ln.left, ln.right, 100.0) == pytest.approx(-2 * 0.5 / (3600 + 0.25),
+                                                                                   rel=1e-6)
+
+    @pytest.mark.parametrize("bad", ["nan", "short", "unsorted", "too near"])
+    def test_unusable_lines_are_rejected(self, bad):
+        ln = lanes_on(0.0)
+        x, left = ln.x.copy(), ln.left.copy()
+        if bad == "nan":
+            left[3] = math.nan
+        elif bad == "short":
+            left = left[:4]
+        elif bad == "too near":
+            x = x / 20.0  # all within 3 m
+        else:
+            x[2], x[3] = x[3], x[2]
+        assert lane_centre_curvature(x, left, ln.right, 25.0) is None
+
+    def test_weight_follows_probability_and_std(self):
+        assert lane_weight((0.99, 0.95), (0.1, 0.2)) == 1.0
+        assert lane_weight((0.99, 0.4), (0.1, 0.1)) == 0.0      # one line unseen: the path steers
+        assert lane_weight((0.99, 0.99), (0.1, 0.7)) == 0.0     # one line unsure: the path steers
+        assert 0.0 < lane_weight((0.65, 0.99), (0.1, 0.1)) < 1.0
+        assert lane_weight((math.nan, 0.99), (0.1, 0.1)) == 0.0
+        assert lane_weight((0.99, 0.99), (math.nan, 0.1)) == 0.0
+
+    def test_desired_curvature_prefers_the_lines_and_falls_back_to_the_path(self):
+        x, y = arc(25.0, 0.0)  # the model's path straight on, while the lines say the car is 0.5 m left
+        on_lines = desired_curvature(x, y, 0.0, 25.0, 0.1, lanes=lanes_on(0.0, 0.5))
+        assert on_lines < -0.0005
+        assert desired_curvature(x, y, 0.0, 25.0, 0.1, lanes=lanes_on(0.0, 0.5, prob=0.3)) == pytest.approx(0.0)
+        assert desired_curvature(x, y, 0.0, 25.0, 0.1, lanes=None) == pytest.approx(0.0)
+        half = desired_curvature(x, y, 0.0, 25.0, 0.1, lanes=lanes_on(0.0, 0.5, prob=0.65))
+        assert on_lines < half < 0.0
 
 
 class TestClipCurvature:
