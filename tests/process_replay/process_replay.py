@@ -2,6 +2,7 @@
 input route; its outputs are compared with stored reference outputs, field by field.
 
     python -m tests.process_replay.process_replay [daemon...]     compare with the references, print the diff
+                                                                  (the daemons side by side, one process each)
     python -m tests.process_replay.regen [daemon...]              regenerate the references (ref/*.zst)
 
 What a daemon is fed and what is compared is not listed here: it is what the daemon's own sockets do.
@@ -13,9 +14,13 @@ the declaration against what the sockets did, so neither can drift.
 
 import importlib
 import importlib.util
+import multiprocessing as mp
 import os
+import shutil
 import sys
+import tempfile
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import zstandard
@@ -150,16 +155,32 @@ def check(cfg: DaemonConfig, env: dict[str, str] | None = None, log_path: str | 
     return format_diff(cfg.name, compare(ref, new, cfg.tolerance, TIMING + cfg.ignore))
 
 
+def _check_apart(name: str) -> list[str]:
+    """check() in a process of its own: its own sockets (prefix) and data directory, so daemons replay side by
+    side (each lockstep pair keeps at most one core busy: the driver and the daemon take turns)."""
+    os.environ["ROADPILOT_PREFIX"] = f"pr-{name}-{os.getpid()}"
+    os.environ["ROADPILOT_DATA"] = tempfile.mkdtemp(prefix=f"rp-pr-{name}-")
+    try:
+        return check(config(name))
+    finally:
+        shutil.rmtree(os.environ["ROADPILOT_DATA"], ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     names = (sys.argv[1:] if argv is None else argv) or [c.name for c in available()]
-    failed = 0
-    for name in names:
-        diff = check(config(name))
+    try:
+        for name in names:
+            config(name)  # an unknown name fails before anything starts
+    except KeyError as e:
+        print(e.args[0], file=sys.stderr)
+        return 2
+    with ProcessPoolExecutor(len(names), mp_context=mp.get_context("fork")) as pool:
+        diffs = list(pool.map(_check_apart, names))
+    for name, diff in zip(names, diffs, strict=True):
         print(f"{name}: {'no diff' if not diff else 'DIFF'}")
         for line in diff:
             print("  " + line)
-        failed += bool(diff)
-    return 1 if failed else 0
+    return 1 if any(diffs) else 0
 
 
 if __name__ == "__main__":

@@ -111,3 +111,12 @@ def test_real_rav4_through_card_in_lockstep(tmp_path):
     ok = (rt > st[0] + 1.0) & (rt < st[-1])
     k = np.searchsorted(st, rt[ok], side="left")  # the carState of the `can` message that carried the sample
     assert np.mean(np.abs(sv[k] - rv[ok]) <= 0.05) >= 0.99
+
+
+def test_the_command_replays_every_daemon_side_by_side_without_a_diff(capsys):
+    from tests.process_replay.process_replay import main
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines() == [f"{c.name}: no diff" for c in CONFIGS]
+    assert main(["nosuchd"]) == 2
+    assert "no process replay config 'nosuchd'" in capsys.readouterr().err
