@@ -5,8 +5,9 @@
 
 Ground truth comes from simState (20 Hz): speed, acceleration, offset to the lane centre, same-lane leads,
 collisions and lane departures. Engagement, disengagements and alerts come from selfdriveState and
-onroadEvents, CPU from managerState (the manager's psutil reading per process), missed model frames from
-matching modelV2's frameIds against roadCameraState's.
+onroadEvents (and, for a supervised drive, why the scripted driver took over from the bridge's log), CPU from
+managerState (the manager's psutil reading per process), missed model frames from matching modelV2's frameIds
+against roadCameraState's.
 
 Times: every figure is on the simulator's clock (simState.t, s since the scenario started). simState's
 logMonoTime is that of the machine in real time, but in lockstep it is the bridge's bus clock, which runs
@@ -31,7 +32,9 @@ import numpy as np
 
 from tools.lib.logreader import LogError, LogReader
 
-SERVICES = ("simState", "selfdriveState", "onroadEvents", "managerState", "modelV2", "roadCameraState", "carState")
+SERVICES = ("simState", "selfdriveState", "onroadEvents", "managerState", "modelV2", "roadCameraState", "carState",
+            "logMessage")
+TAKEOVER_WINDOW_S = (1.0, 0.1)  # a scripted driver's takeover this long before/after a disengagement caused it
 DISABLE_TYPES = ("immediateDisable", "softDisable", "userDisable")   # strongest first
 OVERRIDE_TYPES = ("overrideLateral", "overrideLongitudinal")
 STALE_S = 0.5              # selfdriveState older than this: selfdrived is silent, nothing is engaged
@@ -53,6 +56,7 @@ class Disengagement:
     reason: str           # event name(s), e.g. "brakePressed, cruiseDisengaged"
     kind: str             # the strongest disable type among them, or "stale" / "unknown"
     alert: str            # what the driver was shown (may be empty)
+    driver: str = ""      # why the simulator's supervising driver took over, when it did (the bridge logs it)
 
 
 @dataclass
@@ -116,6 +120,7 @@ class _Logs:
         self.model: list[tuple[int, int, int, float]] = []
         self.cam: list[tuple[int, int]] = []
         self.cruise: list[tuple[int, float, bool]] = []
+        self.takeovers: list[tuple[float, str]] = []  # (simulated s, why) from the bridge's log
         self.scenario, self.seed = "", 0
         last_wall = None
         for ev in self.lr:
@@ -139,6 +144,15 @@ class _Logs:
                 self.cam.append((w, ev.roadCameraState.frameId))
             elif s == "carState":
                 self.cruise.append((w, ev.carState.cruiseState.speed, ev.carState.cruiseState.enabled))
+            elif s == "logMessage" and ev.logMessage.name == "bridge" and "took over" in ev.logMessage.msg:
+                self._takeover(ev.logMessage.msg)
+
+    def _takeover(self, text: str) -> None:
+        try:
+            rec = json.loads(text)
+            self.takeovers.append((float(rec["t"]), str(rec["why"])))
+        except (ValueError, KeyError, TypeError):
+            pass  # a log line of another shape: not one to explain a disengagement with
 
     def _sim(self, ss, w: int, last_wall: int | None) -> None:
         same = [ld for ld in ss.leads if ld.sameLane and ld.dRel > 0]
@@ -411,7 +425,9 @@ def _disengagements(logs: _Logs, tr: Trace, lo: int, hi: int) -> list[Disengagem
                                      f"{(w - prev[0]) / 1e9:.1f} s)", "stale", ""))
         elif prev is not None and prev[1] and not on and lo <= w <= hi:
             reason, kind, alert = _reason(logs, ev_wall, w, k)
-            out.append(Disengagement(at(w), reason, kind, alert))
+            t = at(w)
+            why = [y for x, y in logs.takeovers if t - TAKEOVER_WINDOW_S[0] <= x <= t + TAKEOVER_WINDOW_S[1]]
+            out.append(Disengagement(t, reason, kind, alert, why[-1] if why else ""))
         prev = (w, on)
     if prev is not None and prev[1] and prev[0] + STALE_S * 1e9 < hi:
         out.append(Disengagement(at(prev[0] + STALE_S * 1e9), "selfdriveState stopped (selfdrived silent until the "
@@ -493,7 +509,7 @@ def _text_lines(r: DriveReport) -> list[str]:
     for d in r.disengagements[:12]:
         why = _reason_words(d)
         lines.append(f"    {d.t:7.1f} s  {d.reason} ({d.kind})" + (f": {why}" if why else "") +
-                     (f"  [alert: {d.alert}]" if d.alert else ""))
+                     (f"  [alert: {d.alert}]" if d.alert else "") + (f"  [the driver: {d.driver}]" if d.driver else ""))
     if len(r.disengagements) > 12:
         lines.append(f"    ... and {len(r.disengagements) - 12} more (report.json has them all)")
     if r.overrides:

@@ -70,6 +70,13 @@ def onroad_events(names: list[tuple[str, list[str]]]):
     return msg
 
 
+def bridge_log(text: str, **extra):
+    msg = messaging.new_message("logMessage")
+    msg.logMessage.name, msg.logMessage.levelnum = "bridge", 30
+    msg.logMessage.msg = json.dumps({"name": "bridge", "msg": text, **extra})
+    return msg
+
+
 def manager_state(cpu: dict[str, float]):
     msg = messaging.new_message("managerState")
     ps = msg.managerState.init("processes", len(cpu) + 1)
@@ -102,6 +109,10 @@ def drive(leads: bool = True, engage: bool = True) -> list[tuple[int, object]]:
             cs.carState.cruiseState.speed = 25.0
             out.append((t + 0.0015, cs))
         out.append((14.012, onroad_events([("brakePressed", ["userDisable", "noEntry"])])))
+        out.append((13.99, bridge_log("the driver took over at 13.99 s: drifting: +0.10 m off the lane centre, "
+                                      "+0.46 m in 0.8 s", t=13.99, why="drifting: +0.10 m off the lane centre")))
+        out.append((15.5, bridge_log("the driver took over at 15.50 s: too early to explain 17.0", t=15.5, why="x")))
+        out.append((16.5, bridge_log("bridge summary", summary={})))  # other bridge lines explain nothing
         out.append((17.012, onroad_events([("canError", ["immediateDisable", "noEntry"])])))
         out.append((8.012, onroad_events([("steerOverride", ["overrideLateral"])])))
     out.append((-1.0, manager_state({"modeld": 100.0, "bridge": 100.0})))  # before the drive: not counted
@@ -157,6 +168,7 @@ class TestKnownDrive:
         assert [(x.t, x.reason, x.kind) for x in r.disengagements] == [(14.0, "brakePressed", "userDisable"),
                                                                        (17.0, "canError", "immediateDisable")]
         assert r.disengagements[1].alert == "TAKE CONTROL IMMEDIATELY / CAN Error: Check Connections"
+        assert [x.driver for x in r.disengagements] == ["drifting: +0.10 m off the lane centre", ""]
         assert (r.scenario, r.seed) == ("synthetic", 7)
 
     def test_realtime_route(self, route):
@@ -179,13 +191,16 @@ class TestKnownDrive:
                     "collisions", "lat_err_mean_m", "lat_err_p95_m", "min_time_gap_s", "max_jerk", "alerts",
                     "cpu_cores", "missed_model_frames"):
             assert key in d, key
-        assert d["disengagements"][0] == {"t": 14.0, "reason": "brakePressed", "kind": "userDisable", "alert": ""}
+        assert d["disengagements"][0] == {"t": 14.0, "reason": "brakePressed", "kind": "userDisable", "alert": "",
+                                          "driver": "drifting: +0.10 m off the lane centre"}
         assert isinstance(d["lane_departures"], int) and isinstance(d["missed_model_frames"], int)
 
     def test_text_tells_the_story(self, route):
         text = DriveReport.from_route(route).text()
         for part in ("synthetic (seed 7), 0.33 simulated min", "engaged 0.24 of 0.33 min: 91% of the time after the "
-                     "first engagement at 4.05 s", "14.0 s  brakePressed (userDisable): the driver braked",
+                     "first engagement at 4.05 s",
+                     "14.0 s  brakePressed (userDisable): the driver braked  [the driver: drifting: +0.10 m off the "
+                     "lane centre]",
                      "17.0 s  canError (immediateDisable): CAN Error: Check Connections", "collisions: 1 (at 12.0 s)",
                      "lane departures: 2 (at 16.0, 18.0 s)", "mean 0.16 m, p95 0.30 m", "1.50 s at 5.0 s",
                      "steerOverride x1", "modeld 0.40, bridge 0.30", "missed model frames: 3 of 396",
