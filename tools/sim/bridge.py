@@ -26,8 +26,10 @@ every `can` with exactly one `sendcan` (card does), and the world advances one s
      `can` goes out stamped with the bus clock (start + 10 ms per message), and the bridge waits for the
      answer to it: one `sendcan` and, once controlsd is seen, one `carControl`. A missing answer
      (STEP_TIMEOUT_S) is logged and counted and the world goes on; after MAX_TIMEOUTS in a row the bridge
-     stops waiting (the stack is gone) and runs free. A second answer to one step (card runs a cycle of its
-     own after 15 ms without `can`) is applied, counted and logged: it means the run may not repeat exactly.
+     stops waiting (the stack is gone) and runs on at real time, passing on whatever the stack still sends,
+     until it answers again (a stalled or restarted card): then it waits for every step again. A second
+     answer to one step (card runs a cycle of its own after 15 ms without `can`) is applied, counted and
+     logged: it means the run may not repeat exactly.
      Every 5th step a camera frame is drawn on a thread while the world steps on (as a camera works beside
      the bus: a world standing still while it draws would be a silent bus to the stack); before the next
      frame the bridge waits for the model's answer to this one, at most MODEL_WAIT_S, and not at all while
@@ -91,6 +93,8 @@ class Bridge:
             self.seen = {"sendcan": False, "carControl": False, "modelV2": False}
             self.in_a_row = 0
             self.extra_answers = 0
+            self.stack_lost = False  # it answered, then stopped: run on (at its pace) and wait for it again
+            self.resyncs = 0
         else:
             from hardware.sim_backend import SimCarLink
             self.link = SimCarLink()
@@ -212,6 +216,8 @@ class Bridge:
 
     def wait_stack(self) -> None:
         if not self.seen["sendcan"]:
+            if self.stack_lost:
+                self._listen_again()
             return
         self._poll_params()
         n, _ = self._answers(int(STEP_TIMEOUT_S * 1000))
@@ -227,8 +233,21 @@ class Bridge:
         if missed:
             cloudlog.warning("lockstep: the stack did not answer a step", extra={"t": self.sim.t, **self.timeouts})
         if self.in_a_row >= MAX_TIMEOUTS:
-            cloudlog.error("lockstep: the stack stopped answering: running free")
+            cloudlog.error("lockstep: the stack stopped answering: running on without it until it answers again")
             self.seen = dict.fromkeys(self.seen, False)
+            self.stack_lost = True
+
+    def _listen_again(self) -> None:
+        """While the stack is lost: its commands still reach the car, and once it answers (a stalled or
+        restarted card) the bridge waits for it again, step by step."""
+        self._poll_params()
+        n, _ = self._answers(0)
+        while self._take("carControl", 0) is not None:
+            pass
+        if n:
+            self.stack_lost, self.in_a_row = False, 0
+            self.resyncs += 1
+            cloudlog.warning("lockstep: the stack answers again: waiting for it again", extra={"t": self.sim.t})
 
     def shoot(self) -> None:
         """Starts drawing this step's frame on the camera thread (after the one in flight is out)."""
@@ -280,7 +299,7 @@ class Bridge:
             self.can.publish(self.sim.step(self.can.take_commands()))
             self.outputs()
             self.wait_stack()
-            if self.seen["sendcan"]:
+            if self.seen["sendcan"] or self.stack_lost:
                 due = self._pace(due)
 
     @staticmethod
@@ -307,6 +326,7 @@ class Bridge:
                "car_refused": self.sim.car.status.refused, "takeovers": self.sim.driver.takeovers}
         if self.cfg.lockstep:
             out.update(lockstep_timeouts=self.timeouts, lockstep_extra_answers=self.extra_answers,
+                       lockstep_resyncs=self.resyncs,
                        adapter=self.can.adapter.status())
         if self.camera is not None:
             out["camera"] = vars(self.camera.stats)

@@ -4,7 +4,9 @@ at the cruise's set speed while the car's cruise is engaged (STEERING_LKA / ACC_
 packer, within the safety layer's limits), and answers every `can` with one `sendcan` and one `carControl`,
 and every `simState` with a `modelV2` carrying that frame's id. Its answers depend only on what it reads.
 
-    python -m tools.sim.tests.fake_stack [--jitter-ms N]   (N: sleep a pseudo-random 0..N ms before answering)
+    python -m tools.sim.tests.fake_stack [--jitter-ms N] [--stall-after K --stall-s S]
+      N: sleep a pseudo-random 0..N ms before answering; K, S: after K answers, stop answering for S seconds
+      (a stalled card), then answer what queued up meanwhile and go on
 """
 
 import argparse
@@ -21,6 +23,8 @@ from tools.sim.lib.sim_car import PT_DBC
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--jitter-ms", type=float, default=0.0)
+    ap.add_argument("--stall-after", type=int, default=0)
+    ap.add_argument("--stall-s", type=float, default=0.0)
     args = ap.parse_args()
     jitter = random.Random()  # timing noise only: never feeds the answers
     parser = CANParser(PT_DBC, [("STEER_ANGLE_SENSOR", 0), ("WHEEL_SPEEDS", 0), ("PCM_CRUISE", 0),
@@ -46,6 +50,8 @@ def main() -> None:
         ev = messaging.log_from_bytes(dat)
         parser.update([(ev.logMonoTime, [(c.address, bytes(c.dat), c.src) for c in ev.can])])
         n += 1
+        if n == args.stall_after:
+            time.sleep(args.stall_s)
         engaged = bool(parser.vl["PCM_CRUISE"]["CRUISE_ACTIVE"])
         angle = parser.vl["STEER_ANGLE_SENSOR"]["STEER_ANGLE"] + parser.vl["STEER_ANGLE_SENSOR"]["STEER_FRACTION"]
         v_kph = sum(parser.vl["WHEEL_SPEEDS"][f"WHEEL_SPEED_{w}"] for w in ("FL", "FR", "RL", "RR")) / 4

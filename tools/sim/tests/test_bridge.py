@@ -138,3 +138,24 @@ def test_bad_config_from_the_environment_exits_with_a_reason(tmp_path, env, text
     p = start("tools.sim.bridge", log=tmp_path / "err", env={"ROADPILOT_SIM": env})
     assert p.wait(60) == 2
     assert text in (tmp_path / "err").read_text()
+
+
+def test_lockstep_waits_for_a_stack_again_once_it_answers_after_a_stall(tmp_path):
+    # the stack stops answering for longer than MAX_TIMEOUTS steps' waits: the world goes on at real time
+    # without it, and once it answers again the bridge waits for it again (it did not before: it ran free for
+    # the rest of the drive and never read the stack's commands again)
+    stack = start("tools.sim.tests.fake_stack", "--stall-after", "200", "--stall-s", "14", log=tmp_path / "stack")
+    bridge = start("tools.sim.bridge", "--scenario", "highway", "--seed", "1", "--driver", "supervise", "--lockstep",
+                   "--minutes", "0.25", "--no-camera", "--safety", RAV4_SAFETY, log=tmp_path / "bridge")
+    try:
+        assert bridge.wait(150) == 0, (tmp_path / "bridge").read_text()[-3000:]
+    finally:
+        stop(bridge, stack)
+    s = summary(tmp_path / "bridge")
+    log = (tmp_path / "bridge").read_text()
+    assert s["t"] == pytest.approx(15.0)
+    assert s["lockstep_timeouts"]["sendcan"] == 3 and "the stack stopped answering" in log
+    assert s["lockstep_resyncs"] == 1 and "the stack answers again" in log
+    # after the re-sync every step was answered again (no further timeouts) and its commands reached the car
+    assert log.index("the stack answers again") > log.rindex("did not answer a step")
+    assert s["adapter"]["tx_sent"] > 1000
