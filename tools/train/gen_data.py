@@ -41,8 +41,11 @@ FRAME_STEPS = 5               # 10 ms steps between camera frames (20 Hz)
 MOUNT_MAX = math.radians(3.0)
 CALIB_ERR_MAX = math.radians(4.0)
 CAMERA_FORWARD = 0.5          # m, the renderer's camera ahead of the CG
-# How closely the episode's driver follows: drawn per episode. With the scripted driver's own 1.6 s + 4 m only
-# ~1% of the lead samples were nearer than 30 m, and the model put a lead at 13 m at 22 m (sim stop_and_go).
+# How closely the episode's driver follows, drawn per episode in the *_follow configs. With the scripted driver's
+# own 1.6 s + 4 m only ~1% of the lead samples are nearer than 30 m, and the shipped model puts a lead at 13 m at
+# 22 m (sim stop_and_go); full_follow has 2,200 of them. Its model (models/README.md, "Known limits") halved the
+# lead distance error but is not shipped: behind slow leads its path bends towards an overtake (half its drivers
+# still overtake) and calibrationd read that as a 1.1 deg yaw in a minute of stop_and_go.
 FOLLOW_TIME_GAP = (0.7, 1.8)  # s
 FOLLOW_MIN_GAP = (2.5, 5.0)   # m at standstill
 KEEP_LANE_P = 0.5             # episodes whose driver stays behind a slow lead instead of overtaking it
@@ -54,12 +57,14 @@ class DataConfig:
     val_seeds: int
     test_seeds: int
     seconds: float        # sampled seconds per episode
+    follow: bool = False  # drivers that follow closely, and some that never overtake (follow_style)
 
 
 CONFIGS = {
     "tiny": DataConfig(1, 1, 1, 3.0),
     "small": DataConfig(6, 1, 1, 36.0),    # the CPU default: about 6.5k training samples
     "full": DataConfig(16, 2, 2, 36.0),    # what the shipped model was trained on (about 17k training samples)
+    "full_follow": DataConfig(16, 2, 2, 36.0, follow=True),
 }
 
 
@@ -112,12 +117,13 @@ def _lead(sim, ox: float, oy: float, yaw: float, lane) -> tuple[float, float, fl
     return best
 
 
-def run_episode(split: str, scenario: str, seed: int, seconds: float) -> dict[str, np.ndarray]:
+def run_episode(split: str, scenario: str, seed: int, seconds: float, follow: bool = False) -> dict[str, np.ndarray]:
     which = list(SCENARIOS).index(scenario)
     rng = np.random.default_rng([seed, 0xDA7A, which])
     mount = rng.uniform(-MOUNT_MAX, MOUNT_MAX, 2)                 # pitch, yaw
     sim = Simulation(SimConfig(scenario=scenario, seed=seed, camera=False))
-    sim.driver.cfg = follow_style(sim.driver.cfg, np.random.default_rng([seed, 0xF011, which]))
+    if follow:
+        sim.driver.cfg = follow_style(sim.driver.cfg, np.random.default_rng([seed, 0xF011, which]))
     renderer = Renderer(pitch=float(mount[0]), yaw=float(mount[1]), look=Look.random(seed * 31 + len(scenario)))
     road = sim.road
     every = round(SAMPLE_EVERY / 0.01)
@@ -179,12 +185,12 @@ def run_episode(split: str, scenario: str, seed: int, seconds: float) -> dict[st
     }
 
 
-def _job(args: tuple[str, str, str, int, float]) -> str:
-    out, split, scenario, seed, seconds = args
+def _job(args: tuple[str, str, str, int, float, bool]) -> str:
+    out, split, scenario, seed, seconds, follow = args
     path = os.path.join(out, split, f"{scenario}_{seed}.npz")
     if os.path.exists(path):
         return path
-    data = run_episode(split, scenario, seed, seconds)
+    data = run_episode(split, scenario, seed, seconds, follow)
     tmp = path + ".tmp.npz"
     np.savez_compressed(tmp, **data)
     os.replace(tmp, path)
@@ -204,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = CONFIGS[a.config]
     for split in SPLIT_BASE:
         os.makedirs(os.path.join(a.out, split), exist_ok=True)
-    jobs = [(a.out, split, name, seed, cfg.seconds) for split, name, seed in episodes(cfg, splits)]
+    jobs = [(a.out, split, name, seed, cfg.seconds, cfg.follow) for split, name, seed in episodes(cfg, splits)]
     with Pool(a.jobs) as pool:
         for _ in tqdm(pool.imap_unordered(_job, jobs), total=len(jobs), desc="episodes"):
             pass
