@@ -16,6 +16,7 @@ from selfdrive.controls.lib.car_params import wait_car_params
 from selfdrive.controls.lib.controls_logic import ControlsLogic, PlanView, SelfdriveView
 
 SERVICES = ("carState", "longitudinalPlan", "selfdriveState")
+PUBLISHES = ("carControl", "controlsState")
 POLL_MS = int(2 * DT_CTRL * 1000)  # carState two periods late: send a released carControl anyway
 
 
@@ -23,7 +24,7 @@ class Controls:
     def __init__(self, CP, sm: messaging.SubMaster | None = None, pm: messaging.PubMaster | None = None):
         self.CP = CP
         self.sm = sm or messaging.SubMaster(SERVICES, poll="carState", ignore_valid=["selfdriveState"])
-        self.pm = pm or messaging.PubMaster(["carControl", "controlsState"])
+        self.pm = pm or messaging.PubMaster(list(PUBLISHES))
         self.logic = ControlsLogic(CP)
         self.plan = PlanView()
         self.rk = Ratekeeper(1.0 / DT_CTRL, print_delay_threshold=None)

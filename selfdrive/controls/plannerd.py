@@ -26,6 +26,7 @@ from selfdrive.controls.lib.drive_helpers import (
 from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner, PlanOutput, parse_model
 
 SERVICES = ("modelV2", "carState", "selfdriveState")
+PUBLISHES = ("longitudinalPlan",)
 POLL_MS = int(4 * DT_MDL * 1000)  # no model for four frames: run anyway, so the stall shows as our invalid plan
 
 
@@ -33,7 +34,7 @@ class Planner:
     def __init__(self, CP, sm: messaging.SubMaster | None = None, pm: messaging.PubMaster | None = None):
         self.CP = CP
         self.sm = sm or messaging.SubMaster(SERVICES, poll="modelV2", ignore_valid=["selfdriveState"])
-        self.pm = pm or messaging.PubMaster(["longitudinalPlan"])
+        self.pm = pm or messaging.PubMaster(list(PUBLISHES))
         self.long = LongitudinalPlanner(CP.longitudinalActuatorDelay, CP.vEgoStopping)
         self.steer_delay = finite_or(CP.steerActuatorDelay, 0.1)
         self.slip = slip_factor(CP)

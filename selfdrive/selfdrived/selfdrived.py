@@ -25,6 +25,7 @@ from selfdrive.selfdrived.state import StateMachine
 
 SERVICES = ("carState", "controlsState", "longitudinalPlan", "modelV2", "liveCalibration", "deviceState",
             "managerState")
+PUBLISHES = ("selfdriveState", "onroadEvents")
 FAST_INPUTS = ("controlsState", "longitudinalPlan", "modelV2")        # alive, valid, on frequency, fresh
 SLOW_INPUTS = ("liveCalibration", "deviceState", "managerState")      # alive and valid
 STALE_PERIODS = 5
@@ -42,7 +43,7 @@ class SelfdriveD:
         self.CP = CP
         self.params = params or Params()
         self.sm = sm or messaging.SubMaster(SERVICES, poll="carState")
-        self.pm = pm or messaging.PubMaster(["selfdriveState", "onroadEvents"])
+        self.pm = pm or messaging.PubMaster(list(PUBLISHES))
         self.events = Events()
         self.state = StateMachine()
         self.alerts = AlertManager()
