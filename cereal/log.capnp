@@ -88,6 +88,10 @@ struct ControlsState {
   ufAccelCmd @10 :Float32;
   aTarget @11 :Float32;             # m/s^2
   cumLagMs @12 :Float32;
+  # logMonoTime of the newest plan and selfdriveState this cycle had: what it used, so a re-run of the
+  # recorded route can give the replayed controlsd the same ones (tools/replay/rerun.py)
+  longitudinalPlanMonoTime @13 :UInt64;
+  selfdriveStateMonoTime @14 :UInt64;
 
   enum LongControlState {
     off @0;

@@ -3,6 +3,7 @@
 The DT_* periods mirror the service rates in `cereal/services.py` (a test checks they agree).
 Loops woken by their input messages (controlsd, selfdrived, card) call `Ratekeeper.monitor_time()`,
 which only measures; loops that own their pace (sensors, sim, UI) call `keep_time()`, which sleeps.
+How long an input-paced loop waits for its input: `input_wait_s`.
 """
 
 import collections
@@ -23,6 +24,24 @@ DT_HW = 0.5     # deviceState, managerState: 2 Hz
 PRIO_CTRL_HIGH = 53  # card, canbridged
 PRIO_CTRL_LOW = 51   # controlsd, selfdrived
 PRIO_MDL = 50        # modeld, camera
+
+# Under a lockstep simulator (`roadpilot sim --lockstep`) the world does not move until the stack has answered, so
+# an input that is late in wall time is not late at all. The manager's environment says so (set by the bridge's
+# manager_env); a daemon paced by an input then waits this long for it before running a cycle of its own.
+SIM_LOCKSTEP_ENV = "ROADPILOT_SIM_LOCKSTEP"
+LOCKSTEP_INPUT_WAIT_S = 1.0
+
+
+def world_waits() -> bool:
+    """True under a lockstep simulator: the world waits for the stack's answers."""
+    return os.environ.get(SIM_LOCKSTEP_ENV) == "1"
+
+
+def input_wait_s(realtime_s: float) -> float:
+    """How long a daemon paced by an input (card by `can`, controlsd and selfdrived by carState) waits for it before
+    running a cycle of its own: `realtime_s` on a car, where the cycle keeps the bus and the safety heartbeat going;
+    LOCKSTEP_INPUT_WAIT_S under a lockstep simulator, where such a cycle would only make the drive unrepeatable."""
+    return LOCKSTEP_INPUT_WAIT_S if world_waits() else realtime_s
 
 
 class Ratekeeper:

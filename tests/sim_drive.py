@@ -27,7 +27,7 @@ from common.params import Params
 from common.paths import routes_dir
 from selfdrive.locationd.calibration import MIN_BLOCKS, Calibrator
 from selfdrive.manager.cli import SIM_PLATFORM, stop_manager
-from tools.sim.bridge import ENV as SIM_ENV
+from tools.sim.bridge import manager_env
 from tools.sim.lib.drive_report import DriveReport
 from tools.sim.lib.simulation import SimConfig
 
@@ -85,7 +85,7 @@ class Drive:
         params = Params()
         params.put("CarOverride", SIM_PLATFORM)  # card cannot fingerprint a Toyota from CAN alone (as `roadpilot sim`)
         store_calibration()
-        env = {**os.environ, SIM_ENV: self.cfg.to_json(), "BLOCK": ",".join(self.block)}
+        env = {**os.environ, **manager_env(self.cfg), "BLOCK": ",".join(self.block)}
         self.log = open(self.log_path, "wb")
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen([sys.executable, "-m", "selfdrive.manager.manager", "sim"], env=env,

@@ -13,6 +13,7 @@ below 0.8 s the minimum time gap measures the scenario, not the stack. 300001 cr
 import pytest
 
 from tests.sim_drive import Drive, describe
+from tools.replay.rerun import rerun
 from tools.sim.lib.drive_report import DriveReport
 
 DRIVE_S = 60.0
@@ -69,3 +70,13 @@ def test_the_stack_stays_engaged(scenario, tmp_path):
     r = drive(scenario, tmp_path)
     assert r.first_engaged_t is not None, f"never engaged; alerts {r.alerts}"
     assert r.engaged_fraction >= MIN_ENGAGED, f"disengagements {r.disengagements}"
+
+
+def test_the_recorded_drive_reruns_to_the_same_carcontrol(tmp_path):
+    """A route recorded by `roadpilot sim --lockstep`, re-driven through controlsd (a real process in lockstep, fed
+    the recorded carState, plan and selfdriveState as the live one had them) gives the recorded carControl."""
+    r = drive("highway", tmp_path)
+    rr = rerun(r.route, "controlsd", tolerance=1e-6)
+    print("\n".join(rr.lines()))
+    assert rr.compared["carControl"] >= 0.95 * DRIVE_S * 100  # 100 Hz: (nearly) every cycle paired
+    assert rr.share("carControl") >= 0.999, rr.worst.get("carControl")

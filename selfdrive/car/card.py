@@ -15,7 +15,7 @@ from opendbc.car.carlog import carlog
 
 from cereal import messaging
 from common.params import Params
-from common.realtime import DT_CTRL, PRIO_CTRL_HIGH, Ratekeeper, set_realtime_priority
+from common.realtime import DT_CTRL, PRIO_CTRL_HIGH, Ratekeeper, input_wait_s, set_realtime_priority
 from common.swaglog import cloudlog, cloudlog_bind
 from selfdrive.car.car_logic import CarLogic
 from selfdrive.car.car_specific import CarPlan, CarSetup, build_plan
@@ -23,7 +23,7 @@ from selfdrive.car.fingerprinting import Fingerprinter
 
 LAG_LOG_S = 0.05
 CAR_PARAMS_PERIOD_S = 50.0  # 0.02 Hz, the services table's contract
-CAN_GRACE_S = 1.5 * DT_CTRL  # `can` this late after the last one: update from our own clock, at 100 Hz
+CAN_GRACE_S = 1.5 * DT_CTRL  # `can` this late after the last one: update from our own clock, at 100 Hz (input_wait_s)
 FINGERPRINT_NO_CAN_S = 5.0  # a forced platform does not wait longer than this for a first frame
 SUBSCRIBES = ("can", "carControl")
 PUBLISHES = ("carState", "carParams", "carOutput", "sendcan")
@@ -64,7 +64,8 @@ class Card:
         self.pm = messaging.PubMaster(list(PUBLISHES))
         self.cp_bytes = plan.CP.to_bytes()
         self.cp_sent_at = -CAR_PARAMS_PERIOD_S
-        self.can_deadline = time.monotonic() + CAN_GRACE_S
+        self.can_grace_s = input_wait_s(CAN_GRACE_S)
+        self.can_deadline = time.monotonic() + self.can_grace_s
         self.last_can: tuple[int, int] | None = None  # (the newest `can`'s logMonoTime, our clock when it came)
         if params is not None:
             params.put("CarParams", self.cp_bytes)
@@ -77,7 +78,7 @@ class Card:
         now = time.monotonic()
         if msgs:
             packets = [(m.logMonoTime, frames_of(m)) for m in msgs]
-            self.can_deadline = now + CAN_GRACE_S
+            self.can_deadline = now + self.can_grace_s
             self.last_can = (msgs[-1].logMonoTime, time.monotonic_ns())
         else:
             # silence is news too: the parsers time out. It is measured on our clock but stamped on the clock of

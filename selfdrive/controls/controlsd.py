@@ -2,7 +2,9 @@
 
 Paced by carState. carControl is also the safety heartbeat: card turns every carControl into the
 heartbeat that keeps the safety layer's controls allowed, so one goes out every cycle — also when
-carState is late (then with everything released: enabled = false), and never "enabled" unless
+carState is late: then the controllers run on the newest carState while it is alive (under 10 periods old: a
+late cycle on a loaded machine must not drop the steering torque, which the car's torque rate limits take
+0.4 s to bring back), and everything is released after that (enabled = false). Never "enabled" unless
 selfdrived is alive and says so. The maths lives in lib/controls_logic.py.
 
 Validity: carControl/controlsState are valid when carState and the plan are alive, on frequency and
@@ -10,14 +12,14 @@ valid, and selfdriveState is alive (its validity depends on ours, see plannerd).
 """
 
 from cereal import messaging
-from common.realtime import DT_CTRL, PRIO_CTRL_LOW, Ratekeeper, set_realtime_priority
+from common.realtime import DT_CTRL, PRIO_CTRL_LOW, Ratekeeper, input_wait_s, set_realtime_priority
 from common.swaglog import cloudlog_bind
 from selfdrive.controls.lib.car_params import wait_car_params
 from selfdrive.controls.lib.controls_logic import ControlsLogic, PlanView, SelfdriveView
 
 SERVICES = ("carState", "longitudinalPlan", "selfdriveState")
 PUBLISHES = ("carControl", "controlsState")
-POLL_MS = int(2 * DT_CTRL * 1000)  # carState two periods late: send a released carControl anyway
+POLL_S = 2 * DT_CTRL  # carState two periods late: send a carControl anyway (the heartbeat)
 
 
 class Controls:
@@ -32,7 +34,7 @@ class Controls:
     def inputs(self) -> tuple[SelfdriveView, PlanView]:
         sm = self.sm
         sd = sm["selfdriveState"]
-        alive = sm.alive["selfdriveState"] and sm.alive["carState"] and sm.updated["carState"]
+        alive = sm.alive["selfdriveState"] and sm.alive["carState"]
         view = SelfdriveView(bool(sd.enabled) and alive, bool(sd.active) and alive, sd.alertType, str(sd.personality))
         age = (sm.logMonoTime["carState"] - sm.logMonoTime["longitudinalPlan"]) * 1e-9
         if sm.updated["longitudinalPlan"]:
@@ -52,12 +54,15 @@ class Controls:
         cs = messaging.new_message("controlsState", valid=valid)
         self.logic.update(self.sm["carState"], sd, plan, cc.carControl, cs.controlsState)
         cs.controlsState.cumLagMs = max(-self.rk.remaining * 1000.0, 0.0)
+        cs.controlsState.longitudinalPlanMonoTime = self.sm.logMonoTime["longitudinalPlan"]
+        cs.controlsState.selfdriveStateMonoTime = self.sm.logMonoTime["selfdriveState"]
         self.pm.send("carControl", cc)
         self.pm.send("controlsState", cs)
 
     def run(self) -> None:
+        poll_ms = int(input_wait_s(POLL_S) * 1000)
         while True:
-            self.sm.update(POLL_MS)
+            self.sm.update(poll_ms)
             self.step()
             self.rk.monitor_time()
 

@@ -13,6 +13,7 @@ import os
 import zstandard
 
 from cereal.services import Service
+from common.realtime import world_waits
 from common.swaglog import cloudlog
 
 ROUTE_NAME_FORMAT = "%Y-%m-%d--%H-%M-%S"
@@ -91,6 +92,8 @@ class RouteWriter:
         self.qlog: FrameWriter | None = None
         meta = {"name": self.name, "started": datetime.datetime.now().isoformat(timespec="seconds"),
                 "segment_seconds": segment_seconds, "qlog_decimation": self.decimation,
+                # how the daemons were paced (a re-run of them must be paced the same way: tools/replay/rerun.py)
+                "sim_lockstep": world_waits(),
                 "format": "rlog.zst/qlog.zst: independent zstd frames of framed capnp log.Event messages"}
         with open(os.path.join(self.path, "route.json"), "w") as f:
             json.dump(meta, f, indent=1)

@@ -142,7 +142,7 @@ def mp4_frames(path: str) -> str:
 
 def cmd_sim(args: argparse.Namespace) -> int:
     from common.params import Params
-    from tools.sim.bridge import ENV as SIM_ENV
+    from tools.sim.bridge import manager_env
     from tools.sim.lib.simulation import SimConfig
     env = {**os.environ}
     try:
@@ -173,7 +173,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if not params.get("CarOverride"):
         params.put("CarOverride", SIM_PLATFORM)  # card cannot fingerprint a Toyota from CAN alone
         print(f"CarOverride set to {SIM_PLATFORM}, the simulated car")
-    env[SIM_ENV] = cfg.to_json()
+    env.update(manager_env(cfg))
     if cfg.lockstep and any(p.name == "canbridged" for p in PROCESSES):
         env["BLOCK"] = ",".join(filter(None, [env.get("BLOCK", ""), "canbridged"]))  # the bridge is the adapter
     wall_limit = args.seconds if args.seconds is not None else cfg.minutes * 60 * 4 + 60

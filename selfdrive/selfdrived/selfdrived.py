@@ -16,7 +16,7 @@ import time
 from cereal import messaging
 from cereal.services import SERVICES as SERVICE_TABLE
 from common.params import Params
-from common.realtime import DT_CTRL, PRIO_CTRL_LOW, Ratekeeper, set_realtime_priority
+from common.realtime import DT_CTRL, PRIO_CTRL_LOW, Ratekeeper, input_wait_s, set_realtime_priority
 from common.swaglog import cloudlog_bind
 from selfdrive.controls.lib.car_params import personality_name, wait_car_params
 from selfdrive.selfdrived.alertmanager import AlertManager
@@ -29,7 +29,7 @@ PUBLISHES = ("selfdriveState", "onroadEvents")
 FAST_INPUTS = ("controlsState", "longitudinalPlan", "modelV2")        # alive, valid, on frequency, fresh
 SLOW_INPUTS = ("liveCalibration", "deviceState", "managerState")      # alive and valid
 STALE_PERIODS = 5
-POLL_MS = int(2 * DT_CTRL * 1000)
+POLL_S = 2 * DT_CTRL          # carState this late: a cycle anyway (what is missing shows in the events)
 PARAMS_EVERY = 100            # cycles between reads of the user's settings
 EVENTS_EVERY = 100            # onroadEvents at least this often (1 Hz), and on every change
 MAX_FRAME_DROP_PERC = 20.0
@@ -153,8 +153,9 @@ class SelfdriveD:
 
     def run(self) -> None:
         rk = Ratekeeper(1.0 / DT_CTRL, print_delay_threshold=None)
+        poll_ms = int(input_wait_s(POLL_S) * 1000)
         while True:
-            self.sm.update(POLL_MS)
+            self.sm.update(poll_ms)
             self.step(time.monotonic())
             self.publish()
             rk.monitor_time()

@@ -110,10 +110,10 @@ class FrameWatch:
 def run(args: argparse.Namespace) -> dict:
     from common.params import Params
     from selfdrive.manager.cli import SIM_PLATFORM, stop_manager
-    from tools.sim.bridge import ENV as SIM_ENV
+    from tools.sim.bridge import manager_env
     from tools.sim.lib.simulation import SimConfig
     cfg = SimConfig(scenario=args.scenario, seed=args.seed, driver="supervise", minutes=0.0)  # drives until stopped
-    env = {**os.environ, SIM_ENV: cfg.to_json()}
+    env = {**os.environ, **manager_env(cfg)}
     Params().put("CarOverride", SIM_PLATFORM)
     watch = FrameWatch()
     log = open(args.log, "w")  # noqa: SIM115 - the manager's whole life

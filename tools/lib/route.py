@@ -5,6 +5,7 @@ A route is named by its folder name (resolved under common.paths.routes_dir()) o
 segment number; either end may be left out), `"<route>/-1"` the last segment.
 """
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -46,6 +47,15 @@ class Route:
     def __repr__(self) -> str:
         return f"Route({self.name!r}, {len(self.segments)} segments)"
 
+    def meta(self) -> dict:
+        """What loggerd wrote about the route (route.json); {} when it is missing or unreadable."""
+        try:
+            with open(os.path.join(self.path, "route.json")) as f:
+                meta = json.load(f)
+        except (OSError, ValueError):
+            return {}
+        return meta if isinstance(meta, dict) else {}
+
     def select(self, selector: str | None = None) -> list[Segment]:
         """The segments a selector names: None (all), "3", "-1", "2:4", "2:", ":4". Raises RouteError."""
         if selector is None or selector == "":
@@ -74,6 +84,20 @@ def split_selector(source: str) -> tuple[str, str | None]:
     if sep and head and _SELECTOR_RE.match(tail) and not os.path.isdir(source):
         return head, tail
     return source, None
+
+
+def route_of(source: str | os.PathLike) -> Route | None:
+    """The route a source belongs to (a route name or folder with or without a selector, a segment folder, a log
+    file in one), or None when it is not inside a route."""
+    s = os.fspath(source)
+    if os.path.isfile(s):
+        s = os.path.dirname(os.path.abspath(s))
+    if os.path.isdir(s) and os.path.basename(s.rstrip("/")).isdigit():
+        s = os.path.dirname(os.path.abspath(s.rstrip("/")))
+    try:
+        return Route(split_selector(s)[0])
+    except RouteError:
+        return None
 
 
 def list_routes(root: str | None = None) -> list[str]:

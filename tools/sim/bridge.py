@@ -28,7 +28,7 @@ every `can` with exactly one `sendcan` (card does), and the world advances one s
      (STEP_TIMEOUT_S) is logged and counted and the world goes on; after MAX_TIMEOUTS in a row the bridge
      stops waiting (the stack is gone) and runs on at real time, passing on whatever the stack still sends,
      until it answers again (a stalled or restarted card): then it waits for every step again. A second
-     answer to one step (card runs a cycle of its own after 15 ms without `can`) is applied, counted and
+     answer to one step (a card that ran a cycle of its own: it should not, see below) is applied, counted and
      logged: it means the run may not repeat exactly.
      Every 5th step a camera frame is drawn on a thread while the world steps on (as a camera works beside
      the bus: a world standing still while it draws would be a silent bus to the stack); before the next
@@ -38,9 +38,11 @@ every `can` with exactly one `sendcan` (card does), and the world advances one s
 No wall-clock time enters the world, the car or the safety layer, so the simState stream is a function of
 (scenario, seed, driver) and of what the stack answers: with a stack whose answers depend only on the
 messages it gets it is identical run after run (the lockstep test proves it with timing noise added).
-The real daemons also read their own clocks (card's 20 ms no-CAN cycle, SubMaster freshness), so with
-them a run repeats only as far as each step is answered in time; running them on the bus clock needs
-tools/replay/lockstep.py's virtual time (not done here).
+The real daemons are told that the world waits for them (manager_env: card, controlsd and selfdrived then wait
+for their input instead of running a cycle of their own when it is late in wall time, which on a loaded 2-core
+machine happened dozens of times a minute). They still read their own clocks elsewhere (SubMaster freshness,
+modeld against plannerd), so a run repeats only as far as the messages meet in the same order; running them on
+the bus clock needs tools/replay/lockstep.py's virtual time (not done here).
 
 Config: the command line, or (under the manager, which passes no arguments) the JSON in ROADPILOT_SIM;
 the config in use is written to the SimScenario param.
@@ -57,7 +59,7 @@ from types import SimpleNamespace
 
 from cereal import messaging
 from common.params import Params
-from common.realtime import DT_CTRL, Ratekeeper
+from common.realtime import DT_CTRL, SIM_LOCKSTEP_ENV, Ratekeeper
 from common.swaglog import cloudlog, cloudlog_bind
 from hardware.canbridged import parse_safety
 from tools.sim.lib.simulation import CAMERA_EVERY, SimConfig, Simulation
@@ -70,6 +72,12 @@ EXTRA_WAIT_MS = 1            # warm-up: a second answer this soon after the firs
 ALIGN_MIN, ALIGN_SINGLE, ALIGN_MAX = 150, 50, 1500  # warm-up answers (see warm_up)
 MANAGER_PID_ENV = "ROADPILOT_MANAGER_PID"
 PACE_MAX_LAG_S = 0.1         # lockstep: behind real time by more than this, the world does not hurry to catch up
+
+
+def manager_env(cfg: SimConfig) -> dict[str, str]:
+    """What the manager's environment carries for a sim run with `cfg`: the bridge's config, and for every daemon
+    whether the world waits for the stack (common.realtime.input_wait_s)."""
+    return {ENV: cfg.to_json(), SIM_LOCKSTEP_ENV: "1" if cfg.lockstep else "0"}
 
 
 class Bridge:

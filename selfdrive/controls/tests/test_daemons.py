@@ -96,14 +96,22 @@ class TestControlsd:
         cc, _ = h.run(0.11)  # SubMaster calls a 100 Hz service dead after 10 missed periods
         assert not cc.carControl.enabled and not cc.valid
 
-    def test_late_carstate_still_sends_a_released_heartbeat(self):
+    def test_late_carstate_holds_the_steering_briefly_then_sends_a_released_heartbeat(self):
         h = ControlsHarness()
         h.feeder.edit["selfdriveState"] = engaged
         h.run(1.0)
+        torque = h.c.pm.last("carControl").carControl.actuators.torque
         h.feeder.stopped.add("carState")
         n = len(h.c.pm.sent["carControl"])
         cc, _ = h.run(0.05)
-        assert len(h.c.pm.sent["carControl"]) == n + 5 and not cc.carControl.enabled
+        # a late carState on a loaded machine: the heartbeat goes on and the command holds (released torque would
+        # come back only at the car's torque rate limit, 0.4 s later)
+        assert len(h.c.pm.sent["carControl"]) == n + 5
+        assert cc.carControl.enabled and cc.carControl.latActive
+        assert cc.carControl.actuators.torque == pytest.approx(torque, abs=0.05)
+        cc, _ = h.run(0.06)  # 10 periods without carState: SubMaster calls it dead, everything is released
+        assert len(h.c.pm.sent["carControl"]) == n + 11
+        assert not cc.carControl.enabled and not cc.carControl.latActive and not cc.valid
 
     def test_brake_releases_in_the_same_cycle(self):
         h = ControlsHarness()

@@ -17,7 +17,7 @@ from cereal import car, messaging
 from common.params import Params
 from common.realtime import DT_CTRL
 from selfdrive.controls.tests.synth import car_params
-from selfdrive.selfdrived.selfdrived import POLL_MS
+from selfdrive.selfdrived.selfdrived import POLL_S
 
 DAEMONS = {"plannerd": "selfdrive.controls.plannerd", "controlsd": "selfdrive.controls.controlsd",
            "selfdrived": "selfdrive.selfdrived.selfdrived"}
@@ -81,7 +81,7 @@ class Rig:
     def tick(self, timeout: float = 0.5, **fields):
         gap_start = time.monotonic()
         sent = self.send(**fields)
-        if time.monotonic() - gap_start > 0.75 * POLL_MS / 1000:
+        if time.monotonic() - gap_start > 0.75 * POLL_S:
             self.clean = False  # selfdrived may have run a cycle without carState in between
         return self.answer(sent, timeout)
 

@@ -41,3 +41,43 @@ def test_the_command_prints_the_shares_and_refuses_bad_input(recorded, tmp_path,
     assert main([recorded, "--daemon", "nosuchd"]) == 2
     assert main([str(tmp_path / "missing")]) == 2
     assert "rerun:" in capsys.readouterr().err
+
+
+def _late_plans(inputs: list[bytes]) -> list[bytes]:
+    """`inputs` with every plan delivered after the carState that follows it (a live controlsd on a busy machine)."""
+    out, held = [], []
+    for d in inputs:
+        which = messaging.log_from_bytes(d).which()
+        if which == "longitudinalPlan":
+            held.append(d)
+            continue
+        out.append(d)
+        if which == "carState":
+            out += held
+            held = []
+    return out + held
+
+
+def _zero_used_fields(ev):
+    b = ev.as_builder()
+    if ev.which() == "controlsState":
+        b.controlsState.longitudinalPlanMonoTime = 0
+        b.controlsState.selfdriveStateMonoTime = 0
+    return b
+
+
+def test_a_plan_that_came_late_live_comes_late_in_the_rerun(tmp_path_factory):
+    root = tmp_path_factory.mktemp("late")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ROADPILOT_PREFIX", "rerun-late")
+        mp.setenv("ROADPILOT_DATA", str(root / "data"))
+        inputs = [d for d in as_bytes(stack_route(8.0)) if messaging.log_from_bytes(d).which() != "controlsState"]
+        outputs = replay(config("controlsd"), _late_plans(inputs)).outputs
+    evs = sorted((messaging.log_from_bytes(d) for d in inputs + outputs), key=lambda e: e.logMonoTime)
+    # the route logs every message by its own time, so in it each plan comes before the carState it missed
+    route = write_route([e.as_builder() for e in evs], "late", root=str(root))
+    r = rerun(route, "controlsd")
+    assert r.compared["carControl"] > 700 and r.share("carControl") == 1.0
+    # what makes it so: controlsState names the plan each cycle had; without that the recorded order is replayed
+    blind = write_route([_zero_used_fields(e) for e in evs], "blind", root=str(root))
+    assert rerun(blind, "controlsd").share("carControl") < 0.99
