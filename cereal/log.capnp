@@ -187,6 +187,9 @@ struct LongitudinalPlan {
   desiredCurvature @11 :Float32;    # lateral plan, delay compensated and rate limited
   personality @12 :LongitudinalPersonality;
   allowThrottle @13 :Bool;
+  # logMonoTime of the newest carState and selfdriveState this plan had (tools/replay/rerun.py)
+  carStateMonoTime @14 :UInt64;
+  selfdriveStateMonoTime @15 :UInt64;
 }
 
 struct LiveCalibrationData {

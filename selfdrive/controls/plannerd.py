@@ -64,6 +64,8 @@ class Planner:
                                     and self.sm.all_alive(["selfdriveState"]))
         p = msg.longitudinalPlan
         p.modelMonoTime = self.sm.logMonoTime["modelV2"]
+        p.carStateMonoTime = self.sm.logMonoTime["carState"]
+        p.selfdriveStateMonoTime = self.sm.logMonoTime["selfdriveState"]
         p.t = out.t.tolist()
         p.speeds = out.speeds.tolist()
         p.accels = out.accels.tolist()

@@ -42,6 +42,8 @@ IGNORE = ("logMonoTime", "controlsState.cumLagMs", "longitudinalPlan.solverExecu
 USED_INPUTS = {
     "controlsd": ("carState", "controlsState", (("longitudinalPlanMonoTime", "longitudinalPlan"),
                                                 ("selfdriveStateMonoTime", "selfdriveState"))),
+    "plannerd": ("modelV2", "longitudinalPlan", (("carStateMonoTime", "carState"),
+                                                 ("selfdriveStateMonoTime", "selfdriveState"))),
 }
 
 

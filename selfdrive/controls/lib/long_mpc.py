@@ -51,6 +51,7 @@ W_SLACK_QUAD = 1.0
 INF = 1e30                # OSQP's infinity
 
 OK_STATUSES = ("solved", "solved inaccurate", "maximum iterations reached")
+ADAPTIVE_RHO_INTERVAL = 25    # ADMM iterations between rho updates (fixed: see LongMpc.__init__)
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,10 @@ class LongitudinalMpc:
         self.solver = osqp.OSQP()
         self.solver.setup(sp.diags(p_diag, format="csc"), self.q.copy(), a_mat, self.l.copy(), self.u.copy(),
                           verbose=False, polishing=False, warm_starting=True, eps_abs=3e-4, eps_rel=3e-4,
-                          max_iter=400, adaptive_rho=True, check_termination=5)
+                          max_iter=400, adaptive_rho=True, check_termination=5,
+                          # OSQP's default interval (0) is chosen from how long setup took: wall-clock time in
+                          # the solution, so a replay of the same inputs could plan differently
+                          adaptive_rho_interval=ADAPTIVE_RHO_INTERVAL)
         self.a0_step = _step(DTS[0])[0]
 
     def solve(self, v0: float, a0: float, v_cruise: float, lead: Lead | None = None,
