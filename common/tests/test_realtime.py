@@ -206,3 +206,13 @@ class TestPriority:
             assert probe.returncode != 0, "permitted here, yet config_realtime_process fell back"
             pytest.skip("SCHED_FIFO or affinity not permitted on this machine")
         assert (fifo, prio, cores) == (True, 2, [0])
+
+
+def test_inputs_are_waited_for_longer_only_under_a_lockstep_sim(monkeypatch):
+    from common.realtime import LOCKSTEP_INPUT_WAIT_S, input_wait_s
+    monkeypatch.delenv("ROADPILOT_SIM_LOCKSTEP", raising=False)
+    assert input_wait_s(0.02) == 0.02
+    monkeypatch.setenv("ROADPILOT_SIM_LOCKSTEP", "0")
+    assert input_wait_s(0.02) == 0.02
+    monkeypatch.setenv("ROADPILOT_SIM_LOCKSTEP", "1")
+    assert input_wait_s(0.02) == LOCKSTEP_INPUT_WAIT_S

@@ -88,16 +88,17 @@ def split_selector(source: str) -> tuple[str, str | None]:
 
 def route_of(source: str | os.PathLike) -> Route | None:
     """The route a source belongs to (a route name or folder with or without a selector, a segment folder, a log
-    file in one), or None when it is not inside a route."""
+    file in one), or None when it is not inside a route (a folder without segments is not one)."""
     s = os.fspath(source)
     if os.path.isfile(s):
         s = os.path.dirname(os.path.abspath(s))
     if os.path.isdir(s) and os.path.basename(s.rstrip("/")).isdigit():
         s = os.path.dirname(os.path.abspath(s.rstrip("/")))
     try:
-        return Route(split_selector(s)[0])
+        r = Route(split_selector(s)[0])
     except RouteError:
         return None
+    return r if r.segments else None  # any folder opens as a Route; one without segments is not a route
 
 
 def list_routes(root: str | None = None) -> list[str]:

@@ -187,6 +187,17 @@ class TestRouteWriter:
         assert w.write_errors == 1
         w.close()
 
+    @pytest.mark.parametrize("env, expected", [("1", True), ("0", False), (None, False)])
+    def test_route_json_says_whether_a_lockstep_sim_paced_the_daemons(self, monkeypatch, env, expected):
+        # tools/replay/rerun.py paces a re-run daemon by it
+        if env is None:
+            monkeypatch.delenv("ROADPILOT_SIM_LOCKSTEP", raising=False)
+        else:
+            monkeypatch.setenv("ROADPILOT_SIM_LOCKSTEP", env)
+        w = RouteWriter(routes_dir(), loggerd.logged_services(), segment_seconds=60, now=0.0)
+        w.close()
+        assert Route(w.name).meta()["sim_lockstep"] is expected
+
     def test_route_names_never_collide(self):
         a, _ = new_route_dir(routes_dir(), base="2026-01-02--03-04-05")
         b, _ = new_route_dir(routes_dir(), base="2026-01-02--03-04-05")

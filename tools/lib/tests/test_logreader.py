@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from cereal import messaging
 from common.paths import routes_dir
 from tools.lib.logreader import LogError, LogReader
-from tools.lib.route import Route, RouteError, list_routes, split_selector
+from tools.lib.route import Route, RouteError, list_routes, route_of, split_selector
 
 CCTX = zstandard.ZstdCompressor(level=3, write_checksum=True)
 
@@ -173,6 +173,17 @@ class TestRoutes:
         assert counters(LogReader(path)) == list(range(40))
         assert counters(LogReader(os.path.join(path, "1"))) == list(range(20, 40))
         assert counters(LogReader(path, log_type="qlog")) == [0, 10, 20, 30]
+
+    def test_route_of_finds_the_route_from_any_of_its_parts(self, tmp_path):
+        path = make_route("parts", 2)
+        for source in (path, "parts", "parts/1", os.path.join(path, "1"), os.path.join(path, "0", "rlog.zst")):
+            r = route_of(source)
+            assert r is not None and r.path == os.path.abspath(path), source
+        assert route_of(str(tmp_path)) is None and route_of("no-such-route") is None
+        assert Route(path).meta() == {}  # no route.json (a route made by hand): nothing to say
+        with open(os.path.join(path, "route.json"), "w") as f:
+            f.write("{not json")
+        assert Route(path).meta() == {}
 
     @pytest.mark.parametrize("selector,segments", [("1", [1]), ("1:3", [1, 2]), ("2:", [2, 3]), (":2", [0, 1]),
                                                    ("-1", [3]), ("0:100", [0, 1, 2, 3])])
