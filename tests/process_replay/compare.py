@@ -9,6 +9,7 @@ tolerance (absolute below 1); NaN equals NaN. Ignored fields are dotted paths be
 
 import math
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 MAX_FIELDS_SHOWN = 25
@@ -67,6 +68,17 @@ def _tree(ev) -> dict:
     return {"valid": ev.valid, **d}
 
 
+def field_diffs(a, b, tol: float, ignore: tuple[str, ...]) -> Iterator[tuple[str, object, object]]:
+    """(path, value in a, value in b) for every field of two Events that differs, the ignored paths left out."""
+    fa, fb = flatten(_tree(a)), flatten(_tree(b))
+    for path in fa.keys() | fb.keys():
+        if path in ignore or any(path.startswith(p + ".") or path.startswith(p + "[") for p in ignore):
+            continue
+        va, vb = fa.get(path), fb.get(path)
+        if not equal(va, vb, tol):
+            yield path, va, vb
+
+
 def compare(ref: list, new: list, tol: float = 1e-5, ignore: tuple[str, ...] = ("logMonoTime",)) -> Diff:
     """Compares Event readers (or anything with which()/to_dict()/logMonoTime/valid) service by service."""
     by_ref, by_new = defaultdict(list), defaultdict(list)
@@ -82,13 +94,7 @@ def compare(ref: list, new: list, tol: float = 1e-5, ignore: tuple[str, ...] = (
             counts[service] = (len(r), len(n))
         compared[service] = min(len(r), len(n))
         for i, (a, b) in enumerate(zip(r, n, strict=False)):
-            fa, fb = flatten(_tree(a)), flatten(_tree(b))
-            for path in fa.keys() | fb.keys():
-                if path in ignore or any(path.startswith(p + ".") or path.startswith(p + "[") for p in ignore):
-                    continue
-                va, vb = fa.get(path), fb.get(path)
-                if equal(va, vb, tol):
-                    continue
+            for path, va, vb in field_diffs(a, b, tol, ignore):
                 fd = fields.get(path)
                 if fd is None:
                     fd = fields[path] = FieldDiff(service, path, first_index=i, first_t=(a.logMonoTime - t0) * 1e-9,

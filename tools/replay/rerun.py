@@ -31,7 +31,7 @@ import numpy as np
 
 from cereal import messaging
 from common.realtime import SIM_LOCKSTEP_ENV
-from tests.process_replay.compare import equal, flatten
+from tests.process_replay.compare import field_diffs
 from tests.process_replay.process_replay import config, declared, replay
 from tools.lib.logreader import LogError, LogReader
 from tools.lib.route import route_of
@@ -81,14 +81,14 @@ def rerun(route: str, daemon: str = "controlsd", tolerance: float = 0.01, log_pa
     reads, writes = declared(cfg.module)
     if not reads or not writes:
         raise ValueError(f"{cfg.module} does not declare the services it reads and publishes")
-    inputs, recorded = [], {}
+    inputs, recorded = [], {}  # inputs: (service, logMonoTime, Event bytes)
     for ev in LogReader(route):  # logMonoTime order: the daemons' own clock (a lockstep simState is not fed)
         s = ev.which()
         if s in reads or s == "carParams":
-            inputs.append(ev.as_builder().to_bytes())
+            inputs.append((s, ev.logMonoTime, ev.as_builder().to_bytes()))
         elif s in writes:
             recorded.setdefault(s, []).append(ev)
-    if not any(messaging.log_from_bytes(d).which() in reads for d in inputs):
+    if not any(s in reads for s, _, _ in inputs):
         raise LogError(f"{route}: none of {daemon}'s inputs ({', '.join(sorted(reads))}) are in it")
     if daemon in USED_INPUTS:
         inputs = as_used(inputs, recorded, *USED_INPUTS[daemon])
@@ -97,7 +97,7 @@ def rerun(route: str, daemon: str = "controlsd", tolerance: float = 0.01, log_pa
     r = route_of(route)
     lockstep = bool(r is not None and r.meta().get("sim_lockstep"))
     env = {SIM_LOCKSTEP_ENV: "1" if lockstep else "0", **(env or {})}
-    result = replay(cfg, inputs, env=env, log_path=log_path)
+    result = replay(cfg, [d for _, _, d in inputs], env=env, log_path=log_path)
     out = Rerun(daemon, len(inputs))
     new: dict[str, list] = {}
     for dat in result.outputs:
@@ -123,15 +123,15 @@ def rerun(route: str, daemon: str = "controlsd", tolerance: float = 0.01, log_pa
     return out
 
 
-def as_used(inputs: list[bytes], recorded: dict[str, list], pacing: str, output: str,
-            used: tuple[tuple[str, str], ...]) -> list[bytes]:
-    """`inputs` (recorded order) reordered so that each message of a `used` service comes just before the pacing
-    message of the first recorded cycle whose `output` names it or a newer one. Messages no cycle had keep their
-    place; so does everything when the recording names nothing (a route from before the fields existed)."""
-    evs = [messaging.log_from_bytes(d) for d in inputs]
-    pace_at = [i for i, e in enumerate(evs) if e.which() == pacing]
-    pace_t = np.array([evs[i].logMonoTime for i in pace_at], np.int64)
-    key = [(float(i), i) for i in range(len(evs))]
+def as_used(inputs: list[tuple[str, int, bytes]], recorded: dict[str, list], pacing: str, output: str,
+            used: tuple[tuple[str, str], ...]) -> list[tuple[str, int, bytes]]:
+    """`inputs` ((service, logMonoTime, bytes) in recorded order) reordered so that each message of a `used` service
+    comes just before the pacing message of the first recorded cycle whose `output` names it or a newer one.
+    Messages no cycle had keep their place; so does everything when the recording names nothing (a route from
+    before the fields existed)."""
+    pace_at = [i for i, (s, _, _) in enumerate(inputs) if s == pacing]
+    pace_t = np.array([inputs[i][1] for i in pace_at], np.int64)
+    key = [(float(i), i) for i in range(len(inputs))]
     for fld, service in used:
         cycles = []  # (index in `inputs` of the cycle's pacing message, logMonoTime of the `service` message it had)
         for out in recorded.get(output, []):
@@ -143,10 +143,10 @@ def as_used(inputs: list[bytes], recorded: dict[str, list], pacing: str, output:
             continue
         cycles.sort()
         j = 0
-        for i, e in enumerate(evs):
-            if e.which() != service:
+        for i, (s, t, _) in enumerate(inputs):
+            if s != service:
                 continue
-            while j < len(cycles) and cycles[j][1] < e.logMonoTime:
+            while j < len(cycles) and cycles[j][1] < t:
                 j += 1
             if j < len(cycles):
                 key[i] = (cycles[j][0] - 0.5, i)
@@ -154,18 +154,14 @@ def as_used(inputs: list[bytes], recorded: dict[str, list], pacing: str, output:
 
 
 def _same(a, b, tol: float) -> tuple[bool, tuple[str, float] | None]:
-    fa, fb = flatten({"valid": a.valid, **a.to_dict()}), flatten({"valid": b.valid, **b.to_dict()})
+    """Whether two Events agree within `tol` (compare.equal: absolute below 1, else relative), and the numeric
+    field that differs most."""
     same, worst = True, None
-    for path in fa.keys() | fb.keys():
-        if any(path == p or path.startswith(p + ".") for p in IGNORE):
-            continue
-        va, vb = fa.get(path), fb.get(path)
-        # tolerance in absolute terms below 1 and relative above (compare.equal)
-        if not equal(va, vb, tol):
-            same = False
-            if isinstance(va, int | float) and isinstance(vb, int | float) and not isinstance(va, bool):
-                d = abs(float(va) - float(vb))
-                worst = (path, d) if worst is None or d > worst[1] else worst
+    for path, va, vb in field_diffs(a, b, tol, IGNORE):
+        same = False
+        if isinstance(va, int | float) and isinstance(vb, int | float) and not isinstance(va, bool):
+            d = abs(float(va) - float(vb))
+            worst = (path, d) if worst is None or d > worst[1] else worst
     return same, worst
 
 
