@@ -12,6 +12,7 @@ daemon declares its services (a module-level `SUBSCRIBES`/`SERVICES` and `PUBLIS
 the declaration against what the sockets did, so neither can drift.
 """
 
+import contextlib
 import importlib
 import importlib.util
 import multiprocessing as mp
@@ -20,6 +21,7 @@ import shutil
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -155,15 +157,21 @@ def check(cfg: DaemonConfig, env: dict[str, str] | None = None, log_path: str | 
     return format_diff(cfg.name, compare(ref, new, cfg.tolerance, TIMING + cfg.ignore))
 
 
-def _check_apart(name: str) -> list[str]:
-    """check() in a process of its own: its own sockets (prefix) and data directory, so daemons replay side by
-    side (each lockstep pair keeps at most one core busy: the driver and the daemon take turns)."""
-    os.environ["ROADPILOT_PREFIX"] = f"pr-{name}-{os.getpid()}"
-    os.environ["ROADPILOT_DATA"] = tempfile.mkdtemp(prefix=f"rp-pr-{name}-")
+@contextlib.contextmanager
+def apart(tag: str) -> Iterator[None]:
+    """For a process of its own (a forked worker): its own sockets (prefix) and data directory, so daemons replay
+    side by side (each lockstep pair keeps at most one core busy: the driver and the daemon take turns)."""
+    os.environ["ROADPILOT_PREFIX"] = f"{tag}-{os.getpid()}"
+    os.environ["ROADPILOT_DATA"] = tempfile.mkdtemp(prefix=f"rp-{tag}-")
     try:
-        return check(config(name))
+        yield
     finally:
         shutil.rmtree(os.environ["ROADPILOT_DATA"], ignore_errors=True)
+
+
+def _check_apart(name: str) -> list[str]:
+    with apart(f"pr-{name}"):
+        return check(config(name))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ import tempfile
 import time
 
 from tests.process_replay.inputs import car_route, stack_route
-from tests.process_replay.process_replay import available, config, set_params_from
+from tests.process_replay.process_replay import apart, available, config, set_params_from
 from tools.replay.lockstep_driver import LockstepDaemon
 
 BUDGET = 0.2
@@ -60,11 +60,11 @@ def bench(cfg, inputs: list[bytes], ready=None) -> tuple[float, float, int]:
 
 def _worker(name: str, inputs: list[bytes], ready, results) -> None:
     """One daemon's replay in a process of its own: its own socket prefix and data directory."""
-    os.environ["ROADPILOT_PREFIX"] = f"bench-replay-{os.getpid()}"
-    os.environ["ROADPILOT_DATA"] = tempfile.mkdtemp(prefix="rp-bench-")
     try:
-        startup, wall, n = bench(config(name), inputs, ready)
-        results.put((name, startup, wall, n, time.monotonic(), ""))
+        with apart(f"bench-replay-{name}"):
+            startup, wall, n = bench(config(name), inputs, ready)
+            end = time.monotonic()  # before the data directory is removed
+        results.put((name, startup, wall, n, end, ""))
     except Exception as e:  # the parent reports it; a worker must not leave the others at the barrier
         ready.abort()
         results.put((name, 0.0, 0.0, 0, time.monotonic(), f"{type(e).__name__}: {e}"))
