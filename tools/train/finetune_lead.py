@@ -31,7 +31,7 @@ from torch import nn
 
 from tools.train import metrics
 from tools.train.targets import load_split
-from tools.train.train import LEAD_SCALE, DrivingNet, _laplace, export_onnx, predict
+from tools.train.train import DrivingNet, export_onnx, lead_losses, predict
 
 HIDDEN = 128
 EPOCHS, PATIENCE, BATCH, LR = 200, 15, 256, 1e-3
@@ -91,11 +91,9 @@ def features(net: DrivingNet, frames: np.ndarray, batch: int = 256) -> torch.Ten
 
 
 def lead_loss(out: torch.Tensor, lead: torch.Tensor) -> torch.Tensor:
-    """train.loss_fn's lead terms: Laplace NLL of (distance, speed) where there is a lead, BCE of its presence."""
-    raw = out[:, :4].view(-1, 2, 2)
-    has = lead[:, 2]
-    nll = _laplace(raw[..., 0], raw[..., 1].clamp(-8, 4), lead[:, :2], LEAD_SCALE).sum(-1)
-    return (nll * has).sum() / (has.sum() + 1.0) + nn.functional.binary_cross_entropy_with_logits(out[:, 4], has)
+    """train.loss_fn's lead terms for the branch's (b, 5) output."""
+    nll, bce = lead_losses(out[:, :4], out[:, 4], lead)
+    return nll + bce
 
 
 def lead_metrics(pred: dict[str, np.ndarray], d: dict[str, np.ndarray]) -> dict:

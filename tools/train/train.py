@@ -106,6 +106,15 @@ def _laplace(mu, log_b, y, scale):
     return (torch.abs(y / scale - mu) * torch.exp(-log_b) + log_b)
 
 
+def lead_losses(lead_raw, prob_raw, target) -> tuple[torch.Tensor, torch.Tensor]:
+    """Laplace NLL of the lead's (distance, speed) where there is a lead, and BCE of its presence. `lead_raw`: the
+    head's (b, 4) lead outputs, `prob_raw`: (b,) presence logits, `target`: (b, 3) distance, speed, presence."""
+    lead = lead_raw.view(-1, 2, 2)
+    has = target[:, 2]
+    nll = _laplace(lead[..., 0], lead[..., 1].clamp(-8, 4), target[:, :2], LEAD_SCALE).sum(-1)
+    return (nll * has).sum() / (has.sum() + 1.0), nn.functional.binary_cross_entropy_with_logits(prob_raw, has)
+
+
 def loss_fn(net: DrivingNet, frames, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
     r = net.raw(frames)
     b = frames.shape[0]
@@ -122,11 +131,7 @@ def loss_fn(net: DrivingNet, frames, t: dict[str, torch.Tensor]) -> tuple[torch.
     lprob = nn.functional.binary_cross_entropy_with_logits(r["lane_prob"], pres)
     edges = r["edges"].view(b, NUM_EDGES, NX, 2)
     le = _laplace(edges[..., 0], edges[..., 1].clamp(-8, 4), t["edges"], LINE_SCALE).mean()
-    lead = r["lead"].view(b, 2, 2)
-    has = t["lead"][:, 2]
-    lead_nll = _laplace(lead[..., 0], lead[..., 1].clamp(-8, 4), t["lead"][:, :2], LEAD_SCALE).sum(-1)
-    llead = (lead_nll * has).sum() / (has.sum() + 1.0)
-    lleadp = nn.functional.binary_cross_entropy_with_logits(r["lead_prob"][:, 0], has)
+    llead, lleadp = lead_losses(r["lead"], r["lead_prob"][:, 0], t["lead"])
     lc = torch.abs(r["curvature"][:, 0] - t["curvature"] / CURV_SCALE).mean()
     parts = {"path": lp, "path_z": lz, "lanes": ll, "lane_prob": lprob, "edges": le, "lead": llead, "lead_prob": lleadp,
              "curvature": lc}
