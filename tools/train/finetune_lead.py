@@ -66,28 +66,21 @@ class LeadBranchNet(DrivingNet):
 
     def __init__(self, width: int = WIDTH, hidden: int = HIDDEN):
         super().__init__(width)
-        self.lead_branch = nn.Sequential(nn.Linear(4 * width * 2 * 4, hidden), nn.ReLU(), nn.Dropout(0.1),
+        self.lead_branch = nn.Sequential(nn.Linear(self.fc[1].in_features, hidden), nn.ReLU(), nn.Dropout(0.1),
                                          nn.Linear(hidden, self.sizes["lead"] + self.sizes["lead_prob"]))
 
     def raw(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
-        c = self.conv(frames.float() * (1.0 / 128.0) - 1.0)
-        h = self.head(self.fc(c))
-        out, i = {}, 0
-        for k, n in self.sizes.items():
-            out[k] = h[:, i:i + n]
-            i += n
+        c = self.features(frames)
+        out = self.outputs(c)
         b = self.lead_branch(torch.flatten(c, 1))
         out["lead"], out["lead_prob"] = b[:, :self.sizes["lead"]], b[:, self.sizes["lead"]:]
         return out
 
 
 def features(net: DrivingNet, frames: np.ndarray, batch: int = 256) -> torch.Tensor:
-    out = []
     with torch.no_grad():
-        for i in range(0, len(frames), batch):
-            x = torch.from_numpy(frames[i:i + batch]).float() * (1.0 / 128.0) - 1.0
-            out.append(torch.flatten(net.conv(x), 1))
-    return torch.cat(out)
+        return torch.cat([torch.flatten(net.features(torch.from_numpy(frames[i:i + batch])), 1)
+                          for i in range(0, len(frames), batch)])
 
 
 def lead_loss(out: torch.Tensor, lead: torch.Tensor) -> torch.Tensor:

@@ -73,14 +73,21 @@ class DrivingNet(nn.Module):
                       "lead": 4, "lead_prob": 1, "curvature": 1}
         self.head = nn.Linear(256, sum(self.sizes.values()))
 
-    def raw(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = frames.float() * (1.0 / 128.0) - 1.0
-        h = self.head(self.fc(self.conv(x)))
+    def features(self, frames: torch.Tensor) -> torch.Tensor:
+        """The convolutional features of uint8 frames."""
+        return self.conv(frames.float() * (1.0 / 128.0) - 1.0)
+
+    def outputs(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The head's raw outputs, one tensor per output, from the features."""
+        h = self.head(self.fc(features))
         out, i = {}, 0
         for k, n in self.sizes.items():
             out[k] = h[:, i:i + n]
             i += n
         return out
+
+    def raw(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.outputs(self.features(frames))
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, ...]:
         r = self.raw(frames)
