@@ -31,6 +31,7 @@ struct SelfdriveState {
   alertType @8 :Text;       # "<eventName>/<eventType>"; empty when there is no alert
   experimentalMode @9 :Bool;
   personality @10 :LongitudinalPersonality;
+  carStateMonoTime @11 :UInt64;  # the carState this state was decided on (controlsd: has it seen the cruise?)
 
   enum OpenpilotState {
     disabled @0;

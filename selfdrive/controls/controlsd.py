@@ -35,7 +35,8 @@ class Controls:
         sm = self.sm
         sd = sm["selfdriveState"]
         alive = sm.alive["selfdriveState"] and sm.alive["carState"]
-        view = SelfdriveView(bool(sd.enabled) and alive, bool(sd.active) and alive, sd.alertType, str(sd.personality))
+        view = SelfdriveView(bool(sd.enabled) and alive, bool(sd.active) and alive, sd.alertType, str(sd.personality),
+                             sd.carStateMonoTime)
         age = (sm.logMonoTime["carState"] - sm.logMonoTime["longitudinalPlan"]) * 1e-9
         if sm.updated["longitudinalPlan"]:
             self.plan = PlanView.from_msg(sm["longitudinalPlan"], age)
@@ -52,7 +53,8 @@ class Controls:
         valid = self.sm.all_checks(["carState", "longitudinalPlan"]) and self.sm.all_alive(["selfdriveState"])
         cc = messaging.new_message("carControl", valid=valid)
         cs = messaging.new_message("controlsState", valid=valid)
-        self.logic.update(self.sm["carState"], sd, plan, cc.carControl, cs.controlsState)
+        self.logic.update(self.sm["carState"], sd, plan, cc.carControl, cs.controlsState,
+                          self.sm.logMonoTime["carState"])
         cs.controlsState.cumLagMs = max(-self.rk.remaining * 1000.0, 0.0)
         cs.controlsState.longitudinalPlanMonoTime = self.sm.logMonoTime["longitudinalPlan"]
         cs.controlsState.selfdriveStateMonoTime = self.sm.logMonoTime["selfdriveState"]

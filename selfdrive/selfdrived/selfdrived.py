@@ -138,6 +138,7 @@ class SelfdriveD:
         ss.engageable = not self.events.contains(ET.NO_ENTRY)
         ss.experimentalMode = self.experimental
         ss.personality = self.personality
+        ss.carStateMonoTime = self.sm.logMonoTime["carState"]
         current = self.alerts.process(self.frame)
         if current is not None:
             key, alert = current

@@ -28,7 +28,8 @@ from selfdrive.controls.lib.long_mpc import T_IDXS
 from selfdrive.controls.lib.longcontrol import LongControl, LongInputs, LongParams, a_target_from_plan
 from selfdrive.selfdrived.events import ET, EVENTS
 
-CANCEL_AFTER = 5            # cycles the car cruises while we are not enabled before we cancel its cruise
+CANCEL_AFTER = 5            # cycles selfdrived has seen the car cruise and not engaged us before we cancel the cruise
+CANCEL_UNANSWERED = 50      # cycles the car cruises without us while selfdrived has not answered (stalled, gone)
 ET_NAMES = frozenset(e.value for e in ET)
 LEAD_BARS = {"aggressive": 1, "standard": 2, "relaxed": 3}
 F32_MAX = 3.4e38            # a larger float64 turns into inf in a Float32 field
@@ -68,6 +69,7 @@ class SelfdriveView:
     active: bool = False
     alert_type: str = ""          # "<event>/<type>", from selfdriveState
     personality: str = "standard"
+    car_state_mono: int = 0       # logMonoTime of the carState selfdrived decided on
 
 
 class ControlsLogic:
@@ -86,11 +88,14 @@ class ControlsLogic:
         self.slip = slip_factor(CP)  # the curvature the car really drives at speed, not the wheels' (see update)
         self.desired_curvature = 0.0
         self.cruise_without_us = 0
+        self.cruise_refused = 0
+        self.cruise_on_since: int | None = None  # logMonoTime of the first carState of the cruise without us
         self.nonfinite = 0
         self.last_lat = LatOutput()
 
-    def update(self, CS, sd: SelfdriveView, plan: PlanView, cc, cst) -> None:
-        """Fills the carControl builder `cc` and controlsState builder `cst` for this cycle."""
+    def update(self, CS, sd: SelfdriveView, plan: PlanView, cc, cst, cs_mono: int = 0) -> None:
+        """Fills the carControl builder `cc` and controlsState builder `cst` for this cycle (cs_mono: CS's
+        logMonoTime)."""
         CP = self.CP
         v_ego, a_ego = float(CS.vEgo), float(CS.aEgo)
         angle = float(CS.steeringAngleDeg) - float(CS.steeringAngleOffsetDeg)
@@ -135,16 +140,29 @@ class ControlsLogic:
         act.accel = accel if long_active else 0.0
         act.longControlState = self.long.state
         act.speed = v_target if long_active else 0.0
+        self._cancel_cruise_without_us(CS, cc, sd, enabled, cs_mono)
         self._hud(CS, cc, sd, plan, enabled)
         self._guard(cc)
         self._fill_state(cst, lat, actual_k, a_target)
 
-    def _hud(self, CS, cc, sd: SelfdriveView, plan: PlanView, enabled: bool) -> None:
-        # the car's own cruise must not keep driving on its own when we are not engaged
+    def _cancel_cruise_without_us(self, CS, cc, sd: SelfdriveView, enabled: bool, cs_mono: int) -> None:
+        """The car's own cruise must not keep driving on its own when we are not engaged. A cruise that just came
+        on is what selfdrived engages on, one carState later at the soonest: cancel once selfdrived has seen the
+        cruise on and still not engaged us (it refused), not by the clock, which a late selfdrived on a loaded
+        machine would lose (it did: the driver's engagement was cancelled before selfdrived got to it).
+        A selfdrived that does not answer at all gets CANCEL_UNANSWERED cycles."""
         cruising = bool(CS.cruiseState.enabled)
-        self.cruise_without_us = self.cruise_without_us + 1 if cruising and not sd.enabled else 0
-        cc.cruiseControl.cancel = self.cruise_without_us >= CANCEL_AFTER or (cruising and not self.CP.pcmCruise
-                                                                            and not enabled)
+        if not cruising or sd.enabled:
+            self.cruise_on_since, self.cruise_without_us, self.cruise_refused = None, 0, 0
+        else:
+            if self.cruise_on_since is None:
+                self.cruise_on_since = cs_mono
+            self.cruise_without_us += 1
+            self.cruise_refused += int(sd.car_state_mono >= self.cruise_on_since)
+        cc.cruiseControl.cancel = (self.cruise_refused >= CANCEL_AFTER or self.cruise_without_us >= CANCEL_UNANSWERED
+                                   or (cruising and not self.CP.pcmCruise and not enabled))
+
+    def _hud(self, CS, cc, sd: SelfdriveView, plan: PlanView, enabled: bool) -> None:
         hud = cc.hudControl
         v_cruise = float(CS.vCruise) if CS.vCruise > 0 else float(CS.cruiseState.speed)
         hud.setSpeed = v_cruise

@@ -140,11 +140,39 @@ class TestControlsd:
         hud = h.run(0.5)[0].carControl.hudControl
         assert hud.audibleAlert == "warningSoft" and hud.visualAlert == "steerRequired"
 
-    def test_car_cruising_without_us_is_cancelled(self):
+    def test_car_cruising_without_us_is_cancelled_once_selfdrived_has_seen_it(self):
         h = ControlsHarness()
         h.feeder.edit["carState"] = lambda m: setattr(m.carState.cruiseState, "enabled", True)
+        # selfdrived decided on the carState of the same instant, and did not engage us
+        h.feeder.edit["selfdriveState"] = lambda m: setattr(m.selfdriveState, "carStateMonoTime", m.logMonoTime)
         h.run(0.04)
-        assert not h.c.pm.last("carControl").carControl.cruiseControl.cancel  # selfdrived may just be engaging
+        assert not h.c.pm.last("carControl").carControl.cruiseControl.cancel  # 5 such states first
         assert h.run(0.02)[0].carControl.cruiseControl.cancel
         h.feeder.edit["selfdriveState"] = engaged
         assert not h.run(0.02)[0].carControl.cruiseControl.cancel
+
+    def test_a_late_selfdrived_gets_to_engage_before_the_cruise_is_cancelled(self):
+        h = ControlsHarness()
+        h.run(0.5)
+        before = int(h.feeder.t * 1e9) - 1  # a lagging selfdrived: its states are about carStates before the cruise
+        h.feeder.edit["selfdriveState"] = lambda m: setattr(m.selfdriveState, "carStateMonoTime", before)
+        h.feeder.edit["carState"] = lambda m: setattr(m.carState.cruiseState, "enabled", True)
+        cc, _ = h.run(0.3)
+        assert not any(m.carControl.cruiseControl.cancel for m in h.c.pm.sent["carControl"])
+        assert not cc.carControl.enabled
+
+        def caught_up(m):
+            engaged(m)
+            m.selfdriveState.carStateMonoTime = m.logMonoTime
+        h.feeder.edit["selfdriveState"] = caught_up
+        cc, _ = h.run(0.05)
+        assert cc.carControl.enabled and not cc.carControl.cruiseControl.cancel
+
+    def test_a_selfdrived_that_never_answers_has_the_cruise_cancelled(self):
+        h = ControlsHarness()
+        h.run(0.5)
+        before = int(h.feeder.t * 1e9) - 1
+        h.feeder.edit["selfdriveState"] = lambda m: setattr(m.selfdriveState, "carStateMonoTime", before)
+        h.feeder.edit["carState"] = lambda m: setattr(m.carState.cruiseState, "enabled", True)
+        assert not h.run(0.49)[0].carControl.cruiseControl.cancel
+        assert h.run(0.02)[0].carControl.cruiseControl.cancel  # 50 cycles unanswered
