@@ -20,8 +20,6 @@ from selfdrive.manager.process_config import MODES, PLANNED, PROCESSES
 from selfdrive.ui.config import ui_url
 from tools.lib.logreader import LogError, LogReader
 
-SIM_PLATFORM = "TOYOTA_RAV4"  # the car the simulator's CAN speaks
-
 
 def sim_stack_report() -> str:
     lines = ["Parts of the sim stack:"]
@@ -141,8 +139,7 @@ def mp4_frames(path: str) -> str:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from common.params import Params
-    from tools.sim.bridge import manager_env
+    from tools.sim.bridge import manager_env, use_sim_car
     from tools.sim.lib.simulation import SimConfig
     env = {**os.environ}
     try:
@@ -153,9 +150,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
     stack = {"card", "controlsd"} <= runs  # what answers the car's CAN
     try:
         # --record is rendered from the route after the drive (tools/render), not by the bridge during it
-        cfg = SimConfig(scenario=args.scenario, seed=args.seed, driver=args.driver, use_cruise=args.use_cruise,
-                        lockstep=args.lockstep, minutes=args.minutes, camera="camerad" in runs,
-                        stack_wait_s=20.0 if stack else 0.0)
+        cfg = SimConfig(scenario=args.scenario, seed=args.seed, car=args.car, driver=args.driver,
+                        use_cruise=args.use_cruise, lockstep=args.lockstep, minutes=args.minutes,
+                        camera="camerad" in runs, stack_wait_s=20.0 if stack else 0.0)
     except ValueError as e:
         print(f"roadpilot sim: {e}", file=sys.stderr)
         return 2
@@ -169,10 +166,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         print("--record renders the recorded route, but loggerd does not run: there will be nothing to render")
     if not stack:
         print("card and controlsd do not both run: nothing answers the car's CAN, the scripted driver drives alone")
-    params = Params()
-    if not params.get("CarOverride"):
-        params.put("CarOverride", SIM_PLATFORM)  # card cannot fingerprint a Toyota from CAN alone
-        print(f"CarOverride set to {SIM_PLATFORM}, the simulated car")
+    print(use_sim_car(cfg))
     env.update(manager_env(cfg))
     if cfg.lockstep and any(p.name == "canbridged" for p in PROCESSES):
         env["BLOCK"] = ",".join(filter(None, [env.get("BLOCK", ""), "canbridged"]))  # the bridge is the adapter
@@ -265,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="<command>")
 
     from tools.sim.lib.scenarios import SCENARIOS
+    from tools.sim.lib.sim_car import DEFAULT_PLATFORM, SIM_PLATFORMS
     sim = sub.add_parser("sim", help="drive a simulated scenario with the sim stack, headless; score it",
                          description="Runs the manager in sim mode (the simulator's bridge and the whole onboard "
                                      "stack) until --minutes of simulated driving are done, with a status line "
@@ -275,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="what to drive (default: mixed, a bit of everything)")
     sim.add_argument("--seed", type=int, default=0, help="the world's seed: same scenario + seed, same world")
     sim.add_argument("--minutes", type=float, default=3.0, help="simulated minutes (default: 3)")
+    sim.add_argument("--car", choices=list(SIM_PLATFORMS), default=DEFAULT_PLATFORM,
+                     help=f"the simulated car (default: {DEFAULT_PLATFORM}, whose cruise works down to a stop; "
+                          "TOYOTA_RAV4's cannot engage below 19 mph). card is told it through CarOverride")
     sim.add_argument("--lockstep", action="store_true",
                      help="deterministic: each 10 ms step waits for the stack's answer (see tools/sim/bridge.py)")
     sim.add_argument("--record", metavar="OUT.mp4", default=None,

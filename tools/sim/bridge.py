@@ -2,7 +2,7 @@
 
     python -m tools.sim.bridge --scenario curvy --seed 3 [--lockstep] [--minutes 2] [--record out.mp4]
 
-The world (tools/sim/lib/simulation.py) advances in 10 ms steps: the CAN-level RAV4 gets the frames the
+The world (tools/sim/lib/simulation.py) advances in 10 ms steps: the CAN-level car gets the frames the
 adapter sent, the scripted driver acts, the dynamics and the traffic move, the car puts its frames on
 the bus. Every 5th step (20 Hz) the camera renders a frame for camerad's sim source and `simState`
 (ground truth, for scoring only) is published.
@@ -62,6 +62,7 @@ from common.params import Params
 from common.realtime import DT_CTRL, SIM_LOCKSTEP_ENV, Ratekeeper
 from common.swaglog import cloudlog, cloudlog_bind
 from hardware.canbridged import parse_safety
+from tools.sim.lib.sim_car import DEFAULT_PLATFORM, SIM_PLATFORMS
 from tools.sim.lib.simulation import CAMERA_EVERY, SimConfig, Simulation
 
 ENV = "ROADPILOT_SIM"
@@ -78,6 +79,17 @@ def manager_env(cfg: SimConfig) -> dict[str, str]:
     """What the manager's environment carries for a sim run with `cfg`: the bridge's config, and for every daemon
     whether the world waits for the stack (common.realtime.input_wait_s)."""
     return {ENV: cfg.to_json(), SIM_LOCKSTEP_ENV: "1" if cfg.lockstep else "0"}
+
+
+def use_sim_car(cfg: SimConfig) -> str:
+    """Tells card which car the simulator is (CarOverride; card cannot fingerprint a Toyota from CAN alone, opendbc
+    identifies them by firmware). Call it before the stack starts. Returns what it did, for the user."""
+    params = Params()
+    before = params.get("CarOverride")
+    params.put("CarOverride", cfg.car)
+    if before in (None, "", cfg.car):
+        return f"CarOverride: {cfg.car}, the simulated car"
+    return f"CarOverride: {cfg.car}, the simulated car (was {before})"
 
 
 class Bridge:
@@ -344,8 +356,9 @@ class Bridge:
 def config_from(args: argparse.Namespace, env: str | None) -> SimConfig:
     if env is not None and not args.explicit:
         return SimConfig.from_json(env)
-    return SimConfig(scenario=args.scenario, seed=args.seed, driver=args.driver, use_cruise=args.use_cruise,
-                     lockstep=args.lockstep, minutes=args.minutes, camera=not args.no_camera, record=args.record)
+    return SimConfig(scenario=args.scenario, seed=args.seed, car=args.car, driver=args.driver,
+                     use_cruise=args.use_cruise, lockstep=args.lockstep, minutes=args.minutes,
+                     camera=not args.no_camera, record=args.record)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -353,6 +366,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="bridge", description=__doc__.splitlines()[0])
     ap.add_argument("--scenario", default="highway")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--car", choices=list(SIM_PLATFORMS), default=DEFAULT_PLATFORM,
+                    help=f"the simulated car (default {DEFAULT_PLATFORM}; card must be told it: CarOverride)")
     ap.add_argument("--driver", choices=("manual", "supervise"), default="manual")
     ap.add_argument("--use-cruise", action="store_true", help="a manual driver that also sets the cruise")
     ap.add_argument("--lockstep", action="store_true")

@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from tools.sim.lib.sim_car import MIN_ACC_SPEED, CarStatus, DriverControls
+from tools.sim.lib.sim_car import MIN_ACC_SPEED, CarStatus, DriverControls, SimPlatform
 
 DriverMode = Literal["manual", "supervise"]
 
@@ -71,12 +71,14 @@ class Vehicle:
     drive_accel_max: float = 3.5
     drive_power_max: float = 130e3
     brake_decel_max: float = 9.0
+    cruise_min_speed: float = MIN_ACC_SPEED  # m/s the cruise engages at (0 with stop-and-go)
 
     @classmethod
-    def from_params(cls, p, length: float = 4.6, width: float = 1.85) -> "Vehicle":
-        return cls(length, width, p.wheelbase, p.steer_ratio, p.understeer_gradient, p.eps_lat_accel_full,
+    def of(cls, car: SimPlatform) -> "Vehicle":
+        p = car.vehicle
+        return cls(car.length, car.width, p.wheelbase, p.steer_ratio, p.understeer_gradient, p.eps_lat_accel_full,
                    p.eps_center_angle, p.driver_torque_full, p.mass, 0.5 * p.air_density * p.drag_area,
-                   p.rolling_resistance, p.drive_accel_max, p.drive_power_max, p.brake_decel_max)
+                   p.rolling_resistance, p.drive_accel_max, p.drive_power_max, p.brake_decel_max, car.min_engage_speed)
 
 
 @dataclass
@@ -240,7 +242,7 @@ class ScriptedDriver:
             return
         if not car.main_on:
             self._press("main", view.t)
-        elif v > MIN_ACC_SPEED + 1.0 and abs(self.desired_accel(view)) < 0.3:  # at a steady speed
+        elif v > self.veh.cruise_min_speed + 1.0 and abs(self.desired_accel(view)) < 0.3:  # at a steady speed
             self._press("set", view.t)
 
     # --- one step --------------------------------------------------------------------------------------

@@ -1,5 +1,8 @@
-"""The simulated car as its CAN bus shows it: a 2017 Toyota RAV4 (opendbc TOYOTA_RAV4, TSS-P, torque
-steering) whose DSU is unplugged, so the driving assistant sends ACC_CONTROL and the car has no ACC of its own.
+"""The simulated car as its CAN bus shows it: a Toyota Safety Sense P car with torque steering whose DSU is
+unplugged, so the driving assistant sends ACC_CONTROL and the car has no ACC of its own. SIM_PLATFORMS are the
+cars it can be; they speak the same powertrain DBC and differ where opendbc says they do (EPS torque scale,
+stop-and-go) and in the body the dynamics move. The default is the Lexus CT Hybrid: its cruise works down to a
+stop, which traffic needs; the 2017 RAV4 (the car of the recorded minute) cannot engage below 19 mph.
 
 What is on the bus, and how it behaves, follows the real car (the recorded minute in
 ../shared/data/comma2k19-rav4 gives the periods and idle values):
@@ -8,8 +11,8 @@ What is on the bus, and how it behaves, follows the real car (the recorded minut
     LKA camera behind the harness): its own idle STEERING_LKA at 100 Hz and LKAS_HUD. A bus that carried only
     the 1 Hz HUD would be idle for longer than opendbc's bus timeout (500 ms) every second: canTimeout.
   - the PCM's cruise: main/set/resume/cancel buttons on the stalk; engaging needs main on, speed >= the
-    platform's minimum, gear D, no brake, and an ACC module on the bus (ACC_CONTROL arriving); brake,
-    cancel, ACC_CONTROL's CANCEL_REQ or a silent ACC module end it; the gas pedal overrides it.
+    platform's minimum (none with stop-and-go), gear D, no brake, and an ACC module on the bus (ACC_CONTROL
+    arriving); brake, cancel, ACC_CONTROL's CANCEL_REQ or a silent ACC module end it; the gas pedal overrides it.
   - the EPS applies STEERING_LKA torque only while the cruise is engaged and STEER_REQUEST is set (a
     modelling choice: the LKA follows the driving assistant's engagement), adds the driver's torque, and
     faults for 2 s on a command drop-out or on torque at a steering rate above 100 deg/s.
@@ -30,16 +33,58 @@ from opendbc.car.common.conversions import Conversions as CV
 from opendbc.car.toyota.values import CAR, EPS_SCALE, MIN_ACC_SPEED, CarControllerParams
 from opendbc.car.toyota.values import DBC as TOYOTA_DBC
 
-PLATFORM = CAR.TOYOTA_RAV4
-PT_DBC: str = TOYOTA_DBC[PLATFORM][Bus.pt]
+from tools.sim.lib.dynamics import VehicleParams
+
 Frame = tuple[int, bytes, int]  # (address, data, bus), as opendbc's packer and the car port use them
+
+
+@dataclass(frozen=True)
+class SimPlatform:
+    """A car the simulator can be."""
+    name: str                   # the opendbc platform its CAN speaks (what card must be told: CarOverride)
+    stop_and_go: bool           # the PCM's cruise works down to a stop and holds the car there
+    vehicle: VehicleParams      # the body the dynamics move
+    length: float               # m, bumper to bumper
+    width: float                # m
+
+    @property
+    def min_engage_speed(self) -> float:
+        """m/s the PCM's cruise engages at (opendbc's minEnableSpeed for a car without stop-and-go)."""
+        return 0.0 if self.stop_and_go else MIN_ACC_SPEED
+
+    @property
+    def eps_report_scale(self) -> float:
+        """STEER_TORQUE_EPS * scale = command units (opendbc's EPS_SCALE rule)."""
+        return EPS_SCALE[self.name] / 100.0
+
+
+# Bodies from opendbc's CarSpecs (mass + 136 kg of driver and cargo as opendbc counts it, wheelbase, steer ratio,
+# centre of gravity at 44% of the wheelbase) and the torque lateral acceleration factor opendbc's torque controller
+# assumes for the platform (LEXUS_CTH uses LEXUS_NX's); yaw inertia and cornering stiffness scaled from the RAV4's
+# by mass, wheelbase and tyre stiffness factor the way opendbc scales them; drag and power from the makers' figures.
+SIM_PLATFORMS: dict[str, SimPlatform] = {p.name: p for p in (
+    SimPlatform(CAR.LEXUS_CTH, True, VehicleParams(
+        mass=1545.8, yaw_inertia=2383.0, wheelbase=2.6, cg_to_front=1.144, cornering_front=0.967e5,
+        cornering_rear=1.128e5, steer_ratio=18.6, eps_lat_accel_full=2.35, drive_accel_max=3.0,
+        drive_power_max=100e3, drag_area=0.64), 4.32, 1.77),
+    SimPlatform(CAR.TOYOTA_RAV4, False, VehicleParams(), 4.6, 1.85),
+)}
+DEFAULT_PLATFORM = CAR.LEXUS_CTH.value
+PT_DBC: str = TOYOTA_DBC[DEFAULT_PLATFORM][Bus.pt]
+assert all(TOYOTA_DBC[p][Bus.pt] == PT_DBC for p in SIM_PLATFORMS), "one DBC: the car's messages are packed from it"
+
+
+def sim_platform(name: str) -> SimPlatform:
+    """The simulated car called `name`; ValueError naming the known ones otherwise."""
+    if name not in SIM_PLATFORMS:
+        raise ValueError(f"the simulator has no car {name!r}; it has {', '.join(SIM_PLATFORMS)}")
+    return SIM_PLATFORMS[name]
 
 # Units of the Toyota torque signals. STEER_TORQUE_CMD's limit (opendbc's STEER_MAX, 1500) is the EPS
 # motor's full torque; the driver torque sensor's scale is not published: 50 units per Nm makes opendbc's
 # 100-unit "steering pressed" threshold (STEER_THRESHOLD) a firm 2 Nm.
 LKA_FULL_UNITS = CarControllerParams.STEER_MAX
 DRIVER_UNITS_PER_NM = 50.0    # STEER_TORQUE_DRIVER
-EPS_REPORT_SCALE = EPS_SCALE[PLATFORM] / 100.0  # STEER_TORQUE_EPS * scale = command units (opendbc's rule)
 STEER_OVERRIDE_NM = 3.0       # the EPS's own override bit: higher than opendbc's threshold
 PEDAL_PRESSED = 0.02          # pedal travel (0..1) the switches report as pressed
 STANDSTILL_HOLD = -1.0        # m/s^2 the PCM asks of the brakes while it holds the car
@@ -168,7 +213,8 @@ def decode(dbc: DBC, address: int, dat: bytes) -> tuple[dict[str, float] | None,
 
 
 class SimCar:
-    def __init__(self, steer_offset_deg: float = 0.0):
+    def __init__(self, platform: SimPlatform = SIM_PLATFORMS[DEFAULT_PLATFORM], steer_offset_deg: float = 0.0):
+        self.platform = platform
         self.packer = CANPacker(PT_DBC)
         self.dbc = self.packer.dbc
         self.rx_addresses = {self.dbc.name_to_msg[n].address: n for n in ("STEERING_LKA", "ACC_CONTROL")}
@@ -240,7 +286,7 @@ class SimCar:
         acc = self._fresh("ACC_CONTROL", ACC_TIMEOUT_S)
         if self._pressed("main"):
             st.main_on = not st.main_on
-        can_engage = st.main_on and v >= MIN_ACC_SPEED and not st.brake_pressed and acc is not None
+        can_engage = st.main_on and v >= self.platform.min_engage_speed and not st.brake_pressed and acc is not None
         v_kph = int(round(v * CV.MS_TO_KPH))
         if st.engaged:
             if self._pressed("set"):
@@ -348,8 +394,8 @@ class SimCar:
     def _v_steer_torque_sensor(self) -> dict[str, float]:
         d = self.applied.driver_torque
         return {"STEER_TORQUE_DRIVER": d * DRIVER_UNITS_PER_NM,
-                "STEER_TORQUE_EPS": self.motion.eps_torque * LKA_FULL_UNITS / EPS_REPORT_SCALE,
-                "STEER_ANGLE": 0.0, "STEER_ANGLE_INITIALIZING": 1,  # this RAV4 has no accurate angle
+                "STEER_TORQUE_EPS": self.motion.eps_torque * LKA_FULL_UNITS / self.platform.eps_report_scale,
+                "STEER_ANGLE": 0.0, "STEER_ANGLE_INITIALIZING": 1,  # no accurate angle sensor (TSS-P)
                 "STEER_OVERRIDE": int(abs(d) > STEER_OVERRIDE_NM)}
 
     def _v_pcm_cruise(self) -> dict[str, float]:

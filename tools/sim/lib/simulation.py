@@ -17,7 +17,7 @@ from tools.sim.lib import dynamics
 from tools.sim.lib.can_garbage import CanGarbage
 from tools.sim.lib.driver import DriverConfig, DriverMode, Other, ScriptedDriver, Vehicle, View
 from tools.sim.lib.scenarios import SCENARIOS, make_world
-from tools.sim.lib.sim_car import PT_DBC, DriverControls, Frame, Motion, SimCar
+from tools.sim.lib.sim_car import DEFAULT_PLATFORM, PT_DBC, DriverControls, Frame, Motion, SimCar, sim_platform
 from tools.sim.lib.traffic import Box
 from tools.sim.lib.truth import SAMPLE_DISTANCES, DepartureJudge, Footprint, leads, line_offsets
 
@@ -31,6 +31,7 @@ class SimConfig:
     """What to simulate and how; travels as JSON (ROADPILOT_SIM, the SimScenario param)."""
     scenario: str = "highway"
     seed: int = 0
+    car: str = DEFAULT_PLATFORM   # which of sim_car.SIM_PLATFORMS (the opendbc platform name)
     driver: DriverMode = "manual"
     use_cruise: bool = False      # a manual driver that also turns the cruise on
     lockstep: bool = False
@@ -43,6 +44,7 @@ class SimConfig:
     def __post_init__(self):
         if self.scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {self.scenario!r}; known: {', '.join(SCENARIOS)}")
+        sim_platform(self.car)
         if self.driver not in ("manual", "supervise"):
             raise ValueError(f"driver must be manual or supervise, got {self.driver!r}")
         if not (self.minutes >= 0 and math.isfinite(self.minutes)):
@@ -93,12 +95,13 @@ class Simulation:
         self.cfg = cfg
         self.world = make_world(cfg.scenario, cfg.seed)
         self.road = self.world.road
-        self.params = dynamics.VehicleParams()
-        self.ego = Vehicle.from_params(self.params)  # the RAV4 as its driver knows it
+        self.platform = sim_platform(cfg.car)
+        self.params = self.platform.vehicle
+        self.ego = Vehicle.of(self.platform)  # the car as its driver knows it
         x, y, yaw = self.world.ego_start_pose()
         self.state = dynamics.cruising_state(self.params, x, y, yaw, self.world.ego_speed,
                                              float(self.road.grade(self.world.ego_s)))
-        self.car = SimCar()
+        self.car = SimCar(self.platform)
         self.garbage = CanGarbage(PT_DBC, cfg.seed, cfg.can_garbage) if cfg.can_garbage > 0 else None
         rng = np.random.default_rng([cfg.seed, 0xD71E])
         dcfg = DriverConfig(mode=cfg.driver, use_cruise=cfg.use_cruise)

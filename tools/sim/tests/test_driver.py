@@ -115,6 +115,6 @@ def test_supervising_driver_says_why_it_takes_over():
     assert drv.takeovers and drv.takeovers[0][0] == 1.01 and drv.takeovers[0][1].startswith("drifting")
     assert not drv.hands_off and drv.update(replace(drifting, t=1.02)).cancel  # and cancels the cruise
     drv2 = Simulation(SimConfig(scenario="straight", seed=1, driver="supervise")).driver
-    closing = replace(steady, others=[Other(s=115.0, d=centre, v=15.0)])  # 10.4 m gap closing at 10 m/s
+    closing = replace(steady, others=[Other(s=115.0, d=centre, v=15.0)])  # 10.5 m gap (a 4.32 m CT) closing at 10 m/s
     drv2.update(closing)
-    assert drv2.takeovers and drv2.takeovers[0][1].startswith("closing in: 10.4 m at 10.0 m/s")
+    assert drv2.takeovers and drv2.takeovers[0][1].startswith("closing in: 10.5 m at 10.0 m/s")

@@ -1,5 +1,6 @@
-"""The simulated RAV4 on its CAN bus: opendbc's car state reads it as the car it simulates, and the car
-reacts to the car port's commands the way the brief of the real car says (refusing them unengaged)."""
+"""The simulated car on its CAN bus (each of SIM_PLATFORMS): opendbc's car state reads it as the car it
+simulates, and the car reacts to the car port's commands the way the brief of the real car says (refusing them
+unengaged)."""
 
 import numpy as np
 import pytest
@@ -15,9 +16,11 @@ from tools.sim.lib.sim_car import (
     MIN_ACC_SPEED,
     PT_DBC,
     SCHEDULE,
+    SIM_PLATFORMS,
     DriverControls,
     Motion,
     SimCar,
+    sim_platform,
 )
 
 DT = 0.01
@@ -27,8 +30,8 @@ class Bench:
     """A SimCar stepped at 100 Hz with a stand-in for the car port: STEERING_LKA every step and
     ACC_CONTROL every 3rd, packed with opendbc's packer like the real port does."""
 
-    def __init__(self, acc_module: bool = True):
-        self.car = SimCar()
+    def __init__(self, acc_module: bool = True, car: str = "LEXUS_CTH"):
+        self.car = SimCar(sim_platform(car))
         self.port = CANPacker(PT_DBC)
         self.k = 0
         self.acc_module = acc_module
@@ -71,12 +74,19 @@ def engaged_bench(v: float = 25.0) -> Bench:
     return b
 
 
-class TestCarStateReadsTheSimulatedCar:
-    """card's CarLogic (opendbc's TOYOTA_RAV4 CarInterface behind card's frame checks) on the sim's CAN."""
+@pytest.fixture(params=list(SIM_PLATFORMS))
+def car(request) -> str:
+    return request.param
 
-    def setup_method(self):
-        self.bench = Bench()
-        fp = Fingerprinter("TOYOTA_RAV4")
+
+class TestCarStateReadsTheSimulatedCar:
+    """card's CarLogic (opendbc's CarInterface for the simulated platform behind card's frame checks) on the sim's
+    CAN, for each car the simulator can be."""
+
+    @pytest.fixture(autouse=True)
+    def bench_and_logic(self, car):
+        self.bench = Bench(car=car)
+        fp = Fingerprinter(car)
         self.packets = []
         while not fp.done:
             _, frames = self.bench.step(Motion(v=20.0), DriverControls())
@@ -93,9 +103,14 @@ class TestCarStateReadsTheSimulatedCar:
             CS = self.logic.update([(int(self.bench.k * DT * 1e9), frames)])
         return CS
 
-    def test_installation_is_seen_as_a_rav4_without_dsu(self):
+    def test_installation_is_seen_as_the_car_without_dsu(self, car):
+        assert self.plan.CP.carFingerprint == car
         assert self.plan.connected_buses == frozenset({0, 2})
         assert self.plan.CP.openpilotLongitudinalControl  # the DSU is unplugged: we send ACC_CONTROL
+
+    def test_the_cars_stop_and_go_is_what_opendbc_says(self, car):
+        # opendbc's minEnableSpeed is the stack's idea of the car: below it selfdrived will not stay engaged
+        assert sim_platform(car).stop_and_go == (self.plan.CP.minEnableSpeed < 0)
 
     @pytest.mark.parametrize("v, steer", [(0.0, 0.0), (8.3, -12.34), (20.0, 3.21), (33.0, 87.6), (15.0, -400.0)])
     def test_speed_and_angle(self, v, steer):
@@ -152,18 +167,22 @@ class TestCarStateReadsTheSimulatedCar:
 
 class TestCarReactsToCommands:
     def test_engaging_needs_main_speed_brake_off_and_an_acc_module(self):
-        b = Bench()
+        b = Bench(car="TOYOTA_RAV4")
         b.press("set", Motion(v=25.0))
         assert not b.car.status.engaged  # main is off
         b.press("main", Motion(v=25.0))
         b.press("set", Motion(v=MIN_ACC_SPEED - 0.5))
-        assert not b.car.status.engaged  # too slow for this TSS-P car
+        assert not b.car.status.engaged  # too slow for a TSS-P car without stop-and-go
         b.hold(0.2, Motion(v=25.0), DriverControls(set=True, brake=0.5))
         assert not b.car.status.engaged
         nobody = Bench(acc_module=False)
         nobody.press("main", Motion(v=25.0))
         nobody.press("set", Motion(v=25.0))
         assert nobody.car.status.main_on and not nobody.car.status.engaged  # nothing sends ACC_CONTROL
+        sng = Bench(car="LEXUS_CTH")
+        sng.press("main", Motion(v=3.0))
+        sng.press("set", Motion(v=3.0))
+        assert sng.car.status.engaged and sng.car.status.set_speed_kph == 30  # full-speed range: any speed
 
     def test_commands_are_refused_while_not_engaged(self):
         b = Bench()
