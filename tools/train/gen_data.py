@@ -58,13 +58,21 @@ class DataConfig:
     test_seeds: int
     seconds: float        # sampled seconds per episode
     follow: bool = False  # drivers that follow closely, and some that never overtake (follow_style)
+    scenarios: tuple[str, ...] = tuple(SCENARIOS)
+    keep_lane: bool = False  # follow drivers that never overtake: they stay behind the lead through its stops
+    first_seed: int = 0   # added to each split's base: episodes apart from the other configs' (same look, mount)
 
+
+# The lead scenarios a stop-and-go car meets, followed closely and never overtaken, for longer: the closed-loop
+# stack approached a braking lead with the model reading it ~3 m too far (tools/train/finetune_lead.py).
+TRAFFIC = ("stop_and_go", "lead_brake", "mixed")
 
 CONFIGS = {
     "tiny": DataConfig(1, 1, 1, 3.0),
     "small": DataConfig(6, 1, 1, 36.0),    # the CPU default: about 6.5k training samples
     "full": DataConfig(16, 2, 2, 36.0),    # what the shipped model was trained on (about 17k training samples)
     "full_follow": DataConfig(16, 2, 2, 36.0, follow=True),
+    "traffic_follow": DataConfig(24, 3, 3, 60.0, follow=True, scenarios=TRAFFIC, keep_lane=True, first_seed=1000),
 }
 
 
@@ -74,15 +82,15 @@ def episodes(cfg: DataConfig, splits=tuple(SPLIT_BASE)) -> list[tuple[str, str, 
         if split not in splits:
             continue
         for i in range(n):
-            for name in SCENARIOS:
-                out.append((split, name, SPLIT_BASE[split] + i))
+            for name in cfg.scenarios:
+                out.append((split, name, SPLIT_BASE[split] + cfg.first_seed + i))
     return out
 
 
-def follow_style(cfg: DriverConfig, rng: np.random.Generator) -> DriverConfig:
+def follow_style(cfg: DriverConfig, rng: np.random.Generator, keep_lane: bool = False) -> DriverConfig:
     """The episode driver's following habits (its own generator, so the other draws stay as they were)."""
     return replace(cfg, time_gap=float(rng.uniform(*FOLLOW_TIME_GAP)), min_gap=float(rng.uniform(*FOLLOW_MIN_GAP)),
-                   lane_changes=bool(rng.random() >= KEEP_LANE_P))
+                   lane_changes=bool(rng.random() >= KEEP_LANE_P) and not keep_lane)
 
 
 def _car_frame(ox: float, oy: float, yaw: float, px, py) -> tuple[np.ndarray, np.ndarray]:
@@ -117,13 +125,14 @@ def _lead(sim, ox: float, oy: float, yaw: float, lane) -> tuple[float, float, fl
     return best
 
 
-def run_episode(split: str, scenario: str, seed: int, seconds: float, follow: bool = False) -> dict[str, np.ndarray]:
+def run_episode(split: str, scenario: str, seed: int, seconds: float, follow: bool = False,
+                keep_lane: bool = False) -> dict[str, np.ndarray]:
     which = list(SCENARIOS).index(scenario)
     rng = np.random.default_rng([seed, 0xDA7A, which])
     mount = rng.uniform(-MOUNT_MAX, MOUNT_MAX, 2)                 # pitch, yaw
     sim = Simulation(SimConfig(scenario=scenario, seed=seed, camera=False))
     if follow:
-        sim.driver.cfg = follow_style(sim.driver.cfg, np.random.default_rng([seed, 0xF011, which]))
+        sim.driver.cfg = follow_style(sim.driver.cfg, np.random.default_rng([seed, 0xF011, which]), keep_lane)
     renderer = Renderer(pitch=float(mount[0]), yaw=float(mount[1]), look=Look.random(seed * 31 + len(scenario)))
     road = sim.road
     every = round(SAMPLE_EVERY / 0.01)
@@ -185,12 +194,12 @@ def run_episode(split: str, scenario: str, seed: int, seconds: float, follow: bo
     }
 
 
-def _job(args: tuple[str, str, str, int, float, bool]) -> str:
-    out, split, scenario, seed, seconds, follow = args
+def _job(args: tuple[str, str, str, int, float, bool, bool]) -> str:
+    out, split, scenario, seed, seconds, follow, keep_lane = args
     path = os.path.join(out, split, f"{scenario}_{seed}.npz")
     if os.path.exists(path):
         return path
-    data = run_episode(split, scenario, seed, seconds, follow)
+    data = run_episode(split, scenario, seed, seconds, follow, keep_lane)
     tmp = path + ".tmp.npz"
     np.savez_compressed(tmp, **data)
     os.replace(tmp, path)
@@ -210,7 +219,8 @@ def main(argv: list[str] | None = None) -> None:
     cfg = CONFIGS[a.config]
     for split in SPLIT_BASE:
         os.makedirs(os.path.join(a.out, split), exist_ok=True)
-    jobs = [(a.out, split, name, seed, cfg.seconds, cfg.follow) for split, name, seed in episodes(cfg, splits)]
+    jobs = [(a.out, split, name, seed, cfg.seconds, cfg.follow, cfg.keep_lane)
+            for split, name, seed in episodes(cfg, splits)]
     with Pool(a.jobs) as pool:
         for _ in tqdm(pool.imap_unordered(_job, jobs), total=len(jobs), desc="episodes"):
             pass
