@@ -159,8 +159,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
     how = "lockstep (deterministic, paced by the stack)" if cfg.lockstep else "real time"
     record = os.path.abspath(args.record) if args.record else None
     rec = f"; rendering the drive to {record} afterwards" if record else ""
-    print(f"roadpilot sim: scenario {cfg.scenario}, seed {cfg.seed}, {cfg.minutes:g} simulated min, {how}; "
-          f"the scripted driver ({cfg.driver}) drives{rec}")
+    print(f"roadpilot sim: scenario {cfg.scenario}, seed {cfg.seed}, car {cfg.car}, {cfg.minutes:g} simulated min, "
+          f"{how}; the scripted driver ({cfg.driver}) drives{rec}")
     print(sim_stack_report())
     if record and "loggerd" not in runs:
         print("--record renders the recorded route, but loggerd does not run: there will be nothing to render")
