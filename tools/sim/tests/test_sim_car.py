@@ -327,3 +327,9 @@ def test_wheel_speeds_split_left_and_right_in_turns():
     w = ws[0]
     assert w["WHEEL_SPEED_FR"] > w["WHEEL_SPEED_FL"]  # turning left: the right wheels run faster
     assert np.mean(list(w.values())) == pytest.approx(10.0 * CV.MS_TO_KPH, abs=0.02)
+
+
+def test_an_unknown_car_is_refused_naming_the_known_ones():
+    from tools.sim.lib.simulation import SimConfig
+    with pytest.raises(ValueError, match="LEXUS_CTH, TOYOTA_RAV4"):
+        SimConfig(car="HONDA_CIVIC")
