@@ -25,7 +25,8 @@ def test_sim_drives_a_scenario_records_the_camera_and_reports_it(tmp_path):
                        env={**os.environ, "ONLY": "bridge,camerad,loggerd,encoderd"})
     assert r.returncode == 0, r.stdout + r.stderr
     out = r.stdout
-    assert "scenario straight, seed 2, car LEXUS_CTH, 0.1 simulated min, real time; the scripted driver (supervise)" in out
+    assert ("scenario straight, seed 2, car LEXUS_CTH, 0.1 simulated min, real time; the scripted driver "
+            "(supervise)") in out
     for q in PLANNED:
         assert re.search(rf"not built yet\s+{q.name}\s", out), f"{q.name} missing from the not-built list"
     assert re.search(r"built\s+bridge\s+tools\.sim\.bridge", out)
