@@ -93,6 +93,7 @@ struct ControlsState {
   # recorded route can give the replayed controlsd the same ones (tools/replay/rerun.py)
   longitudinalPlanMonoTime @13 :UInt64;
   selfdriveStateMonoTime @14 :UInt64;
+  carStateMonoTime @15 :UInt64;        # the carState this cycle answered (tools/replay/rerun pairs cycles by it)
 
   enum LongControlState {
     off @0;

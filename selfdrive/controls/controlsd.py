@@ -58,6 +58,7 @@ class Controls:
         cs.controlsState.cumLagMs = max(-self.rk.remaining * 1000.0, 0.0)
         cs.controlsState.longitudinalPlanMonoTime = self.sm.logMonoTime["longitudinalPlan"]
         cs.controlsState.selfdriveStateMonoTime = self.sm.logMonoTime["selfdriveState"]
+        cs.controlsState.carStateMonoTime = self.sm.logMonoTime["carState"]
         self.pm.send("carControl", cc)
         self.pm.send("controlsState", cs)
 

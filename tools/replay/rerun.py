@@ -39,14 +39,17 @@ from tools.lib.route import route_of
 PAIR_WINDOW_NS = 5_000_000   # a recorded output this soon after the replayed one's input time answered that input
 IGNORE = ("logMonoTime", "controlsState.cumLagMs", "longitudinalPlan.solverExecutionTime")
 # Daemons whose outputs say which inputs each cycle had: daemon -> (the input that paces a cycle, the output that
-# says, ((its field with the input's logMonoTime, that input's service), ...)). A message that is not the pacing one
-# can arrive just before or just after the pacing one that follows it in the recording: the re-run delivers each
-# one before the first cycle that had it, as the live daemon got it.
+# says, its field naming the pacing message it answered, ((its field with the input's logMonoTime, that input's
+# service), ...)). A message that is not the pacing one can arrive just before or just after the pacing one that
+# follows it in the recording: the re-run delivers each one before the first cycle that had it, as the live daemon
+# got it. The cycle is the pacing message the output names; by time (the last one logged before the output) only
+# where it names none: a live daemon that answered late, after the next pacing message was logged, would be
+# counted a cycle late (at start-up on a loaded machine it was, 9 cycles of a drive).
 USED_INPUTS = {
-    "controlsd": ("carState", "controlsState", (("longitudinalPlanMonoTime", "longitudinalPlan"),
-                                                ("selfdriveStateMonoTime", "selfdriveState"))),
-    "plannerd": ("modelV2", "longitudinalPlan", (("carStateMonoTime", "carState"),
-                                                 ("selfdriveStateMonoTime", "selfdriveState"))),
+    "controlsd": ("carState", "controlsState", "carStateMonoTime",
+                  (("longitudinalPlanMonoTime", "longitudinalPlan"), ("selfdriveStateMonoTime", "selfdriveState"))),
+    "plannerd": ("modelV2", "longitudinalPlan", "modelMonoTime",
+                 (("carStateMonoTime", "carState"), ("selfdriveStateMonoTime", "selfdriveState"))),
 }
 
 
@@ -124,21 +127,31 @@ def rerun(route: str, daemon: str = "controlsd", tolerance: float = 0.01, log_pa
 
 
 def as_used(inputs: list[tuple[str, int, bytes]], recorded: dict[str, list], pacing: str, output: str,
-            used: tuple[tuple[str, str], ...]) -> list[tuple[str, int, bytes]]:
+            answered: str, used: tuple[tuple[str, str], ...]) -> list[tuple[str, int, bytes]]:
     """`inputs` ((service, logMonoTime, bytes) in recorded order) reordered so that each message of a `used` service
-    comes just before the pacing message of the first recorded cycle whose `output` names it or a newer one.
+    comes just before the pacing message of the first recorded cycle whose `output` names it or a newer one (a
+    cycle: the pacing message the output's `answered` field names, else the last one logged before the output).
     Messages no cycle had keep their place; so does everything when the recording names nothing (a route from
     before the fields existed)."""
     pace_at = [i for i, (s, _, _) in enumerate(inputs) if s == pacing]
     pace_t = np.array([inputs[i][1] for i in pace_at], np.int64)
+    by_time = {t: i for i, (s, t, _) in enumerate(inputs) if s == pacing}
     key = [(float(i), i) for i in range(len(inputs))]
+
+    def cycle_of(out) -> int | None:
+        named = by_time.get(int(getattr(getattr(out, output), answered)))
+        if named is not None:
+            return named
+        k = int(np.searchsorted(pace_t, out.logMonoTime, side="right")) - 1
+        return pace_at[k] if k >= 0 else None
+
     for fld, service in used:
         cycles = []  # (index in `inputs` of the cycle's pacing message, logMonoTime of the `service` message it had)
         for out in recorded.get(output, []):
-            k = int(np.searchsorted(pace_t, out.logMonoTime, side="right")) - 1
+            at = cycle_of(out)
             had = int(getattr(getattr(out, output), fld))
-            if k >= 0 and had > 0:
-                cycles.append((pace_at[k], had))
+            if at is not None and had > 0:
+                cycles.append((at, had))
         if not cycles:
             continue
         cycles.sort()

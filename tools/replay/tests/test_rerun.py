@@ -81,3 +81,23 @@ def test_a_plan_that_came_late_live_comes_late_in_the_rerun(tmp_path_factory):
     # what makes it so: controlsState names the plan each cycle had; without that the recorded order is replayed
     blind = write_route([_zero_used_fields(e) for e in evs], "blind", root=str(root))
     assert rerun(blind, "controlsd").share("carControl") < 0.99
+
+
+def _controls_state(t: int, car_state: int, selfdrive_state: int):
+    msg = messaging.new_message("controlsState")
+    msg.logMonoTime = t
+    msg.controlsState.carStateMonoTime = car_state
+    msg.controlsState.selfdriveStateMonoTime = selfdrive_state
+    return messaging.log_from_bytes(msg.to_bytes())
+
+
+def test_a_cycle_is_the_carstate_it_answered_not_the_last_one_logged_before_it():
+    # a live controlsd that answered carState@100 late, after carState@102 was logged (start-up on a loaded
+    # machine): that cycle had selfdriveState@101, so the re-run must get it before carState@100
+    from tools.replay.rerun import USED_INPUTS, as_used
+    inputs = [("carState", 100, b"c100"), ("selfdriveState", 101, b"s101"), ("carState", 102, b"c102")]
+    late = {"controlsState": [_controls_state(103, 100, 101)]}
+    assert [d for _, _, d in as_used(inputs, late, *USED_INPUTS["controlsd"])] == [b"s101", b"c100", b"c102"]
+    # a route from before the field: by time, the cycle of carState@102
+    old = {"controlsState": [_controls_state(103, 0, 101)]}
+    assert [d for _, _, d in as_used(inputs, old, *USED_INPUTS["controlsd"])] == [b"c100", b"s101", b"c102"]
