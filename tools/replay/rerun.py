@@ -11,9 +11,9 @@ the input it answered; the replayed one carries the input's own time), and compa
 Paced as the live daemon was: a route recorded under a lockstep simulator (`roadpilot sim --lockstep`; loggerd
 notes it in route.json) had its daemons wait for their inputs instead of running cycles of their own, and the
 re-run daemon is told the same (common.realtime.input_wait_s). Fed what the live daemon had: where its outputs name
-the inputs each cycle used (USED_INPUTS: controlsState names the plan and selfdriveState), each of those reaches
-the re-run daemon before the first cycle that had it, even where the route's time order says otherwise (a plan
-that arrived a fraction of a millisecond after the carState it was stamped before).
+the inputs each cycle used (USED_INPUTS: controlsState names the carState it answered, the plan and selfdriveState
+it had), each of those reaches the re-run daemon before the first cycle that had it, even where the route's time
+order says otherwise (a plan that arrived a fraction of a millisecond after the carState it was stamped before).
 
 Figures (60 s highway drives recorded by the lockstep sim stack on the 2-core machine): controlsd's carControl
 matches every paired cycle exactly (6298 of 6298 at a tolerance of 1e-9; the unpaired answers are from before
