@@ -33,7 +33,7 @@ import numpy as np
 from tools.lib.logreader import LogError, LogReader
 
 SERVICES = ("simState", "selfdriveState", "onroadEvents", "managerState", "modelV2", "roadCameraState", "carState",
-            "logMessage")
+            "logMessage", "carParams")
 TAKEOVER_WINDOW_S = (1.0, 0.1)  # a scripted driver's takeover this long before/after a disengagement caused it
 DISABLE_TYPES = ("immediateDisable", "softDisable", "userDisable")   # strongest first
 OVERRIDE_TYPES = ("overrideLateral", "overrideLongitudinal")
@@ -122,6 +122,7 @@ class _Logs:
         self.cruise: list[tuple[int, float, bool]] = []
         self.takeovers: list[tuple[float, str]] = []  # (simulated s, why) from the bridge's log
         self.scenario, self.seed = "", 0
+        self.car = ""  # the platform card drove it as (carParams)
         last_wall = None
         for ev in self.lr:
             w, s = ev.logMonoTime, ev.which()
@@ -144,6 +145,8 @@ class _Logs:
                 self.cam.append((w, ev.roadCameraState.frameId))
             elif s == "carState":
                 self.cruise.append((w, ev.carState.cruiseState.speed, ev.carState.cruiseState.enabled))
+            elif s == "carParams" and not self.car:
+                self.car = ev.carParams.carFingerprint
             elif s == "logMessage" and ev.logMessage.name == "bridge" and "took over" in ev.logMessage.msg:
                 self._takeover(ev.logMessage.msg)
 
@@ -223,6 +226,7 @@ class DriveReport:
     modeld_frames_dropped: int | None  # modeld's own count (summed over restarts), for comparison
     modeld_max_drop_perc: float | None
     problems: list[str]
+    car: str = ""                      # the platform card drove it as (carParams); "" when card did not run
     trace: Trace | None = field(default=None, repr=False)
 
     # --- building ------------------------------------------------------------------------------------------
@@ -264,7 +268,7 @@ class DriveReport:
         alerts, texts = _alerts(logs.sd, hi)
         return cls(
             route=os.path.abspath(source) if os.path.exists(source) else source, scenario=logs.scenario,
-            seed=logs.seed, minutes=total / 60.0, wall_s=(hi - lo) / 1e9, lockstep=lockstep,
+            seed=logs.seed, car=logs.car, minutes=total / 60.0, wall_s=(hi - lo) / 1e9, lockstep=lockstep,
             distance_m=float(np.sum(tr.v * dt)), engaged_minutes=engaged_s / 60.0,
             engaged_fraction=engaged_s / since if since > 0 else 0.0,
             engaged_fraction_of_drive=engaged_s / total if total > 0 else 0.0, first_engaged_t=first,
@@ -493,7 +497,8 @@ def _reason_words(d: Disengagement) -> str:
 def _text_lines(r: DriveReport) -> list[str]:
     short = r.verdict()
     clock = "lockstep" if r.lockstep else "real time"
-    lines = [f"Drive report: {r.scenario} (seed {r.seed}), {r.minutes:.2f} simulated min, {r.distance_m:.0f} m, "
+    car = f", car {r.car}" if r.car else ""
+    lines = [f"Drive report: {r.scenario} (seed {r.seed}{car}), {r.minutes:.2f} simulated min, {r.distance_m:.0f} m, "
              f"{clock}, {r.wall_s:.0f} s of wall time",
              f"  route {r.route}",
              "  verdict: " + ("meets the closed-loop thresholds (no collision or lane departure, engaged >= 95%, "

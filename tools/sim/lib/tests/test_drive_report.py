@@ -108,10 +108,13 @@ def drive(leads: bool = True, engage: bool = True) -> list[tuple[int, object]]:
             cs.carState.cruiseState.enabled = engaged_at(t)
             cs.carState.cruiseState.speed = 25.0
             out.append((t + 0.0015, cs))
+        cp = messaging.new_message("carParams")
+        cp.carParams.carFingerprint = "LEXUS_CTH"
+        out.append((0.5, cp))
         out.append((14.012, onroad_events([("brakePressed", ["userDisable", "noEntry"])])))
         out.append((13.99, bridge_log("the driver took over at 13.99 s: drifting: +0.10 m off the lane centre, "
                                       "+0.46 m in 0.8 s", t=13.99, why="drifting: +0.10 m off the lane centre")))
-        out.append((15.5, bridge_log("the driver took over at 15.50 s: too early to explain 17.0", t=15.5, why="x")))
+        out.append((15.501, bridge_log("the driver took over at 15.50 s: too early to explain 17.0", t=15.5, why="x")))
         out.append((16.5, bridge_log("bridge summary", summary={})))  # other bridge lines explain nothing
         out.append((17.012, onroad_events([("canError", ["immediateDisable", "noEntry"])])))
         out.append((8.012, onroad_events([("steerOverride", ["overrideLateral"])])))
@@ -169,7 +172,7 @@ class TestKnownDrive:
                                                                        (17.0, "canError", "immediateDisable")]
         assert r.disengagements[1].alert == "TAKE CONTROL IMMEDIATELY / CAN Error: Check Connections"
         assert [x.driver for x in r.disengagements] == ["drifting: +0.10 m off the lane centre", ""]
-        assert (r.scenario, r.seed) == ("synthetic", 7)
+        assert (r.scenario, r.seed, r.car) == ("synthetic", 7, "LEXUS_CTH")
 
     def test_realtime_route(self, route):
         r = DriveReport.from_route(route)
@@ -197,8 +200,8 @@ class TestKnownDrive:
 
     def test_text_tells_the_story(self, route):
         text = DriveReport.from_route(route).text()
-        for part in ("synthetic (seed 7), 0.33 simulated min", "engaged 0.24 of 0.33 min: 91% of the time after the "
-                     "first engagement at 4.05 s",
+        for part in ("synthetic (seed 7, car LEXUS_CTH), 0.33 simulated min",
+                     "engaged 0.24 of 0.33 min: 91% of the time after the first engagement at 4.05 s",
                      "14.0 s  brakePressed (userDisable): the driver braked  [the driver: drifting: +0.10 m off the "
                      "lane centre]",
                      "17.0 s  canError (immediateDisable): CAN Error: Check Connections", "collisions: 1 (at 12.0 s)",
@@ -223,6 +226,7 @@ def test_a_drive_without_lead_or_engagement_says_so(tmp_path):
     assert not math.isnan(d["lat_err_mean_all_m"])
     text = r.text()
     assert "engaged: never" in text and "no lead in the same lane" in text and "never engaged" in text
+    assert r.car == "" and "synthetic (seed 7), " in text  # card never published carParams: no car named
 
 
 def test_a_route_without_simstate_is_refused(tmp_path):
