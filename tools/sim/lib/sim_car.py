@@ -2,7 +2,7 @@
 unplugged, so the driving assistant sends ACC_CONTROL and the car has no ACC of its own. SIM_PLATFORMS are the
 cars it can be; they speak the same powertrain DBC and differ where opendbc says they do (EPS torque scale,
 stop-and-go) and in the body the dynamics move. The default is the Lexus CT Hybrid: its cruise works down to a
-stop, which traffic needs; the 2017 RAV4 (the car of the recorded minute) cannot engage below 19 mph.
+stop, which traffic needs; the RAV4 2017-18 (the car of the recorded minute) cannot engage below 19 mph.
 
 What is on the bus, and how it behaves, follows the real car (the recorded minute in
 ../shared/data/comma2k19-rav4 gives the periods and idle values):
