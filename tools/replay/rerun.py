@@ -145,11 +145,11 @@ def as_used(inputs: list[tuple[str, int, bytes]], recorded: dict[str, list], pac
         k = int(np.searchsorted(pace_t, out.logMonoTime, side="right")) - 1
         return pace_at[k] if k >= 0 else None
 
+    outs = [(cycle_of(out), getattr(out, output)) for out in recorded.get(output, [])]  # each output's cycle, once
     for fld, service in used:
         cycles = []  # (index in `inputs` of the cycle's pacing message, logMonoTime of the `service` message it had)
-        for out in recorded.get(output, []):
-            at = cycle_of(out)
-            had = int(getattr(getattr(out, output), fld))
+        for at, msg in outs:
+            had = int(getattr(msg, fld))
             if at is not None and had > 0:
                 cycles.append((at, had))
         if not cycles:
