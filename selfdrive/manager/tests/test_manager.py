@@ -40,6 +40,16 @@ def wait_state(sm: messaging.SubMaster, cond, what: str) -> dict[str, dict]:
     pytest.fail(f"timed out waiting for {what}; last managerState: {last}")
 
 
+def titled(pid: int, title: str) -> bool:
+    """Whether process `pid` takes the title `title` within WAIT_S."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if title in " ".join(psutil.Process(pid).cmdline()):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def gone(pids: list[int], timeout: float = 5.0) -> bool:
     """True once none of `pids` is alive (zombies count as gone: they no longer run)."""
     deadline = time.monotonic() + timeout
@@ -98,7 +108,8 @@ class TestRealTable:
         procs[1].extend(st[n]["pid"] for n in self.NAMES)
         assert st["loggerd"]["shouldBeRunning"] is False and st["loggerd"]["running"] is False  # not in ONLY
         old_pid = st["hardwared"]["pid"]
-        assert "roadpilot:hardwared" in " ".join(psutil.Process(old_pid).cmdline())
+        # the manager reports a child running once it is started; the launcher names it a moment later
+        assert titled(old_pid, "roadpilot:hardwared")
 
         os.kill(old_pid, signal.SIGKILL)
         st = wait_state(sm, lambda s: s["hardwared"]["restarts"] == 1 and s["hardwared"]["running"],
