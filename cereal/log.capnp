@@ -192,6 +192,18 @@ struct LongitudinalPlan {
   # logMonoTime of the newest carState and selfdriveState this plan had (tools/replay/rerun.py)
   carStateMonoTime @14 :UInt64;
   selfdriveStateMonoTime @15 :UInt64;
+  # the lead the plan follows, and who placed it (plannerd: the radar track the model's lead matches, else the model)
+  leadSource @16 :LeadSource;
+  leadDistance @17 :Float32;        # m, front bumper to the lead's rear
+  leadSpeed @18 :Float32;           # m/s
+  leadAccel @19 :Float32;           # m/s²
+  liveTracksMonoTime @20 :UInt64;   # logMonoTime of the newest radar cycle this plan had (0: none yet)
+
+  enum LeadSource {
+    none @0;
+    vision @1;
+    radar @2;
+  }
 }
 
 struct LiveCalibrationData {
@@ -313,5 +325,6 @@ struct Event {
     simState @17 :SimState;
     logMessage @18 :LogMessageData;
     roadEncodeIdx @19 :EncodeIndex;
+    liveTracks @20 :Car.RadarData;  # card: the radar's tracks (opendbc's RadarInterface), 20 Hz
   }
 }

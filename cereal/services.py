@@ -34,6 +34,7 @@ SERVICES: dict[str, Service] = {
     "simState":          Service(20.0, True, 10),
     "logMessage":        Service(0.0, True, None),
     "roadEncodeIdx":     Service(20.0, True, 1),
+    "liveTracks":        Service(20.0, True, 20),
 }
 
 # Fixed TCP port per service for remote readers (a viewer on another machine). Order-stable:

@@ -1,4 +1,5 @@
-"""card's logic without sockets: CAN batches in, carState out; carControl in, frames to send out.
+"""card's logic without sockets: CAN batches in, carState (and the radar's tracks) out; carControl in, frames to
+send out.
 
 Tests drive it directly with recorded frames in 10 ms batches; card.py only adds the messaging.
 """
@@ -7,7 +8,7 @@ import math
 from collections.abc import Sequence
 
 from opendbc.car.car_helpers import interfaces
-from opendbc.car.structs import CarControl, CarState
+from opendbc.car.structs import CarControl, CarState, RadarData
 
 from common.swaglog import cloudlog
 from selfdrive.car.can_validity import FrameFilter, expect_buses, problems
@@ -24,7 +25,11 @@ class CarLogic:
         self.plan = plan
         self.CP = plan.CP
         self.CI = interfaces[self.CP.carFingerprint](self.CP)
-        self.filter = FrameFilter(self.CI.can_parsers.values())
+        # the car port's radar reader (a car without a radar gets opendbc's empty one: no tracks, 20 Hz)
+        self.RI = self.CI.RadarInterface(self.CP)
+        radar_parsers = [self.RI.rcp] if self.RI.rcp is not None else []
+        self.filter = FrameFilter([*self.CI.can_parsers.values(), *radar_parsers])
+        self.tracks: RadarData | None = None  # the radar cycle the last update completed, if it completed one
         self.not_expected: list[str] = []
         self.problems: list[str] = []  # what makes canValid false now, e.g. "PRE_COLLISION (bus 0): never received"
         self.logged_problems: list[str] = []
@@ -36,6 +41,7 @@ class CarLogic:
         """One carState from the `can` messages since the last call (an empty packet when none came)."""
         clean = [(t, self.filter.filter(frames)) for t, frames in packets]
         CS = self.CI.update(clean)
+        self.tracks = self.RI.update(clean)
         not_expected = expect_buses(self.CI.can_parsers, self.plan.connected_buses)
         if not_expected != self.not_expected:
             self.not_expected = not_expected

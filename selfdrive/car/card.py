@@ -2,7 +2,8 @@
 
 Identifies the car (FPv1 fingerprint from `can`, or `--car` / the CarOverride param), publishes
 `carParams` (also the CarParams param) at start, every 50 s and on change, then runs at the pace of
-`can` (100 Hz): `carState` from the frames, and `carControl` from controlsd turned into `sendcan`
+`can` (100 Hz): `carState` from the frames, `liveTracks` (the radar's tracks, 20 Hz) when the car's radar
+completes a cycle, and `carControl` from controlsd turned into `sendcan`
 through the car port, with `carOutput` saying what was sent. When `can` stops coming, carState keeps
 coming at 100 Hz from card's own clock, with canValid/canTimeout false/true instead of stale values.
 """
@@ -26,7 +27,7 @@ CAR_PARAMS_PERIOD_S = 50.0  # 0.02 Hz, the services table's contract
 CAN_GRACE_S = 1.5 * DT_CTRL  # `can` this late after the last one: update from our own clock, at 100 Hz (input_wait_s)
 FINGERPRINT_NO_CAN_S = 5.0  # a forced platform does not wait longer than this for a first frame
 SUBSCRIBES = ("can", "carControl")
-PUBLISHES = ("carState", "carParams", "carOutput", "sendcan")
+PUBLISHES = ("carState", "carParams", "carOutput", "sendcan", "liveTracks")
 
 
 def frames_of(msg) -> list[tuple[int, bytes, int]]:
@@ -94,6 +95,14 @@ class Card:
         msg = messaging.new_message("carState", valid=CS.canValid)
         msg.carState = CS
         self.pm.send("carState", msg)
+        RD = self.logic.tracks
+        if RD is not None:
+            # invalid when the radar's CAN is (not connected, timed out, bad frames) or the radar reports a fault
+            err = RD.errors
+            ok = not (err.canError or err.radarFault or err.wrongConfig or err.radarUnavailableTemporary)
+            lt = messaging.new_message("liveTracks", valid=ok and all(m.valid for m in msgs))
+            lt.liveTracks = RD
+            self.pm.send("liveTracks", lt)
 
     def control(self) -> None:
         self.sm.update(0)

@@ -5,9 +5,13 @@ slowing for the path's curves, with the forward collision warning. Lateral: the 
 lane centre between the model's lane lines, or along the model's path (compensated for the steering delay)
 where it sees no clear lines; rate limited (controlsd limits it again at 100 Hz).
 
+The lead: the car's radar track that is the model's lead (liveTracks, from card), else the model's lead
+(controls/lib/radar_lead.py).
+
 Validity: the plan is valid when modelV2 and carState are alive, on frequency and valid. selfdriveState
 (personality, engaged) is checked for being alive only: its own validity depends on our plan, and
-folding it back in would let one bad message keep both invalid forever.
+folding it back in would let one bad message keep both invalid forever. The radar is not needed for a valid
+plan: without it (not alive, invalid: a car without one, its bus not connected) the model places the lead.
 """
 
 import time
@@ -23,9 +27,10 @@ from selfdrive.controls.lib.drive_helpers import (
     finite_or,
     slip_factor,
 )
-from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner, PlanOutput, parse_model
+from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner, PlanOutput, parse_model, parse_radar
+from selfdrive.controls.lib.radar_lead import RadarView
 
-SERVICES = ("modelV2", "carState", "selfdriveState")
+SERVICES = ("modelV2", "carState", "selfdriveState", "liveTracks")
 PUBLISHES = ("longitudinalPlan",)
 POLL_MS = int(4 * DT_MDL * 1000)  # no model for four frames: run anyway, so the stall shows as our invalid plan
 
@@ -39,6 +44,20 @@ class Planner:
         self.steer_delay = finite_or(CP.steerActuatorDelay, 0.1)
         self.slip = slip_factor(CP)
         self.curvature = 0.0
+        self.radar_ok: bool | None = None  # whether the last plan had radar data (logged when it changes)
+
+    def radar(self) -> RadarView | None:
+        """The newest radar cycle, when it is alive and valid."""
+        ok = self.sm.seen["liveTracks"] and self.sm.alive["liveTracks"] and self.sm.valid["liveTracks"]
+        if ok != self.radar_ok:
+            if ok:
+                cloudlog.info("radar tracks coming: the lead is the radar track the model's lead matches")
+            else:
+                cloudlog.warning("no valid radar tracks: the lead is the model's alone",
+                                 extra={"seen": self.sm.seen["liveTracks"], "alive": self.sm.alive["liveTracks"],
+                                        "valid": self.sm.valid["liveTracks"]})
+            self.radar_ok = ok
+        return parse_radar(self.sm["liveTracks"], self.sm.logMonoTime["liveTracks"] * 1e-9) if ok else None
 
     def step(self) -> tuple[PlanOutput, float]:
         """One plan from the newest inputs: (longitudinal plan, desired curvature)."""
@@ -50,7 +69,8 @@ class Planner:
         long_active = sd.active and not CS.gasPressed
         # the schema's default personality (enum 0) is aggressive: until selfdrived speaks, plan as standard
         personality = str(sd.personality) if self.sm.seen["selfdriveState"] else "standard"
-        out = self.long.update(v_ego, CS.aEgo, v_cruise, model, long_active, personality)
+        out = self.long.update(v_ego, CS.aEgo, v_cruise, model, long_active, personality, self.radar(),
+                               self.sm.logMonoTime["modelV2"] * 1e-9)
         angle = finite_or(CS.steeringAngleDeg, 0.0) - finite_or(CS.steeringAngleOffsetDeg, 0.0)
         k_now = curvature_from_steering(angle, self.CP.steerRatio, self.CP.wheelbase, v_ego, self.slip) \
             if abs(angle) < 3600.0 else 0.0
@@ -66,6 +86,7 @@ class Planner:
         p.modelMonoTime = self.sm.logMonoTime["modelV2"]
         p.carStateMonoTime = self.sm.logMonoTime["carState"]
         p.selfdriveStateMonoTime = self.sm.logMonoTime["selfdriveState"]
+        p.liveTracksMonoTime = self.sm.logMonoTime["liveTracks"]
         p.t = out.t.tolist()
         p.speeds = out.speeds.tolist()
         p.accels = out.accels.tolist()
@@ -73,6 +94,9 @@ class Planner:
         p.aTarget = out.a_target
         p.shouldStop = out.should_stop
         p.hasLead = out.has_lead
+        p.leadSource = out.lead_source
+        if out.lead is not None:
+            p.leadDistance, p.leadSpeed, p.leadAccel = float(out.lead.x), float(out.lead.v), float(out.lead.a)
         p.fcw = out.fcw
         p.vCruise = out.v_cruise
         p.solverExecutionTime = out.solve_time

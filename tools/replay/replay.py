@@ -42,7 +42,7 @@ ENV_ARGS = "ROADPILOT_REPLAY_ARGS"  # the manager's replay process takes its arg
 # What each onboard process publishes, where its module declares nothing (PUBLISHES); a process replay test
 # checks these rows against what the daemons' sockets actually do.
 STACK_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "card": ("carState", "carParams", "carOutput", "sendcan"),
+    "card": ("carState", "carParams", "carOutput", "sendcan", "liveTracks"),
     "plannerd": ("longitudinalPlan",),
     "controlsd": ("carControl", "controlsState"),
     "selfdrived": ("selfdriveState", "onroadEvents"),

@@ -49,7 +49,8 @@ USED_INPUTS = {
     "controlsd": ("carState", "controlsState", "carStateMonoTime",
                   (("longitudinalPlanMonoTime", "longitudinalPlan"), ("selfdriveStateMonoTime", "selfdriveState"))),
     "plannerd": ("modelV2", "longitudinalPlan", "modelMonoTime",
-                 (("carStateMonoTime", "carState"), ("selfdriveStateMonoTime", "selfdriveState"))),
+                 (("carStateMonoTime", "carState"), ("selfdriveStateMonoTime", "selfdriveState"),
+                  ("liveTracksMonoTime", "liveTracks"))),
 }
 
 

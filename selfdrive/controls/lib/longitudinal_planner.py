@@ -13,6 +13,7 @@ import numpy as np
 from selfdrive.controls.lib.drive_helpers import Geometry, LaneView, finite_or, path_geometry
 from selfdrive.controls.lib.lead_tracker import LeadTracker
 from selfdrive.controls.lib.long_mpc import T_FOLLOW, T_IDXS, Lead, LongitudinalMpc, MpcSolution, fcw_needed
+from selfdrive.controls.lib.radar_lead import RadarLead, RadarPoint, RadarView
 
 LEAD_PROB = 0.5            # the model's lead probability above which we follow it
 FCW_LEAD_PROB = 0.9        # a warning needs a surer lead than following does
@@ -60,6 +61,11 @@ def parse_model(md) -> ModelData:
     return ModelData(t[:n], x[:n], y[:n], lead, finite_or(md.desiredCurvature, 0.0), _ego_lanes(md))
 
 
+def parse_radar(lt, t: float) -> RadarView:
+    """RadarView from a liveTracks reader (opendbc's RadarData) measured at t (s)."""
+    return RadarView(t, tuple(RadarPoint(p.trackId, p.dRel, p.yRel, p.vRel) for p in lt.points))
+
+
 EGO_LINES = (1, 2)         # laneLines: left-left, left, right, right-right
 
 
@@ -97,6 +103,8 @@ class PlanOutput:
     a_target: float
     should_stop: bool
     has_lead: bool
+    lead: Lead | None      # the lead the plan follows
+    lead_source: str       # "radar", "vision" or "none"
     fcw: bool
     v_cruise: float
     solve_time: float
@@ -112,6 +120,7 @@ class LongitudinalPlanner:
         self.crash_cnt = 0
         self.fcw_hold = 0
         self.leads = LeadTracker()
+        self.radar_lead = RadarLead()
 
     def mpc(self, personality: str) -> LongitudinalMpc:
         # the time gap sits in the constraint matrix: one QP per personality, built on first use
@@ -122,21 +131,25 @@ class LongitudinalPlanner:
         return self.mpcs[personality]
 
     def update(self, v_ego: float, a_ego: float, v_cruise: float, model: ModelData, long_active: bool,
-               personality: str = "standard") -> PlanOutput:
+               personality: str = "standard", radar: RadarView | None = None, now: float = 0.0) -> PlanOutput:
+        """One plan; `radar` is the newest radar cycle (None without one), `now` the model's time (s)."""
         v_ego = max(finite_or(v_ego, 0.0), 0.0)
         a_ego = finite_or(a_ego, 0.0)
         v_cruise = min(max(finite_or(v_cruise, 0.0), 0.0), V_CRUISE_MAX)
         # engaged: continue from our own planned accel (the measured one is noisy and lags);
         # otherwise start from what the car does, so engaging is seamless
         a0 = float(np.interp(0.05, self.prev.t, self.prev.a)) if long_active and self.prev is not None else a_ego
-        lead = self.leads.update(model.lead, v_ego)
+        vision = self.leads.update(model.lead, v_ego)  # tracked even while the radar leads: ready to take over
+        lead = self.radar_lead.update(radar, now, vision, v_ego, model.x, model.y)
+        source = "radar" if lead is not None else ("vision" if vision is not None else "none")
+        lead = lead if lead is not None else vision
         sol = self.mpc(personality).solve(v_ego, a0, v_cruise, lead, curve_speed_limits(model, v_ego))
         self.prev = sol
         a_target = float(np.interp(self.long_delay, sol.t, sol.a))
         v_now = float(np.interp(self.long_delay, sol.t, sol.v))
         v_later = float(np.interp(self.long_delay + 1.0, sol.t, sol.v))
         should_stop = v_now < self.v_ego_stopping and v_later < self.v_ego_stopping
-        return PlanOutput(sol.t, sol.v, sol.a, sol.j, a_target, should_stop, lead is not None,
+        return PlanOutput(sol.t, sol.v, sol.a, sol.j, a_target, should_stop, lead is not None, lead, source,
                           self._fcw(v_ego, a_ego, lead), v_cruise, sol.solve_time, sol.ok)
 
     def _fcw(self, v_ego: float, a_ego: float, lead: Lead | None) -> bool:

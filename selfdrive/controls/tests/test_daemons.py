@@ -60,6 +60,70 @@ class TestPlannerd:
         assert not h.run(0.1).valid
 
 
+def radar_track(d: float, v_rel: float, y: float = 0.0, track_id: int = 7, valid: bool = True):
+    """A liveTracks editor: one radar track (distance from the front bumper, as opendbc's RadarData)."""
+    def edit(msg):
+        msg.valid = valid
+        pt = msg.liveTracks.init("points", 1)[0]
+        pt.trackId, pt.dRel, pt.yRel, pt.vRel, pt.measured = track_id, d, y, v_rel, True
+        pt.aRel = pt.yvRel = float("nan")
+    return edit
+
+
+class TestPlannerdRadar:
+    """The model sees a lead at 30 m doing 15 m/s; the radar says how fast it really goes."""
+
+    def run(self, radar_edit, seconds: float = 1.0):
+        h = PlannerHarness()
+        h.feeder.edit["modelV2"] = lambda m: fill_model(m.modelV2, v=20.0, lead=SynthLead(30.0, 15.0, 0.0))
+        h.feeder.edit["selfdriveState"] = engaged
+        if radar_edit is not None:
+            h.feeder.edit["liveTracks"] = radar_edit
+        return h.run(seconds)
+
+    def test_the_radar_track_on_the_model_lead_places_it(self):
+        # the track is 28.4 m from the bumper (29.9 m from the camera) and 10 m/s slower than us: the lead does 10
+        p = self.run(radar_track(28.4, -10.0)).longitudinalPlan
+        assert p.leadSource == "radar" and p.hasLead
+        assert p.leadSpeed == pytest.approx(10.0, abs=0.05) and p.leadDistance == pytest.approx(29.9, abs=0.05)
+        assert abs(p.leadAccel) < 0.1  # a steady speed: no acceleration
+        vision = self.run(None).longitudinalPlan
+        assert vision.leadSource == "vision" and vision.leadSpeed > 14.0
+        assert p.aTarget < vision.aTarget - 0.3  # a slower lead than the model thought: brake harder
+
+    def test_a_braking_lead_gets_its_deceleration(self):
+        h = PlannerHarness()
+        h.feeder.edit["modelV2"] = lambda m: fill_model(m.modelV2, v=20.0, lead=SynthLead(30.0, 15.0, 0.0))
+        t0 = h.feeder.t  # the lead does 15 m/s and brakes at 3 m/s² (carState: we do 20)
+        h.feeder.edit["liveTracks"] = lambda m: radar_track(28.5, -5.0 - 3.0 * (h.feeder.t - t0))(m)
+        p = h.run(1.5).longitudinalPlan
+        assert p.leadSource == "radar" and p.leadAccel == pytest.approx(-3.0, abs=0.5)
+
+    @pytest.mark.parametrize("why, edit", [
+        ("another lane", radar_track(28.4, -10.0, y=3.5)),
+        ("far from the model's lead", radar_track(50.0, -10.0)),
+        ("invalid radar", radar_track(28.4, -10.0, valid=False)),
+    ])
+    def test_without_a_matching_valid_track_the_model_places_the_lead(self, why, edit):
+        p = self.run(edit).longitudinalPlan
+        assert p.leadSource == "vision" and p.leadSpeed > 14.0, why
+
+    def test_radar_alone_makes_no_lead(self):
+        h = PlannerHarness()
+        h.feeder.edit["modelV2"] = lambda m: fill_model(m.modelV2, v=20.0)
+        h.feeder.edit["liveTracks"] = radar_track(20.0, -10.0)
+        p = h.run(1.0).longitudinalPlan
+        assert not p.hasLead and p.leadSource == "none"
+
+    def test_a_silent_radar_hands_the_lead_back_to_the_model(self):
+        h = PlannerHarness()
+        h.feeder.edit["modelV2"] = lambda m: fill_model(m.modelV2, v=20.0, lead=SynthLead(30.0, 15.0, 0.0))
+        h.feeder.edit["liveTracks"] = radar_track(28.4, -10.0)
+        assert h.run(1.0).longitudinalPlan.leadSource == "radar"
+        h.feeder.stopped.add("liveTracks")
+        assert h.run(0.5).longitudinalPlan.leadSource == "vision"
+
+
 class ControlsHarness:
     def __init__(self):
         self.feeder = Feeder(CONTROLS_SERVICES)

@@ -16,6 +16,7 @@ import numpy as np
 from tools.sim.lib import dynamics
 from tools.sim.lib.can_garbage import CanGarbage
 from tools.sim.lib.driver import DriverConfig, DriverMode, Other, ScriptedDriver, Vehicle, View
+from tools.sim.lib.radar import SimRadar, targets
 from tools.sim.lib.scenarios import SCENARIOS, make_world
 from tools.sim.lib.sim_car import DEFAULT_PLATFORM, PT_DBC, DriverControls, Frame, Motion, SimCar, sim_platform
 from tools.sim.lib.traffic import Box
@@ -102,6 +103,7 @@ class Simulation:
         self.state = dynamics.cruising_state(self.params, x, y, yaw, self.world.ego_speed,
                                              float(self.road.grade(self.world.ego_s)))
         self.car = SimCar(self.platform)
+        self.radar = SimRadar(cfg.car, cfg.seed)
         self.garbage = CanGarbage(PT_DBC, cfg.seed, cfg.can_garbage) if cfg.can_garbage > 0 else None
         rng = np.random.default_rng([cfg.seed, 0xD71E])
         dcfg = DriverConfig(mode=cfg.driver, use_cruise=cfg.use_cruise)
@@ -160,6 +162,10 @@ class Simulation:
         if not can:
             return []
         frames = self.car.frames(self.k * DT_MS, DT_MS)
+        if self.radar.due(self.k * DT_MS, DT_MS):
+            st = self.state
+            frames += self.radar.frames(targets(self.road, st.x, st.y, st.yaw, st.vx, self.ego.length,
+                                                self.world.vehicles))
         return frames + self.garbage.frames() if self.garbage is not None else frames
 
     def _judge(self) -> None:
