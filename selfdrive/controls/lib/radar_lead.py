@@ -78,7 +78,8 @@ class RadarLead:
         elif radar.t > self.t:
             self._filter(v_lead, RADAR_PERIOD_S * max(cycles, 1))
         self.t = radar.t
-        return Lead(x=max(point.d + CAMERA_TO_FRONT, 0.0), v=max(float(self.va[0]), 0.0), a=float(self.va[1]), prob=vision.prob)
+        return Lead(x=max(point.d + CAMERA_TO_FRONT, 0.0), v=max(float(self.va[0]), 0.0), a=float(self.va[1]),
+                    prob=vision.prob)
 
     def _match(self, points, vision: Lead, path_x: np.ndarray, path_y: np.ndarray) -> RadarPoint | None:
         gate = GATE_M[0] + GATE_M[1] * vision.x

@@ -91,7 +91,7 @@ class SimRadar:
             if tg.id not in self.slots:
                 i = self.slots.index(None)
                 self.slots[i], self.scores[i], new[i] = tg.id, SCORE_NEW, True
-        noise = self.rng.normal(0.0, 1.0, (SLOTS, 3))  # drawn for every slot: a drive's noise does not depend on traffic
+        noise = self.rng.normal(0.0, 1.0, (SLOTS, 3))  # for every slot: the noise does not depend on the traffic
         a_frames, b_frames = [], []
         for i, vid in enumerate(self.slots):
             if vid is None:
