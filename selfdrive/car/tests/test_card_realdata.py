@@ -1,6 +1,6 @@
 """card's logic on the real RAV4 minute (../shared/data/comma2k19-rav4), in 10 ms batches as canbridged
-delivers them: speed and steering angle as the data set decoded them, and CAN validity that matches how
-that car was wired (DSU unplugged, no camera bus recorded)."""
+delivers them: speed, steering angle and the radar's tracks as the data set decoded them, and CAN validity that
+matches how that car was wired (DSU unplugged, radar on bus 1, no camera bus recorded)."""
 
 import numpy as np
 import pytest
@@ -53,7 +53,40 @@ def auto(packets):
     return run(packets)
 
 
+# The data set's radar points are measured from 2.7 m further back than opendbc's (from the front of the car):
+# every one of them is LONG_DIST + 2.7 (checked over the minute: 99% of card's points match one to 0.05 m)
+DATA_SET_RADAR_OFFSET = 2.7
+
+
+@pytest.fixture(scope="module")
+def radar(packets):
+    """(time s, [(dRel, yRel, vRel)], canError) of every radar cycle card completed after the fingerprint window."""
+    logic, used = car_logic_for(packets)
+    out = []
+    for t, frames in packets[used:]:
+        logic.update([(t, frames)])
+        if logic.tracks is not None:
+            out.append((t * 1e-9, [(p.dRel, p.yRel, p.vRel) for p in logic.tracks.points],
+                        logic.tracks.errors.canError))
+    return out
+
+
 class TestRealRav4:
+    def test_radar_tracks_every_50_ms_as_the_data_set_has_them(self, radar):
+        base = DATA / "processed_log" / "CAN" / "radar"
+        t, value = load_npy(base / "t").reshape(-1), load_npy(base / "value")  # value: dRel, yRel, vRel, ...
+        assert len(radar) >= 0.98 * 20 * (radar[-1][0] - radar[0][0])  # 20 Hz
+        assert not any(err for _, _, err in radar)
+        assert np.mean([len(pts) > 0 for _, pts, _ in radar]) > 0.9
+        hit = total = 0
+        for tc, pts, _ in radar:
+            ref = value[(t > tc - 0.05) & (t <= tc)]  # the data set's points of this cycle
+            for d, y, v in pts:
+                total += 1
+                hit += bool(np.any((np.abs(ref[:, 0] - DATA_SET_RADAR_OFFSET - d) < 0.05) &
+                                   (np.abs(ref[:, 1] - y) < 0.05) & (np.abs(ref[:, 2] - v) < 0.05)))
+        assert total > 5000 and hit / total >= 0.98
+
     def test_speed_matches_the_data_set(self, auto):
         got, want = matched(auto[1], 1, "speed")
         assert len(want) > 4000

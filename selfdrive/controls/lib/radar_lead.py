@@ -5,9 +5,11 @@ changes over frames, and while a lead brakes from 12 m/s to a stop that lagged b
 gently (stop_and_go in the simulator: the supervising driver took over). A radar measures the relative speed
 itself, every 50 ms, to ~0.1 m/s. So the radar says where the lead is and how fast it goes, and the model says
 which radar track is the lead: the track nearest the model's lead distance (within a gate that allows the model's
-distance error), on the model's path; the track followed last time is kept while it stays in the gate, so a car
-beside the lead does not steal it. The lead's acceleration, which nothing measures, is filtered from its speed
-(a Kalman filter over speed and acceleration, white jerk).
+distance error), on the model's path. The gate is tight near (4 m + 20%: a farther car taken for a near lead the
+radar misses would be followed too close) and wide far, where the model's distance is short by up to a third (it
+read a car at 100 m at ~67 m, sim highway) and a wrong match leaves seconds to correct. The track followed last
+time is kept while it stays in the gate, so a car beside the lead does not steal it. The lead's acceleration,
+which nothing measures, is filtered from its speed (a Kalman filter over speed and acceleration, white jerk).
 
 No radar (a car without one, its bus not connected, a message missing or invalid), no match or no model lead:
 the planner falls back to the model's lead (lead_tracker.py). The radar alone never makes a lead: roadside
@@ -23,7 +25,8 @@ from selfdrive.controls.lib.long_mpc import Lead
 
 CAMERA_TO_FRONT = 1.5      # m from the camera (behind the windshield) to the front bumper, where radar distances start
                            # (the simulated cars: 1.66 and 1.8 m); leads are placed from the camera, as modelV2's are
-GATE_M = (4.0, 0.2)        # m and fraction of the distance: how far a track may be from the model's lead distance
+GATE_M = 4.0               # m, plus a fraction of the distance: how far a track may be from the model's lead distance
+GATE_FRAC = ((40.0, 80.0), (0.2, 0.6))  # that fraction over the model's lead distance (m): tight near, wide far
 PATH_HALF_WIDTH = 2.0      # m: a track further than this from the model's path is in another lane
 SPEED_STD = 0.15           # m/s, a radar speed's error (quantisation 0.025 m/s, measurement noise)
 JERK_NOISE = 4.0           # m/s³, how fast the lead's acceleration may change
@@ -82,7 +85,7 @@ class RadarLead:
                     prob=vision.prob)
 
     def _match(self, points, vision: Lead, path_x: np.ndarray, path_y: np.ndarray) -> RadarPoint | None:
-        gate = GATE_M[0] + GATE_M[1] * vision.x
+        gate = GATE_M + float(np.interp(vision.x, *GATE_FRAC)) * vision.x
         best, best_err = None, math.inf
         for p in points:
             if not all(math.isfinite(x) for x in (p.d, p.y, p.v_rel)):

@@ -33,7 +33,8 @@ import numpy as np
 from tools.lib.logreader import LogError, LogReader
 
 SERVICES = ("simState", "selfdriveState", "onroadEvents", "managerState", "modelV2", "roadCameraState", "carState",
-            "logMessage", "carParams")
+            "logMessage", "carParams", "longitudinalPlan")
+LEAD_SOURCE_WORDS = {"radar": "the radar (matched to the model's lead)", "vision": "the model alone"}
 TAKEOVER_WINDOW_S = (1.0, 0.1)  # a scripted driver's takeover this long before/after a disengagement caused it
 DISABLE_TYPES = ("immediateDisable", "softDisable", "userDisable")   # strongest first
 OVERRIDE_TYPES = ("overrideLateral", "overrideLongitudinal")
@@ -123,6 +124,7 @@ class _Logs:
         self.takeovers: list[tuple[float, str]] = []  # (simulated s, why) from the bridge's log
         self.scenario, self.seed = "", 0
         self.car = ""  # the platform card drove it as (carParams)
+        self.lead_sources: Counter[str] = Counter()  # plans with a lead, by who placed it (radar, vision)
         last_wall = None
         for ev in self.lr:
             w, s = ev.logMonoTime, ev.which()
@@ -145,6 +147,8 @@ class _Logs:
                 self.cam.append((w, ev.roadCameraState.frameId))
             elif s == "carState":
                 self.cruise.append((w, ev.carState.cruiseState.speed, ev.carState.cruiseState.enabled))
+            elif s == "longitudinalPlan" and ev.longitudinalPlan.hasLead:
+                self.lead_sources[str(ev.longitudinalPlan.leadSource)] += 1
             elif s == "carParams" and not self.car:
                 self.car = ev.carParams.carFingerprint
             elif s == "logMessage" and ev.logMessage.name == "bridge" and "took over" in ev.logMessage.msg:
@@ -227,6 +231,7 @@ class DriveReport:
     modeld_max_drop_perc: float | None
     problems: list[str]
     car: str = ""                      # the platform card drove it as (carParams); "" when card did not run
+    lead_sources: dict[str, int] = field(default_factory=dict)  # plans with a lead, by source: radar, vision
     trace: Trace | None = field(default=None, repr=False)
 
     # --- building ------------------------------------------------------------------------------------------
@@ -268,7 +273,8 @@ class DriveReport:
         alerts, texts = _alerts(logs.sd, hi)
         return cls(
             route=os.path.abspath(source) if os.path.exists(source) else source, scenario=logs.scenario,
-            seed=logs.seed, car=logs.car, minutes=total / 60.0, wall_s=(hi - lo) / 1e9, lockstep=lockstep,
+            seed=logs.seed, car=logs.car, lead_sources=dict(logs.lead_sources), minutes=total / 60.0,
+            wall_s=(hi - lo) / 1e9, lockstep=lockstep,
             distance_m=float(np.sum(tr.v * dt)), engaged_minutes=engaged_s / 60.0,
             engaged_fraction=engaged_s / since if since > 0 else 0.0,
             engaged_fraction_of_drive=engaged_s / total if total > 0 else 0.0, first_engaged_t=first,
@@ -527,6 +533,9 @@ def _text_lines(r: DriveReport) -> list[str]:
            else f"{r.min_time_gap_s:.2f} s at {r.min_time_gap_t:.1f} s")
     lines.append(f"  min time gap to a same-lane lead (dRel / vEgo above {GAP_MIN_SPEED:g} m/s) while engaged: {gap} "
                  f"(whole drive: {_m(r.min_time_gap_all_s, '.2f', 's', 'no lead')})")
+    n_lead = sum(r.lead_sources.values())
+    lines.append("  lead placed by: no plan had a lead" if not n_lead else "  lead placed by: " + ", ".join(
+        f"{LEAD_SOURCE_WORDS.get(k, k)} {c / n_lead:.0%}" for k, c in r.lead_sources.items()) + f" of {n_lead} plans")
     lines.append(f"  max longitudinal jerk while engaged: {_m(r.max_jerk, '.1f', 'm/s^3')} (whole drive: "
                  f"{_m(r.max_jerk_all, '.1f', 'm/s^3')}; aEgo averaged over {JERK_SMOOTH_S:g} s)")
     if r.alerts:
