@@ -53,6 +53,7 @@ def test_the_stack_drives_the_scenario_safely_in_its_lane(scenario, tmp_path):
         assert r.min_time_gap_s >= MIN_TIME_GAP_S, f"at {r.min_time_gap_t} s"
 
 
+@pytest.mark.parametrize("scenario", list(SEEDS))
 def test_the_stack_stays_engaged(scenario, tmp_path):
     r = drive(scenario, tmp_path)
     assert r.first_engaged_t is not None, f"never engaged; alerts {r.alerts}"
