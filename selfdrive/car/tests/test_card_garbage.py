@@ -12,6 +12,7 @@ from opendbc.car.structs import CarControl
 
 from selfdrive.car.car_specific import CarSetup
 from selfdrive.car.tests.helpers import PT_DBC, SyntheticRav4, car_logic_for
+from tools.sim.lib.radar import SimRadar, Target
 
 SETUP = CarSetup(dsu="absent", buses=frozenset({0}))
 
@@ -151,3 +152,30 @@ def test_unplugged_dsu_does_not_send_tester_present(car):
     sent = [a for k in range(40) for a, _, _ in logic.control(CC, int((t0 + k * 0.01) * 1e9))[1]]
     assert 0x750 not in sent and logic.tx_dropped == 2  # opendbc emits it every 20 frames; card keeps it
     assert 0x343 in sent  # we do the longitudinal control in place of the DSU
+
+
+def test_garbage_on_the_radar_bus_is_dropped_and_the_radar_cycle_says_so():
+    """Radar frames of the wrong length are dropped and counted (never decoded into a track): no radar cycle
+    completes, card publishes no tracks and plannerd places the lead from the model alone; good frames bring the
+    tracks back."""
+    radar, car = SimRadar("TOYOTA_RAV4", 0), SyntheticRav4()
+    logic, _ = car_logic_for(packets_of(car, 1.1), setup=CarSetup(dsu="absent", buses=frozenset({0, 1})))
+    seen = [Target(1, 30.0, 0.0, -2.0)]
+
+    def cycles(seconds: float, t0: float, bad: bool) -> list:
+        out = []
+        for t, frames in packets_of(car, seconds, t0):
+            if round(t * 1e-7) % 5 == 0:  # every 50 ms
+                frames = frames + [(a, d[:5] if bad else d, b) for a, d, b in radar.frames(seen)]
+            logic.update([(t, frames)])
+            if logic.tracks is not None:
+                out.append(logic.tracks)
+        return out
+
+    good = cycles(1.0, 1.1, bad=False)
+    assert good and not good[-1].errors.canError and [round(p.dRel) for p in good[-1].points] == [30]
+    before = logic.filter.total_dropped
+    assert cycles(1.0, 2.1, bad=True) == []  # the last TRACK_B completes a cycle: dropped, no cycle at all
+    assert logic.filter.total_dropped - before == 20 * 32
+    back = cycles(1.0, 3.1, bad=False)
+    assert back and [round(p.dRel) for p in back[-1].points] == [30]
