@@ -46,6 +46,11 @@ class TestMatch:
         # another car appears nearer the model's distance, the followed one is still in the gate: keep it
         assert lead_of([at_camera(44.0, 1), at_camera(40.5, 2)], 40.0, rl, t=1.05).x == pytest.approx(44.0)
 
+    def test_a_point_with_non_finite_numbers_is_skipped(self):
+        bad = RadarPoint(2, float("nan"), 0.0, 0.0), RadarPoint(3, 38.5, 0.0, float("inf"))
+        assert lead_of([*bad, at_camera(42.0, 1)], 40.0).x == pytest.approx(42.0)
+        assert lead_of(bad, 40.0) is None
+
     def test_stale_radar_data_is_not_used(self):
         rl = RadarLead()
         assert rl.update(RadarView(1.0, (at_camera(40.0),)), 1.2, vision(40.0), 20.0, *STRAIGHT) is None
