@@ -102,13 +102,16 @@ class PlanOutput:
     jerks: np.ndarray
     a_target: float
     should_stop: bool
-    has_lead: bool
     lead: Lead | None      # the lead the plan follows
     lead_source: str       # "radar", "vision" or "none"
     fcw: bool
     v_cruise: float
     solve_time: float
     solver_ok: bool
+
+    @property
+    def has_lead(self) -> bool:
+        return self.lead is not None
 
 
 class LongitudinalPlanner:
@@ -149,7 +152,7 @@ class LongitudinalPlanner:
         v_now = float(np.interp(self.long_delay, sol.t, sol.v))
         v_later = float(np.interp(self.long_delay + 1.0, sol.t, sol.v))
         should_stop = v_now < self.v_ego_stopping and v_later < self.v_ego_stopping
-        return PlanOutput(sol.t, sol.v, sol.a, sol.j, a_target, should_stop, lead is not None, lead, source,
+        return PlanOutput(sol.t, sol.v, sol.a, sol.j, a_target, should_stop, lead, source,
                           self._fcw(v_ego, a_ego, lead), v_cruise, sol.solve_time, sol.ok)
 
     def _fcw(self, v_ego: float, a_ego: float, lead: Lead | None) -> bool:

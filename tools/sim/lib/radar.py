@@ -22,13 +22,13 @@ from opendbc.can import CANPacker
 from opendbc.car import Bus
 from opendbc.car.toyota.values import DBC as TOYOTA_DBC
 
-Frame = tuple[int, bytes, int]
+from tools.sim.lib.sim_car import Frame, Periodic
 
 RADAR_BUS = 1
 SLOTS = 16
 TRACK_A, TRACK_B = 0x210, 0x220          # first address of each block (TSS-P; TSS2 radars use 0x180/0x190)
 PERIOD_MS = 50                           # 20 Hz, as recorded
-PHASE_MS = 20                            # within the period (the powertrain messages have their own phases)
+CYCLE = Periodic("TRACK_A_0", RADAR_BUS, PERIOD_MS, 20)  # a cycle starts with TRACK_A_0; phase: off the powertrain's
 RANGE_M = 150.0
 FOV_DEG = 10.0                           # half angle of the long-range beam
 EMPTY_DIST = 255.0                       # LONG_DIST of an empty slot (opendbc: >= 255 is no target)
@@ -77,7 +77,7 @@ class SimRadar:
     @staticmethod
     def due(t_ms: int, dt_ms: int = 10) -> bool:
         """Whether a radar cycle falls in (t_ms - dt_ms, t_ms]."""
-        return (t_ms - PHASE_MS) // PERIOD_MS > (t_ms - dt_ms - PHASE_MS) // PERIOD_MS
+        return CYCLE.due(t_ms, dt_ms)
 
     def frames(self, seen: list[Target]) -> list[Frame]:
         """One radar cycle: TRACK_A then TRACK_B for every slot, the nearest SLOTS targets in them."""
@@ -109,4 +109,4 @@ class SimRadar:
             b_frames.append(self.packer.make_can_msg(TRACK_B + i, RADAR_BUS,
                                                      {"SCORE": score, "REL_ACCEL": 0, "COUNTER": self.counter}))
         self.counter = (self.counter + 1) % 256
-        return [(a, bytes(d), b) for a, d, b in a_frames + b_frames]
+        return a_frames + b_frames

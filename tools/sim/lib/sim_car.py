@@ -111,6 +111,10 @@ class Periodic:
     period_ms: int
     phase_ms: int  # so that not every message lands in the same 10 ms step
 
+    def due(self, t_ms: int, dt_ms: int) -> bool:
+        """Whether the message falls due in (t_ms - dt_ms, t_ms]."""
+        return (t_ms - self.phase_ms) // self.period_ms > (t_ms - dt_ms - self.phase_ms) // self.period_ms
+
 
 # Periods from the real drive (median spacing of each message on bus 0).
 SCHEDULE: tuple[Periodic, ...] = (
@@ -351,7 +355,7 @@ class SimCar:
         out = []
         blinker = {1: TURN_LEFT, -1: TURN_RIGHT}.get(self.driver.blinker, TURN_NONE)
         for m in SCHEDULE:
-            due = (t_ms - m.phase_ms) // m.period_ms > (t_ms - dt_ms - m.phase_ms) // m.period_ms
+            due = m.due(t_ms, dt_ms)
             if m.name in ON_CHANGE and blinker != self.sent_blinker:
                 due = True
             if due:
