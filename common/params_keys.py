@@ -47,9 +47,7 @@ _KEYS = (
     # name                      type      lifetime                                                default
     # car identity: what card fingerprinted and published; rewritten every start
     ParamKey("CarParams",         T.BYTES, P.CLEAR_ON_MANAGER_START),
-    ParamKey("CarParamsPrevRoute", T.BYTES, P.PERSISTENT),  # last drive's CarParams, for a fast fingerprint
     ParamKey("CarName",           T.STR,   P.CLEAR_ON_MANAGER_START),
-    ParamKey("CarOverride",       T.STR,   P.PERSISTENT),  # user-forced platform, skips fingerprinting
     # calibration and learned values survive reboots
     ParamKey("CalibrationParams", T.BYTES, P.PERSISTENT),
     ParamKey("LiveParameters",    T.JSON,  P.PERSISTENT),  # learned steer ratio, stiffness, offsets

@@ -4,10 +4,17 @@ Every 10 ms it publishes one `can` message with everything the backend received 
 came, so readers see a silent bus as a silent bus, not as a dead bridge), plus the echo of what it sent
 (bus 128+n, the car port's convention). Each `sendcan` frame goes through the C safety layer first; a
 frame it refuses is dropped and counted. The car's own frames feed the safety layer's rx hook, and each
-`carControl` from controlsd is its heartbeat. The safety mode comes from `carParams` (or the CarParams
-param); until one is known the mode is silent, so nothing is sent. Garbage from the backend (error frames,
-addresses that are not CAN ids, over-long frames) is counted and dropped. Counters go to the log once a
-second while they change, and at exit.
+`carControl` from controlsd is its heartbeat. Garbage from the backend (error frames, addresses that are not
+CAN ids, over-long frames) is counted and dropped. Counters go to the log once a second while they change, and
+at exit.
+
+The safety mode follows what card knows of the car (`CarGate`):
+  1. identifying (no carParams yet): ELM327, diagnostic frames only (card's firmware and VIN queries);
+  2. identified (carParams names a safety mode): silent until the bus agrees, i.e. card has said canValid for
+     BUS_AGREE_CYCLES carStates in a row (every message the platform needs, with valid checksums and counters,
+     on the buses it expects); a forced platform the bus contradicts never gets there, so nothing is sent;
+  3. the bus agrees: the car's own safety mode (opendbc's);
+  dashcam (carParams.dashcamOnly: a car that is not recognised): silent for good.
 """
 
 import argparse
@@ -26,6 +33,7 @@ from common.realtime import DT_CTRL, PRIO_CTRL_HIGH, Ratekeeper, set_realtime_pr
 from common.swaglog import cloudlog, cloudlog_bind
 from hardware.can_backends import Backend, BackendError, CanFrame, backend_names, classify, open_backend
 
+BUS_AGREE_CYCLES = 50  # carStates in a row with canValid (0.5 s) before the car's safety mode is enabled
 SENDCAN_MAX_AGE_NS = 1_000_000_000  # older sendcan is not what controls wants now (openpilot's rule too)
 STATUS_PERIOD_S = 1.0
 LAG_LOG_S = 0.05
@@ -160,10 +168,11 @@ def can_message(frames: list[CanFrame], valid: bool = True):
 
 
 def safety_from_car_params(cp_bytes: bytes) -> tuple[int, int] | None:
-    """(opendbc SafetyModel number, param) of the first safety config in serialized CarParams."""
+    """(opendbc SafetyModel number, param) of the first safety config in serialized CarParams; None when there is
+    none, the bytes are not a CarParams, or the car is dashcam only (not recognised)."""
     try:
         with car.CarParams.from_bytes(cp_bytes) as cp:
-            if len(cp.safetyConfigs) == 0:
+            if len(cp.safetyConfigs) == 0 or cp.dashcamOnly:
                 return None
             sc = cp.safetyConfigs[0]
             return sc.safetyModel.raw, int(sc.safetyParam)
@@ -172,16 +181,52 @@ def safety_from_car_params(cp_bytes: bytes) -> tuple[int, int] | None:
         return None
 
 
+IDENTIFYING, WAITING_FOR_BUS, ENABLED, DASHCAM = "identifying", "waiting for the bus to agree", "enabled", "dashcam"
+
+
+class CarGate:
+    """Which safety mode the bridge may be in, from what card says of the car (see the module doc). Shared by
+    canbridged and the lockstep simulator's adapter, so both follow the same rule."""
+
+    def __init__(self, bridge: CanBridge):
+        self.bridge = bridge
+        self.state = IDENTIFYING
+        self.target: tuple[int, int] | None = None  # the car's safety mode, once carParams names it
+        self.agreed = 0
+        bridge.set_mode("elm327", 0)
+
+    def on_car_params(self, cp_bytes: bytes) -> None:
+        target = safety_from_car_params(cp_bytes)
+        if target is None:
+            if self.state != DASHCAM:
+                self._to(DASHCAM, "silent", 0)
+            return
+        if target != self.target:
+            self.target, self.agreed = target, 0
+            self._to(WAITING_FOR_BUS, "silent", 0)
+
+    def on_car_state(self, can_valid: bool) -> None:
+        if self.state != WAITING_FOR_BUS or self.target is None:
+            return
+        self.agreed = self.agreed + 1 if can_valid else 0
+        if self.agreed >= BUS_AGREE_CYCLES:
+            self._to(ENABLED, *self.target)
+
+    def _to(self, state: str, mode: str | int, param: int) -> None:
+        self.state = state
+        self.bridge.set_mode(mode, param)
+        cloudlog.info(f"safety: {state}", extra={"mode": self.bridge.mode_name})
+
+
 class Daemon:
     def __init__(self, bridge: CanBridge, forced_mode: tuple[str, int] | None):
         self.bridge = bridge
         self.pm = messaging.PubMaster(["can"])
         self.sendcan = messaging.sub_sock("sendcan")
-        self.sm = messaging.SubMaster(["carControl", "carParams"])
+        self.sm = messaging.SubMaster(["carControl", "carParams", "carState"])
         self.params = Params()
         self.forced = forced_mode is not None
-        self.mode_known = self.forced
-        self.applied: tuple[int, int] | None = None
+        self.gate = None if self.forced else CarGate(bridge)
         self.params_polled = 0.0
         if forced_mode is not None:
             bridge.set_mode(*forced_mode)
@@ -189,21 +234,22 @@ class Daemon:
         self.last_status_t = 0.0
 
     def update_mode(self, now: float) -> None:
+        gate = self.gate
         cp_bytes = None
         if self.sm.updated["carParams"]:
             cp_bytes = self.sm["carParams"].as_builder().to_bytes()
-        elif not self.mode_known and now - self.params_polled >= PARAMS_POLL_S:
+        elif gate.state == IDENTIFYING and now - self.params_polled >= PARAMS_POLL_S:
             # card also writes CarParams to params: the way in when its one carParams message came
             # before our subscription was connected
             cp_bytes = self.params.get("CarParams")
             self.params_polled = now
-        found = safety_from_car_params(cp_bytes) if cp_bytes else None
-        if found is not None and found != self.applied:
-            self.applied = found
-            self.mode_known = self.bridge.set_mode(*found)
+        if cp_bytes:
+            gate.on_car_params(cp_bytes)
+        if self.sm.updated["carState"]:
+            gate.on_car_state(bool(self.sm["carState"].canValid))
 
     def log_status(self, now: float, force: bool = False) -> None:
-        st = self.bridge.status()
+        st = {**self.bridge.status(), "car": "forced mode" if self.gate is None else self.gate.state}
         if force or (st != self.last_status and now - self.last_status_t >= STATUS_PERIOD_S):
             cloudlog.info("canbridged status", extra={"status": st})
             self.last_status, self.last_status_t = st, now

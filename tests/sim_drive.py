@@ -27,7 +27,7 @@ from common.params import Params
 from common.paths import routes_dir
 from selfdrive.locationd.calibration import MIN_BLOCKS, Calibrator
 from selfdrive.manager.cli import stop_manager
-from tools.sim.bridge import manager_env, use_sim_car
+from tools.sim.bridge import manager_env
 from tools.sim.lib.drive_report import DriveReport
 from tools.sim.lib.simulation import SimConfig
 
@@ -82,7 +82,6 @@ class Drive:
 
     # --- life ------------------------------------------------------------------------------------------------
     def start(self) -> "Drive":
-        use_sim_car(self.cfg)  # as `roadpilot sim` does
         store_calibration()
         env = {**os.environ, **manager_env(self.cfg), "BLOCK": ",".join(self.block)}
         self.log = open(self.log_path, "wb")

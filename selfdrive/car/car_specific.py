@@ -21,13 +21,15 @@ from opendbc.car.structs import CarParams
 from opendbc.car.toyota.values import CAR as TOYOTA
 from opendbc.car.toyota.values import NO_DSU_CAR, UNSUPPORTED_DSU_CAR, ToyotaFlags, ToyotaSafetyFlags
 
-from selfdrive.car.fingerprinting import FingerprintResult
+from selfdrive.car.fingerprinting import SOURCES, FingerprintResult
 
 DsuSetting = Literal["auto", "present", "absent"]
 DSU_ADDRESSES = (0x283, 0x343)  # PRE_COLLISION, ACC_CONTROL: what a TSS-P DSU sends on bus 0
 RADAR_TESTER_PRESENT = (0x750, 0)  # opendbc keeps a disabled radar quiet with this; an unplugged DSU needs nothing
 
 TOYOTA_PLATFORMS = frozenset(c.value for c in TOYOTA)
+FINGERPRINT_SOURCES = {"fw": CarParams.FingerprintSource.fw, "can": CarParams.FingerprintSource.can,
+                       "fixed": CarParams.FingerprintSource.fixed}
 
 
 @dataclass(frozen=True)
@@ -71,15 +73,20 @@ def build_plan(fp: FingerprintResult, setup: CarSetup, alpha_long: bool = False)
     """CarParams for the fingerprinted (or forced) platform, adjusted to the installation."""
     candidate = fp.candidate if fp.candidate is not None else "MOCK"
     CI = interfaces[candidate]
-    CP = CI.get_params(candidate, gen_empty_fingerprint() | fp.fingerprint, [], alpha_long, False, False)
-    CP.fingerprintSource = {"can": CarParams.FingerprintSource.can,
-                            "fixed": CarParams.FingerprintSource.fixed}.get(fp.source, CarParams.FingerprintSource.can)
+    CP = CI.get_params(candidate, gen_empty_fingerprint() | fp.fingerprint, list(fp.car_fw), alpha_long, False, False)
+    CP.fingerprintSource = FINGERPRINT_SOURCES.get(fp.source, CarParams.FingerprintSource.can)
+    CP.carVin = fp.vin
+    CP.carFw = list(fp.car_fw)
+    CP.fuzzyFingerprint = not fp.exact
     connected = setup.buses if setup.buses is not None else (fp.buses_seen or None)
     plan = CarPlan(CP, connected)
     how = "given" if setup.buses is not None else ("seen on the bus" if fp.buses_seen else "unknown: expecting all")
-    plan.notes.append(f"platform {candidate} ({fp.source}); connected buses {sorted(connected or [])} ({how})")
+    plan.notes.append(f"platform {candidate} ({SOURCES[fp.source]}); connected buses {sorted(connected or [])} "
+                      f"({how})")
     if fp.candidate is None:
-        plan.notes.append("car not recognized: no control (set --car or the CarOverride param)")
+        # dashcam mode: camera, model and logging go on; no controller is built and nothing is sent
+        CP.dashcamOnly = True
+        plan.notes.append("car not recognised: dashcam mode, nothing is sent (`--car` forces a platform)")
 
     if dsu_platform(candidate):
         seen = detect_dsu(fp)

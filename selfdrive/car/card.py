@@ -1,31 +1,44 @@
 """card: the car interface daemon, on opendbc's car ports.
 
-Identifies the car (FPv1 fingerprint from `can`, or `--car` / the CarOverride param), publishes
-`carParams` (also the CarParams param) at start, every 50 s and on change, then runs at the pace of
+Identifies the car as opendbc does (VIN and ECU firmware queried through canbridged's adapter, then the CAN
+fingerprint: fingerprinting.py), or takes `--car` / $ROADPILOT_CAR for this run, publishes `carParams`
+(also the CarParams param, with how the car was identified) at start, every 50 s and on change, then runs at the
+pace of
 `can` (100 Hz): `carState` from the frames, `liveTracks` (the radar's tracks, 20 Hz) when the car's radar
 completes a cycle, and `carControl` from controlsd turned into `sendcan`
 through the car port, with `carOutput` saying what was sent. When `can` stops coming, carState keeps
 coming at 100 Hz from card's own clock, with canValid/canTimeout false/true instead of stale values.
+
+A car that is not recognised is dashcam mode (carParams.dashcamOnly): carState keeps its 100 Hz pace for the
+stack but says canValid false (there is no car port to read it with), and card never sends a frame.
 """
 
+from __future__ import annotations
+
 import argparse
+import os
 import sys
 import time
 
+from opendbc.car.can_definitions import CanData
 from opendbc.car.carlog import carlog
+from opendbc.car.structs import CarParams
 
-from cereal import messaging
+from cereal import car, messaging
 from common.params import Params
 from common.realtime import DT_CTRL, PRIO_CTRL_HIGH, Ratekeeper, input_wait_s, set_realtime_priority
 from common.swaglog import cloudlog, cloudlog_bind
 from selfdrive.car.car_logic import CarLogic
 from selfdrive.car.car_specific import CarPlan, CarSetup, build_plan
-from selfdrive.car.fingerprinting import Fingerprinter
+from selfdrive.car.fingerprinting import SOURCES, Fingerprinter, identify_by_query
+from selfdrive.manager.process import MANAGER_PID_ENV
 
 LAG_LOG_S = 0.05
 CAR_PARAMS_PERIOD_S = 50.0  # 0.02 Hz, the services table's contract
 CAN_GRACE_S = 1.5 * DT_CTRL  # `can` this late after the last one: update from our own clock, at 100 Hz (input_wait_s)
 FINGERPRINT_NO_CAN_S = 5.0  # a forced platform does not wait longer than this for a first frame
+FORCED_CAR_ENV = "ROADPILOT_CAR"  # `roadpilot device --car`: this run only, never stored
+CAN_WAIT_MS = 20           # identification: a `can` this late counts as a silent bus (an empty message)
 SUBSCRIBES = ("can", "carControl")
 PUBLISHES = ("carState", "carParams", "carOutput", "sendcan", "liveTracks")
 
@@ -34,36 +47,90 @@ def frames_of(msg) -> list[tuple[int, bytes, int]]:
     return [(c.address, bytes(c.dat), c.src) for c in msg.can]
 
 
-def identify(can_sock, forced: str | None, setup: CarSetup) -> CarPlan:
-    fp = Fingerprinter(forced)
-    cloudlog.info("identifying the car from CAN", extra={"forced": forced, "dsu": setup.dsu,
-                                                          "buses": sorted(setup.buses) if setup.buses else "auto"})
-    started = time.monotonic()
-    last_wait_log = started
-    while not fp.done:
-        msg = messaging.recv_one(can_sock, 100)
+def wait_for_bus(can_sock, forced: str | None) -> list:
+    """The first `can` messages that carry a frame: a car that is off (or an adapter up before the car wakes)
+    has nothing to identify. A forced platform waits at most FINGERPRINT_NO_CAN_S."""
+    started = last_log = time.monotonic()
+    while True:
+        msgs = [m for m in [messaging.recv_one(can_sock, 100), *messaging.drain_sock(can_sock)] if m is not None]
+        if any(len(m.can) for m in msgs):
+            return msgs
         now = time.monotonic()
-        if msg is not None:
-            fp.add(frames_of(msg))
-        if forced is not None and fp.frames == 0 and now - started > FINGERPRINT_NO_CAN_S:
-            break  # nothing to learn the wiring from: the plan says so and expects every bus
-        if fp.frames == 0 and now - last_wait_log > 5.0:
-            cloudlog.warning("waiting for CAN to fingerprint the car", extra={"frames": fp.frames})
-            last_wait_log = now
-    plan = build_plan(fp.result(), setup)
+        if forced is not None and now - started > FINGERPRINT_NO_CAN_S:
+            return []
+        if now - last_log > 5.0:
+            cloudlog.warning("waiting for CAN to identify the car (is the car on?)")
+            last_log = now
+
+
+class QueryBus:
+    """opendbc's can_recv/can_send over card's sockets: `can` in, `sendcan` out (canbridged's adapter)."""
+
+    def __init__(self, can_sock, pm: messaging.PubMaster, first: list):
+        self.can_sock = can_sock
+        self.pm = pm
+        self.backlog = first
+        self.sent = 0
+
+    def recv(self, wait_for_one: bool = False) -> list[list[CanData]]:
+        msgs, self.backlog = self.backlog, []
+        if wait_for_one and not msgs:
+            first = messaging.recv_one(self.can_sock, CAN_WAIT_MS)
+            # a silent bus (or a stalled bridge) is an empty message, so opendbc's windows end in bounded time
+            msgs = [first] if first is not None else [None]
+        msgs += messaging.drain_sock(self.can_sock)
+        return [[] if m is None else [CanData(a, d, b) for a, d, b in frames_of(m)] for m in msgs]
+
+    def send(self, msgs: list[CanData]) -> None:
+        sc = messaging.new_message("sendcan", len(msgs))
+        for c, m in zip(sc.sendcan, msgs, strict=True):
+            c.address, c.dat, c.src = m.address, bytes(m.dat), m.src
+        self.pm.send("sendcan", sc)
+        self.sent += len(msgs)
+
+
+def identify(can_sock, pm: messaging.PubMaster, forced: str | None, setup: CarSetup,
+             cached: CarParams | None = None) -> CarPlan:
+    """The car's plan: a forced platform, or what opendbc's identification finds (firmware, then CAN)."""
+    if forced is not None:
+        Fingerprinter(forced)  # an unknown name fails before any waiting
+    cloudlog.info("identifying the car", extra={"forced": forced, "dsu": setup.dsu,
+                                                "buses": sorted(setup.buses) if setup.buses else "auto"})
+    first = wait_for_bus(can_sock, forced)
+    if forced is None:
+        bus = QueryBus(can_sock, pm, first)
+        fp = identify_by_query(bus.recv, bus.send, cached)
+        cloudlog.info("diagnostic query done", extra={"frames_sent": bus.sent, "ecus": len(fp.car_fw)})
+    else:
+        started = time.monotonic()
+        finger = Fingerprinter(forced)
+        for m in first:
+            finger.add(frames_of(m))
+        while not finger.done:
+            msg = messaging.recv_one(can_sock, 100)
+            if msg is not None:
+                finger.add(frames_of(msg))
+            elif not first and time.monotonic() - started > FINGERPRINT_NO_CAN_S:
+                break  # nothing to learn the wiring from: the plan says so and expects every bus
+        fp = finger.result()
+    plan = build_plan(fp, setup)
     for note in plan.notes:
         cloudlog.warning(f"car setup: {note}")
+    cloudlog.info("car identified" if fp.candidate is not None else "car not recognised: dashcam mode",
+                  extra={"car": plan.CP.carFingerprint, "how": SOURCES[fp.source], "vin": fp.vin,
+                         "ecus": len(fp.car_fw), "seconds": round(fp.seconds, 3)})
     return plan
 
 
 class Card:
-    def __init__(self, plan: CarPlan, can_sock, params: Params | None):
+    def __init__(self, plan: CarPlan, can_sock, params: Params | None, pm: messaging.PubMaster | None = None):
         self.logic = CarLogic(plan)
         self.can_sock = can_sock
         self.params = params
         self.sm = messaging.SubMaster([s for s in SUBSCRIBES if s != "can"])  # `can` has its own socket: it paces us
-        self.pm = messaging.PubMaster(list(PUBLISHES))
+        self.pm = pm or messaging.PubMaster(list(PUBLISHES))
         self.cp_bytes = plan.CP.to_bytes()
+        self.dashcam = bool(plan.CP.dashcamOnly)  # not recognised: read nothing as the car, send nothing
         self.cp_sent_at = -CAR_PARAMS_PERIOD_S
         self.can_grace_s = input_wait_s(CAN_GRACE_S)
         self.can_deadline = time.monotonic() + self.can_grace_s
@@ -91,7 +158,7 @@ class Card:
             self.can_deadline = max(self.can_deadline + DT_CTRL, now)
         CS = self.logic.update(packets)
         # a `can` message flagged invalid by canbridged (adapter trouble) taints this cycle
-        CS.canValid = CS.canValid and all(m.valid for m in msgs)
+        CS.canValid = CS.canValid and all(m.valid for m in msgs) and not self.dashcam
         msg = messaging.new_message("carState", valid=CS.canValid)
         msg.carState = CS
         self.pm.send("carState", msg)
@@ -106,7 +173,7 @@ class Card:
 
     def control(self) -> None:
         self.sm.update(0)
-        if not self.sm.alive["carControl"]:
+        if self.dashcam or not self.sm.alive["carControl"]:
             return  # no controlsd: send nothing (canbridged's safety layer would refuse it anyway)
         actuators, sends = self.logic.control(self.sm["carControl"], time.monotonic_ns())
         out = messaging.new_message("carOutput")
@@ -134,6 +201,22 @@ class Card:
             rk.monitor_time()
 
 
+def run_cache(params: Params) -> CarParams | None:
+    """This run's CarParams, when card identified the car before (a restarted card, while canbridged keeps the
+    car's safety mode, which refuses diagnostic queries): opendbc reuses its VIN and firmware instead of querying
+    the car again. Only under the manager, which clears the param at every start, so nothing of another run (the
+    simulator's car, another car) is ever reused; and the bus must still agree before anything is sent."""
+    raw = params.get("CarParams") if os.environ.get(MANAGER_PID_ENV) else None
+    if not raw:
+        return None
+    try:
+        with car.CarParams.from_bytes(raw) as cp:
+            return None if cp.dashcamOnly else cp.as_builder()
+    except Exception as e:  # noqa: BLE001 - corrupt bytes: identify afresh
+        cloudlog.warning("unreadable CarParams param: identifying afresh", extra={"error": str(e)[:200]})
+        return None
+
+
 def parse_buses(s: str) -> frozenset[int]:
     try:
         return frozenset(int(b) for b in s.split(",") if b != "")
@@ -147,7 +230,9 @@ def main(argv: list[str] | None = None) -> None:
     carlog.handlers = cloudlog.handlers
     carlog.addFilter(lambda r: not r.getMessage().startswith("CANParser:"))
     ap = argparse.ArgumentParser(prog="card", description=__doc__.splitlines()[0])
-    ap.add_argument("--car", default=None, help="force the platform, e.g. TOYOTA_RAV4 (default: CarOverride param)")
+    ap.add_argument("--car", default=os.environ.get(FORCED_CAR_ENV) or None,
+                    help=f"force the platform for this run, e.g. TOYOTA_RAV4 (default: ${FORCED_CAR_ENV}, else "
+                         "identify it: firmware query, then CAN fingerprint)")
     ap.add_argument("--dsu", choices=("auto", "present", "absent"), default="auto",
                     help="Toyota TSS-P: is the DSU plugged in? auto: from the bus (PRE_COLLISION/ACC_CONTROL seen)")
     ap.add_argument("--buses", type=parse_buses, default=None,
@@ -155,15 +240,15 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
 
     params = Params()
-    forced = args.car or params.get("CarOverride") or None
     set_realtime_priority(PRIO_CTRL_HIGH)
     can_sock = messaging.sub_sock("can")
+    pm = messaging.PubMaster(list(PUBLISHES))
     try:
-        plan = identify(can_sock, forced, CarSetup(dsu=args.dsu, buses=args.buses))
+        plan = identify(can_sock, pm, args.car, CarSetup(dsu=args.dsu, buses=args.buses), run_cache(params))
     except ValueError as e:
         cloudlog.error(f"card: {e}")
         sys.exit(2)
-    Card(plan, can_sock, params).run()
+    Card(plan, can_sock, params, pm).run()
 
 
 if __name__ == "__main__":

@@ -1,20 +1,32 @@
-"""Identifying the car from its CAN traffic (opendbc's FPv1 fingerprints), or taking a forced platform.
+"""Identifying the car: opendbc's own flow (VIN, ECU firmware over ISO-TP/UDS, then CAN fingerprint), or a
+forced platform.
 
-Fingerprinting watches the first 1-2 s of `can` messages. A platform is chosen when exactly one
-candidate is left on bus 0 or 1 after FINGERPRINT_FRAMES messages; it fails when none is left, or after
-MAX_FRAMES. Either way the window also records which addresses (and lengths) each bus carried, which
-card uses to see how the car is wired (`car_specific.py`). Only the platforms opendbc still keeps
-FPv1 fingerprints for can be found this way; the others (Toyota among them, which opendbc identifies
-by ECU firmware queries) need the platform forced with `--car` or the CarOverride param.
+`identify_by_query` runs `opendbc.car.car_helpers.fingerprint` through card's `can`/`sendcan` (canbridged's
+adapter, whose safety layer lets only diagnostic frames through while the car is unknown): the VIN, which
+ECUs answer a tester present, their firmware versions (matched against opendbc's FW_VERSIONS: most brands,
+Toyota among them, are identified this way), then the FPv1 CAN fingerprint for the few platforms that still
+have one. Its time is bounded: every query has opendbc's timeouts, and a silent bus counts as empty
+messages (one per CAN_WAIT_MS), so the CAN window ends after its 200 messages whatever comes.
+
+A forced platform (`--car`) skips the queries; `Fingerprinter` then only watches the first second of
+`can`. Either way the window records which addresses (and lengths) each bus carried, which card uses to
+see how the car is wired (`car_specific.py`), and whether the bus agrees with the platform is decided
+later, by card's CAN validity (canbridged sends nothing until it does).
 """
 
+from __future__ import annotations
+
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from opendbc.car import gen_empty_fingerprint
-from opendbc.car.can_definitions import CanData
+from opendbc.car.can_definitions import CanData, CanRecvCallable, CanSendCallable
+from opendbc.car.car_helpers import fingerprint as opendbc_fingerprint
 from opendbc.car.car_helpers import interfaces
 from opendbc.car.fingerprints import all_legacy_fingerprint_cars, eliminate_incompatible_cars
+from opendbc.car.structs import CarParams
+from opendbc.car.vin import VIN_UNKNOWN
 
 FINGERPRINT_FRAMES = 100  # `can` messages (1 s) to watch before a single candidate is accepted
 MAX_FRAMES = 200          # give up after 2 s
@@ -22,12 +34,26 @@ FP_BUSES = (0, 1)         # where FPv1 fingerprints were recorded
 IGNORED = frozenset((0x7DF, 0x7E0, 0x7E8))  # diagnostic requests/responses, not the car's own traffic
 
 
+def is_diagnostic(address: int) -> bool:
+    """A diagnostic (ISO 15765) address, as opendbc's ELM327 safety mode allows them while the car is unknown
+    (modes/elm327.h): 11-bit 0x600-0x7FF, 29-bit 0x18DAxxF1 and 0x18DB33F1, and GM's camera at 0x24B."""
+    return (address & 0x1FFFFF00) in (0x600, 0x700) or (address & 0x1FFF00FF) == 0x18DA00F1 or \
+        address in (0x18DB33F1, 0x24B)
+
+
+SOURCES = {"fw": "firmware query", "can": "CAN fingerprint", "fixed": "forced (--car)", "none": "not recognised"}
+
+
 @dataclass(frozen=True)
 class FingerprintResult:
     candidate: str | None         # opendbc platform name; None: not identified
-    source: str                   # "can", "fixed" (forced), "none"
+    source: str                   # a key of SOURCES
     fingerprint: dict[int, dict[int, int]]  # bus -> address -> length, as opendbc's get_params wants it
     frames: int                   # `can` messages watched, from the first one that carried a frame
+    vin: str = VIN_UNKNOWN
+    car_fw: tuple = ()            # CarParams.CarFw of every ECU that answered
+    exact: bool = True            # False: a fuzzy firmware match
+    seconds: float = 0.0          # how long identification took
 
     @property
     def buses_seen(self) -> frozenset[int]:
@@ -84,3 +110,45 @@ class Fingerprinter:
         if self.found is not None:
             return FingerprintResult(self.found, "can", self.fingerprint, self.frames)
         return FingerprintResult(None, "none", self.fingerprint, self.frames)
+
+
+def identify_by_query(can_recv: CanRecvCallable, can_send: CanSendCallable,
+                      cached: CarParams | None = None) -> FingerprintResult:
+    """opendbc's identification (VIN, firmware, then CAN fingerprint) over the given bus callbacks.
+
+    `cached`: this run's earlier CarParams (a restarted card): opendbc then reuses its VIN and firmware
+    instead of querying again. OBD multiplexing (a panda's relay to the OBD port) does not exist on a plain
+    CAN adapter: that callback does nothing."""
+    start = time.monotonic()
+    frames = 0
+
+    def counting_recv(wait_for_one: bool = False) -> list[list[CanData]]:
+        nonlocal frames
+        packets = can_recv(wait_for_one)
+        frames += len(packets)
+        return packets
+
+    candidate, finger, vin, car_fw, source, exact = opendbc_fingerprint(counting_recv, can_send, lambda _: None,
+                                                                        cached)
+    if candidate is not None and not known_platform(candidate):
+        candidate = None
+    how = {CarParams.FingerprintSource.fw: "fw", CarParams.FingerprintSource.can: "can"}.get(source, "can")
+    finger = {b: dict(addrs) for b, addrs in finger.items()}
+    return FingerprintResult(candidate, how if candidate is not None else "none", finger, frames, vin,
+                             tuple(car_fw), exact, time.monotonic() - start)
+
+
+def describe(CP: CarParams) -> str:
+    """How the car was identified, in one line for the user (CLI, UI)."""
+    if CP.dashcamOnly:
+        return "car not recognised: dashcam mode, nothing is sent to the car"
+    how = {"fw": "identified by firmware query", "can": "identified by CAN fingerprint",
+           "fixed": "forced with --car"}.get(str(CP.fingerprintSource), str(CP.fingerprintSource))
+    extra = []
+    if len(CP.carFw):
+        extra.append(f"{len({(f.address, f.subAddress) for f in CP.carFw})} ECUs answered")
+    if CP.carVin and CP.carVin != VIN_UNKNOWN:
+        extra.append(f"VIN {CP.carVin}")
+    if CP.fuzzyFingerprint:
+        extra.append("fuzzy match")
+    return f"car {CP.carFingerprint}, {how}" + (f" ({', '.join(extra)})" if extra else "")

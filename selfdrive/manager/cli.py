@@ -74,7 +74,10 @@ def run_sim(cfg, wall_limit: float, env: dict[str, str], log_path: str | None = 
     from tools.sim.lib.live_status import LiveStatus
     from tools.sim.lib.score import SimScore
     score = SimScore()
+    from selfdrive.car.fingerprinting import describe
     sock = messaging.sub_sock("simState")  # before the bridge starts: no message is missed
+    cp_sock = messaging.sub_sock("carParams", conflate=True)
+    car_said = False
     status = LiveStatus(cfg.minutes * 60)
     stop: list[int] = []
     old = signal.signal(signal.SIGINT, lambda *_: stop.append(1))
@@ -86,6 +89,9 @@ def run_sim(cfg, wall_limit: float, env: dict[str, str], log_path: str | None = 
         while proc.poll() is None and not stop and time.monotonic() - start < wall_limit:
             if cfg.minutes and score.t >= cfg.minutes * 60 - 1e-6:
                 break
+            if not car_said and (cp := cp_sock.receive(0)) is not None:
+                status.say(describe(messaging.log_from_bytes(cp).carParams))
+                car_said = True
             dat = sock.receive(100)
             if dat is not None:
                 ss = messaging.log_from_bytes(dat).simState
@@ -96,6 +102,7 @@ def run_sim(cfg, wall_limit: float, env: dict[str, str], log_path: str | None = 
         signal.signal(signal.SIGINT, old)
         rc = stop_manager(proc)
         sock.close()
+        cp_sock.close()
         if log is not None:
             log.close()
     return rc, score, time.monotonic() - start
@@ -139,7 +146,7 @@ def mp4_frames(path: str) -> str:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from tools.sim.bridge import manager_env, use_sim_car
+    from tools.sim.bridge import manager_env
     from tools.sim.lib.simulation import SimConfig
     env = {**os.environ}
     try:
@@ -166,7 +173,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
         print("--record renders the recorded route, but loggerd does not run: there will be nothing to render")
     if not stack:
         print("card and controlsd do not both run: nothing answers the car's CAN, the scripted driver drives alone")
-    print(use_sim_car(cfg))
+    print(f"The simulated car is {cfg.car}; its ECUs answer firmware queries, and card identifies it from them "
+          "(nothing is stored for later runs)")
     env.update(manager_env(cfg))
     if cfg.lockstep and any(p.name == "canbridged" for p in PROCESSES):
         env["BLOCK"] = ",".join(filter(None, [env.get("BLOCK", ""), "canbridged"]))  # the bridge is the adapter
@@ -223,17 +231,26 @@ def device_env(args: argparse.Namespace, env: dict[str, str]) -> dict[str, str]:
 
 
 def cmd_device(args: argparse.Namespace) -> int:
-    from common.params import Params
+    from selfdrive.car.card import FORCED_CAR_ENV
+    from selfdrive.car.fingerprinting import known_platform
+    if args.car and not known_platform(args.car):
+        print(f"roadpilot device: unknown platform {args.car!r}; opendbc platforms look like TOYOTA_RAV4",
+              file=sys.stderr)
+        return 2
     try:
         env = device_env(args, dict(os.environ))
     except ValueError as e:
         print(f"roadpilot device: {e}", file=sys.stderr)
         return 2
-    if args.car:
-        Params().put("CarOverride", args.car)
     os.environ.update(env)  # the manager passes its environment to every child
+    if args.car:
+        os.environ[FORCED_CAR_ENV] = args.car  # this run only: nothing is stored for the next one
+    else:
+        os.environ.pop(FORCED_CAR_ENV, None)
+    how = (f"car forced to {args.car} for this run (nothing is sent until its bus agrees)" if args.car else
+           "car identified by firmware query, then CAN fingerprint (not recognised: dashcam mode, nothing sent)")
     print(f"roadpilot device: camera {env.get('ROADPILOT_CAMERA_DEVICE') or env['ROADPILOT_CAMERA_VIDEO']}, "
-          f"CAN {args.can}{f', car forced to {args.car}' if args.car else ' (car identified from CAN)'}")
+          f"CAN {args.can}; {how}")
     print(f"Onroad UI: {ui_url()} (open it in a browser). Ctrl-C stops.", flush=True)
     return manager.main("device")
 
@@ -272,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--minutes", type=float, default=3.0, help="simulated minutes (default: 3)")
     sim.add_argument("--car", choices=list(SIM_PLATFORMS), default=DEFAULT_PLATFORM,
                      help=f"the simulated car (default: {DEFAULT_PLATFORM}, whose cruise works down to a stop; "
-                          "TOYOTA_RAV4's cannot engage below 19 mph). card is told it through CarOverride")
+                          "TOYOTA_RAV4's cannot engage below 19 mph); card identifies it by firmware query")
     sim.add_argument("--lockstep", action="store_true",
                      help="deterministic: each 10 ms step waits for the stack's answer (see tools/sim/bridge.py)")
     sim.add_argument("--record", metavar="OUT.mp4", default=None,
@@ -310,7 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--can", required=True, metavar="URL",
                      help="the CAN adapter as a python-can URL: socketcan:can0, pcan:PCAN_USBBUS1, "
                           "slcan:/dev/ttyACM0?bitrate=500000, gs_usb:0, ... (hardware/can_backends.py)")
-    dev.add_argument("--car", default=None, help="force the platform (e.g. TOYOTA_RAV4) instead of fingerprinting")
+    dev.add_argument("--car", default=None,
+                     help="force the platform for this run (e.g. TOYOTA_RAV4) instead of identifying it; nothing is "
+                          "sent until the bus carries what that platform needs")
     dev.set_defaults(func=cmd_device)
 
     return p

@@ -104,7 +104,12 @@ EVENTS: dict[str, dict[ET, Alert]] = {
                                                  duration=0.1)},
     "gasPressedOverride": {ET.OVERRIDE_LONGITUDINAL: override()},
     "steerOverride": {ET.OVERRIDE_LATERAL: override()},
-    # the car
+    # the car: is it one we know, and does its bus say so
+    "carUnrecognized": {ET.PERMANENT: permanent("Car Not Recognised", "Dashcam Mode: Nothing Is Sent to the Car"),
+                        ET.NO_ENTRY: no_entry("Car Not Recognised: Dashcam Mode")},
+    "carMismatch": {ET.PERMANENT: permanent("Car Does Not Match {car}",
+                                            "Its Bus Lacks the Platform's Messages: Nothing Is Sent"),
+                    ET.NO_ENTRY: no_entry("Car Does Not Match {car}")},
     "canError": {ET.IMMEDIATE_DISABLE: immediate_disable("CAN Error: Check Connections"),
                  ET.NO_ENTRY: no_entry("CAN Error: Check Connections")},
     "carStateStale": {ET.IMMEDIATE_DISABLE: immediate_disable("Car Interface Not Responding"),

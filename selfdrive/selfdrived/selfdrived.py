@@ -32,6 +32,7 @@ STALE_PERIODS = 5
 POLL_S = 2 * DT_CTRL          # carState this late: a cycle anyway (what is missing shows in the events)
 PARAMS_EVERY = 100            # cycles between reads of the user's settings
 EVENTS_EVERY = 100            # onroadEvents at least this often (1 Hz), and on every change
+BUS_AGREE_CARSTATES = 300    # carStates (3 s) without a single canValid: the bus is not the car carParams names
 MAX_FRAME_DROP_PERC = 20.0
 MIN_FREE_SPACE_PERC = 7.0
 DRIVE_GEARS = frozenset({"drive", "sport", "low", "eco", "manumatic", "brake"})
@@ -53,6 +54,23 @@ class SelfdriveD:
         self.experimental = False
         self.last_event_names: list[str] = []
         self.was_enabled = False
+        self.car_states = 0          # carStates seen, until the bus agrees with carParams
+        self.bus_agreed = False      # carState has said canValid at least once
+
+    def identity_events(self, CS) -> bool:
+        """Whether the car is one we can talk to: not recognised (dashcam), or a bus that never carried what the
+        platform needs (a wrong --car, or the wrong car for what was identified). True when it is."""
+        if self.CP.dashcamOnly:
+            self.events.add("carUnrecognized")
+            return False
+        if not self.bus_agreed:
+            self.bus_agreed = bool(CS.canValid)
+            self.car_states += 1
+            if not self.bus_agreed and self.car_states > BUS_AGREE_CARSTATES:
+                forced = str(self.CP.fingerprintSource) == "fixed"
+                self.events.add("carMismatch", car=("--car " if forced else "") + self.CP.carFingerprint)
+                return False
+        return True
 
     def car_events(self, CS) -> None:
         """The driver and the car, from this carState and the previous one."""
@@ -114,7 +132,7 @@ class SelfdriveD:
     def step(self, now: float) -> None:
         CS = self.sm["carState"]
         self.events.clear()
-        if self.sm.updated["carState"]:
+        if self.sm.updated["carState"] and self.identity_events(CS):
             self.car_events(CS)
         self.health_events(now)
         self.state.update(self.events)

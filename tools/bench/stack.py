@@ -109,11 +109,10 @@ class FrameWatch:
 
 def run(args: argparse.Namespace) -> dict:
     from selfdrive.manager.cli import stop_manager
-    from tools.sim.bridge import manager_env, use_sim_car
+    from tools.sim.bridge import manager_env
     from tools.sim.lib.simulation import SimConfig
     cfg = SimConfig(scenario=args.scenario, seed=args.seed, driver="supervise", minutes=0.0)  # drives until stopped
     env = {**os.environ, **manager_env(cfg)}
-    use_sim_car(cfg)
     watch = FrameWatch()
     log = open(args.log, "w")  # noqa: SIM115 - the manager's whole life
     mgr = subprocess.Popen([sys.executable, "-m", "selfdrive.manager.manager", "sim"], env=env, stdout=log,

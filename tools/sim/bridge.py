@@ -62,6 +62,7 @@ from common.params import Params
 from common.realtime import DT_CTRL, SIM_LOCKSTEP_ENV, Ratekeeper
 from common.swaglog import cloudlog, cloudlog_bind
 from hardware.canbridged import parse_safety
+from tools.sim.lib.ecus import is_diagnostic
 from tools.sim.lib.sim_car import DEFAULT_PLATFORM, SIM_PLATFORMS
 from tools.sim.lib.simulation import CAMERA_EVERY, SimConfig, Simulation
 
@@ -75,21 +76,19 @@ MANAGER_PID_ENV = "ROADPILOT_MANAGER_PID"
 PACE_MAX_LAG_S = 0.1         # lockstep: behind real time by more than this, the world does not hurry to catch up
 
 
+def is_query(dat: bytes) -> bool:
+    """A `sendcan` that carries diagnostic frames only (card's identification queries)."""
+    try:
+        frames = messaging.log_from_bytes(dat).sendcan
+        return len(frames) > 0 and all(is_diagnostic(c.address) for c in frames)
+    except (messaging.MalformedMessage, AttributeError):
+        return False
+
+
 def manager_env(cfg: SimConfig) -> dict[str, str]:
     """What the manager's environment carries for a sim run with `cfg`: the bridge's config, and for every daemon
     whether the world waits for the stack (common.realtime.input_wait_s)."""
     return {ENV: cfg.to_json(), SIM_LOCKSTEP_ENV: "1" if cfg.lockstep else "0"}
-
-
-def use_sim_car(cfg: SimConfig) -> str:
-    """Tells card which car the simulator is (CarOverride; card cannot fingerprint a Toyota from CAN alone, opendbc
-    identifies them by firmware). Call it before the stack starts. Returns what it did, for the user."""
-    params = Params()
-    before = params.get("CarOverride")
-    params.put("CarOverride", cfg.car)
-    if before in (None, "", cfg.car):
-        return f"CarOverride: {cfg.car}, the simulated car"
-    return f"CarOverride: {cfg.car}, the simulated car (was {before})"
 
 
 class Bridge:
@@ -109,7 +108,7 @@ class Bridge:
             from tools.sim.lib.lockstep_can import LockstepCan
             self.can = LockstepCan(self.pm, self.t0_ns, forced_safety)
             self.socks = {s: messaging.sub_sock(s, conflate=s == "carParams") for s in
-                          ("sendcan", "carControl", "carParams", "modelV2")}
+                          ("sendcan", "carControl", "carParams", "carState", "modelV2")}
             self.seen = {"sendcan": False, "carControl": False, "modelV2": False}
             self.in_a_row = 0
             self.extra_answers = 0
@@ -163,21 +162,37 @@ class Bridge:
 
     # --- lockstep --------------------------------------------------------------------------------------------
     def _take(self, service: str, timeout_ms: int) -> bytes | None:
-        dat = self.socks[service].receive(timeout_ms)
-        if dat is None:
-            return None
-        self.seen[service] = True
-        if service == "sendcan":
-            self.can.on_sendcan(dat)
-        elif service == "carControl":
-            self.can.on_car_control()
-        return dat
+        """The next message of `service` within `timeout_ms`, applied. A `sendcan` of diagnostic frames only is
+        card identifying the car (firmware queries, on its own clock): it reaches the car's ECUs but is not an
+        answer to a step, so it is applied and the wait goes on."""
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            dat = self.socks[service].receive(max(0, int((deadline - time.monotonic()) * 1000)))
+            if dat is None:
+                return None
+            if service == "sendcan":
+                self.can.on_sendcan(dat)
+                if is_query(dat):
+                    continue
+            elif service == "carControl":
+                self.can.on_car_control()
+            self.seen[service] = True
+            return dat
 
     def _poll_params(self) -> None:
         dat = self.socks["carParams"].receive(0)
         if dat is not None:
             self.can.on_car_params(messaging.log_from_bytes(dat).carParams.as_builder().to_bytes())
         self.can.poll_params()
+        while (dat := self.socks["carState"].receive(0)) is not None:
+            self.can.on_car_state(bool(messaging.log_from_bytes(dat).carState.canValid))
+
+    def _diagnose(self) -> None:
+        """While the world stands (warm-up): the car's ECUs get what the tester sent (identification); commands
+        for the standing world are not the world's."""
+        for address, dat, bus in self.can.take_commands():
+            if is_diagnostic(address):
+                self.sim.car.ecus.receive(address, dat, bus)
 
     def _answers(self, timeout_ms: int, extra_ms: int = 0) -> tuple[int, set[int]]:
         """The stack's answer to the last `can`, plus any more already queued or arriving within extra_ms:
@@ -199,6 +214,7 @@ class Bridge:
         k = 0
         while not self.seen["sendcan"] and time.monotonic() < deadline:
             k += 1
+            self._diagnose()
             self.can.publish(self.sim.car.frames(k * 10))
             if k % CAMERA_EVERY == 0:
                 self.shoot()
@@ -216,6 +232,7 @@ class Bridge:
         due = time.monotonic()
         for j in range(ALIGN_MAX):
             k += 1
+            self._diagnose()
             self.can.publish(self.sim.car.frames(k * 10))
             if k % CAMERA_EVERY == 0:
                 self.shoot()  # the model keeps its pace: no gap in modelV2 when the world starts
@@ -230,7 +247,7 @@ class Bridge:
             due = self._pace(due)  # at the pace of the drive (the stack's daemons check their inputs' rates)
         else:
             cloudlog.warning("lockstep: the stack's answers did not line up: starting anyway", extra={"steps": k})
-        self.can.take_commands()  # commands for the standing world are not the world's
+        self._diagnose()
         cloudlog.info("lockstep: the stack answers, the world starts", extra={"warmup_steps": k,
                                                                              "stack_sends": sorted(seen)})
 
@@ -367,7 +384,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--scenario", default="highway")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--car", choices=list(SIM_PLATFORMS), default=DEFAULT_PLATFORM,
-                    help=f"the simulated car (default {DEFAULT_PLATFORM}; card must be told it: CarOverride)")
+                    help=f"the simulated car (default {DEFAULT_PLATFORM}; the stack identifies it by firmware query)")
     ap.add_argument("--driver", choices=("manual", "supervise"), default="manual")
     ap.add_argument("--use-cruise", action="store_true", help="a manual driver that also sets the cruise")
     ap.add_argument("--lockstep", action="store_true")

@@ -78,7 +78,9 @@ class ControlsLogic:
         if not (CP.steerRatio > 0 and CP.wheelbase > 0):
             raise ValueError(f"carParams needs steerRatio and wheelbase > 0, got {CP.steerRatio}, {CP.wheelbase}")
         self.lat: LatControlTorque | None = None
-        if CP.steerControlType == "torque":
+        if CP.dashcamOnly:
+            cloudlog.info("dashcam mode (car not recognised): no lateral controller")
+        elif CP.steerControlType == "torque":
             try:
                 self.lat = LatControlTorque(TorqueParams.from_car_params(CP))
             except ValueError as e:

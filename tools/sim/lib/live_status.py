@@ -67,6 +67,12 @@ class LiveStatus:
         self.out.flush()
         self.shown = True
 
+    def say(self, text: str) -> None:
+        """A line of its own (an event worth keeping on screen), above the status line."""
+        self.out.write(("\r\x1b[K" if self.tty and self.shown else "") + text + "\n")
+        self.out.flush()
+        self.next_at = None  # redraw the status line at once
+
     def close(self) -> None:
         if self.tty and self.shown:
             self.out.write("\n")

@@ -12,7 +12,7 @@ from cereal import messaging
 from common.params import Params
 from common.swaglog import cloudlog
 from hardware.can_backends import Backend, CanFrame, RawFrame
-from hardware.canbridged import CanBridge, can_message, safety_from_car_params
+from hardware.canbridged import IDENTIFYING, CanBridge, CarGate, can_message
 
 Frame = tuple[int, bytes, int]
 PARAMS_POLL_STEPS = 10  # bus steps between looks at the CarParams param while no safety mode is known
@@ -50,7 +50,7 @@ class LockstepCan:
         self.t0_ns = t0_ns
         self.published = 0
         self.forced = forced_safety is not None
-        self.mode: tuple[int, int] | None = None
+        self.gate = None if self.forced else CarGate(self.adapter)  # canbridged's rule: ELM327, silent, the car's
         self.params = Params()
         self.params_polled = -PARAMS_POLL_STEPS
         if forced_safety is not None:
@@ -86,7 +86,9 @@ class LockstepCan:
     def poll_params(self) -> None:
         """Until a safety mode is known: card also writes CarParams to params (its one carParams message
         may have come before our subscription was connected), as canbridged reads it."""
-        if self.forced or self.mode is not None or self.published - self.params_polled < PARAMS_POLL_STEPS:
+        if self.gate is None or self.gate.state != IDENTIFYING:
+            return
+        if self.published - self.params_polled < PARAMS_POLL_STEPS:
             return
         self.params_polled = self.published
         cp = self.params.get("CarParams")
@@ -94,12 +96,12 @@ class LockstepCan:
             self.on_car_params(cp)
 
     def on_car_params(self, cp_bytes: bytes) -> None:
-        if self.forced:
-            return
-        found = safety_from_car_params(cp_bytes)
-        if found is not None and found != self.mode:
-            self.mode = found
-            self.adapter.set_mode(*found)
+        if self.gate is not None:
+            self.gate.on_car_params(cp_bytes)
+
+    def on_car_state(self, can_valid: bool) -> None:
+        if self.gate is not None:
+            self.gate.on_car_state(can_valid)
 
     def take_commands(self) -> list[Frame]:
         return self.bus.take()

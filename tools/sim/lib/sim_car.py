@@ -16,7 +16,9 @@ What is on the bus, and how it behaves, follows the real car (the recorded minut
   - the EPS applies STEERING_LKA torque only while the cruise is engaged and STEER_REQUEST is set (a
     modelling choice: the LKA follows the driving assistant's engagement), adds the driver's torque, and
     faults for 2 s on a command drop-out or on torque at a steering rate above 100 deg/s.
-Commands are checked as an ECU would: wrong length, bad checksum or a repeated counter -> ignored.
+Commands are checked as an ECU would: wrong length, bad checksum or a repeated counter -> ignored. Its ECUs
+answer firmware and VIN queries with the strings opendbc lists for the platform (`ecus.py`), so the stack
+identifies it as it identifies a real car.
 Nothing here knows about roads or traffic: it gets the vehicle's motion and the driver's hands and
 feet, and returns what its actuators do.
 """
@@ -34,6 +36,7 @@ from opendbc.car.toyota.values import CAR, EPS_SCALE, MIN_ACC_SPEED, CarControll
 from opendbc.car.toyota.values import DBC as TOYOTA_DBC
 
 from tools.sim.lib.dynamics import VehicleParams
+from tools.sim.lib.ecus import SimEcus, is_diagnostic
 
 Frame = tuple[int, bytes, int]  # (address, data, bus), as opendbc's packer and the car port use them
 
@@ -41,7 +44,7 @@ Frame = tuple[int, bytes, int]  # (address, data, bus), as opendbc's packer and 
 @dataclass(frozen=True)
 class SimPlatform:
     """A car the simulator can be."""
-    name: str                   # the opendbc platform its CAN speaks (what card must be told: CarOverride)
+    name: str                   # the opendbc platform its CAN speaks and its ECUs' firmware says (ecus.py)
     stop_and_go: bool           # the PCM's cruise works down to a stop and holds the car there
     vehicle: VehicleParams      # the body the dynamics move
     length: float               # m, bumper to bumper
@@ -239,11 +242,15 @@ class SimCar:
         self.speed_encoder = 0.0
         self._packed: dict[str, tuple[tuple, Frame]] = {}
         self.cam_lka_counter = 0
+        self.ecus = SimEcus(platform.name)  # what answers a tester's firmware and VIN queries
 
     # --- commands from the bus ------------------------------------------------------------------------
     def receive(self, frames: Iterable[Frame], t: float) -> None:
         """Frames the car's ECUs get on bus 0 (what canbridged let through) at time t."""
         for address, dat, bus in frames:
+            if is_diagnostic(address):
+                self.ecus.receive(address, bytes(dat), bus)
+                continue
             name = self.rx_addresses.get(address)
             if bus != 0 or name is None:
                 continue
@@ -361,6 +368,7 @@ class SimCar:
             if due:
                 out.append(self._pack(m.name, m.bus))
         self.sent_blinker = blinker
+        out += self.ecus.frames()
         self.speed_encoder = (self.speed_encoder + self.motion.v * dt_ms * 1e-3 * 10) % 256
         return out
 

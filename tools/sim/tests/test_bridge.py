@@ -159,14 +159,3 @@ def test_lockstep_waits_for_a_stack_again_once_it_answers_after_a_stall(tmp_path
     # after the re-sync every step was answered again (no further timeouts) and its commands reached the car
     assert log.index("the stack answers again") > log.rindex("did not answer a step")
     assert s["adapter"]["tx_sent"] > 1000
-
-
-def test_card_is_told_the_simulated_car_whatever_was_forced_before():
-    # a stale CarOverride (another car, an earlier run) would make card read the sim's CAN as the wrong car
-    from common.params import Params
-    from tools.sim.bridge import use_sim_car
-    from tools.sim.lib.simulation import SimConfig
-    Params().put("CarOverride", "TOYOTA_RAV4")
-    said = use_sim_car(SimConfig(car="LEXUS_CTH"))
-    assert Params().get("CarOverride") == "LEXUS_CTH" and "was TOYOTA_RAV4" in said
-    assert "was" not in use_sim_car(SimConfig(car="LEXUS_CTH"))
