@@ -24,14 +24,10 @@ from opendbc.car import gen_empty_fingerprint
 from opendbc.car.can_definitions import CanData, CanRecvCallable, CanSendCallable
 from opendbc.car.car_helpers import fingerprint as opendbc_fingerprint
 from opendbc.car.car_helpers import interfaces
-from opendbc.car.fingerprints import all_legacy_fingerprint_cars, eliminate_incompatible_cars
 from opendbc.car.structs import CarParams
 from opendbc.car.vin import VIN_UNKNOWN
 
-FINGERPRINT_FRAMES = 100  # `can` messages (1 s) to watch before a single candidate is accepted
-MAX_FRAMES = 200          # give up after 2 s
-FP_BUSES = (0, 1)         # where FPv1 fingerprints were recorded
-IGNORED = frozenset((0x7DF, 0x7E0, 0x7E8))  # diagnostic requests/responses, not the car's own traffic
+FINGERPRINT_FRAMES = 100  # `can` messages (1 s) a forced platform's window watches
 
 
 def is_diagnostic(address: int) -> bool:
@@ -65,17 +61,16 @@ def known_platform(name: str) -> bool:
 
 
 class Fingerprinter:
-    """Feed it one `can` message's frames at a time until `done`."""
+    """A forced platform's CAN window: feed it one `can` message's frames at a time until `done` (1 s), for the
+    wiring (which buses carry which addresses). Whether the bus really is that platform is decided later, by
+    card's CAN validity."""
 
-    def __init__(self, forced: str | None = None):
-        if forced is not None and not known_platform(forced):
+    def __init__(self, forced: str):
+        if not known_platform(forced):
             raise ValueError(f"unknown platform {forced!r}; opendbc platforms look like TOYOTA_RAV4")
         self.forced = forced
         self.fingerprint = gen_empty_fingerprint()
-        self.candidates = {b: all_legacy_fingerprint_cars() for b in FP_BUSES} if forced is None else {}
         self.frames = 0
-        self.found: str | None = None
-        self.failed = False
 
     def add(self, frames: Iterable[tuple[int, bytes, int]]) -> None:
         """One `can` message's frames. The window starts at the first frame: empty messages before it
@@ -84,32 +79,16 @@ class Fingerprinter:
         if self.frames == 0 and not frames:
             return
         for address, dat, src in frames:
-            if src >= 128:
-                continue  # our own transmissions echoed back
-            self.fingerprint.setdefault(src, {})[address] = len(dat)
-            if src in self.candidates and address < 0x800 and address not in IGNORED and self.candidates[src]:
-                self.candidates[src] = eliminate_incompatible_cars(CanData(address, dat, src), self.candidates[src])
+            if src < 128:  # not our own transmissions echoed back
+                self.fingerprint.setdefault(src, {})[address] = len(dat)
         self.frames += 1
-        if self.forced is None:
-            for cands in self.candidates.values():
-                if len(cands) == 1 and self.frames > FINGERPRINT_FRAMES:
-                    self.found = cands[0]
-            none_left = all(len(c) == 0 for c in self.candidates.values())
-            gave_up = (none_left and self.frames > FINGERPRINT_FRAMES) or self.frames > MAX_FRAMES
-            self.failed = self.found is None and gave_up
 
     @property
     def done(self) -> bool:
-        if self.forced is not None:
-            return self.frames >= FINGERPRINT_FRAMES
-        return self.found is not None or self.failed
+        return self.frames >= FINGERPRINT_FRAMES
 
     def result(self) -> FingerprintResult:
-        if self.forced is not None:
-            return FingerprintResult(self.forced, "fixed", self.fingerprint, self.frames)
-        if self.found is not None:
-            return FingerprintResult(self.found, "can", self.fingerprint, self.frames)
-        return FingerprintResult(None, "none", self.fingerprint, self.frames)
+        return FingerprintResult(self.forced, "fixed", self.fingerprint, self.frames)
 
 
 def identify_by_query(can_recv: CanRecvCallable, can_send: CanSendCallable,
@@ -140,7 +119,7 @@ def identify_by_query(can_recv: CanRecvCallable, can_send: CanSendCallable,
 
 def describe(CP: CarParams) -> str:
     """How the car was identified, in one line for the user (CLI, UI)."""
-    if CP.dashcamOnly:
+    if CP.carFingerprint == "MOCK":
         return "car not recognised: dashcam mode, nothing is sent to the car"
     how = {"fw": "identified by firmware query", "can": "identified by CAN fingerprint",
            "fixed": "forced with --car"}.get(str(CP.fingerprintSource), str(CP.fingerprintSource))
@@ -151,4 +130,5 @@ def describe(CP: CarParams) -> str:
         extra.append(f"VIN {CP.carVin}")
     if CP.fuzzyFingerprint:
         extra.append("fuzzy match")
-    return f"car {CP.carFingerprint}, {how}" + (f" ({', '.join(extra)})" if extra else "")
+    dashcam = "; dashcam only (opendbc does not control this car): nothing is sent" if CP.dashcamOnly else ""
+    return f"car {CP.carFingerprint}, {how}" + (f" ({', '.join(extra)})" if extra else "") + dashcam

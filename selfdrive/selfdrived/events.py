@@ -107,6 +107,8 @@ EVENTS: dict[str, dict[ET, Alert]] = {
     # the car: is it one we know, and does its bus say so
     "carUnrecognized": {ET.PERMANENT: permanent("Car Not Recognised", "Dashcam Mode: Nothing Is Sent to the Car"),
                         ET.NO_ENTRY: no_entry("Car Not Recognised: Dashcam Mode")},
+    "carDashcamOnly": {ET.PERMANENT: permanent("Dashcam Mode", "{car} Is Not Supported for Control"),
+                       ET.NO_ENTRY: no_entry("Dashcam Mode: {car} Is Not Supported")},
     "carMismatch": {ET.PERMANENT: permanent("Car Does Not Match {car}",
                                             "Its Bus Lacks the Platform's Messages: Nothing Is Sent"),
                     ET.NO_ENTRY: no_entry("Car Does Not Match {car}")},

@@ -61,7 +61,8 @@ class SelfdriveD:
         """Whether the car is one we can talk to: not recognised (dashcam), or a bus that never carried what the
         platform needs (a wrong --car, or the wrong car for what was identified). True when it is."""
         if self.CP.dashcamOnly:
-            self.events.add("carUnrecognized")
+            unknown = self.CP.carFingerprint == "MOCK"
+            self.events.add("carUnrecognized" if unknown else "carDashcamOnly", car=self.CP.carFingerprint)
             return False
         if not self.bus_agreed:
             self.bus_agreed = bool(CS.canValid)

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 from opendbc.can import CANPacker
+from opendbc.car.can_definitions import CanData
 
 from hardware.can_backends import load_comma2k19
 from selfdrive.car.car_logic import CarLogic
 from selfdrive.car.car_specific import CarSetup, build_plan
-from selfdrive.car.fingerprinting import Fingerprinter
+from selfdrive.car.fingerprinting import Fingerprinter, FingerprintResult, identify_by_query
 
 REPO = Path(__file__).resolve().parents[3]
 DATA = REPO.parent / "shared" / "data" / "comma2k19-rav4"
@@ -109,6 +110,40 @@ class SyntheticRav4:
             t = t0 + k * 0.01
             out.extend(self.frames(t, cruise(t), brake(t)))
         return out
+
+
+DT = 0.01  # s of a bus step
+
+
+class VirtualBus:
+    """The car on a bus with a virtual clock: each message the tester waits for is one 10 ms step of the car."""
+
+    def __init__(self, frames_of_step):
+        self.frames_of_step = frames_of_step
+        self.t = 1000.0
+        self.k = 0
+        self.sent: list[CanData] = []
+        self.on_send = lambda m: None
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def recv(self, wait_for_one: bool = False) -> list[list[CanData]]:
+        if not wait_for_one:
+            return []  # nothing is waiting: the car's frames come one step at a time
+        self.t += DT
+        self.k += 1
+        return [[CanData(a, d, b) for a, d, b in self.frames_of_step(self.k)]]
+
+    def send(self, msgs: list[CanData]) -> None:
+        for m in msgs:
+            self.sent.append(m)
+            self.on_send(m)
+
+    def identify(self, monkeypatch) -> FingerprintResult:
+        """opendbc's identification over this bus, on its virtual clock (pytest's monkeypatch undoes it)."""
+        monkeypatch.setattr(time, "monotonic", self.monotonic)
+        return identify_by_query(self.recv, self.send)
 
 
 def write_recording(folder: Path, frames: list[Timed]) -> Path:

@@ -1,59 +1,52 @@
-"""Identifying the car: FPv1 fingerprints from CAN, a forced platform, and what the plan says about the wiring."""
+"""Identifying the car: opendbc's flow (firmware, then CAN fingerprint), a forced platform, dashcam mode for an
+unknown car, and what the plan says about the wiring. The firmware path against a car: tools/sim/lib/tests/test_ecus.py."""
 
 import pytest
 from opendbc.car.fingerprints import _FINGERPRINTS
+from opendbc.car.structs import CarParams
 from opendbc.car.toyota.values import ToyotaFlags
 
 from selfdrive.car.car_specific import CarSetup, build_plan
-from selfdrive.car.fingerprinting import FINGERPRINT_FRAMES, MAX_FRAMES, Fingerprinter, FingerprintResult
-from selfdrive.car.tests.helpers import start
+from selfdrive.car.fingerprinting import FINGERPRINT_FRAMES, Fingerprinter, FingerprintResult, describe, is_diagnostic
+from selfdrive.car.tests.helpers import VirtualBus, start
 
 
 def frames_of(fingerprint: dict[int, int], bus: int = 0) -> list[tuple[int, bytes, int]]:
     return [(a, bytes(n), bus) for a, n in fingerprint.items() if a < 0x800]
 
 
-@pytest.mark.parametrize("platform", ["CHEVROLET_BOLT_EUV", "CADILLAC_ESCALADE"])
-def test_identifies_a_car_with_fpv1_fingerprints(platform):
-    fp = Fingerprinter()
+@pytest.mark.parametrize("platform, dashcam", [("CHEVROLET_BOLT_EUV", False), ("CADILLAC_ESCALADE", True)])
+def test_a_car_that_does_not_answer_queries_is_found_by_its_can_fingerprint(platform, dashcam, monkeypatch):
+    # opendbc's flow: no ECU answers the firmware queries, so the FPv1 fingerprint decides (GM keeps them)
     msg = frames_of(_FINGERPRINTS[platform][0])
-    for _ in range(FINGERPRINT_FRAMES):
-        fp.add(msg)
-        assert not fp.done  # not before the window is full
-    fp.add(msg)
-    r = fp.result()
-    assert fp.done and (r.candidate, r.source) == (platform, "can")
+    bus = VirtualBus(lambda k: msg)
+    r = bus.identify(monkeypatch)
+    assert (r.candidate, r.source) == (platform, "can") and r.car_fw == ()
     plan = build_plan(r, CarSetup())
     assert plan.CP.carFingerprint == platform and plan.connected_buses == frozenset({0})
+    assert plan.CP.fingerprintSource == CarParams.FingerprintSource.can
+    assert plan.CP.dashcamOnly == dashcam  # opendbc's own word: the Escalade is identified but not controlled
+    assert ("dashcam only" in describe(plan.CP)) == dashcam
 
 
-def test_unknown_car_gives_up_and_gets_no_control():
-    fp = Fingerprinter()
-    for _ in range(MAX_FRAMES + 1):  # bus 1 carries nothing, so its candidates never run out: the 2 s limit ends it
-        fp.add([(0x123, bytes(3), 0), (0x456, bytes(7), 0)])
-    r = fp.result()
-    assert fp.done and r.candidate is None and r.source == "none"
+def test_unknown_car_is_dashcam_mode():
+    r = FingerprintResult(None, "none", {0: {0x123: 3, 0x456: 7}}, 200)
     plan = build_plan(r, CarSetup())
-    assert plan.CP.carFingerprint == "MOCK" and any("not recognized" in n for n in plan.notes)
+    CP = plan.CP
+    assert CP.carFingerprint == "MOCK" and CP.dashcamOnly and len(CP.safetyConfigs) == 0
+    assert any("not recognised: dashcam mode" in n for n in plan.notes)
 
 
-def test_no_candidate_left_on_either_bus_gives_up_after_one_second():
-    fp = Fingerprinter()
-    for _ in range(FINGERPRINT_FRAMES):
-        fp.add([(0x123, bytes(3), 0), (0x456, bytes(7), 1)])
-        assert not fp.done
-    fp.add([(0x123, bytes(3), 0)])
-    assert fp.done and fp.result().candidate is None
-
-
-def test_gives_up_after_max_frames_when_candidates_stay_ambiguous():
-    fp = Fingerprinter()
-    for _ in range(MAX_FRAMES + 1):
-        fp.add([])  # nothing before the first frame does not count
+def test_forced_window_starts_at_the_first_frame():
+    fp = Fingerprinter("TOYOTA_RAV4")
+    for _ in range(FINGERPRINT_FRAMES + 1):
+        fp.add([])  # nothing before the first frame counts: a car not awake yet
     assert fp.frames == 0 and not fp.done
-    for _ in range(MAX_FRAMES + 1):
-        fp.add([(0x7FF, bytes(8), 5)])  # a bus fingerprints are not taken from
-    assert fp.done and fp.result().candidate is None
+    for _ in range(FINGERPRINT_FRAMES - 1):
+        fp.add([(0xAA, bytes(8), 0)])
+    assert not fp.done
+    fp.add([])
+    assert fp.done  # once started, a silent message counts: the window is 1 s of bus time
 
 
 def test_forced_platform_still_watches_the_bus_and_ignores_echoes():
@@ -105,3 +98,8 @@ def test_card_refuses_an_unknown_platform(tmp_path):
     p = start("selfdrive.car.card", "--car", "TOYOTA_NOPE", log=tmp_path / "err")
     assert p.wait(30) == 2
     assert "unknown platform 'TOYOTA_NOPE'" in (tmp_path / "err").read_text()
+
+
+def test_diagnostic_addresses_are_iso_15765_ones():
+    assert all(is_diagnostic(a) for a in (0x7DF, 0x7E0, 0x750, 0x6B6, 0x18DB33F1, 0x18DA10F1, 0x24B))
+    assert not any(is_diagnostic(a) for a in (0x2E4, 0x343, 0x412, 0x18DA10F2, 0x18DB33F2, 0x800, 0x24C))

@@ -135,6 +135,43 @@ class TestNoEntry:
         assert h.cycle().selfdriveState.alertType == "speedTooLow/noEntry"
 
 
+class TestWhichCar:
+    """The car is one we can talk to, or the driver is told why not (and nothing engages)."""
+
+    @pytest.mark.parametrize("fingerprint, event, text1", [("MOCK", "carUnrecognized", "Car Not Recognised"),
+                                                         ("CADILLAC_ESCALADE", "carDashcamOnly", "Dashcam Mode")])
+    def test_dashcam_mode_is_said_not_a_can_error(self, fingerprint, event, text1):
+        h = Harness(carFingerprint=fingerprint, dashcamOnly=True)
+        h.car = {"canValid": False, "vEgo": 0.0}
+        s = h.cycle(150).selfdriveState
+        assert s.alertType == f"{event}/permanent" and s.alertText1 == text1
+        names = [e.name for e in h.d.pm.last("onroadEvents").onroadEvents]
+        assert event in names and "canError" not in names  # no car port reads the bus: not a CAN fault
+        h.cruise = True  # what the car says of its cruise is not read: there is no car port
+        s = h.cycle(10).selfdriveState
+        assert not s.enabled and s.alertType == f"{event}/permanent"
+
+    @pytest.mark.parametrize("source, text", [("fixed", "Car Does Not Match --car SYNTH_SEDAN"),
+                                              ("fw", "Car Does Not Match SYNTH_SEDAN")])
+    def test_a_bus_that_never_agrees_is_a_mismatch(self, source, text):
+        h = Harness(fingerprintSource=source)
+        h.car = {"canValid": False}
+        s = h.cycle(300).selfdriveState
+        assert s.alertType == "canError/noEntry" or s.alertType == ""  # not yet: a car's bus takes a moment
+        s = h.cycle(5).selfdriveState
+        assert s.alertType == "carMismatch/permanent" and s.alertText1 == text
+        h.cruise = True  # a bus that is not this car's: its cruise state is not believed either
+        s = h.cycle(10).selfdriveState
+        assert not s.enabled and s.alertType == "carMismatch/permanent"
+
+    def test_a_bus_that_agreed_once_is_a_can_error_later(self, h):
+        h.cycle(10)
+        h.car = {"canValid": False}
+        h.cycle(400)
+        names = [e.name for e in h.d.pm.last("onroadEvents").onroadEvents]
+        assert "canError" in names and "carMismatch" not in names
+
+
 class TestWhileEngaged:
     def test_overheat_soft_disables_then_disengages(self, h):
         h.engage()

@@ -4,46 +4,16 @@ firmware (not by a forced name), reads its VIN, and ISO-TP is spoken as an ECU s
 opendbc's queries time out on time.monotonic (0.1 s per query): here a virtual clock advances 10 ms per bus
 message, so the run is the same on a loaded machine."""
 
-import time
-
 import pytest
-from opendbc.car.can_definitions import CanData
 from opendbc.car.structs import CarParams
 from opendbc.car.vin import is_valid_vin
 
 from selfdrive.car.car_specific import CarSetup, build_plan
-from selfdrive.car.fingerprinting import describe, identify_by_query
+from selfdrive.car.fingerprinting import describe
+from selfdrive.car.tests.helpers import DT, VirtualBus
 from tools.sim.lib.ecus import SimEcus, check_digit, is_diagnostic, sim_vin
 from tools.sim.lib.sim_car import SIM_PLATFORMS, SimCar
 from tools.sim.lib.simulation import SimConfig, Simulation
-
-DT = 0.01
-
-
-class VirtualBus:
-    """The car on a bus with a virtual clock: each message the tester waits for is one 10 ms step of the car."""
-
-    def __init__(self, frames_of_step):
-        self.frames_of_step = frames_of_step
-        self.t = 1000.0
-        self.k = 0
-        self.sent: list[CanData] = []
-        self.on_send = lambda m: None
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def recv(self, wait_for_one: bool = False) -> list[list[CanData]]:
-        if not wait_for_one:
-            return []  # nothing is waiting: the car's frames come one step at a time
-        self.t += DT
-        self.k += 1
-        return [[CanData(a, d, b) for a, d, b in self.frames_of_step(self.k)]]
-
-    def send(self, msgs: list[CanData]) -> None:
-        for m in msgs:
-            self.sent.append(m)
-            self.on_send(m)
 
 
 def sim_car_bus(platform: str) -> tuple[VirtualBus, SimCar]:
@@ -61,15 +31,10 @@ def sim_car_bus(platform: str) -> tuple[VirtualBus, SimCar]:
     return bus, sim.car
 
 
-def identify(bus: VirtualBus, monkeypatch):
-    monkeypatch.setattr(time, "monotonic", bus.monotonic)
-    return identify_by_query(bus.recv, bus.send)
-
-
 @pytest.mark.parametrize("platform", list(SIM_PLATFORMS))
 def test_opendbc_identifies_the_simulated_car_by_firmware(platform, monkeypatch):
     bus, car = sim_car_bus(platform)
-    fp = identify(bus, monkeypatch)
+    fp = bus.identify(monkeypatch)
     assert fp.candidate == platform and fp.source == "fw" and fp.exact
     assert fp.vin == car.ecus.vin and is_valid_vin(fp.vin)
     answered = {(f.address, f.subAddress if f.subAddress else None) for f in fp.car_fw}
@@ -88,7 +53,7 @@ def test_a_bus_without_answers_is_not_recognised_in_bounded_time(monkeypatch):
     # a car whose ECUs do not answer (or a brand opendbc cannot identify): the CAN fingerprint fails too
     frames = [(0x1A6, bytes(8), 0), (0x158, bytes(8), 0), (0x17C, bytes(8), 0)]  # Honda-like traffic
     bus = VirtualBus(lambda k: frames)
-    fp = identify(bus, monkeypatch)
+    fp = bus.identify(monkeypatch)
     assert fp.candidate is None and fp.source == "none" and fp.car_fw == ()
     assert bus.k * DT < 8.0, bus.k
     CP = build_plan(fp, CarSetup()).CP
@@ -98,7 +63,7 @@ def test_a_bus_without_answers_is_not_recognised_in_bounded_time(monkeypatch):
 
 def test_a_silent_bus_ends_identification_too(monkeypatch):
     bus = VirtualBus(lambda k: [])
-    fp = identify(bus, monkeypatch)
+    fp = bus.identify(monkeypatch)
     assert fp.candidate is None and bus.k < 1000
 
 
