@@ -10,6 +10,7 @@ import pytest
 
 from cereal import car, messaging
 from common.params import Params
+from selfdrive.car.fingerprinting import is_diagnostic
 from selfdrive.car.tests.helpers import (
     DATA,
     PT_DBC,
@@ -123,9 +124,10 @@ def actuating(address: int, data: bytes) -> bool:
 def test_card_in_the_loop_safety_has_the_last_word(tmp_path):
     """A careless controlsd (this test) keeps asking for torque and acceleration after the brake is pressed;
     card turns that into frames; canbridged's safety layer (mode from card's carParams) stops them."""
-    # engaged once card has published carParams (1 s of fingerprinting) and canbridged took its safety mode:
-    # a mode change resets the safety layer, and only a new rising edge of cruise allows controls again
-    engage_at, brake_at, seconds = 2.0, 3.0, 3.6
+    # engaged once card has published carParams (1 s of fingerprinting) and canbridged took its safety mode (after
+    # 0.5 s of canValid: the bus agrees): a mode change resets the safety layer, and only a new rising edge of
+    # cruise allows controls again
+    engage_at, brake_at, seconds = 2.6, 3.6, 4.2
     rav4 = SyntheticRav4()
     rec = write_recording(tmp_path / "rec", rav4.stream(seconds, cruise=lambda t: t >= engage_at,
                                                         brake=lambda t: t >= brake_at))
@@ -173,3 +175,31 @@ def test_card_in_the_loop_safety_has_the_last_word(tmp_path):
     status = last_status(tmp_path / "cb.err")
     assert status["mode"] == "toyota:329"
     assert status["tx_blocked"].get("NOT_ALLOWED:0x2e4", 0) > 20  # card kept asking after the brake
+
+
+@pytest.mark.skipif(not have_data(), reason=SKIP_REASON)
+def test_real_rav4_without_car_is_not_recognised_and_silent(tmp_path):
+    """The recorded minute holds no firmware answers (and Toyota keeps no CAN fingerprints): without --car it is
+    not recognised, the only frames offered are card's queries, and canbridged ends silent, saying why."""
+    can_sock = messaging.sub_sock("can")
+    card = start("selfdrive.car.card", log=tmp_path / "card.err")
+    bridge = None
+    try:
+        bridge = start("hardware.canbridged", "--backend", f"replay:{RAW}?{REPLAY_DBCS}&offset=5&duration=20",
+                       "--tx-log", str(tmp_path / "tx"), log=tmp_path / "cb.err")
+        wait_for_line(tmp_path / "card.err", "car not recognised: dashcam mode", 60)
+        wait_for_line(tmp_path / "cb.err", "safety: dashcam", 10)
+        cs_sock = messaging.sub_sock("carState")
+        wait_up(cs_sock, time.monotonic() + 10, "card's carState")
+        time.sleep(0.5)
+        states = [m for m in messaging.drain_sock(cs_sock)]
+    finally:
+        stop(*(p for p in (card, bridge) if p is not None))
+        can_sock.close()
+    assert states and not any(m.carState.canValid or m.valid for m in states)  # no car port: nothing pretends
+    sent = [json.loads(ln) for ln in (tmp_path / "tx").read_text().splitlines()] if (tmp_path / "tx").exists() else []
+    assert sent and all(is_diagnostic(s["address"]) for s in sent)  # the queries; nothing answered them
+    with car.CarParams.from_bytes(Params().get("CarParams")) as CP:
+        assert CP.carFingerprint == "MOCK" and CP.dashcamOnly
+    status = last_status(tmp_path / "cb.err")
+    assert status["car"] == "dashcam" and status["mode"] == "silent:0"
