@@ -88,7 +88,7 @@ class TestBridge:
             b.set_mode("toyota", RAV4_PARAM)
             packer = CANPacker(PT_DBC)
             assert b.transmit([steer(packer, 50), steer(packer, 0, False)], 1_000) == 1
-        assert b.tx_blocked == {"NOT_ALLOWED:0x2e4": 1}
+        assert b.tx_blocked == {"HEARTBEAT:0x2e4": 1}
         assert [f.address for f in b.backend.sent] == [STEERING_LKA]
         echo = b.receive(2_000)
         assert [(f.address, f.src) for f in echo] == [(STEERING_LKA, 128)]
@@ -128,7 +128,7 @@ class TestBridge:
         b = CanBridge(FakeBackend())
         b.set_mode(77, 0)
         assert b.mode_name == "silent:0"
-        b.set_mode("toyota", 0x8000)  # a param bit the mode cannot honour
+        b.set_mode("toyota", 0x1_0000)  # wider than opendbc's 16-bit params
         assert b.mode_name == "silent:0"
 
     def test_without_the_safety_layer_nothing_is_sent(self):
@@ -267,5 +267,5 @@ def test_end_to_end_no_actuation_without_heartbeat_engagement_or_with_brake(tmp_
             assert {STEERING_LKA, ACC_CONTROL} <= set(got), f"{sc.name}: sane frames must leave while engaged"
             assert len(got) >= 0.8 * len(offered), f"{sc.name}: {len(got)} of {len(offered)} left"
         if sc.frames_until != math.inf:
-            assert any(k.startswith("NOT_ALLOWED:") for k in status["tx_blocked"]), status
+            assert any(k.startswith(("NOT_ALLOWED:", "HEARTBEAT:")) for k in status["tx_blocked"]), status
         assert status["rx_garbage"] == {} and status["rx"] > 0, status

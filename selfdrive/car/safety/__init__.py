@@ -1,6 +1,7 @@
-"""The C safety layer (see README.md): the last word on every frame roadpilot sends to a car.
+"""The C safety layer (see README.md): opendbc's panda safety code for every brand, inside roadpilot's
+fail-closed rules; the last word on every frame roadpilot sends to a car.
 
-    safety = Safety(SafetyMode.TOYOTA, toyota_param(eps_scale=73, alt_brake=True))
+    safety = Safety(SafetyMode.TOYOTA, CP.safetyConfigs[0].safetyParam)
     safety.heartbeat(now_us)              # from controlsd, at least once a second
     safety.rx(addr, bus, data, now_us)    # every frame the car sends
     if safety.tx(addr, bus, data, now_us):
@@ -13,28 +14,31 @@ of the module (coverage, sanitizers, mutants) to load that one instead of the SC
 
 import importlib.util
 import os
+import re
 from enum import IntEnum
 from types import ModuleType
 
-
-class SafetyMode(IntEnum):
-    """Safety mode ids, numbered like opendbc's CarParams.SafetyModel. The C ids are checked against
-    this by tests/test_modes.py."""
-    SILENT = 0
-    TOYOTA = 2
-    NO_OUTPUT = 19
+from cereal import car
 
 
-class ToyotaFlags(IntEnum):
-    ALT_BRAKE = 0x100           # brake pedal in 0x224 (RAV4 2017-18 and others), not 0x226
-    STOCK_LONGITUDINAL = 0x200  # the stock DSU keeps longitudinal control: we may only cancel
+def _mode_name(enumerant: str) -> str:
+    # hondaNidec -> HONDA_NIDEC, noOutput -> NO_OUTPUT, elm327 -> ELM327
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", enumerant).upper()
+
+
+# Every value of opendbc's CarParams.SafetyModel, numbered like it (the C takes these numbers), named in
+# upper case: SafetyMode["TOYOTA"], SafetyMode["NO_OUTPUT"]. Which ones the C accepts is the C's answer.
+SafetyMode = IntEnum("SafetyMode", {_mode_name(n): v for n, v in car.CarParams.SafetyModel.schema.enumerants.items()})
+SafetyMode.__doc__ = "opendbc's CarParams.SafetyModel values, names upper-cased."
 
 
 def toyota_param(eps_scale: int = 73, alt_brake: bool = False, stock_longitudinal: bool = False) -> int:
-    """The Toyota mode's param, laid out like opendbc's Toyota safetyParam."""
+    """opendbc's Toyota safetyParam: EPS torque scale in percent in the low byte, then ToyotaSafetyFlags."""
+    from opendbc.car.toyota.values import ToyotaSafetyFlags
     if not 1 <= eps_scale <= 255:
         raise ValueError(f"eps_scale must be 1..255 percent, got {eps_scale}")
-    flags = (ToyotaFlags.ALT_BRAKE if alt_brake else 0) | (ToyotaFlags.STOCK_LONGITUDINAL if stock_longitudinal else 0)
+    flags = (ToyotaSafetyFlags.ALT_BRAKE.value if alt_brake else 0) | \
+            (ToyotaSafetyFlags.STOCK_LONGITUDINAL.value if stock_longitudinal else 0)
     return eps_scale | flags
 
 
@@ -70,14 +74,16 @@ class Safety:
         mod = load_module()
         self._ffi, self._lib = mod.ffi, mod.lib
         self.requested_mode = SafetyMode(mode)
-        result = self._lib.safety_set_mode(int(self.requested_mode), param)
-        Safety._active = self
+        if not 0 <= param <= 0xFFFFFFFF:
+            raise ValueError(f"safety param {param} is not a 32-bit unsigned number")
+        self._reasons = [self._ffi.string(self._lib.rp_safety_reason_name(i)).decode()
+                         for i in range(self._lib.RP_REASON_COUNT)]
         self.last_reason: str | None = None
-        if result != self._lib.SAFETY_SET_OK:
-            what = "unknown mode" if result == self._lib.SAFETY_SET_UNKNOWN_MODE else f"param {param:#x} not supported"
+        result = self._lib.rp_safety_set_mode(int(self.requested_mode), param)
+        Safety._active = self
+        if result != self._lib.RP_SET_OK:
+            what = "unknown mode" if result == self._lib.RP_SET_UNKNOWN_MODE else f"param {param:#x} not supported"
             raise ValueError(f"safety mode {self.requested_mode.name}: {what}; the layer stays silent")
-        self._reasons = [self._ffi.string(self._lib.safety_reason_name(i)).decode()
-                         for i in range(self._lib.SAFETY_REASON_COUNT)]
 
     def _check_active(self) -> None:
         if Safety._active is not self:
@@ -86,22 +92,29 @@ class Safety:
     @property
     def mode(self) -> SafetyMode:
         self._check_active()
-        return SafetyMode(self._lib.safety_get_mode())
+        return SafetyMode(self._lib.rp_safety_get_mode())
+
+    @property
+    def param(self) -> int:
+        self._check_active()
+        return int(self._lib.rp_safety_get_param())
 
     @property
     def listen_only(self) -> bool:
         self._check_active()
-        return bool(self._lib.safety_listen_only())
+        return bool(self._lib.rp_safety_listen_only())
 
     def rx(self, addr: int, bus: int, data: bytes, now_us: int) -> bool:
-        """Feeds one frame the car sent. False when it was refused as invalid (counted)."""
+        """Feeds one frame the car sent. False when it was judged invalid or ignored (counted; last_reason)."""
         self._check_active()
-        return self._lib.safety_rx(addr, bus, data, len(data), now_us) == 0
+        verdict = self._lib.rp_safety_rx(addr, bus, data, len(data), now_us)
+        self.last_reason = None if verdict == 0 else self._reasons[verdict]
+        return verdict == 0
 
     def tx(self, addr: int, bus: int, data: bytes, now_us: int) -> bool:
         """True when the frame may be sent. A refused frame is counted; last_reason says why."""
         self._check_active()
-        verdict = self._lib.safety_tx(addr, bus, data, len(data), now_us)
+        verdict = self._lib.rp_safety_tx(addr, bus, data, len(data), now_us)
         self.last_reason = None if verdict == 0 else self._reasons[verdict]
         return verdict == 0
 
@@ -111,24 +124,24 @@ class Safety:
 
     def heartbeat(self, now_us: int) -> None:
         self._check_active()
-        self._lib.safety_heartbeat(now_us)
+        self._lib.rp_safety_heartbeat(now_us)
 
     @property
     def controls_allowed(self) -> bool:
         self._check_active()
-        return bool(self._lib.safety_controls_allowed())
+        return bool(self._lib.rp_safety_controls_allowed())
 
     @property
     def relay_malfunction(self) -> bool:
         self._check_active()
-        return bool(self._lib.safety_relay_malfunction())
+        return bool(self._lib.rp_safety_relay_malfunction())
 
     @property
     def counters(self) -> dict:
         """rx_total, rx_refused {reason: n}, tx_total, tx_allowed, tx_blocked {reason: n} (non-zero only)."""
         self._check_active()
-        c = self._ffi.new("safety_counters_t *")
-        self._lib.safety_get_counters(c)
+        c = self._ffi.new("rp_counters_t *")
+        self._lib.rp_safety_get_counters(c)
         return {
             "rx_total": c.rx_total,
             "rx_refused": {r: n for r, n in zip(self._reasons, c.rx_refused, strict=True) if n},
@@ -139,13 +152,43 @@ class Safety:
 
     @property
     def car_state(self) -> dict:
-        """What the rx hook tracked: cruise_engaged, gas_pressed, brake_pressed, speed (m/s),
-        driver_torque, eps_torque."""
+        """What opendbc's rx hook tracked: cruise_engaged, gas_pressed, brake_pressed, vehicle_moving, speed
+        (m/s), driver_torque and eps_torque (the brand's units)."""
         self._check_active()
-        s = self._ffi.new("safety_car_state_t *")
-        self._lib.safety_get_car_state(s)
+        s = self._ffi.new("rp_car_state_t *")
+        self._lib.rp_safety_get_car_state(s)
         return {
             "cruise_engaged": bool(s.cruise_engaged), "gas_pressed": bool(s.gas_pressed),
-            "brake_pressed": bool(s.brake_pressed), "speed": s.speed_ckph / 360.0,
-            "driver_torque": s.driver_torque, "eps_torque": s.eps_torque,
+            "brake_pressed": bool(s.brake_pressed), "vehicle_moving": bool(s.vehicle_moving),
+            "speed": s.speed_mm_s / 1000.0, "driver_torque": s.driver_torque, "eps_torque": s.eps_torque,
         }
+
+    def _table(self, fetch) -> list[dict]:
+        out, info = [], self._ffi.new("rp_msg_info_t *")
+        while fetch(len(out), info):
+            out.append({k: getattr(info, k) for k in ("addr", "bus", "len", "frequency", "check_relay", "checksum",
+                                                      "max_counter")})
+        return out
+
+    @property
+    def tx_table(self) -> list[dict]:
+        """The mode's tx table: addr, bus, len, check_relay of every message it may send."""
+        self._check_active()
+        return self._table(self._lib.rp_safety_tx_msg_at)
+
+    @property
+    def rx_table(self) -> list[list[dict]]:
+        """The mode's tracked rx messages (each a list of alternatives): addr, bus, len, frequency, checksum,
+        max_counter."""
+        self._check_active()
+        out, info, i = [], self._ffi.new("rp_msg_info_t *"), 0
+        while self._lib.rp_safety_rx_check_at(i, 0, info):
+            out.append(self._table(lambda j, o, i=i: self._lib.rp_safety_rx_check_at(i, j, o)))
+            i += 1
+        return out
+
+    def set_controls_allowed_for_tests(self, allowed: bool) -> None:
+        """Tests only (opendbc's harness has the same): engage without the brand's cruise frames. The
+        heartbeat rule still applies at the next rx/tx."""
+        self._check_active()
+        self._lib.rp_safety_test_set_controls_allowed(allowed)

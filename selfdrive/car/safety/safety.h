@@ -1,82 +1,90 @@
-// Public API of the safety layer: the last word on every frame roadpilot sends to a car.
+// Public API of roadpilot's safety layer: opendbc's panda safety code (the C in the installed opendbc
+// wheel, every brand) inside roadpilot's fail-closed rules. See README.md.
 //
-// One safety state per process (like a panda's firmware). Time is always passed in, in microseconds of
-// a monotonic clock, so the C never reads a clock and every test is deterministic. Every check fails
-// closed: an unknown mode is silent, an unknown address is refused, a bad length or checksum is refused.
+// One safety state per process, like a panda's firmware. Time is always passed in, in microseconds of
+// a monotonic clock, so nothing here reads a clock and every test is deterministic.
 #pragma once
 
 #include <stdbool.h>
 #include <stdint.h>
 
-// Mode ids. The Python IntEnum selfdrive.car.safety.SafetyMode is the declaration (numbered like
-// opendbc's CarParams.SafetyModel); test_modes.py checks that these agree with it.
-#define SAFETY_MODE_SILENT 0
-#define SAFETY_MODE_TOYOTA 2
-#define SAFETY_MODE_NO_OUTPUT 19
-#define SAFETY_MODE_INVALID 65535  // safety_mode_at() past the end of the registry
+// Verdicts of rp_safety_rx / rp_safety_tx: 0 accepts the frame; anything else is the rule that refused it.
+#define RP_OK 0
+#define RP_MODE 1          // silent / no_output: this mode never sends
+#define RP_ADDRESS 2       // not a CAN id (0..0x1FFFFFFF)
+#define RP_LENGTH 3        // not a CAN / CAN FD length; rx: a tracked message at another length than its table's
+#define RP_BUS 4           // not a bus a panda has (0..7)
+#define RP_NOT_LISTED 5    // tx: address, bus and length are not in the mode's tx table
+#define RP_RELAY 6         // the car's own copy of a message we send was seen: relay malfunction (latched)
+#define RP_HEARTBEAT 7     // refused by the mode while controls are off because controlsd's heartbeat is stale
+#define RP_NOT_ALLOWED 8   // refused by the mode while controls are not allowed (not engaged)
+#define RP_REFUSED 9       // refused by the mode while controls are allowed: a limit (torque, rate, angle, accel)
+#define RP_CHECKSUM 10     // a tracked rx message or an extra-checked tx message with a bad checksum
+#define RP_INVALID 11      // rx: opendbc's checks of a tracked message (counter, quality flag) failed
+#define RP_PAYLOAD 12      // tx: an extra check: a field that must stay zero is set
+#define RP_COUNTER 13      // tx: an extra check: the message counter repeated or jumped
+#define RP_REASON_COUNT 14
 
-// Verdicts of safety_rx/safety_tx: 0 means accepted; anything else is the rule that refused the frame.
-#define SAFETY_OK 0
-#define SAFETY_MODE 1               // silent / no_output: this mode never sends
-#define SAFETY_RELAY 2              // the car's own copy of a message we send was seen: relay malfunction
-#define SAFETY_ADDRESS 3            // address/bus not in the mode's table (or not a CAN id at all)
-#define SAFETY_LENGTH 4             // wrong frame length
-#define SAFETY_CHECKSUM 5           // checksum byte does not match the frame
-#define SAFETY_PAYLOAD 6            // a field that must stay zero (braking request, second accel) is set
-#define SAFETY_COUNTER 7            // message counter repeated, went backwards or jumped
-#define SAFETY_NOT_ALLOWED 8        // actuation while controls are not allowed
-#define SAFETY_TORQUE_NO_REQUEST 9  // steering torque without the steer request bit
-#define SAFETY_MAX_TORQUE 10        // steering torque above the absolute limit
-#define SAFETY_RATE 11              // steering torque changed faster than the per-frame limits
-#define SAFETY_RT_RATE 12           // steering torque changed more than allowed in one real-time window
-#define SAFETY_TORQUE_ERROR 13      // steering torque too far from what the EPS measures
-#define SAFETY_DRIVER_OVERRIDE 14   // steering torque against a driver who is steering the other way
-#define SAFETY_ACCEL_RANGE 15       // acceleration command outside the allowed range
-#define SAFETY_REASON_COUNT 16
-
-// safety_set_mode results
-#define SAFETY_SET_OK 0
-#define SAFETY_SET_UNKNOWN_MODE -1
-#define SAFETY_SET_BAD_PARAM -2
+// rp_safety_set_mode results
+#define RP_SET_OK 0
+#define RP_SET_UNKNOWN_MODE -1
+#define RP_SET_BAD_PARAM -2
 
 typedef struct {
   uint32_t rx_total;
-  uint32_t rx_refused[SAFETY_REASON_COUNT];  // frames ignored as invalid, by reason (LENGTH, CHECKSUM, RELAY, ADDRESS)
+  uint32_t rx_refused[RP_REASON_COUNT];  // frames from the car judged invalid or ignored, by reason
   uint32_t tx_total;
   uint32_t tx_allowed;
-  uint32_t tx_blocked[SAFETY_REASON_COUNT];  // frames refused, by reason
-} safety_counters_t;
+  uint32_t tx_blocked[RP_REASON_COUNT];  // frames refused, by reason
+} rp_counters_t;
 
-// What the rx hook tracks from the car's own frames, in the units of the car's signals.
+// One entry of the active mode's tables, for tests and status.
+typedef struct {
+  uint32_t addr;
+  uint32_t bus;
+  uint32_t len;
+  uint32_t frequency;  // rx: Hz the message is expected at (0 for tx)
+  bool check_relay;    // tx: seeing the car's own copy on this bus latches a relay malfunction
+  bool checksum;       // rx: its checksum is checked
+  uint32_t max_counter;  // rx: its counter is checked up to this value (0: no counter)
+} rp_msg_info_t;
+
+// What opendbc's rx hooks tracked from the car's frames, in opendbc's units.
 typedef struct {
   bool cruise_engaged;
   bool gas_pressed;
   bool brake_pressed;
-  int32_t speed_ckph;      // vehicle speed, 0.01 km/h
-  int32_t driver_torque;   // driver's steering torque, raw units
-  int32_t eps_torque;      // EPS motor torque, scaled to command units
-} safety_car_state_t;
+  bool vehicle_moving;
+  int32_t speed_mm_s;      // the latest vehicle speed sample, mm/s
+  int32_t driver_torque;   // the latest driver torque sample, the brand's raw units
+  int32_t eps_torque;      // the latest EPS torque sample, the brand's command units
+} rp_car_state_t;
 
-// Selects a mode and resets all state (controls not allowed, relay ok, no heartbeat, counters zero).
-// An unknown mode or a parameter the mode cannot honour leaves the layer in SAFETY_MODE_SILENT.
-int safety_set_mode(uint16_t mode, uint32_t param);
-uint16_t safety_get_mode(void);
-bool safety_listen_only(void);
+// Selects a mode (opendbc's CarParams.SafetyModel number) and its param, resetting all state: controls
+// not allowed, relay ok, no heartbeat, counters zero. An unknown mode, ALLOUTPUT or a param opendbc cannot
+// take leaves the layer in SILENT.
+int rp_safety_set_mode(uint16_t mode, uint32_t param);
+uint16_t rp_safety_get_mode(void);
+uint16_t rp_safety_get_param(void);
+bool rp_safety_listen_only(void);
 
-// The car's frames (rx) and the frames we want to send (tx). Returns SAFETY_OK or a reason code.
-int safety_rx(int64_t addr, int64_t bus, const uint8_t *data, uint32_t len, uint64_t now_us);
-int safety_tx(int64_t addr, int64_t bus, const uint8_t *data, uint32_t len, uint64_t now_us);
+// The car's frames (rx) and the frames we want to send (tx). Returns RP_OK or a reason.
+int rp_safety_rx(int64_t addr, int64_t bus, const uint8_t *data, uint32_t len, uint64_t now_us);
+int rp_safety_tx(int64_t addr, int64_t bus, const uint8_t *data, uint32_t len, uint64_t now_us);
 
 // controlsd's heartbeat; without one for more than 1 s, controls are not allowed.
-void safety_heartbeat(uint64_t now_us);
+void rp_safety_heartbeat(uint64_t now_us);
 
-bool safety_controls_allowed(void);
-bool safety_relay_malfunction(void);
-void safety_get_counters(safety_counters_t *out);
-void safety_get_car_state(safety_car_state_t *out);
+bool rp_safety_controls_allowed(void);
+bool rp_safety_relay_malfunction(void);
+void rp_safety_get_counters(rp_counters_t *out);
+void rp_safety_get_car_state(rp_car_state_t *out);
+const char *rp_safety_reason_name(int reason);
 
-// The registry, for tests and status messages.
-int safety_mode_count(void);
-uint16_t safety_mode_at(int index);
-const char *safety_mode_name(uint16_t mode);
-const char *safety_reason_name(int reason);
+// The active mode's tables: index past the end returns false.
+bool rp_safety_rx_check_at(int index, int alternative, rp_msg_info_t *out);
+bool rp_safety_tx_msg_at(int index, rp_msg_info_t *out);
+
+// Tests only: opendbc's own harness has the same setter, for brands whose engagement frames are hard
+// to build. The heartbeat rule still applies at the next rx/tx call.
+void rp_safety_test_set_controls_allowed(bool allowed);

@@ -1,5 +1,6 @@
 """Identifying the car: opendbc's flow (firmware, then CAN fingerprint), a forced platform, dashcam mode for an
-unknown car, and what the plan says about the wiring. The firmware path against a car: tools/sim/lib/tests/test_ecus.py."""
+unknown car, and what the plan says about the wiring. The firmware path against a car: tools/sim/lib/tests/test_ecus.py.
+"""
 
 import pytest
 from opendbc.car.fingerprints import _FINGERPRINTS

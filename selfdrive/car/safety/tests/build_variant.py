@@ -1,10 +1,15 @@
-"""Builds other copies of the safety module into a folder of their own, never touching the SCons build:
-with gcov instrumentation, with sanitizers, or with one source file replaced (a mutant). Load one by
-setting ROADPILOT_SAFETY_LIB to the path `build()` returns."""
+"""Builds other copies of the safety module into a folder of their own, never touching the SCons build or
+the installed opendbc wheel: with gcov instrumentation, with sanitizers, or with one file replaced (a
+mutant). Load one by setting ROADPILOT_SAFETY_LIB to the path `build()` returns.
+
+The module is one translation unit, safety.c, which includes opendbc's safety C. A build with overrides
+compiles it against a private copy of opendbc's `safety/` headers with the replaced files written into the
+copy; the wheel's own files are only ever read."""
 
 import contextlib
 import io
 import runpy
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -13,6 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[4]
 SAFETY = ROOT / "selfdrive" / "car" / "safety"
 SUFFIX = sysconfig.get_config_var("EXT_SUFFIX")
+_BUILD = runpy.run_path(str(SAFETY / "safety_build.py"))
+OPENDBC_INCLUDE = Path(_BUILD["OPENDBC_INCLUDE"])
+OPENDBC_SAFETY = Path(_BUILD["OPENDBC_SAFETY"])
 # The SCons flags (SConstruct), less the optimisation level, which each variant picks.
 BASE_CFLAGS = ["-std=c11", "-g", "-Wall", "-Wextra", "-fPIC", "-fvisibility=hidden",
                f"-I{sysconfig.get_paths()['include']}", f"-I{ROOT}"]
@@ -21,8 +29,13 @@ COVERAGE = ["-O0", "--coverage"]
 
 
 def sources() -> list[str]:
-    """The C files of the module, relative to the safety folder (the list safety_build.py keeps)."""
-    return list(runpy.run_path(str(SAFETY / "safety_build.py"))["SOURCES"])
+    """Our C files, relative to the safety folder (the list safety_build.py keeps)."""
+    return list(_BUILD["SOURCES"])
+
+
+def opendbc_headers() -> list[str]:
+    """opendbc's safety headers, relative to the include root ("opendbc/safety/lateral.h", ...)."""
+    return sorted(str(p.relative_to(OPENDBC_INCLUDE)) for p in OPENDBC_SAFETY.glob("**/*.h"))
 
 
 def compile_c(src: Path, obj: Path, cflags: list[str]) -> None:
@@ -31,7 +44,8 @@ def compile_c(src: Path, obj: Path, cflags: list[str]) -> None:
 
 
 class VariantBuilder:
-    """Compiles the cffi wrapper and the untouched sources once; each build() relinks with overrides."""
+    """Compiles the cffi wrapper and the unmodified module once; each build() recompiles safety.c with
+    `overrides` (keys: our sources, e.g. "safety.c", or opendbc headers, e.g. "opendbc/safety/lateral.h")."""
 
     def __init__(self, outdir: Path, cflags: list[str], ldflags: list[str] = (), werror: bool = True):
         self.outdir = Path(outdir)
@@ -39,33 +53,36 @@ class VariantBuilder:
         self.ldflags = list(ldflags)
         self.outdir.mkdir(parents=True, exist_ok=True)
         wrapper = self.outdir / "_safety_cffi.c"
-        ns = runpy.run_path(str(SAFETY / "safety_build.py"))
         with contextlib.redirect_stdout(io.StringIO()):  # cffi prints "generating ..."
-            ns["ffibuilder"].emit_c_code(str(wrapper))
+            _BUILD["ffibuilder"].emit_c_code(str(wrapper))
         # cffi's generated code is not ours: the same relaxed flags as site_scons/cffi_module.py
         wrap_flags = [f for f in self.cflags if f not in ("-Wextra", "-Werror")] + ["-Wno-unused-parameter"]
         compile_c(wrapper, self.outdir / "obj" / "_safety_cffi.o", wrap_flags)
         self.objects = {rel: self.outdir / "obj" / (rel.replace("/", "__") + ".o") for rel in sources()}
         for rel, obj in self.objects.items():
-            compile_c(SAFETY / rel, obj, self.cflags)
+            compile_c(SAFETY / rel, obj, self.cflags + [f"-I{OPENDBC_INCLUDE}"])
         self.builds = 0
 
     def build(self, overrides: dict[str, str] | None = None) -> Path:
-        """Links a module; `overrides` maps a source (relative to the safety folder) to replacement text.
-        Raises subprocess.CalledProcessError when a replacement does not compile."""
+        """Links a module. Raises subprocess.CalledProcessError when a replacement does not compile."""
         self.builds += 1
         tag = self.outdir / f"build{self.builds}"
         tag.mkdir()
-        objs = []
-        for rel, obj in self.objects.items():
-            if overrides and rel in overrides:
-                # The replacement lives beside the real file's include path: it includes by repository path.
-                src = tag / "src" / rel
-                src.parent.mkdir(parents=True, exist_ok=True)
-                src.write_text(overrides[rel])
+        objs = [str(o) for o in self.objects.values()]
+        if overrides:
+            include = tag / "include"
+            shutil.copytree(OPENDBC_SAFETY, include / "opendbc" / "safety",
+                            ignore=shutil.ignore_patterns("tests", "__pycache__", "*.py"))
+            for rel, text in overrides.items():
+                dest = include / rel if rel.startswith("opendbc/") else tag / "src" / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_text(text)
+            objs = []
+            for rel in sources():
+                src = tag / "src" / rel if rel in overrides else SAFETY / rel
                 obj = tag / "obj" / (rel.replace("/", "__") + ".o")
-                compile_c(src, obj, self.cflags)
-            objs.append(str(obj))
+                compile_c(src, obj, self.cflags + [f"-I{include}"])  # the copy only, never the wheel
+                objs.append(str(obj))
         module = tag / f"_safety{SUFFIX}"
         subprocess.run(["gcc", "-shared", "-o", str(module), str(self.outdir / "obj" / "_safety_cffi.o"), *objs,
                         *self.ldflags], check=True, capture_output=True, text=True)
