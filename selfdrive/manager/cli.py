@@ -74,7 +74,7 @@ def run_sim(cfg, wall_limit: float, env: dict[str, str], log_path: str | None = 
     from tools.sim.lib.live_status import LiveStatus
     from tools.sim.lib.score import SimScore
     score = SimScore()
-    from selfdrive.car.fingerprinting import describe
+    from selfdrive.car.car_identity import describe
     sock = messaging.sub_sock("simState")  # before the bridge starts: no message is missed
     cp_sock = messaging.sub_sock("carParams", conflate=True)
     car_said = False

@@ -11,10 +11,11 @@ import time
 
 from cereal.services import SERVICES as SERVICE_TABLE
 from common.swaglog import cloudlog
+from selfdrive.car.car_identity import describe
 from selfdrive.ui.overlay import build_overlay
 
 SERVICES = ("modelV2", "liveCalibration", "carState", "selfdriveState", "longitudinalPlan", "deviceState",
-            "roadCameraState")
+            "roadCameraState", "carParams")
 MS_TO_KPH = 3.6
 MIN_STALE_S = 0.5   # a 100 Hz service is alive for 10 periods (0.1 s); a screen should not flicker on a hiccup
 
@@ -72,6 +73,8 @@ def build_state(sm, frame_eof_ns: int = 0, frames_dropped: int = 0) -> dict:
         else None
     st["selfdrive"] = _selfdrive(sm["selfdriveState"]) if alive["selfdriveState"] else None
     st["device"] = _device(sm["deviceState"]) if alive["deviceState"] else None
+    # which car, and how card knows (firmware, CAN fingerprint, --car) or that it does not: every start
+    st["carIdentity"] = describe(sm["carParams"]) if sm.seen["carParams"] else None
     st["status"] = {"modelLagMs": model_lag_ms(model, frame_eof_ns) if alive["modelV2"] else None,
                     "modelFrameDropPerc": _num(model.frameDropPerc) if alive["modelV2"] else None,
                     "uidFramesDropped": int(frames_dropped)}

@@ -7,8 +7,9 @@ from opendbc.car.fingerprints import _FINGERPRINTS
 from opendbc.car.structs import CarParams
 from opendbc.car.toyota.values import ToyotaFlags
 
+from selfdrive.car.car_identity import describe
 from selfdrive.car.car_specific import CarSetup, build_plan
-from selfdrive.car.fingerprinting import FINGERPRINT_FRAMES, Fingerprinter, FingerprintResult, describe, is_diagnostic
+from selfdrive.car.fingerprinting import FINGERPRINT_FRAMES, Fingerprinter, FingerprintResult, is_diagnostic
 from selfdrive.car.tests.helpers import VirtualBus, start
 
 

@@ -183,6 +183,8 @@ function renderHud(st) {
   $("st-temp").className = dev && dev.thermalStatus !== "green" ? "warn" : "";
   $("st-disk").textContent = `disk free: ${fmt(dev && dev.freeSpacePercent, "%")}`;
   $("st-link").textContent = `link: ${fmt(ui.rttMs, " ms")}`;
+  $("st-car").textContent = st.carIdentity || "car: not identified yet";
+  $("st-car").className = !st.carIdentity || st.carIdentity.includes("dashcam") ? "warn" : "";
 }
 
 connect();

@@ -38,7 +38,7 @@ class TestBuildState:
     def test_nothing_running_shows_nothing(self):
         st = build_state(self.sm)
         assert st["alive"] == dict.fromkeys(SERVICES, False)
-        assert all(st[k] is None for k in ("overlay", "car", "plan", "selfdrive", "device"))
+        assert all(st[k] is None for k in ("overlay", "car", "plan", "selfdrive", "device", "carIdentity"))
         assert st["status"] == {"modelLagMs": None, "modelFrameDropPerc": None, "uidFramesDropped": 0}
         json.dumps(st, allow_nan=False)
 
@@ -58,6 +58,18 @@ class TestBuildState:
         assert st["status"] == {"modelLagMs": 40.0, "modelFrameDropPerc": 0.0, "uidFramesDropped": 4}
         assert st["overlay"]["path"] and st["overlay"]["lead"]["dist"] == 35.0
         assert st["alive"]["modelV2"] and not st["alive"]["roadCameraState"]
+
+    def test_the_car_and_how_it_was_identified_are_shown(self):
+        def identified(cp):
+            cp.carFingerprint, cp.fingerprintSource, cp.carVin = "LEXUS_CTH", "fw", "JTHSMCAR0JS000001"
+            fw = cp.init("carFw", 2)
+            fw[0].address, fw[1].address, fw[1].subAddress = 0x7E0, 0x750, 0x6D
+        feed(self.sm, time.monotonic(), carParams=identified)
+        assert build_state(self.sm)["carIdentity"] == \
+            "car LEXUS_CTH, identified by firmware query (2 ECUs answered, VIN JTHSMCAR0JS000001)"
+        feed(self.sm, time.monotonic(), carParams=lambda cp: (setattr(cp, "carFingerprint", "MOCK"),
+                                                               setattr(cp, "dashcamOnly", True)))
+        assert build_state(self.sm)["carIdentity"] == "car not recognised: dashcam mode, nothing is sent to the car"
 
     def test_stale_services_are_dropped_not_shown_stale(self):
         t0 = time.monotonic() - 0.6   # 0.6 s ago: past 10 periods of selfdriveState, within deviceState's
