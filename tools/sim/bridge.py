@@ -16,7 +16,9 @@ stack answers (its daemons check their inputs' rates on their own clocks). canbr
 bridge (tools/sim/lib/lockstep_can.py; canbridged itself must not run). The protocol: the stack answers
 every `can` with exactly one `sendcan` (card does), and the world advances one step per answer.
   1. warm-up: the world stands at t = 0 (the car reporting its start speed) while the car's frames go out
-     at real-time pace, until the stack answers at all (card identified the car, controlsd drives it), or
+     at real-time pace and its ECUs answer card's identification queries (a `sendcan` of diagnostic frames only
+     is a query, not an answer to a step), until the stack answers at all (card identified the car, controlsd
+     drives it), or
      for at most the config's stack_wait_s (then it runs free: as fast as it can, waiting for nobody).
      Then, still standing, one `can` per answer until the answers come one per `can` (a backlog of
      answers is used up) and an answer carries every address the stack has sent so far: a stack that
