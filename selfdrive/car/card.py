@@ -96,13 +96,13 @@ def identify(can_sock, pm: messaging.PubMaster, forced: str | None, setup: CarSe
         Fingerprinter(forced)  # an unknown name fails before any waiting
     cloudlog.info("identifying the car", extra={"forced": forced, "dsu": setup.dsu,
                                                 "buses": sorted(setup.buses) if setup.buses else "auto"})
+    started = time.monotonic()
     first = wait_for_bus(can_sock, forced)
     if forced is None:
         bus = QueryBus(can_sock, pm, first)
         fp = identify_by_query(bus.recv, bus.send, cached)
         cloudlog.info("diagnostic query done", extra={"frames_sent": bus.sent, "ecus": len(fp.car_fw)})
     else:
-        started = time.monotonic()
         finger = Fingerprinter(forced)
         for m in first:
             finger.add(frames_of(m))
@@ -110,7 +110,7 @@ def identify(can_sock, pm: messaging.PubMaster, forced: str | None, setup: CarSe
             msg = messaging.recv_one(can_sock, 100)
             if msg is not None:
                 finger.add(frames_of(msg))
-            elif not first and time.monotonic() - started > FINGERPRINT_NO_CAN_S:
+            if finger.frames == 0 and time.monotonic() - started > FINGERPRINT_NO_CAN_S:
                 break  # nothing to learn the wiring from: the plan says so and expects every bus
         fp = finger.result()
     plan = build_plan(fp, setup)
