@@ -116,6 +116,17 @@ class TestHeartbeat:
             car.safety.rx(0x123, 0, bytes(8), car.now)
         assert not car.safety.controls_allowed
 
+    def test_the_test_hook_engages_and_the_heartbeat_still_applies(self):
+        """set_controls_allowed_for_tests (no brand test needs it: each engages through its own frames)."""
+        car = BrandCar(TOYOTA)
+        car.step()
+        car.safety.set_controls_allowed_for_tests(True)
+        assert car.safety.controls_allowed
+        assert car.steer(15) == "OK"
+        car.now += 1_000_001
+        assert car.steer(15) == "HEARTBEAT"
+        assert not car.safety.controls_allowed
+
 
 class TestShape:
     @pytest.mark.parametrize("addr", [-1, 0x2000_0000, 2**40])

@@ -8,8 +8,8 @@ import pytest
 from opendbc.car.structs import CarParams
 from opendbc.car.vin import is_valid_vin
 
+from selfdrive.car.car_identity import describe
 from selfdrive.car.car_specific import CarSetup, build_plan
-from selfdrive.car.fingerprinting import describe
 from selfdrive.car.tests.helpers import DT, VirtualBus
 from tools.sim.lib.ecus import SimEcus, check_digit, is_diagnostic, sim_vin
 from tools.sim.lib.sim_car import SIM_PLATFORMS, SimCar
