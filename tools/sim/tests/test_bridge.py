@@ -13,6 +13,7 @@ import pytest
 from opendbc.can import CANPacker
 
 from cereal import messaging
+from selfdrive.car.tests.helpers import wait_for_line
 from tools.sim.lib.sim_car import PT_DBC
 
 RAV4_SAFETY = "toyota:0x149"  # EPS scale 73, ALT_BRAKE, roadpilot longitudinal (what card's carParams says)
@@ -81,9 +82,12 @@ def test_lockstep_gives_the_same_simstate_stream_whatever_the_timing(tmp_path):
 
 def test_realtime_car_reaches_card_through_canbridged_and_sendcan_reaches_the_car(tmp_path):
     sm = messaging.SubMaster(["carState", "simState"])
+    # this test is the car port's sendcan; card publishes sendcan too (it binds the endpoint when it starts): ours
+    # binds after card's, and canbridged connects after both, so it reads ours
+    card = start("selfdrive.car.card", "--car", "TOYOTA_RAV4", log=tmp_path / "card")
+    wait_for_line(tmp_path / "card", "identifying the car", 60)
     pm = messaging.PubMaster(["sendcan"])
     bridged = start("hardware.canbridged", "--backend", "sim", log=tmp_path / "canbridged")
-    card = start("selfdrive.car.card", "--car", "TOYOTA_RAV4", log=tmp_path / "card")
     bridge = start("tools.sim.bridge", "--scenario", "straight", "--seed", "1", "--use-cruise", "--no-camera",
                    log=tmp_path / "bridge")
     packer = CANPacker(PT_DBC)
