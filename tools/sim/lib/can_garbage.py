@@ -20,7 +20,8 @@ from opendbc.can.parser import get_raw_value
 
 Frame = tuple[int, bytes, int]  # (address, data, bus)
 KINDS = ("unknown", "length", "checksum", "long")
-# STEERING_LKA, ACC_CONTROL, PRE_COLLISION, PRE_COLLISION_2, LKAS_HUD: the relay rule of selfdrive/car/safety/README.md
+# STEERING_LKA, ACC_CONTROL, PRE_COLLISION, PRE_COLLISION_2, LKAS_HUD: what the assistant sends on bus 0 (opendbc's
+# Toyota mode relay-checks STEERING_LKA, LKAS_HUD and, with our longitudinal, ACC_CONTROL: modes/toyota.h)
 RELAY_ADDRESSES = frozenset({0x2E4, 0x343, 0x283, 0x344, 0x412})
 FD_LENGTHS = (12, 16, 20, 24, 32, 48, 64)
 
