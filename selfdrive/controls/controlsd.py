@@ -35,7 +35,10 @@ class Controls:
         sm = self.sm
         sd = sm["selfdriveState"]
         alive = sm.alive["selfdriveState"] and sm.alive["carState"]
-        view = SelfdriveView(bool(sd.enabled) and alive, bool(sd.active) and alive, sd.alertType, str(sd.personality),
+        # before selfdrived's first message its struct is all defaults (personality "aggressive"): say "standard", as
+        # selfdrived does until it reads the setting
+        personality = str(sd.personality) if sm.seen["selfdriveState"] else "standard"
+        view = SelfdriveView(bool(sd.enabled) and alive, bool(sd.active) and alive, sd.alertType, personality,
                              sd.carStateMonoTime)
         age = (sm.logMonoTime["carState"] - sm.logMonoTime["longitudinalPlan"]) * 1e-9
         if sm.updated["longitudinalPlan"]:
