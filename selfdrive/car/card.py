@@ -24,13 +24,14 @@ from opendbc.car.can_definitions import CanData
 from opendbc.car.carlog import carlog
 from opendbc.car.structs import CarParams
 
-from cereal import car, messaging
+from cereal import messaging
 from common.params import Params
 from common.realtime import DT_CTRL, PRIO_CTRL_HIGH, Ratekeeper, input_wait_s, set_realtime_priority
 from common.swaglog import cloudlog, cloudlog_bind
 from selfdrive.car.car_logic import CarLogic
 from selfdrive.car.car_specific import CarPlan, CarSetup, build_plan
 from selfdrive.car.fingerprinting import SOURCES, Fingerprinter, identify_by_query
+from selfdrive.controls.lib.car_params import car_params_from_bytes
 from selfdrive.manager.process import MANAGER_PID_ENV
 
 LAG_LOG_S = 0.05
@@ -45,6 +46,14 @@ PUBLISHES = ("carState", "carParams", "carOutput", "sendcan", "liveTracks")
 
 def frames_of(msg) -> list[tuple[int, bytes, int]]:
     return [(c.address, bytes(c.dat), c.src) for c in msg.can]
+
+
+def sendcan_message(frames, valid: bool = True):
+    """A `sendcan` message of (address, data, bus) frames (opendbc's CanData is one)."""
+    sc = messaging.new_message("sendcan", len(frames), valid=valid)
+    for c, (address, dat, bus) in zip(sc.sendcan, frames, strict=True):
+        c.address, c.dat, c.src = address, bytes(dat), bus
+    return sc
 
 
 def wait_for_bus(can_sock, forced: str | None) -> list:
@@ -82,28 +91,23 @@ class QueryBus:
         return [[] if m is None else [CanData(a, d, b) for a, d, b in frames_of(m)] for m in msgs]
 
     def send(self, msgs: list[CanData]) -> None:
-        sc = messaging.new_message("sendcan", len(msgs))
-        for c, m in zip(sc.sendcan, msgs, strict=True):
-            c.address, c.dat, c.src = m.address, bytes(m.dat), m.src
-        self.pm.send("sendcan", sc)
+        self.pm.send("sendcan", sendcan_message(msgs))
         self.sent += len(msgs)
 
 
 def identify(can_sock, pm: messaging.PubMaster, forced: str | None, setup: CarSetup,
              cached: CarParams | None = None) -> CarPlan:
     """The car's plan: a forced platform, or what opendbc's identification finds (firmware, then CAN)."""
-    if forced is not None:
-        Fingerprinter(forced)  # an unknown name fails before any waiting
+    finger = Fingerprinter(forced) if forced is not None else None  # an unknown name fails before any waiting
     cloudlog.info("identifying the car", extra={"forced": forced, "dsu": setup.dsu,
                                                 "buses": sorted(setup.buses) if setup.buses else "auto"})
     started = time.monotonic()
     first = wait_for_bus(can_sock, forced)
-    if forced is None:
+    if finger is None:
         bus = QueryBus(can_sock, pm, first)
         fp = identify_by_query(bus.recv, bus.send, cached)
         cloudlog.info("diagnostic query done", extra={"frames_sent": bus.sent, "ecus": len(fp.car_fw)})
     else:
-        finger = Fingerprinter(forced)
         for m in first:
             finger.add(frames_of(m))
         while not finger.done:
@@ -179,10 +183,7 @@ class Card:
         out = messaging.new_message("carOutput")
         out.carOutput.actuatorsOutput = actuators
         self.pm.send("carOutput", out)
-        sc = messaging.new_message("sendcan", len(sends), valid=self.sm.valid["carControl"])
-        for c, (address, dat, bus) in zip(sc.sendcan, sends, strict=True):
-            c.address, c.dat, c.src = address, dat, bus
-        self.pm.send("sendcan", sc)
+        self.pm.send("sendcan", sendcan_message(sends, valid=self.sm.valid["carControl"]))
 
     def publish_params(self) -> None:
         now = time.monotonic()
@@ -210,11 +211,11 @@ def run_cache(params: Params) -> CarParams | None:
     if not raw:
         return None
     try:
-        with car.CarParams.from_bytes(raw) as cp:
-            return None if cp.dashcamOnly else cp.as_builder()
-    except Exception as e:  # noqa: BLE001 - corrupt bytes: identify afresh
+        cp = car_params_from_bytes(raw)
+    except ValueError as e:  # corrupt bytes: identify afresh
         cloudlog.warning("unreadable CarParams param: identifying afresh", extra={"error": str(e)[:200]})
         return None
+    return None if cp.dashcamOnly else cp
 
 
 def parse_buses(s: str) -> frozenset[int]:
