@@ -19,6 +19,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 
 from opendbc.car.can_definitions import CanData
 from opendbc.car.carlog import carlog
@@ -103,6 +104,7 @@ def identify(can_sock, pm: messaging.PubMaster, forced: str | None, setup: CarSe
                                                 "buses": sorted(setup.buses) if setup.buses else "auto"})
     started = time.monotonic()
     first = wait_for_bus(can_sock, forced)
+    bus_up = time.monotonic()
     if finger is None:
         bus = QueryBus(can_sock, pm, first)
         fp = identify_by_query(bus.recv, bus.send, cached)
@@ -116,7 +118,7 @@ def identify(can_sock, pm: messaging.PubMaster, forced: str | None, setup: CarSe
                 finger.add(frames_of(msg))
             if finger.frames == 0 and time.monotonic() - started > FINGERPRINT_NO_CAN_S:
                 break  # nothing to learn the wiring from: the plan says so and expects every bus
-        fp = finger.result()
+        fp = replace(finger.result(), seconds=time.monotonic() - bus_up)  # as opendbc's flow counts it: from the bus
     plan = build_plan(fp, setup)
     for note in plan.notes:
         cloudlog.warning(f"car setup: {note}")
