@@ -23,6 +23,7 @@ VIDEO = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "shared"
     (["--can", "nochannel", "--camera", "/dev/null"], "CAN adapter 'nochannel' cannot be opened"),
     (["--can", "no_such_interface:can0", "--camera", "/dev/null"], "CAN adapter 'no_such_interface:can0'"),
     (["--can", "sim", "--camera", "/dev/null"], "use `roadpilot sim`"),
+    (["--can", "virtual:x", "--camera", "/dev/null", "--car", "TOYOTA_NOPE"], "unknown platform 'TOYOTA_NOPE'"),
 ])
 def test_missing_camera_or_bad_adapter_is_an_error_at_start(args, says, capsys):
     assert cli.main(["device", *args]) == 2
