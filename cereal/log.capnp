@@ -235,6 +235,16 @@ struct DeviceState {
   thermalStatus @6 :ThermalStatus;
   loadAvg1 @7 :Float32;
   uptime @8 :Float32;               # s
+  storage @9 :List(Storage);        # every place roadpilot writes (hardwared.STORES): params, routes
+
+  struct Storage {
+    name @0 :Text;                  # "params", "routes"
+    path @1 :Text;
+    freeSpacePercent @2 :Float32;
+    freeBytes @3 :UInt64;
+    writable @4 :Bool;              # the last write probe succeeded
+    error @5 :Text;                 # why it did not ("No space left on device"); empty when writable
+  }
 
   enum ThermalStatus {
     green @0;
@@ -242,6 +252,18 @@ struct DeviceState {
     red @2;
     danger @3;
   }
+}
+
+struct LoggerState {
+  route @0 :Text;                   # the route being recorded (the run's own name, kept across restarts)
+  segment @1 :Int32;
+  writing @2 :Bool;                 # false: logging stopped (disk full or unwritable), driving goes on
+  error @3 :Text;                   # why it stopped; empty while writing
+  writeErrors @4 :UInt32;           # failed writes since start
+  bytesWritten @5 :UInt64;          # compressed bytes written since start
+  logged @6 :UInt64;                # messages recorded since start
+  dropped @7 :UInt64;               # messages not recorded: malformed, on the wrong service, or lost to a full disk
+  wrongService @8 :UInt64;          # of those, messages whose which() is not the service they came on
 }
 
 struct ManagerState {
@@ -326,5 +348,6 @@ struct Event {
     logMessage @18 :LogMessageData;
     roadEncodeIdx @19 :EncodeIndex;
     liveTracks @20 :Car.RadarData;  # card: the radar's tracks (opendbc's RadarInterface), 20 Hz
+    loggerState @21 :LoggerState;   # loggerd: what is being recorded, and whether it can be, 1 Hz
   }
 }

@@ -35,6 +35,7 @@ SERVICES: dict[str, Service] = {
     "logMessage":        Service(0.0, True, None),
     "roadEncodeIdx":     Service(20.0, True, 1),
     "liveTracks":        Service(20.0, True, 20),
+    "loggerState":       Service(1.0, True, 1),
 }
 
 # Fixed TCP port per service for remote readers (a viewer on another machine). Order-stable:
