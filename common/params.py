@@ -8,8 +8,13 @@ processes write the same key at once (the last rename wins). The fsyncs make the
 cut. A killed writer leaves its temp file behind: readers never look at temp files, and `Params()` removes
 those whose writer process is gone.
 
-Reads never crash a daemon: an unset key gives its declared default; an unreadable or corrupt file gives
-the default and a warning in the log.
+Reads never crash a daemon: an unset key gives its declared default; an unreadable or corrupt file (one
+that does not decode as the key's type, fails the key's check, or is bigger than the key's cap, which is
+never read whole) gives the default and one warning in the log per key and process.
+
+Writes from a loop that must not stall on the disk (selfdrived, calibrationd) go through `put_nonblocking`:
+a background thread writes the newest value of each key; a failed write (a full disk) is logged, counted
+and kept in `failing` until that key is written again, and never raises into the caller.
 """
 
 import contextlib
@@ -18,6 +23,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -83,11 +89,56 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+class CorruptParam(ValueError):
+    """A key's file that is not a value of that key."""
+
+
+class _BackgroundWriter:
+    """One thread writing the newest pending value of each key, so a full or slow disk never stalls a loop."""
+
+    def __init__(self, params: "Params"):
+        self.params = params
+        self.pending: dict[str, Any] = {}
+        self.cv = threading.Condition()
+        self.busy = False
+        threading.Thread(target=self._run, name="params-writer", daemon=True).start()
+
+    def put(self, key: str, value: Any) -> None:
+        with self.cv:
+            self.pending[key] = value
+            self.cv.notify()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self.cv:
+            return self.cv.wait_for(lambda: not self.pending and not self.busy, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self.cv:
+                self.cv.wait_for(lambda: self.pending)
+                key, value = self.pending.popitem()
+                self.busy = True
+            try:
+                self.params.put(key, value)
+            except OSError as e:
+                self.params._write_failed(key, e)
+            else:
+                self.params.failing.pop(key, None)
+            finally:
+                with self.cv:
+                    self.busy = False
+                    self.cv.notify_all()
+
+
 class Params:
     def __init__(self, root: str | None = None):
         self.root = root if root is not None else params_dir()
         os.makedirs(self.root, exist_ok=True)
         self._remove_stale_temp_files()
+        self.corrupt: dict[str, str] = {}   # key -> why, as first found by this instance
+        self.failing: dict[str, str] = {}   # key -> error of its last background write, until one succeeds
+        self.write_failures = 0             # failed background writes since start
+        self._writer: _BackgroundWriter | None = None
 
     def get(self, key: str, block: bool = False, timeout: float | None = None) -> Any:
         """The value of `key`, or its declared default when unset, unreadable or corrupt.
@@ -97,13 +148,16 @@ class Params:
         waits for as long as it takes.
         """
         k = self._key(key)
-        path = os.path.join(self.root, key)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
-                with open(path, "rb") as f:
-                    raw = f.read()
-                break
+                return self._read(k)
+            except CorruptParam as e:
+                if k.name not in self.corrupt:  # one warning per key: a loop re-reading it must not flood the log
+                    cloudlog.warning("param corrupt, using default", extra={"key": key, "type": k.type.value,
+                                                                            "error": str(e)[:200]})
+                self.corrupt[k.name] = str(e)
+                return self._default(k)
             except FileNotFoundError:
                 if not block:
                     return self._default(k)
@@ -116,12 +170,64 @@ class Params:
             except OSError as e:
                 cloudlog.warning("param unreadable, using default", extra={"key": key, "error": repr(e)})
                 return self._default(k)
+
+    def _read(self, k: ParamKey) -> Any:
+        """The decoded, checked value of `k`'s file. FileNotFoundError when unset, CorruptParam when not a value."""
+        with open(os.path.join(self.root, k.name), "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > k.max_bytes:
+                raise CorruptParam(f"{size} bytes, at most {k.max_bytes}")
+            raw = f.read(k.max_bytes + 1)
+        if len(raw) > k.max_bytes:  # grew since the fstat
+            raise CorruptParam(f"over {k.max_bytes} bytes")
         try:
-            return decode(k, raw)
+            value = decode(k, raw)
+            if k.check is not None:
+                k.check(value)
         except ValueError as e:
-            cloudlog.warning("param corrupt, using default",
-                             extra={"key": key, "type": k.type.value, "error": str(e)[:200], "size": len(raw)})
-            return self._default(k)
+            raise CorruptParam(str(e)) from None
+        return value
+
+    def reset_corrupt(self, flag: ParamFlag = ParamFlag.PERSISTENT) -> dict[str, str]:
+        """Moves every corrupt file of the keys carrying `flag` aside (to `.<key>.corrupt`, kept for a look),
+        so they read as their defaults from now on; returns {key: why}. Never raises: the run goes on."""
+        reset = {}
+        for k in KEYS.values():
+            if flag not in k.flags:
+                continue
+            try:
+                self._read(k)
+            except FileNotFoundError:
+                continue
+            except CorruptParam as e:
+                reset[k.name] = str(e)
+                try:
+                    os.replace(os.path.join(self.root, k.name), os.path.join(self.root, f".{k.name}.corrupt"))
+                except OSError as err:
+                    cloudlog.error("corrupt param could not be moved aside", extra={"key": k.name, "error": str(err)})
+                cloudlog.warning("param corrupt: reset to its default", extra={"key": k.name, "error": str(e)[:200]})
+            except OSError as e:
+                cloudlog.warning("param unreadable", extra={"key": k.name, "error": repr(e)})
+        return reset
+
+    def put_nonblocking(self, key: str, value: Any) -> None:
+        """Writes `value` in the background (the newest value of a key wins). TypeError at once when it does
+        not fit the key; a failed write is logged and kept in `failing`, never raised."""
+        check_value(self._key(key), value)
+        if self._writer is None:
+            self._writer = _BackgroundWriter(self)
+        self._writer.put(key, value)
+
+    def wait_written(self, timeout: float = 5.0) -> bool:
+        """Waits until every put_nonblocking so far has been attempted; False on timeout."""
+        return self._writer is None or self._writer.wait_idle(timeout)
+
+    def _write_failed(self, key: str, e: OSError) -> None:
+        self.write_failures += 1
+        self.failing[key] = e.strerror or str(e)
+        n = self.write_failures
+        if n & (n - 1) == 0:  # 1st, 2nd, 4th... failure: visible without flooding the log
+            cloudlog.error("param write failed", extra={"key": key, "error": str(e), "failures_total": n})
 
     def put(self, key: str, value: Any) -> None:
         """Writes `value` atomically and durably. TypeError when it does not fit the key's declared type."""

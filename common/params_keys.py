@@ -11,6 +11,7 @@ drive is never mistaken for a current one. A key may carry several CLEAR_ON_* fl
 import enum
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,25 +36,67 @@ P = ParamFlag
 T = ParamType
 
 
+MAX_BYTES = 64 * 1024  # no setting is bigger; a file past its key's cap is corrupt (and never read whole)
+
+
 @dataclass(frozen=True)
 class ParamKey:
     name: str
     type: ParamType
     flags: ParamFlag
     default: Any = None  # what `get` returns when the key is unset or its file is corrupt
+    max_bytes: int = MAX_BYTES
+    check: Callable[[Any], None] | None = None  # raises ValueError when a decoded value is not what writers write
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_calibration(raw: bytes) -> None:
+    """The record calibrationd stores (selfdrive/locationd/calibration.py `Calibrator.to_bytes`): JSON
+    {"rpy": 3 finite numbers, "blocks": pairs of finite numbers, "valid_blocks": a count}. Whether the
+    angles are plausible is calibrationd's call; this is the shape any reader can rely on."""
+    try:
+        d = json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"not JSON: {str(e)[:80]}") from None
+    if not isinstance(d, dict):
+        raise ValueError("not a JSON object")
+    rpy, blocks, valid = d.get("rpy"), d.get("blocks"), d.get("valid_blocks")
+    if not (isinstance(rpy, list) and len(rpy) == 3 and all(_finite(v) for v in rpy)):
+        raise ValueError(f"rpy is not 3 finite numbers: {str(rpy)[:60]}")
+    if not (isinstance(blocks, list) and len(blocks) <= 1000
+            and all(isinstance(b, list) and len(b) == 2 and all(_finite(v) for v in b) for b in blocks)):
+        raise ValueError("blocks is not a list of finite (pitch, yaw) pairs")
+    if not (isinstance(valid, int) and not isinstance(valid, bool) and 0 <= valid <= 1_000_000):
+        raise ValueError(f"valid_blocks is not a count: {str(valid)[:30]}")
+
+
+def check_json_object(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise ValueError(f"not a JSON object: {type(value).__name__}")
+
+
+def check_one_of(*allowed: Any) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if value not in allowed:
+            raise ValueError(f"{value!r:.30} is not one of {allowed}")
+    return check
 
 
 _KEYS = (
     # name                      type      lifetime                                                default
     # car identity: what card fingerprinted and published; rewritten every start
-    ParamKey("CarParams",         T.BYTES, P.CLEAR_ON_MANAGER_START),
+    ParamKey("CarParams",         T.BYTES, P.CLEAR_ON_MANAGER_START, max_bytes=4 * 1024 * 1024),
     ParamKey("CarName",           T.STR,   P.CLEAR_ON_MANAGER_START),
     # calibration and learned values survive reboots
-    ParamKey("CalibrationParams", T.BYTES, P.PERSISTENT),
-    ParamKey("LiveParameters",    T.JSON,  P.PERSISTENT),  # learned steer ratio, stiffness, offsets
+    ParamKey("CalibrationParams", T.BYTES, P.PERSISTENT, check=check_calibration),
+    ParamKey("LiveParameters",    T.JSON,  P.PERSISTENT, check=check_json_object),  # learned steer ratio, offsets
     ParamKey("CameraHeight",      T.FLOAT, P.PERSISTENT, 1.22),  # m above the road; webcams are mounted anywhere
     # user settings
-    ParamKey("LongitudinalPersonality", T.INT, P.PERSISTENT, 1),  # 0 aggressive, 1 standard, 2 relaxed
+    # 0 aggressive, 1 standard, 2 relaxed
+    ParamKey("LongitudinalPersonality", T.INT, P.PERSISTENT, 1, check=check_one_of(0, 1, 2)),
     ParamKey("ExperimentalMode",  T.BOOL,  P.PERSISTENT, False),
     ParamKey("IsMetric",          T.BOOL,  P.PERSISTENT, True),
     # device identity and bookkeeping
@@ -66,6 +109,8 @@ _KEYS = (
     ParamKey("ControlsReady",     T.BOOL,  P.CLEAR_ON_MANAGER_START | P.CLEAR_ON_ONROAD_TRANSITION, False),
     ParamKey("ManagerMode",       T.STR,   P.CLEAR_ON_MANAGER_START),  # sim / replay / device
     ParamKey("SimScenario",       T.STR,   P.CLEAR_ON_MANAGER_START),
+    # persisted values the manager found corrupt at start, moved aside and reset (selfdrived names them)
+    ParamKey("ParamsReset",       T.JSON,  P.CLEAR_ON_MANAGER_START),
 )
 
 KEYS: dict[str, ParamKey] = {k.name: k for k in _KEYS}
@@ -88,7 +133,7 @@ def check_value(key: ParamKey, value: Any) -> Any:
     if not ok:
         raise TypeError(f"param {key.name} holds {t.value}, got {type(value).__name__}: {value!r:.60}")
     if t is T.BYTES:
-        return bytes(value)
+        value = bytes(value)
     if t is T.FLOAT:
         value = float(value)
         if not math.isfinite(value):
@@ -98,6 +143,11 @@ def check_value(key: ParamKey, value: Any) -> Any:
             json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as e:
             raise type(e)(f"param {key.name} holds JSON; {value!r:.60} cannot be encoded: {e}") from None
+    if key.check is not None:  # what a reader would refuse is never written
+        try:
+            key.check(value)
+        except ValueError as e:
+            raise ValueError(f"param {key.name}: {e}") from None
     return value
 
 

@@ -1,19 +1,13 @@
 """Where sockets live. `ROADPILOT_PREFIX` selects one run directory, so stacks never cross-talk."""
 
 import os
-import re
 
 from cereal.services import SERVICES, TCP_PORTS
+from common.paths import prefix
+
+__all__ = ["prefix", "run_dir", "ipc_endpoint", "tcp_endpoint"]
 
 MAX_IPC_PATH = 107  # sun_path is 108 bytes including the terminating NUL
-_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
-
-
-def prefix() -> str:
-    p = os.environ.get("ROADPILOT_PREFIX", "default")
-    if not _PREFIX_RE.match(p):
-        raise ValueError(f"ROADPILOT_PREFIX={p!r}: use 1-40 characters from A-Z a-z 0-9 _ . -")
-    return p
 
 
 def run_dir(create: bool = False) -> str:

@@ -27,6 +27,9 @@ def warnings_log():
     cloudlog.removeHandler(handler)
 
 
+CAL = b'{"rpy": [0.0, 0.01, -0.02], "blocks": [[0.01, -0.02]], "valid_blocks": 1}'
+
+
 def temp_files(root: str) -> list[str]:
     return [n for n in os.listdir(root) if n.endswith(".tmp")]
 
@@ -54,7 +57,8 @@ class TestTypedValues:
         ("ExperimentalMode", True),
         ("ExperimentalMode", False),
         ("LiveParameters", {"steerRatio": 15.3, "offsets": [0.0, -1e-9], "valid": True, "name": None}),
-        ("LiveParameters", [1, "two"]),
+        ("LiveParameters", {"list": [1, "two"]}),
+        ("CalibrationParams", CAL),
     ])
     def test_round_trip(self, key, value):
         self.params.put(key, value)
@@ -167,7 +171,7 @@ class TestBadInput:
 class TestClearAll:
     def setup_method(self):
         self.params = Params()
-        self.values = {"CarParams": b"cp", "CalibrationParams": b"cal", "IsEngaged": True, "ControlsReady": True,
+        self.values = {"CarParams": b"cp", "CalibrationParams": CAL, "IsEngaged": True, "ControlsReady": True,
                        "DeviceId": "dev", "SimScenario": "highway"}
         for k, v in self.values.items():
             self.params.put(k, v)
@@ -322,3 +326,94 @@ class TestAtomicity:
         finally:
             live.kill()
             live.wait()
+
+
+class TestStorageFaults:
+    """What a full disk, a huge file or a value no writer wrote does to a reader and a loop's writer."""
+
+    def test_huge_file_is_corrupt_and_never_read_whole(self, warnings_log):
+        params = Params()
+        path = os.path.join(params.root, "LongitudinalPersonality")
+        with open(path, "wb") as f:
+            f.truncate(200 * 1024 * 1024)  # sparse: 200 MB that costs nothing to make
+        for _ in range(3):  # a loop re-reading it gets the default at once, and one warning in all
+            assert params.get("LongitudinalPersonality") == 1
+        assert [r.key for r in warnings_log] == ["LongitudinalPersonality"]
+        assert "at most" in params.corrupt["LongitudinalPersonality"]
+
+    @pytest.mark.parametrize("raw", [
+        b'{"rpy": [0, 0, 0], "blocks": [], "valid_blocks": 1e999}',   # json reads 1e999 as inf
+        b'{"rpy": [0, NaN, 0], "blocks": [], "valid_blocks": 1}',
+        b'{"rpy": [0, 0], "blocks": [], "valid_blocks": 1}',
+        b'{"rpy": [0, 0, 0], "blocks": [[1, 2, 3]], "valid_blocks": 1}',
+        b'{"rpy": [0, 0, 0], "blocks": [], "valid_blocks": -1}',
+        b"[1, 2, 3]",
+        b"\x00" * 40,
+    ])
+    def test_calibration_record_of_the_wrong_shape_is_corrupt(self, raw, warnings_log):
+        params = Params()
+        with open(os.path.join(params.root, "CalibrationParams"), "wb") as f:
+            f.write(raw)
+        assert params.get("CalibrationParams") is None
+        assert [r.key for r in warnings_log] == ["CalibrationParams"]
+
+    def test_put_refuses_what_a_reader_would_refuse(self):
+        with pytest.raises(ValueError, match="LongitudinalPersonality"):
+            Params().put("LongitudinalPersonality", 7)
+        with pytest.raises(ValueError, match="valid_blocks"):
+            Params().put("CalibrationParams", b'{"rpy": [0, 0, 0], "blocks": [], "valid_blocks": "x"}')
+
+    def test_reset_corrupt_moves_the_file_aside_and_names_the_key(self):
+        params = Params()
+        params.put("CalibrationParams", CAL)
+        params.put("DeviceId", "dev")
+        with open(os.path.join(params.root, "LongitudinalPersonality"), "wb") as f:
+            f.write(b"9")
+        with open(os.path.join(params.root, "LiveParameters"), "wb") as f:
+            f.write(b"{")
+        reset = params.reset_corrupt()
+        assert set(reset) == {"LongitudinalPersonality", "LiveParameters"}
+        assert params.get("LongitudinalPersonality") == 1 and params.get("CalibrationParams") == CAL
+        with open(os.path.join(params.root, ".LiveParameters.corrupt"), "rb") as f:
+            assert f.read() == b"{"  # kept for a look, not lost
+        assert params.reset_corrupt() == {}
+
+    def test_put_nonblocking_failure_is_counted_not_raised_and_clears_on_success(self, monkeypatch):
+        import errno
+        params = Params()
+        real_put = params.put
+        full = [True]
+
+        def put(key, value):
+            if full[0]:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            real_put(key, value)
+        monkeypatch.setattr(params, "put", put)
+        params.put_nonblocking("IsEngaged", True)
+        assert params.wait_written(10)
+        assert params.failing == {"IsEngaged": "No space left on device"} and params.write_failures == 1
+        assert params.get("IsEngaged") is False
+        full[0] = False
+        params.put_nonblocking("IsEngaged", True)
+        assert params.wait_written(10)
+        assert params.failing == {} and params.get("IsEngaged") is True
+        with pytest.raises(TypeError):
+            params.put_nonblocking("IsEngaged", "yes")  # a caller's bug still shows at once
+
+    def test_put_nonblocking_newest_value_wins(self):
+        params = Params()
+        for i in range(200):
+            params.put_nonblocking("RouteCount", i)
+        assert params.wait_written(10)
+        assert params.get("RouteCount") == 199
+
+    def test_prefixes_keep_their_params_apart(self, monkeypatch):
+        Params().put("CarName", "LEXUS_CTH")
+        first = os.environ["ROADPILOT_PREFIX"]
+        monkeypatch.setenv("ROADPILOT_PREFIX", "second")
+        other = Params()
+        assert other.root == os.path.join(os.environ["ROADPILOT_DATA"], "params-second")
+        assert other.get("CarName") is None
+        other.put("CarName", "TOYOTA_RAV4")
+        monkeypatch.setenv("ROADPILOT_PREFIX", first)
+        assert Params().get("CarName") == "LEXUS_CTH"
