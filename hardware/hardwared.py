@@ -1,19 +1,26 @@
 """hardwared: the machine's health as `deviceState` at 2 Hz (CPU, temperatures, memory, disk, thermal status).
 
+Storage is watched where roadpilot writes (STORES: the params and the routes, which may sit on different
+disks): free space every cycle, and a small write probe every PROBE_EVERY_S, because "free space" alone
+misses a read-only remount, a quota or a dying card. `freeSpacePercent` is the fullest store's.
+
 `started` (onroad) mirrors the IsOnroad param, which the manager sets from its mode for now (device mode
 stays offroad until ignition can be read from the car: that needs canbridged/card, not built yet).
 """
 
+import contextlib
 import math
 import os
 import shutil
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import psutil
 
 from cereal import messaging
 from common.params import Params
-from common.paths import data_dir
+from common.paths import params_dir, routes_dir
 from common.realtime import DT_HW, Ratekeeper
 from common.swaglog import cloudlog, cloudlog_bind
 
@@ -26,6 +33,17 @@ THERMAL_BANDS: tuple[tuple[str, float], ...] = (
     ("danger", 100.0),
 )
 HYSTERESIS_C = 5.0
+PROBE_EVERY_S = 5.0      # a write probe per store this often: a full disk is an alert within seconds
+PROBE_BYTES = 4096       # one filesystem block: what the smallest params or log write needs
+
+
+@dataclass(frozen=True)
+class Store:
+    name: str
+    path: Callable[[], str]
+
+
+STORES: tuple[Store, ...] = (Store("params", params_dir), Store("routes", routes_dir))
 
 
 def thermal_status(max_temp_c: float, prev: str = "green") -> str:
@@ -55,13 +73,72 @@ def cpu_temps() -> list[float]:
     return [float(t.current) for entries in sensors.values() for t in entries if t.current is not None]
 
 
-def free_space_percent(path: str) -> float:
-    """Free space of the filesystem that holds `path` (or would, once created: its nearest existing parent)."""
+def existing_parent(path: str) -> str:
     path = os.path.abspath(path)
     while not os.path.exists(path):
         path = os.path.dirname(path)
-    usage = shutil.disk_usage(path)
-    return 100.0 * usage.free / usage.total if usage.total else 0.0
+    return path
+
+
+def free_space(path: str) -> tuple[float, int]:
+    """(percent, bytes) free on the filesystem that holds `path` (or would, once created: its nearest existing
+    parent). (0, 0) when it cannot be measured."""
+    try:
+        usage = shutil.disk_usage(existing_parent(path))
+    except OSError:
+        return 0.0, 0
+    return (100.0 * usage.free / usage.total if usage.total else 0.0), usage.free
+
+
+def free_space_percent(path: str) -> float:
+    return free_space(path)[0]
+
+
+def probe_write(folder: str) -> str:
+    """Writes, fsyncs and removes a PROBE_BYTES file in `folder` (created if missing); "" when that worked, else
+    why not (the OS's words, e.g. "No space left on device")."""
+    path = os.path.join(folder, f".probe.{os.getpid()}")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"\0" * PROBE_BYTES)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return ""
+    except OSError as e:
+        return e.strerror or str(e)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+class StorageWatch:
+    """Each store's free space (every reading) and its last write probe's result (every PROBE_EVERY_S)."""
+
+    def __init__(self, stores: tuple[Store, ...] = STORES, probe_every_s: float = PROBE_EVERY_S):
+        self.stores = stores
+        self.probe_every_s = probe_every_s
+        self.errors = {s.name: "" for s in stores}
+        self.probed_at = -math.inf
+
+    def fill(self, ds, now: float) -> None:
+        if now - self.probed_at >= self.probe_every_s:
+            self.probed_at = now
+            for s in self.stores:
+                err = probe_write(s.path())
+                if err != self.errors[s.name]:
+                    log = cloudlog.error if err else cloudlog.info
+                    log(f"storage {s.name}: " + (f"not writable: {err}" if err else "writable again"),
+                        extra={"store": s.name, "path": s.path()})
+                self.errors[s.name] = err
+        out = ds.init("storage", len(self.stores))
+        for o, s in zip(out, self.stores, strict=True):
+            o.name, o.path = s.name, s.path()
+            o.freeSpacePercent, o.freeBytes = free_space(s.path())
+            o.writable, o.error = not self.errors[s.name], self.errors[s.name]
+        ds.freeSpacePercent = min((o.freeSpacePercent for o in out), default=100.0)
 
 
 def uptime_s() -> float:
@@ -73,7 +150,7 @@ def clamp_percent(x: float) -> int:
     return max(0, min(100, round(x)))
 
 
-def device_state(started: bool, temps: list[float], prev_status: str, data_path: str):
+def device_state(started: bool, temps: list[float], prev_status: str, storage: StorageWatch, now: float):
     """One `deviceState` Event from the current readings (psutil's CPU percentages are since the last call)."""
     msg = messaging.new_message("deviceState")
     ds = msg.deviceState
@@ -83,7 +160,7 @@ def device_state(started: bool, temps: list[float], prev_status: str, data_path:
     ds.maxTempC = max(temps) if temps else 0.0
     ds.thermalStatus = thermal_status(max(temps) if temps else math.nan, prev_status)
     ds.memoryUsagePercent = clamp_percent(psutil.virtual_memory().percent)
-    ds.freeSpacePercent = free_space_percent(data_path)
+    storage.fill(ds, now)
     ds.loadAvg1 = os.getloadavg()[0]
     ds.uptime = uptime_s()
     return msg
@@ -92,7 +169,7 @@ def device_state(started: bool, temps: list[float], prev_status: str, data_path:
 def main() -> None:
     cloudlog_bind(name="hardwared")
     params = Params()
-    data_path = data_dir()
+    storage = StorageWatch()
     pm = messaging.PubMaster(["deviceState"])
     psutil.cpu_percent(percpu=True)  # reference point for the first reading
     status = "green"
@@ -101,7 +178,7 @@ def main() -> None:
     rk = Ratekeeper(1.0 / DT_HW)
     while True:
         rk.keep_time()
-        msg = device_state(params.get("IsOnroad"), cpu_temps(), status, data_path)
+        msg = device_state(params.get("IsOnroad"), cpu_temps(), status, storage, time.monotonic())
         new_status = str(msg.deviceState.thermalStatus)
         if new_status != status:
             cloudlog.warning(f"thermal status {status} -> {new_status}", extra={"maxTempC": msg.deviceState.maxTempC})

@@ -11,7 +11,15 @@ import pytest
 
 from cereal import messaging
 from common.params import Params
-from hardware.hardwared import HYSTERESIS_C, THERMAL_BANDS, device_state, free_space_percent, thermal_status
+from hardware.hardwared import (
+    HYSTERESIS_C,
+    THERMAL_BANDS,
+    StorageWatch,
+    Store,
+    device_state,
+    free_space_percent,
+    thermal_status,
+)
 
 
 class TestThermalStatus:
@@ -45,7 +53,7 @@ def test_free_space_of_a_data_dir_not_created_yet(tmp_path):
 @pytest.mark.parametrize("started", [True, False])
 def test_device_state_fields(tmp_path, started):
     psutil.cpu_percent(percpu=True)
-    ds = device_state(started, [], "green", str(tmp_path)).deviceState
+    ds = device_state(started, [], "green", StorageWatch(), 0.0).deviceState
     assert ds.started is started
     assert len(ds.cpuUsagePercent) == psutil.cpu_count()
     assert all(0 <= c <= 100 for c in ds.cpuUsagePercent)
@@ -55,8 +63,27 @@ def test_device_state_fields(tmp_path, started):
 
 
 def test_device_state_with_hot_sensors(tmp_path):
-    ds = device_state(True, [60.0, 93.5], "green", str(tmp_path)).deviceState
+    ds = device_state(True, [60.0, 93.5], "green", StorageWatch(), 0.0).deviceState
     assert list(ds.cpuTempC) == [60.0, 93.5] and ds.maxTempC == 93.5 and str(ds.thermalStatus) == "red"
+
+
+def test_storage_watch_reports_each_store_and_a_failed_write_probe(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"x")
+    good, bad = tmp_path / "routes", blocker / "params"  # a folder under a file: no write can succeed there
+    watch = StorageWatch((Store("params", lambda: str(bad)), Store("routes", lambda: str(good))), probe_every_s=5.0)
+    ds = messaging.new_message("deviceState").deviceState
+    watch.fill(ds, now=0.0)
+    by_name = {s.name: s for s in ds.storage}
+    assert not by_name["params"].writable and "Not a directory" in by_name["params"].error
+    assert by_name["routes"].writable and by_name["routes"].error == "" and by_name["routes"].freeBytes > 0
+    assert ds.freeSpacePercent == min(s.freeSpacePercent for s in ds.storage)
+    assert sorted(p.name for p in good.iterdir()) == []  # the probe leaves nothing behind
+    blocker.unlink()
+    watch.fill(ds, now=1.0)  # probes only every probe_every_s: still the old verdict
+    assert not {s.name: s for s in ds.storage}["params"].writable
+    watch.fill(ds, now=5.0)
+    assert all(s.writable for s in ds.storage)
 
 
 def test_daemon_publishes_with_the_onroad_param():

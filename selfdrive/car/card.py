@@ -142,8 +142,11 @@ class Card:
         self.can_deadline = time.monotonic() + self.can_grace_s
         self.last_can: tuple[int, int] | None = None  # (the newest `can`'s logMonoTime, our clock when it came)
         if params is not None:
-            params.put("CarParams", self.cp_bytes)
-            params.put("CarName", plan.CP.carFingerprint)
+            try:
+                params.put("CarParams", self.cp_bytes)
+                params.put("CarName", plan.CP.carFingerprint)
+            except OSError as e:  # a full disk: the car is still ours to read (carParams goes out on its service)
+                cloudlog.error("CarParams not stored", extra={"error": str(e)})
 
     def update(self) -> None:
         wait_ms = max(0, int((self.can_deadline - time.monotonic()) * 1000))

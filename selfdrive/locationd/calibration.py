@@ -137,5 +137,5 @@ class Calibrator:
             if len(rpy) != 3 or not all(math.isfinite(v) and abs(v) <= MAX_ANGLE for v in angles) or valid < 0:
                 return cls()
             return cls(rpy=rpy, blocks=blocks, valid_blocks=valid)
-        except (TypeError, ValueError, KeyError, IndexError, RecursionError):
+        except (TypeError, ValueError, KeyError, IndexError, RecursionError, OverflowError):
             return cls()

@@ -2,7 +2,9 @@
 
 The estimate comes from the model's path while driving straight (selfdrive/locationd/calibration.py); it is
 stored in the CalibrationParams param whenever it changes and read back at start, so a restart goes on
-from the last calibration.
+from the last calibration. The store is written in the background (a full disk costs the stored copy, never
+the calibration in memory); a stored record that is corrupt reads as none (common/params_keys.py checks its
+shape) and calibration starts over.
 """
 
 import math
@@ -42,7 +44,7 @@ def main() -> None:
             pos = md.position
             changed = cal.feed(list(pos.x), list(pos.y), list(pos.z), md.confidence)
         if changed:
-            params.put("CalibrationParams", cal.to_bytes())
+            params.put_nonblocking("CalibrationParams", cal.to_bytes())
             cloudlog.info("calibrationd: update", extra={"rpy_deg": [math.degrees(v) for v in cal.rpy],
                                                           "status": cal.status, "valid_blocks": cal.valid_blocks})
         now = time.monotonic()

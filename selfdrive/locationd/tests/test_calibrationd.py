@@ -2,6 +2,7 @@
 liveCalibration), checks what calibrationd publishes and stores, and restarts it."""
 
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -124,9 +125,11 @@ def test_calibrates_stores_and_resumes_after_a_restart(daemon):
 
 
 @pytest.mark.parametrize("raw", [b"\x00garbage{", b'{"rpy": [0.0, NaN, 0.0], "blocks": [], "valid_blocks": 9}',
-                                 b'{"rpy": [0.0, 0.3, 0.0], "blocks": [], "valid_blocks": 9}'])
+                                 b'{"rpy": [0.0, 0.3, 0.0], "blocks": [], "valid_blocks": 9}',
+                                 b'{"rpy": [0.0, 0.0, 0.0], "blocks": [], "valid_blocks": 1e999}'])
 def test_a_corrupt_stored_calibration_is_ignored(daemon, raw):
-    Params().put("CalibrationParams", raw)
+    with open(os.path.join(Params().root, "CalibrationParams"), "wb") as f:  # as a bad disk or a hand edit leaves it
+        f.write(raw)
     daemon.start()
     m = daemon.first()
     assert m.liveCalibration.calStatus == "uncalibrated" and m.liveCalibration.validBlocks == 0
