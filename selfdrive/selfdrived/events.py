@@ -146,8 +146,10 @@ EVENTS: dict[str, dict[ET, Alert]] = {
     "fcw": {ET.WARNING: Alert("BRAKE!", "Risk of Collision", "critical", "full", Priority.HIGHEST,
                               audible="warningSoft", visual="fcw", duration=2.0)},
     # the device
-    "lowDiskSpace": {ET.PERMANENT: permanent("Out of Storage", "Free Up Space to Record Drives"),
-                     ET.NO_ENTRY: no_entry("Out of Storage")},
+    # storage never stops the assistant: a full disk costs the recording and saved settings, not the drive
+    "lowDiskSpace": {ET.PERMANENT: permanent("Low on Storage: {percent}% Free", "Free Up Space to Keep Recording")},
+    "storageFault": {ET.PERMANENT: permanent("{what}: {why}", "Driving Continues; Free Up Space")},
+    "paramsReset": {ET.PERMANENT: permanent("Saved Data Was Corrupt", "Reset to Default: {keys}")},
     "overheat": {ET.SOFT_DISABLE: soft_disable("System Overheated"), ET.NO_ENTRY: no_entry("System Overheated")},
 }
 

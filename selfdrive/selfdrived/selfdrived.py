@@ -9,6 +9,10 @@ Health: an input that is not alive, not valid or off frequency is `commIssue`; s
 last message is older than STALE_PERIODS of its period (SubMaster's `alive` allows 10, too slow to
 hand control back within half a second when modeld dies). A stale carState is worse: nothing we see
 of the car is current, so it is `carStateStale`, an immediate disable.
+
+Storage is never a reason to disengage: a full disk (loggerState, deviceState.storage, or our own params
+writes, which go through a background thread) is one permanent alert, `storageFault`, and the drive goes on.
+Persisted values the manager found corrupt at start (ParamsReset) are named until the first engagement.
 """
 
 import time
@@ -24,10 +28,11 @@ from selfdrive.selfdrived.events import ET, Events
 from selfdrive.selfdrived.state import StateMachine
 
 SERVICES = ("carState", "controlsState", "longitudinalPlan", "modelV2", "liveCalibration", "deviceState",
-            "managerState")
+            "managerState", "loggerState")
 PUBLISHES = ("selfdriveState", "onroadEvents")
 FAST_INPUTS = ("controlsState", "longitudinalPlan", "modelV2")        # alive, valid, on frequency, fresh
 SLOW_INPUTS = ("liveCalibration", "deviceState", "managerState")      # alive and valid
+CHECKED = tuple(s for s in SERVICES if s != "loggerState")  # without loggerd the car still drives: not a health input
 STALE_PERIODS = 5
 POLL_S = 2 * DT_CTRL          # carState this late: a cycle anyway (what is missing shows in the events)
 PARAMS_EVERY = 100            # cycles between reads of the user's settings
@@ -56,6 +61,8 @@ class SelfdriveD:
         self.was_enabled = False
         self.car_states = 0          # carStates seen, until the bus agrees with carParams
         self.bus_agreed = False      # carState has said canValid at least once
+        self.params_reset = self.params.get("ParamsReset") or {}
+        self.ever_enabled = False
 
     def identity_events(self, CS) -> bool:
         """Whether the car is one we can talk to: not recognised (dashcam), or a bus that never carried what the
@@ -125,10 +132,28 @@ class SelfdriveD:
         if sm["longitudinalPlan"].fcw:
             ev.add("fcw")
         ds = sm["deviceState"]
-        if sm.seen["deviceState"] and ds.freeSpacePercent < MIN_FREE_SPACE_PERC:
-            ev.add("lowDiskSpace")
         if str(ds.thermalStatus) in ("red", "danger"):
             ev.add("overheat")
+        self.storage_events()
+
+    def storage_events(self) -> None:
+        """One alert for storage, the worst of: loggerd stopped, a store not writable, our own params writes
+        failing; else low free space. None of it disengages (driving needs no disk)."""
+        sm = self.sm
+        fault = None
+        if sm.seen["loggerState"] and not sm["loggerState"].writing:
+            fault = ("Logging Stopped", sm["loggerState"].error)
+        elif bad := [st for st in sm["deviceState"].storage if not st.writable] if sm.seen["deviceState"] else []:
+            fault = ("Logging Stopped" if bad[0].name == "routes" else "Settings Not Saved", bad[0].error)
+        elif self.params.failing:
+            fault = ("Settings Not Saved", next(iter(self.params.failing.values())))
+        if fault is not None:
+            what, why = fault
+            self.events.add("storageFault", what=what, why="Disk Full" if "No space" in why else why or "Write Failed")
+        elif sm.seen["deviceState"] and sm["deviceState"].freeSpacePercent < MIN_FREE_SPACE_PERC:
+            self.events.add("lowDiskSpace", percent=int(sm["deviceState"].freeSpacePercent))
+        if self.params_reset and not self.ever_enabled:
+            self.events.add("paramsReset", keys=", ".join(sorted(self.params_reset)))
 
     def step(self, now: float) -> None:
         CS = self.sm["carState"]
@@ -144,12 +169,13 @@ class SelfdriveD:
             self.personality = personality_name(self.params.get("LongitudinalPersonality"))
             self.experimental = bool(self.params.get("ExperimentalMode"))
         if self.state.enabled != self.was_enabled:
-            self.params.put("IsEngaged", self.state.enabled)
+            self.params.put_nonblocking("IsEngaged", self.state.enabled)  # never a disk wait in the 100 Hz loop
             self.was_enabled = self.state.enabled
+            self.ever_enabled |= self.state.enabled
 
     def publish(self) -> None:
         # our stricter freshness rule (commIssue) counts too: an input late enough to disengage us is not valid
-        valid = self.sm.all_checks() and "commIssue" not in self.events
+        valid = self.sm.all_checks(list(CHECKED)) and "commIssue" not in self.events
         msg = messaging.new_message("selfdriveState", valid=valid)
         ss = msg.selfdriveState
         ss.state = self.state.state.value

@@ -23,6 +23,11 @@ def fill(msg, service: str, frame: int) -> None:
     elif service == "deviceState":
         ds = msg.deviceState
         ds.started, ds.freeSpacePercent, ds.thermalStatus, ds.maxTempC = True, 50.0, "green", 50.0
+        for st, name in zip(ds.init("storage", 2), ("params", "routes"), strict=True):
+            st.name, st.freeSpacePercent, st.freeBytes, st.writable = name, 50.0, 10**10, True
+    elif service == "loggerState":
+        ls = msg.loggerState
+        ls.route, ls.writing = "2026-12-05--12-00-00", True
     elif service == "carState":
         cs = msg.carState
         cs.vEgo, cs.vEgoRaw, cs.canValid, cs.gearShifter = 20.0, 20.0, True, "drive"

@@ -62,12 +62,14 @@ class TestEngage:
         assert [e.name for e in ev] == ["cruiseEngaged"] and ev[0].enable
         h.cycle()
         assert len(h.d.pm.last("onroadEvents").onroadEvents) == 0  # sent on change: the edge is gone
+        assert h.d.params.wait_written(10)
         assert Params().get("IsEngaged") is True
 
     def test_car_cruise_off_disengages(self, h):
         h.engage()
         h.cruise = False
         assert h.cycle().selfdriveState.alertType == "cruiseDisengaged/userDisable"
+        assert h.d.params.wait_written(10)
         assert Params().get("IsEngaged") is False
 
     def test_gas_is_an_override_not_a_disengagement(self, h):
@@ -97,7 +99,6 @@ class TestNoEntry:
         ("liveCalibration", {"calStatus": "uncalibrated", "calPerc": 40}, "calibrationIncomplete",
          "Calibration in Progress"),
         ("liveCalibration", {"calStatus": "invalid"}, "calibrationInvalid", "Calibration Invalid"),
-        ("deviceState", {"freeSpacePercent": 2.0}, "lowDiskSpace", "Out of Storage"),
         ("deviceState", {"thermalStatus": "red"}, "overheat", "System Overheated"),
         ("modelV2", {"frameDropPerc": 50.0}, "modeldLagging", "Driving Model Lagging"),
         ("carState", {"canValid": False}, "canError", "CAN Error: Check Connections"),
@@ -219,3 +220,52 @@ class TestWhileEngaged:
             if s.state == "disabled":
                 break
         assert s.alertType == "carStateStale/immediateDisable" and h.feeder.t - t0 <= 0.12
+
+
+class TestStorage:
+    """A full disk is one permanent alert and never a disengagement; corrupt saved data is named."""
+
+    def test_logging_stopped_is_one_alert_and_the_drive_goes_on(self, h):
+        assert h.engage().selfdriveState.enabled
+        h.edit("loggerState", set_fields(writing=False, error="No space left on device"))
+        s = h.cycle(300).selfdriveState
+        assert s.enabled and s.state == "enabled"
+        assert s.alertType == "storageFault/permanent"
+        assert (s.alertText1, s.alertText2) == ("Logging Stopped: Disk Full", "Driving Continues; Free Up Space")
+        h.edit("loggerState", set_fields(writing=True, error=""))
+        assert h.cycle(100).selfdriveState.alertType == ""
+
+    def test_an_unwritable_params_store_is_named(self, h):
+        def full_params(msg):
+            msg.deviceState.storage[0].writable = False
+            msg.deviceState.storage[0].error = "Read-only file system"
+        h.edit("deviceState", full_params)
+        s = h.engage().selfdriveState
+        assert s.enabled
+        s = h.cycle(300).selfdriveState  # once the engagement's own alert is gone
+        assert s.alertText1 == "Settings Not Saved: Read-only file system"
+
+    def test_our_own_failed_writes_alert_and_do_not_stop_the_loop(self, h, monkeypatch):
+        import errno
+
+        def put(key, value):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        monkeypatch.setattr(h.d.params, "put", put)
+        assert h.engage().selfdriveState.enabled  # IsEngaged cannot be stored: engaged all the same
+        assert h.d.params.wait_written(10)
+        s = h.cycle(300).selfdriveState
+        assert s.enabled and s.alertText1 == "Settings Not Saved: Disk Full"
+
+    def test_low_space_warns_but_does_not_refuse_engagement(self, h):
+        h.edit("deviceState", set_fields(freeSpacePercent=2.0))
+        s = h.engage().selfdriveState
+        assert s.enabled
+        assert h.cycle(300).selfdriveState.alertText1 == "Low on Storage: 2% Free"
+
+    def test_corrupt_saved_data_is_named_until_the_first_engagement(self):
+        Params().put("ParamsReset", {"CalibrationParams": "valid_blocks is not a count: inf"})
+        h = Harness()
+        s = h.cycle(150).selfdriveState
+        assert s.alertType == "paramsReset/permanent" and s.alertText2 == "Reset to Default: CalibrationParams"
+        assert h.engage().selfdriveState.enabled
+        assert h.cycle(100).selfdriveState.alertType == ""
