@@ -1,12 +1,17 @@
 """loggerd: records every logged service into a route of rlog/qlog segments (see route_writer.py).
 
 One loop at 20 Hz drains every socket that has data and hands the raw bytes to the RouteWriter. A
-message is written exactly as received: loggerd checks only its framing header (cheap) so one bad
-message can never make the rest of a file unsplittable, and never parses it. Which service a
-message belongs to comes from the socket it arrived on.
+message is written exactly as received, never parsed: loggerd checks only its framing header and its
+union tag (both read straight from the bytes, cheap), so one bad message can never make the rest of a
+file unsplittable and a message published on the wrong socket is never recorded as that service.
+Refused messages are counted (loggerState) and logged on the 1st, 2nd, 4th... of each kind.
 
-The route name goes to `<run_dir>/current_route` (and the log) so other processes and tests find it;
-a clean exit removes that file.
+The route is the run's: the manager reserves its name and passes it in ROADPILOT_ROUTE, so a restarted
+loggerd continues it (route_writer.py). Without it, each start records a fresh route. The name also
+goes to `<run_dir>/current_route` (and the log) so other processes and tests find it; a clean exit
+removes that file.
+A full or failing disk stops writing, never loggerd: it keeps draining, counts what it cannot write,
+says so in loggerState (at 1 Hz, and at once when `writing` changes) and retries with a new segment.
 SIGTERM/SIGINT flush and close the files; SIGKILL loses at most the last flush period (~0.5 s).
 """
 
@@ -23,11 +28,18 @@ from cereal.messaging.endpoints import run_dir
 from cereal.services import SERVICES
 from common.paths import routes_dir
 from common.swaglog import cloudlog, cloudlog_bind
-from selfdrive.loggerd.framing import is_one_message
-from selfdrive.loggerd.route_writer import RouteWriter
+from selfdrive.loggerd.framing import event_which, is_one_message
+from selfdrive.loggerd.route_writer import ROUTE_ENV, RouteWriter, check_route_name
 
 DT = 0.05                 # loop period: batches ~5 messages per 100 Hz service per wake-up, keeps CPU low
 DEFAULT_SEGMENT_SECONDS = 60.0
+STATE_PERIOD = 1.0 / SERVICES["loggerState"].frequency
+# why a message was not recorded -> what the log says (1st, 2nd, 4th... of each)
+DROP_REASONS = {
+    "malformed": "malformed message not logged",
+    "wrongService": "message on the wrong service not logged",
+    "notWriting": "message not logged: writing stopped",
+}
 
 
 def logged_services() -> dict:
@@ -45,8 +57,9 @@ def publish_route_name(name: str) -> str:
 
 
 class Loggerd:
-    def __init__(self, segment_seconds: float):
+    def __init__(self, segment_seconds: float, route: str | None = None):
         self.services = logged_services()
+        self.pm = messaging.PubMaster(["loggerState"])
         # Plain (not conflated) sockets: every message counts. SubMaster would parse each one; we need not.
         self.socks = {s: messaging.sub_sock(s) for s in self.services}
         self.poller = zmq.Poller()
@@ -54,9 +67,11 @@ class Loggerd:
         for sock in self.socks.values():
             self.poller.register(sock.sock, zmq.POLLIN)
             self.by_zmq[sock.sock] = sock
-        self.writer = RouteWriter(routes_dir(), self.services, segment_seconds, time.monotonic())
-        self.logged = dict.fromkeys(self.services, 0)
-        self.dropped = dict.fromkeys(self.services, 0)
+        self.writer = RouteWriter(routes_dir(), self.services, segment_seconds, time.monotonic(), name=route)
+        self.accepted = 0
+        self.dropped = dict.fromkeys(DROP_REASONS, 0)
+        self.state_writing: bool | None = None   # `writing` as last published
+        self.next_state = 0.0
         self.stop = False
 
     def drain(self) -> None:
@@ -66,17 +81,41 @@ class Loggerd:
                 dat = sock.receive(0)
                 if dat is None:
                     break
-                if is_one_message(dat):
-                    self.writer.log(sock.service, dat)
-                    self.logged[sock.service] += 1
-                else:
-                    self.drop(sock.service, dat)
+                self.record(sock.service, dat)
 
-    def drop(self, service: str, dat: bytes) -> None:
-        n = self.dropped[service] = self.dropped[service] + 1
+    def record(self, service: str, dat: bytes) -> None:
+        if not is_one_message(dat):
+            self.drop("malformed", service, dat)
+            return
+        which = event_which(dat)
+        if which != service:
+            self.drop("malformed" if which is None else "wrongService", service, dat, which)
+        elif self.writer.log(service, dat):
+            self.accepted += 1
+        else:
+            self.drop("notWriting", service, dat)
+
+    def drop(self, reason: str, service: str, dat: bytes, which: str | None = None) -> None:
+        n = self.dropped[reason] = self.dropped[reason] + 1
         if n & (n - 1) == 0:  # 1st, 2nd, 4th... drop: visible without flooding the log
-            cloudlog.warning("malformed message not logged", extra={"service": service, "bytes": len(dat),
-                                                                     "dropped_total": n})
+            extra = {"service": service, "bytes": len(dat), "dropped_total": n}
+            if which is not None:
+                extra["which"] = which
+            cloudlog.warning(DROP_REASONS[reason], extra=extra)
+
+    def publish_state(self, now: float) -> None:
+        w = self.writer
+        if w.writing == self.state_writing and now < self.next_state:
+            return
+        msg = messaging.new_message("loggerState")
+        ls = msg.loggerState
+        ls.route, ls.segment, ls.writing, ls.error = w.name, w.segment, w.writing, w.error
+        ls.writeErrors, ls.bytesWritten = w.write_errors, w.bytes_written
+        ls.logged = self.accepted - w.lost  # a message in a frame that failed to write was not recorded after all
+        ls.dropped = sum(self.dropped.values()) + w.lost
+        ls.wrongService = self.dropped["wrongService"]
+        self.pm.send("loggerState", msg)
+        self.state_writing, self.next_state = w.writing, now + STATE_PERIOD
 
     def run(self) -> None:
         next_t = time.monotonic()
@@ -84,14 +123,17 @@ class Loggerd:
             self.drain()
             now = time.monotonic()
             self.writer.update(now)
+            self.publish_state(now)
             next_t += DT
             if next_t < now:
                 next_t = now  # fell behind (disk stall): don't spin to catch up
             time.sleep(max(0.0, next_t - now))
         self.drain()  # what arrived since the last wake-up still belongs to the route
         self.writer.close()
-        cloudlog.info("loggerd exiting", extra={"route": self.writer.name, "logged": sum(self.logged.values()),
-                                                "dropped": {s: n for s, n in self.dropped.items() if n}})
+        self.pm.close()
+        cloudlog.info("loggerd exiting", extra={"route": self.writer.name, "logged": self.accepted - self.writer.lost,
+                                                "lost_to_write_errors": self.writer.lost,
+                                                "dropped": {r: n for r, n in self.dropped.items() if n}})
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -99,16 +141,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     default = float(os.environ.get("ROADPILOT_SEGMENT_SECONDS", DEFAULT_SEGMENT_SECONDS))
     p.add_argument("--segment-seconds", type=float, default=default,
                    help=f"segment length (default {DEFAULT_SEGMENT_SECONDS:g}, or $ROADPILOT_SEGMENT_SECONDS)")
+    p.add_argument("--route", default=os.environ.get(ROUTE_ENV) or None,
+                   help=f"record into this route, continuing it if it has segments (default ${ROUTE_ENV}; "
+                        "none: a fresh route)")
     args = p.parse_args(argv)
     if args.segment_seconds <= 0:
         p.error("--segment-seconds must be positive")
+    if args.route is not None:
+        try:
+            check_route_name(args.route)
+        except ValueError as e:
+            p.error(f"--route / ${ROUTE_ENV}: {e}")
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
     cloudlog_bind(name="loggerd")
     args = parse_args(argv)
-    d = Loggerd(args.segment_seconds)
+    d = Loggerd(args.segment_seconds, args.route)
 
     def on_signal(signum, frame):
         d.stop = True
@@ -116,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     current = publish_route_name(d.writer.name)
-    cloudlog.info("route started", extra={"route": d.writer.name, "path": d.writer.path,
+    cloudlog.info("route started", extra={"route": d.writer.name, "path": d.writer.path, "segment": d.writer.segment,
                                           "segment_seconds": args.segment_seconds})
     d.run()
     with contextlib.suppress(FileNotFoundError):
