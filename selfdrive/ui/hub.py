@@ -59,7 +59,7 @@ class Client:
         True when it was understood."""
         try:
             obj = json.loads(msg)
-        except (ValueError, TypeError):  # not JSON, not text, not UTF-8
+        except (ValueError, TypeError, RecursionError):  # not JSON, not text, not UTF-8, nested deeper than json parses
             obj = None
         t = obj.get("t") if isinstance(obj, dict) and obj.get("type") == "ping" else None
         if not isinstance(t, int | float) or isinstance(t, bool) or not math.isfinite(t):

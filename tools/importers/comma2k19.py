@@ -15,19 +15,30 @@ bytes are always zero stays short). Both counts are stored in route.json with th
 The data itself is never copied into the repository: the route goes under routes_dir() ($ROADPILOT_DATA).
 """
 
-import argparse
+import math
 import os
+import shutil
 import sys
 from collections import defaultdict
 
 import numpy as np
 
 from cereal import messaging
-from tools.lib.make_route import RouteExists, write_route
+from common.paths import routes_dir
+from hardware.can_backends import MAX_BUS, MAX_EXT_ADDRESS
+from tools.lib.logreader import ToolArgumentParser, finite_float
+from tools.lib.make_route import write_route
 
 BATCH_S = 0.01        # canbridged publishes one `can` message per 10 ms
 SENT_OFFSET = 128     # 128 + n: frames the assistant sent on bus n
+# A comma2k19 segment is one minute. Times spread over more than an hour are broken (one far-off timestamp), and
+# every 10 ms window of the span would become a message: refused instead of written for hours.
+MAX_SPAN_S = 3600.0
+MAX_TIME_S = 2**64 / 1e9 - MAX_SPAN_S  # logMonoTime is a u64 of ns
 RAW_CAN = os.path.join("processed_log", "CAN", "raw_can")
+# raw_can's arrays: (file, NumPy dtype kinds it may have, what that is)
+COLUMNS = (("t", "fiu", "numbers (seconds)"), ("src", "iu", "integers (buses)"),
+           ("address", "iu", "integers (CAN addresses)"), ("data", "S", "S8 payloads"))
 DEFAULT_CAR = "TOYOTA_RAV4"
 
 
@@ -43,9 +54,33 @@ def _load(path: str) -> np.ndarray:
         raise SourceError(f"{path}: not a readable NumPy array ({e})") from None
 
 
+def _column(path: str, arr: np.ndarray, kinds: str, what: str) -> np.ndarray:
+    """`arr` as the column it must be: one value per frame, (n,) or (n, 1), of a dtype kind in `kinds`."""
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr.reshape(-1)
+    if arr.ndim != 1:
+        raise SourceError(f"{path}: expected one value per frame (shape (n,)), got shape {arr.shape}")
+    if arr.dtype.kind not in kinds:
+        raise SourceError(f"{path}: expected {what}, got {arr.dtype}")
+    return arr
+
+
+def _check_ranges(d: str, t: np.ndarray, bus: np.ndarray, address: np.ndarray) -> None:
+    if not np.isfinite(t).all() or t.min() < 0 or t.max() > MAX_TIME_S:
+        raise SourceError(f"{d}/t: times must be finite seconds from 0 to {MAX_TIME_S:.4g}")
+    if float(t.max()) - float(t.min()) > MAX_SPAN_S:
+        raise SourceError(f"{d}/t: times span {float(t.max()) - float(t.min()):.6g} s ({float(t.min()):.6g} to "
+                          f"{float(t.max()):.6g}); a comma2k19 segment is a minute, at most {MAX_SPAN_S:g} s is taken")
+    if bus.min() < 0 or bus.max() > SENT_OFFSET + MAX_BUS:
+        raise SourceError(f"{d}/src: bus numbers must be 0 to {SENT_OFFSET + MAX_BUS}, got {bus.min()} to {bus.max()}")
+    if address.min() < 0 or address.max() > MAX_EXT_ADDRESS:
+        raise SourceError(f"{d}/address: CAN addresses must be 0 to {MAX_EXT_ADDRESS:#x}, "
+                          f"got {address.min()} to {address.max()}")
+
+
 def raw_can_dir(src: str) -> str:
     for d in (src, os.path.join(src, RAW_CAN)):
-        if all(os.path.isfile(os.path.join(d, n)) for n in ("t", "src", "address", "data")):
+        if all(os.path.isfile(os.path.join(d, name)) for name, _, _ in COLUMNS):
             return d
     raise SourceError(f"{src}: no comma2k19 CAN here (expected {RAW_CAN}/{{t,src,address,data}})")
 
@@ -69,15 +104,19 @@ def dbc_lengths(car: str) -> dict[int, dict[int, int]]:
 def load_frames(src: str, car: str = DEFAULT_CAR) -> tuple[np.ndarray, list[tuple[int, bytes, int]], dict]:
     """(times s, frames (address, data, bus) in time order, stats) with lengths restored as the doc says."""
     d = raw_can_dir(src)
-    t, bus, address, data = (_load(os.path.join(d, n)) for n in ("t", "src", "address", "data"))
-    t, bus, address = t.reshape(-1), bus.reshape(-1), address.reshape(-1)
+    columns = []
+    for name, kinds, what in COLUMNS:
+        path = os.path.join(d, name)
+        columns.append(_column(path, _load(path), kinds, what))
+    t, bus, address, data = columns
     if not (len(t) == len(bus) == len(address) == len(data)):
         raise SourceError(f"{d}: t/src/address/data have different lengths "
                            f"({len(t)}, {len(bus)}, {len(address)}, {len(data)})")
     if len(t) == 0:
         raise SourceError(f"{d}: no frames")
-    if data.dtype.kind != "S" or data.dtype.itemsize > 8 or not np.isfinite(t).all():
-        raise SourceError(f"{d}: expected S8 payloads and finite times, got {data.dtype} payloads")
+    if data.dtype.itemsize > 8:
+        raise SourceError(f"{d}/data: expected S8 payloads, got {data.dtype} payloads")
+    _check_ranges(d, t, bus, address)
     order = np.argsort(t, kind="stable")
     raw8 = data.astype("S8").view(np.uint8).reshape(-1, 8)
     stored = [bytes(x) for x in data.tolist()]  # reading an S8 element drops its trailing zeros
@@ -119,26 +158,41 @@ def can_messages(t: np.ndarray, frames: list[tuple[int, bytes, int]]):
 
 def import_route(src: str, name: str | None = None, car: str = DEFAULT_CAR, segment_seconds: float = 60.0,
                  overwrite: bool = False) -> str:
-    """Converts the comma2k19 segment at `src` into route `name` (default: the folder's name); returns its path."""
+    """Converts the comma2k19 segment at `src` into route `name` (default: the folder's name); returns its path.
+    Raises SourceError (bad source or arguments), RouteExists; a failed import leaves no route folder behind."""
+    if not BATCH_S <= segment_seconds < math.inf:
+        raise SourceError(f"segment seconds must be finite and at least one {BATCH_S:g} s window, "
+                          f"got {segment_seconds}")
     t, frames, stats = load_frames(src, car)
     name = name or os.path.basename(os.path.abspath(src).rstrip("/"))
     meta = {"importer": "comma2k19", "source": os.path.abspath(src), "car": car, **stats}
-    return write_route(can_messages(t, frames), name, segment_seconds, meta, overwrite)
+    path = os.path.normpath(os.path.join(routes_dir(), name))
+    # what a failure may remove: only a folder right under routes_dir() (a name write_route refuses, "..", may point
+    # elsewhere) that this import creates or was asked to replace, never a route that is there and not ours
+    ours = os.path.dirname(path) == os.path.normpath(routes_dir()) and (overwrite or not os.path.exists(path))
+    try:
+        return write_route(can_messages(t, frames), name, segment_seconds, meta, overwrite)
+    except BaseException:
+        if ours:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.importers.comma2k19", description=__doc__.splitlines()[0])
+    """Exit status 0: imported (the route's path on stdout); 2: refused, one line on stderr, no route written."""
+    ap = ToolArgumentParser(prog="python -m tools.importers.comma2k19", description=__doc__.splitlines()[0])
     ap.add_argument("source", help="a comma2k19 segment folder (with processed_log/CAN/raw_can) or raw_can itself")
     ap.add_argument("--name", default=None, help="route name (default: the source folder's name)")
     ap.add_argument("--car", default=DEFAULT_CAR, help=f"opendbc platform whose DBCs restore lengths ({DEFAULT_CAR})")
-    ap.add_argument("--segment-seconds", type=float, default=60.0, help="segment length (default 60, as loggerd)")
+    ap.add_argument("--segment-seconds", type=finite_float, default=60.0,
+                    help="segment length (default 60, as loggerd)")
     ap.add_argument("--force", action="store_true", help="replace the route when it exists")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         path = import_route(args.source, args.name, args.car, args.segment_seconds, args.force)
-    except (SourceError, RouteExists, ValueError) as e:
+    except (ValueError, OSError) as e:  # SourceError, a bad name, RouteExists, an unwritable data folder
         print(f"comma2k19 import: {e}", file=sys.stderr)
-        return 1
+        return 2
     print(path)
     return 0
 

@@ -50,11 +50,24 @@ class Route:
     def meta(self) -> dict:
         """What loggerd wrote about the route (route.json); {} when it is missing or unreadable."""
         try:
-            with open(os.path.join(self.path, "route.json")) as f:
-                meta = json.load(f)
-        except (OSError, ValueError):
+            return self.read_meta()
+        except RouteError:
             return {}
-        return meta if isinstance(meta, dict) else {}
+
+    def read_meta(self) -> dict:
+        """route.json; {} when the route has none (made by hand), RouteError when it is there but unreadable: a tool
+        that acts on what the route recorded (how its daemons were paced) must not guess instead."""
+        path = os.path.join(self.path, "route.json")
+        try:
+            with open(path, "rb") as f:
+                meta = json.load(f)
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, RecursionError) as e:  # RecursionError: JSON nested deeper than Python recurses
+            raise RouteError(f"{path}: unreadable ({type(e).__name__}: {str(e)[:200]})") from None
+        if not isinstance(meta, dict):
+            raise RouteError(f"{path}: unreadable (a JSON {type(meta).__name__}, not an object)")
+        return meta
 
     def select(self, selector: str | None = None) -> list[Segment]:
         """The segments a selector names: None (all), "3", "-1", "2:4", "2:", ":4". Raises RouteError."""

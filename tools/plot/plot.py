@@ -10,7 +10,6 @@ ROUTE is anything LogReader opens: a route name, `name/2:4`, a folder or a log f
 Draws with matplotlib's Agg backend (no display needed).
 """
 
-import argparse
 import re
 import sys
 from collections.abc import Sequence
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 import capnp
 import numpy as np
 
-from tools.lib.logreader import LogError, LogReader
+from tools.lib.logreader import LogError, LogReader, ToolArgumentParser, output_file
 
 _STEP_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[-?\d+\])*)$")
 
@@ -134,18 +133,25 @@ def plot(series: Sequence[Series], out: str, title: str = "") -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.plot.plot", description=__doc__.splitlines()[0],
-                                 epilog="fields: service.field[.field][index], e.g. carState.vEgo "
-                                        "modelV2.laneLineProbs[1]")
+    """Exit status 0: the PNG is written; 2: refused (a bad path, source or -o, or a field without messages), one
+    line on stderr and nothing written."""
+    ap = ToolArgumentParser(prog="python -m tools.plot.plot", description=__doc__.splitlines()[0],
+                            epilog="fields: service.field[.field][index], e.g. carState.vEgo modelV2.laneLineProbs[1]")
     ap.add_argument("route", help="route name, name/segments, folder or log file")
     ap.add_argument("fields", nargs="+", help="dotted field paths")
-    ap.add_argument("-o", "--out", default="plot.png", help="PNG to write (default plot.png)")
+    ap.add_argument("-o", "--out", type=output_file(".png"), default="plot.png",
+                    help="PNG to write, in a folder that exists (default plot.png)")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         series, lr = read_series(args.route, args.fields)
     except (FieldError, LogError) as e:
         print(f"plot: {e}", file=sys.stderr)
-        return 1
+        return 2
+    empty = [s.path for s in series if not len(s.t)]
+    if empty:  # an empty panel looks like a flat signal at a glance: say so instead
+        print(f"plot: no messages in {args.route} for {', '.join(p.text for p in empty)} "
+              f"(no {', '.join(sorted({p.service for p in empty}))}); nothing written", file=sys.stderr)
+        return 2
     for path, what in lr.problems:
         print(f"plot: problem in {path}: {what}", file=sys.stderr)
     for s in series:

@@ -10,7 +10,6 @@ Geometry: liveCalibration's camera angles (the latest before each frame) and the
 intrinsics (common/transformations/camera.py). Encoded with PyAV's libx264.
 """
 
-import argparse
 import os
 import sys
 from fractions import Fraction
@@ -21,7 +20,7 @@ import numpy as np
 
 from common.transformations.camera import CameraModel, calibrated_camera, project_car_points
 from tools.lib.framereader import FrameReader, frame_locations
-from tools.lib.logreader import LogError, LogReader
+from tools.lib.logreader import LogError, LogReader, ToolArgumentParser, finite_float, output_file
 
 FPS = 20
 STATE_SERVICES = ("carState", "selfdriveState", "modelV2", "liveCalibration", "roadEncodeIdx", "roadCameraState")
@@ -159,20 +158,28 @@ class Renderer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.render.render", description=__doc__.splitlines()[0])
+    """Exit status 0: the mp4 is written; 2: refused (a bad source, -o or time range), one line on stderr; 1: the
+    mp4 could not be written."""
+    ap = ToolArgumentParser(prog="python -m tools.render.render", description=__doc__.splitlines()[0])
     ap.add_argument("route", help="route name, name/segments, folder or log file")
-    ap.add_argument("-o", "--out", default="render.mp4", help="mp4 to write (default render.mp4)")
-    ap.add_argument("--start", type=float, default=0.0, help="seconds into the route")
-    ap.add_argument("--seconds", type=float, default=None, help="how much to render (default: to the end)")
-    ap.add_argument("--scale", type=float, default=1.0, help="output size relative to the camera (default 1)")
+    ap.add_argument("-o", "--out", type=output_file(".mp4"), default="render.mp4",
+                    help="mp4 to write, in a folder that exists (default render.mp4)")
+    ap.add_argument("--start", type=finite_float, default=0.0, help="seconds into the route")
+    ap.add_argument("--seconds", type=finite_float, default=None, help="how much to render (default: to the end)")
+    ap.add_argument("--scale", type=finite_float, default=1.0, help="output size relative to the camera (default 1)")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     if not 0.1 <= args.scale <= 2.0:
         ap.error("--scale must be 0.1 to 2")
+    if args.seconds is not None and not args.seconds > 0:
+        ap.error("--seconds must be positive")
     try:
         r = Renderer(args.route, args.scale)
         n = r.render(args.out, args.start, args.seconds)
     except LogError as e:
         print(f"render: {e}", file=sys.stderr)
+        return 2
+    except (OSError, av.error.FFmpegError) as e:  # the disk, not the input: a full disk, a folder gone meanwhile
+        print(f"render: cannot write {args.out}: {e}", file=sys.stderr)
         return 1
     for path, what in r.lr.problems:
         print(f"render: problem in {path}: {what}", file=sys.stderr)

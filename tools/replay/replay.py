@@ -19,6 +19,7 @@ services those daemons publish are then not replayed (they come from the new cod
 
 import argparse
 import bisect
+import math
 import os
 import select
 import shlex
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from cereal import messaging
 from cereal.services import SERVICES
 from common.swaglog import cloudlog, cloudlog_bind
-from tools.lib.logreader import LogError, LogReader
+from tools.lib.logreader import LogError, LogReader, ToolArgumentParser, finite_float
 
 MIN_SPEED, MAX_SPEED = 0.1, 10.0
 SEEK_STEP_S = 10.0
@@ -148,6 +149,8 @@ class Replay:
         return self.anchor_rec + int((self.clock() - self.anchor_real) * self.speed * 1e9)
 
     def set_speed(self, speed: float) -> None:
+        if math.isnan(speed):
+            raise ValueError("speed must be a number")
         pos = self.position()
         self.speed = min(MAX_SPEED, max(MIN_SPEED, speed))
         self.anchor_rec, self.anchor_real = pos, self.clock()
@@ -161,6 +164,10 @@ class Replay:
         self.anchor_rec, self.anchor_real = pos, self.clock()
 
     def seek(self, seconds: float, relative: bool = False) -> None:
+        """To `seconds` into the route (from now when `relative`), held to its start and end. ValueError for nan/inf:
+        a typed `seek +inf` is an error line, not the end of the replay."""
+        if not math.isfinite(seconds):
+            raise ValueError(f"seek needs a finite number of seconds, got {seconds}")
         base = self.position() if relative else self.t0
         self._anchor(min(self.t_end, max(self.t0, base + int(seconds * 1e9))))
         self.done = False
@@ -307,12 +314,12 @@ def speed_arg(s: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="roadpilot replay", description=__doc__.splitlines()[0],
-                                 epilog="keys: space pause, left/right -/+10 s, e/d/a next engage/disengage/alert, "
-                                        "+/- speed, q quit", formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ToolArgumentParser(prog="roadpilot replay", description=__doc__.splitlines()[0],
+                            epilog="keys: space pause, left/right -/+10 s, e/d/a next engage/disengage/alert, "
+                                   "+/- speed, q quit", formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("route", help="route name, name/segments (e.g. name/2:4), folder or log file")
     ap.add_argument("--speed", type=speed_arg, default=1.0, help="playback speed, 0.1 to 10 (default 1)")
-    ap.add_argument("--start", type=float, default=0.0, help="start this many seconds into the route")
+    ap.add_argument("--start", type=finite_float, default=0.0, help="start this many seconds into the route")
     ap.add_argument("--allow", type=services_arg, default=None, help="replay only these services (a,b,c)")
     ap.add_argument("--block", type=services_arg, default=set(), help="never replay these services")
     ap.add_argument("--loop", action="store_true", help="start over at the end")

@@ -23,7 +23,6 @@ with the route) solves to other answers within the solver's own tolerance (3e-4)
 99.4% (it names nothing it used yet).
 """
 
-import argparse
 import sys
 from dataclasses import dataclass, field
 
@@ -33,7 +32,7 @@ from cereal import messaging
 from common.realtime import SIM_LOCKSTEP_ENV
 from tests.process_replay.compare import field_diffs
 from tests.process_replay.process_replay import config, declared, replay
-from tools.lib.logreader import LogError, LogReader
+from tools.lib.logreader import LogError, LogReader, ToolArgumentParser, finite_float
 from tools.lib.route import route_of
 
 PAIR_WINDOW_NS = 5_000_000   # a recorded output this soon after the replayed one's input time answered that input
@@ -80,11 +79,16 @@ class Rerun:
 def rerun(route: str, daemon: str = "controlsd", tolerance: float = 0.01, log_path: str | None = None,
           env: dict[str, str] | None = None) -> Rerun:
     """Replays `daemon` over `route` (`env`: extra environment for the daemon); LogError when the route holds none
-    of its inputs."""
+    of its inputs, RouteError when its route.json is there but unreadable."""
     cfg = config(daemon)
     reads, writes = declared(cfg.module)
     if not reads or not writes:
         raise ValueError(f"{cfg.module} does not declare the services it reads and publishes")
+    # paced as the live daemon was: under a lockstep simulator it waited for its input instead of running cycles
+    # of its own when the input was late in wall time (common.realtime.input_wait_s; loggerd notes it in route.json).
+    # Read before the logs: a route.json that cannot say how is a refusal, not a guess.
+    r = route_of(route)
+    lockstep = bool(r is not None and r.read_meta().get("sim_lockstep"))
     inputs, recorded = [], {}  # inputs: (service, logMonoTime, Event bytes)
     for ev in LogReader(route):  # logMonoTime order: the daemons' own clock (a lockstep simState is not fed)
         s = ev.which()
@@ -96,10 +100,6 @@ def rerun(route: str, daemon: str = "controlsd", tolerance: float = 0.01, log_pa
         raise LogError(f"{route}: none of {daemon}'s inputs ({', '.join(sorted(reads))}) are in it")
     if daemon in USED_INPUTS:
         inputs = as_used(inputs, recorded, *USED_INPUTS[daemon])
-    # paced as the live daemon was: under a lockstep simulator it waited for its input instead of running cycles
-    # of its own when the input was late in wall time (common.realtime.input_wait_s; loggerd notes it in route.json)
-    r = route_of(route)
-    lockstep = bool(r is not None and r.meta().get("sim_lockstep"))
     env = {SIM_LOCKSTEP_ENV: "1" if lockstep else "0", **(env or {})}
     result = replay(cfg, [d for _, _, d in inputs], env=env, log_path=log_path)
     out = Rerun(daemon, len(inputs))
@@ -180,10 +180,11 @@ def _same(a, b, tol: float) -> tuple[bool, tuple[str, float] | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.replay.rerun", description=__doc__.splitlines()[0])
+    ap = ToolArgumentParser(prog="python -m tools.replay.rerun", description=__doc__.splitlines()[0])
     ap.add_argument("route", help="route folder, segment or log file")
     ap.add_argument("--daemon", default="controlsd", help="card, plannerd, controlsd or selfdrived")
-    ap.add_argument("--tolerance", type=float, default=0.01, help="float tolerance (absolute below 1, else relative)")
+    ap.add_argument("--tolerance", type=finite_float, default=0.01,
+                    help="float tolerance (absolute below 1, else relative)")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         r = rerun(args.route, args.daemon, args.tolerance)

@@ -108,6 +108,7 @@ class TestInput:
         '{"type": "ping", "t": "1"}', '{"type": "ping", "t": NaN}', '{"type": "ping", "t": Infinity}',
         '{"type": "ping", "t": true}', '{"type": "ping", "t": [1]}', '{"type": ["ping"], "t": 1}',
         b"\x00\xff\xfe garbage", b"\xc3\x28", b'{"type": "ping", "t": 1}\xff', "\ud800",
+        "[" * 2000 + "]" * 2000, '{"a":' * 2000 + "1" + "}" * 2000, "[" * 100_000,  # deeper than json recurses
     ])
     def test_malformed_input_is_counted_and_ignored(self, msg):
         async def run():

@@ -142,7 +142,7 @@ class TestStream:
             before = len(good.frame_ids)
             for msg in ("not json", "{", "[1]", "null", '{"type":"ping"}', '{"type":"ping","t":"x"}',
                         '{"type":"ping","t":NaN}', '{"type":"hack","t":1}', b"\x00\xffgarbage", b"\xc3\x28",
-                        "\u00e9" * 100):
+                        "\u00e9" * 100, "[" * 2000 + "]" * 2000):  # the last: deeper than json recurses
                 bad.ws.send(msg)
             bad.ws.send('{"type":"ping","t":7}')  # after all that, the bad page itself still works
             bad.wait(lambda: {"type": "pong", "t": 7} in bad.texts, "the pong after the garbage")

@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from common.paths import routes_dir
 from selfdrive.car.tests.helpers import DATA, SKIP_REASON, car_logic_for, have_data, load_npy
 from tools.importers import comma2k19
 from tools.lib.logreader import LogReader
@@ -82,16 +83,17 @@ class TestRealRav4Import:
         assert comma2k19.main([str(DATA), "--name", "r"]) == 0
         path = capsys.readouterr().out.strip()
         assert route_meta(path)["car"] == "TOYOTA_RAV4" and os.path.isfile(os.path.join(path, "0", "rlog.zst"))
-        assert comma2k19.main([str(DATA), "--name", "r"]) == 1
+        assert comma2k19.main([str(DATA), "--name", "r"]) == 2
         assert "already exists" in capsys.readouterr().err
 
 
-def small_recording(folder, n: int = 250):
-    """A comma2k19-layout folder: SPEED (0xB4, 8 bytes in the DBC) stored with its trailing zeros dropped."""
+def small_recording(folder, n: int = 250, **replace):
+    """A comma2k19-layout folder: SPEED (0xB4, 8 bytes in the DBC) stored with its trailing zeros dropped.
+    `replace`: arrays to write instead of the good ones (t=..., src=..., address=..., data=...)."""
     folder.mkdir(parents=True, exist_ok=True)
     t = 100.0 + 0.004 * np.arange(n)
     arrays = {"t": t, "src": np.array([0, 128] * (n // 2) + [0] * (n % 2)), "address": np.full(n, 0xB4),
-              "data": np.array([bytes([i % 7 + 1, 2, 0, 0])for i in range(n)], dtype="S8")}
+              "data": np.array([bytes([i % 7 + 1, 2, 0, 0])for i in range(n)], dtype="S8"), **replace}
     for name, arr in arrays.items():
         with open(folder / name, "wb") as f:
             np.save(f, arr)
@@ -109,14 +111,14 @@ class TestSmallRecording:
         assert len(evs) == 100  # 250 frames 4 ms apart: 0.996 s -> 100 windows of 10 ms
         assert [len(e.can) for e in evs[:3]] == [3, 2, 3]
         assert {len(c.dat) for e in evs for c in e.can} == {8}  # padded to the DBC length on bus 0 and 128
-        assert comma2k19.main([str(src), "--name", "seg"]) == 1
+        assert comma2k19.main([str(src), "--name", "seg"]) == 2
         assert "already exists" in capsys.readouterr().err
         assert comma2k19.main([str(src), "--name", "seg", "--force"]) == 0
 
 
 class TestBadSources:
     def test_folder_without_can(self, tmp_path, capsys):
-        assert comma2k19.main([str(tmp_path)]) == 1
+        assert comma2k19.main([str(tmp_path)]) == 2
         assert "no comma2k19 CAN here" in capsys.readouterr().err
 
     def test_mismatched_arrays(self, tmp_path):
@@ -147,3 +149,52 @@ class TestBadSources:
         write_route(msgs, "x", root=str(tmp_path))
         with pytest.raises(RouteExists):
             write_route(msgs, "x", root=str(tmp_path))
+
+    @pytest.mark.parametrize("replace, why", [
+        ({"src": np.array([0] * 9 + [256])}, "bus numbers must be 0 to 255"),
+        ({"src": np.array([0] * 9 + [-1])}, "bus numbers must be 0 to 255"),
+        ({"address": np.array([0xB4] * 9 + [1 << 32])}, "CAN addresses must be 0 to 0x1fffffff"),
+        ({"address": np.full(10, 0.5)}, "expected integers (CAN addresses), got float64"),
+        ({"t": np.zeros((10, 2))}, "expected one value per frame (shape (n,)), got shape (10, 2)"),
+        ({"src": np.zeros((2, 5), int)}, "got shape (2, 5)"),
+        ({"data": np.array([[b"ab"] * 2] * 10, dtype="S8")}, "got shape (10, 2)"),
+        ({"t": 100.0 + np.r_[np.arange(9) * 0.01, 1e7]}, "times span 1e+07 s"),
+        ({"t": np.r_[np.arange(9.0), np.inf]}, "times must be finite"),
+        ({"t": np.arange(10.0) - 5}, "times must be finite seconds from 0"),
+    ])
+    def test_bad_values_are_refused_and_no_route_is_left(self, tmp_path, capsys, replace, why):
+        src = small_recording(tmp_path / "seg", 10, **replace)
+        assert comma2k19.main([str(src), "--name", "bad"]) == 2
+        err = capsys.readouterr().err
+        assert why in err and len(err.splitlines()) == 1
+        assert not os.path.exists(os.path.join(routes_dir(), "bad"))
+
+    def test_a_column_stored_as_n_by_1_is_read(self, tmp_path):
+        src = small_recording(tmp_path / "seg", 10, t=(100.0 + 0.004 * np.arange(10)).reshape(-1, 1))
+        assert len(comma2k19.load_frames(str(src))[1]) == 10
+
+    @pytest.mark.parametrize("seconds", [1e-12, 0.0, -1.0, float("inf"), float("nan")])
+    def test_segment_seconds_must_be_finite_and_hold_a_window(self, tmp_path, seconds):
+        src = small_recording(tmp_path / "seg", 10)
+        with pytest.raises(comma2k19.SourceError, match="segment seconds"):
+            comma2k19.import_route(str(src), "s", segment_seconds=seconds)
+        assert not os.path.exists(os.path.join(routes_dir(), "s"))
+
+    def test_a_failure_while_writing_removes_the_partial_route_but_never_another(self, tmp_path, monkeypatch):
+        src = small_recording(tmp_path / "seg", 250)
+        good = comma2k19.can_messages
+
+        def failing(t, frames):
+            for i, msg in enumerate(good(t, frames)):
+                if i == 60:
+                    raise OSError("disk full")
+                yield msg
+        monkeypatch.setattr(comma2k19, "can_messages", failing)
+        with pytest.raises(OSError, match="disk full"):
+            comma2k19.import_route(str(src), "w", segment_seconds=0.5)
+        assert not os.path.exists(os.path.join(routes_dir(), "w"))
+        monkeypatch.setattr(comma2k19, "can_messages", good)
+        path = comma2k19.import_route(str(src), "w")
+        with pytest.raises(RouteExists):
+            comma2k19.import_route(str(src), "w")
+        assert os.path.isfile(os.path.join(path, "route.json"))  # the route that was there is untouched

@@ -1,5 +1,6 @@
 import os
 import struct
+import tracemalloc
 
 import pytest
 import zstandard
@@ -8,7 +9,8 @@ from hypothesis import strategies as st
 
 from cereal import messaging
 from common.paths import routes_dir
-from tools.lib.logreader import LogError, LogReader
+from tools.lib import logreader
+from tools.lib.logreader import MAX_FRAME_BYTES, LogError, LogReader
 from tools.lib.route import Route, RouteError, list_routes, route_of, split_selector
 
 CCTX = zstandard.ZstdCompressor(level=3, write_checksum=True)
@@ -132,6 +134,139 @@ class TestReadFile:
         assert len(got) >= 7 * sum(e <= cut for e in ends)
 
 
+def flip(path: str, at: int) -> None:
+    with open(path, "r+b") as f:
+        f.seek(at)
+        b = f.read(1)
+        f.seek(at)
+        f.write(bytes([b[0] ^ 0xFF]))
+
+
+def bomb(inflated: int, content_size: bool) -> bytes:
+    """One zstd frame of `inflated` zero bytes (1 GiB packs into 33 KB), made in 1 MiB steps."""
+    co = CCTX.compressobj(size=inflated if content_size else -1)
+    step = bytes(1 << 20)
+    return b"".join([co.compress(step) for _ in range(inflated >> 20)] + [co.flush()])
+
+
+class TestDamage:
+    """Damage anywhere in a file costs at most the frame it is in (loggerd writes one frame per flush)."""
+
+    def five_frames(self, tmp_path) -> tuple[str, list[int]]:
+        p = str(tmp_path / "rlog.zst")
+        return p, write_log(p, [[car_state(i) for i in range(f * 10, f * 10 + 10)] for f in range(5)])
+
+    def test_flipped_first_byte_loses_only_the_first_frame(self, tmp_path):
+        p, ends = self.five_frames(tmp_path)
+        flip(p, 0)
+        lr = LogReader(p)  # not refused: the rest of the file is a log
+        assert counters(lr) == list(range(10, 50))
+        assert lr.corrupt == [(p, f"no zstd frame at byte 0: skipped {ends[0]} bytes")] and lr.truncated == []
+
+    def test_a_flip_at_any_byte_loses_at_most_its_frame(self, tmp_path):
+        p = str(tmp_path / "rlog.zst")
+        ends = write_log(p, [[car_state(i) for i in range(f * 4, f * 4 + 4)] for f in range(3)])
+        clean = open(p, "rb").read()
+        for at in range(len(clean)):
+            with open(p, "wb") as f:
+                f.write(clean)
+            flip(p, at)
+            frame = next(k for k, end in enumerate(ends) if at < end)
+            lr = LogReader(p)
+            got = counters(lr)
+            lost = set(range(12)) - set(got)
+            assert got == sorted(got) and lost <= set(range(frame * 4, frame * 4 + 4)), (at, got)
+            assert not lost or lr.problems, at
+
+    @pytest.mark.parametrize("frame", [0, 2, 4])
+    @pytest.mark.parametrize("offset", [0, 4, 6, 20, -5, -1])  # magic, header, first block header, data, checksum
+    def test_flips_across_a_file(self, tmp_path, frame, offset):
+        p, ends = self.five_frames(tmp_path)
+        start = ends[frame - 1] if frame else 0
+        flip(p, start + offset if offset >= 0 else ends[frame] + offset)
+        lr = LogReader(p)
+        assert counters(lr) == [i for i in range(50) if not frame * 10 <= i < frame * 10 + 10]
+        assert len(lr.corrupt) == 1 and lr.corrupt[0][0] == p
+
+    def test_a_one_frame_file_with_its_first_byte_flipped_is_refused(self, tmp_path):
+        p = str(tmp_path / "rlog.zst")
+        write_log(p, [[car_state(i) for i in range(10)]])
+        flip(p, 0)
+        with pytest.raises(LogError, match="rlog.zst: not a roadpilot log"):
+            LogReader(p)
+
+    @pytest.mark.parametrize("content_size", [True, False])
+    def test_a_bomb_frame_is_skipped_without_inflating_it(self, tmp_path, content_size):
+        p = str(tmp_path / "rlog.zst")
+        first = CCTX.compress(b"".join(car_state(i) for i in range(10)))
+        last = CCTX.compress(b"".join(car_state(i) for i in range(10, 20)))
+        with open(p, "wb") as f:
+            f.write(first + bomb(1 << 30, content_size) + last)  # 33 KB that inflates to 1 GiB
+        tracemalloc.start()
+        try:
+            lr = LogReader(p)
+            got = counters(lr)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert got == list(range(20))
+        assert peak < 4 << 20  # the bomb was judged by its block headers: none of it was inflated
+        assert len(lr.corrupt) == 1 and f"at byte {len(first)}" in lr.corrupt[0][1]
+        assert f"inflates to up to {1 << 30} bytes" in lr.corrupt[0][1]
+
+    def test_the_frame_cap_sits_between_a_log_frame_and_a_bomb(self, tmp_path, monkeypatch):
+        monkeypatch.setattr(logreader, "MAX_FRAME_BYTES", 1 << 20)
+        p = str(tmp_path / "rlog.zst")
+        msgs = b"".join(car_state(i) for i in range(10))
+        with open(p, "wb") as f:
+            f.write(CCTX.compress(msgs) + bomb(2 << 20, False) + CCTX.compress(msgs))
+        lr = LogReader(p, sort_by_time=False)
+        assert counters(lr) == list(range(10)) * 2 and "a log frame is at most 1048576" in lr.corrupt[0][1]
+        assert MAX_FRAME_BYTES > 8 << 20  # loggerd's frames (MAX_BUFFERED plus a message) are never refused
+
+    def test_the_check_at_construction_reads_only_the_first_frame(self, tmp_path, monkeypatch):
+        p, ends = self.five_frames(tmp_path)
+        read = []
+        pread = os.pread
+        monkeypatch.setattr(os, "pread", lambda fd, n, at: read.append(n) or pread(fd, n, at))
+        LogReader(p)
+        assert 0 < sum(read) <= ends[0] + 64  # the first frame, and its headers looked at once more
+        read.clear()
+        assert counters(LogReader(p)) == list(range(50))
+        assert sum(read) > ends[-1]
+
+    def test_findings_in_a_segment_that_is_no_log_are_not_reported(self):
+        path = make_route("z", 2)
+        bad = os.path.join(path, "1", "rlog.zst")
+        with open(bad, "wb") as f:
+            f.write(CCTX.compress(b"plain text, no capnp in it\n" * 40) + CCTX.compress(b"more text\n" * 40))
+        lr = LogReader("z")
+        assert counters(lr) == list(range(20))
+        assert lr.corrupt == [] and len(lr.skipped) == 1 and "not capnp Events" in lr.skipped[0][1]
+
+
+class TestMain:
+    def test_damaged_but_readable_prints_counts_and_problems(self, tmp_path, capsys):
+        p = str(tmp_path / "rlog.zst")
+        write_log(p, [[car_state(i) for i in range(f * 10, f * 10 + 10)] for f in range(3)])
+        flip(p, 0)
+        assert logreader.main([p]) == 1
+        out = capsys.readouterr().out.splitlines()
+        assert out[0].split() == ["carState", "20"] and out[1].startswith(f"PROBLEM {p}: no zstd frame at byte 0")
+
+    def test_whole_log_and_qlog_of_a_route(self, capsys):
+        path = make_route("q", 1)
+        assert logreader.main([path, "qlog"]) == 0
+        assert capsys.readouterr().out.split() == ["carState", "2"]
+
+    @pytest.mark.parametrize("argv", [[], ["a", "b", "c"], ["x", "blog"]])
+    def test_bad_arguments_are_one_line_and_status_2(self, argv, capsys):
+        with pytest.raises(SystemExit) as e:
+            logreader.main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and "see --help" in err
+
+
 class TestNotALog:
     def test_random_bytes_raise_naming_the_file(self, tmp_path):
         p = tmp_path / "random.bin"
@@ -183,6 +318,17 @@ class TestRoutes:
         assert Route(path).meta() == {}  # no route.json (a route made by hand): nothing to say
         with open(os.path.join(path, "route.json"), "w") as f:
             f.write("{not json")
+        assert Route(path).meta() == {}
+
+    @pytest.mark.parametrize("text, why", [(b"{not json", "JSONDecodeError"), (b"\xc3\x28", "UnicodeDecodeError"),
+                                           (b"[" * 100_000, "RecursionError"), (b"[1, 2]", "a JSON list")])
+    def test_an_unreadable_route_json_is_an_error_to_read_meta_and_nothing_to_meta(self, text, why):
+        path = make_route("j", 1)
+        assert Route(path).read_meta() == {}  # none at all: a route made by hand
+        with open(os.path.join(path, "route.json"), "wb") as f:
+            f.write(text)
+        with pytest.raises(RouteError, match=f"route.json: unreadable.*{why}"):
+            Route(path).read_meta()
         assert Route(path).meta() == {}
 
     @pytest.mark.parametrize("selector,segments", [("1", [1]), ("1:3", [1, 2]), ("2:", [2, 3]), (":2", [0, 1]),

@@ -65,12 +65,34 @@ class TestErrors:
         ("carState.cruiseState", "not a number"),
     ])
     def test_bad_paths(self, tmp_path, capsys, field, why):
-        assert plot.main([route(tmp_path), field, "-o", str(tmp_path / "p.png")]) == 1
+        assert plot.main([route(tmp_path), field, "-o", str(tmp_path / "p.png")]) == 2
         assert why in capsys.readouterr().err
         assert not (tmp_path / "p.png").exists()
 
     def test_bad_source(self, tmp_path, capsys):
         (tmp_path / "notes.txt").write_text("hello")
-        assert plot.main([str(tmp_path / "notes.txt"), "carState.vEgo"]) == 1
+        assert plot.main([str(tmp_path / "notes.txt"), "carState.vEgo"]) == 2
         assert "not a roadpilot log" in capsys.readouterr().err
-        assert plot.main(["no-such-route", "carState.vEgo"]) == 1
+        assert plot.main(["no-such-route", "carState.vEgo"]) == 2
+
+    def test_a_field_without_messages_is_refused(self, tmp_path, capsys):
+        out = tmp_path / "p.png"
+        assert plot.main([route(tmp_path), "carState.vEgo", "liveCalibration.height[0]", "-o", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == f"plot: no messages in {tmp_path / 'r'} for liveCalibration.height[0] (no liveCalibration); " \
+                      "nothing written"
+        assert not out.exists()
+
+    @pytest.mark.parametrize("out, why", [
+        ("missing/p.png", "no such folder"),
+        ("p.jpg", "must end in .png"),
+        ("p", "must end in .png"),  # savefig would have written p.png
+        (".", "is a folder"),
+    ])
+    def test_bad_out_is_refused_before_reading(self, tmp_path, capsys, monkeypatch, out, why):
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(SystemExit) as e:
+            plot.main(["no-such-route", "carState.vEgo", "-o", out])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and len(err.splitlines()) == 1 and why in err
+        assert list(tmp_path.iterdir()) == []  # nothing written

@@ -5,6 +5,7 @@ import os
 
 import av
 import numpy as np
+import pytest
 
 from cereal import messaging
 from selfdrive.controls.tests.synth import fill_model
@@ -76,8 +77,25 @@ class TestRender:
         assert int(frames[0][60, 270].mean()) < 60  # the dark background (the path bends left, away from here)
 
     def test_errors(self, tmp_path, capsys):
-        assert render.main(["no-such-route", "-o", str(tmp_path / "x.mp4")]) == 1
+        assert render.main(["no-such-route", "-o", str(tmp_path / "x.mp4")]) == 2
         assert "no route" in capsys.readouterr().err
         route = write_route(drive(2, False), "r", root=str(tmp_path))
-        assert render.main([route, "-o", str(tmp_path / "x.mp4"), "--start", "100"]) == 1
+        assert render.main([route, "-o", str(tmp_path / "x.mp4"), "--start", "100"]) == 2
         assert "no frames in the selected time" in capsys.readouterr().err
+
+    @pytest.mark.parametrize("args, why", [
+        (["-o", "missing/x.mp4"], "no such folder"),
+        (["-o", "x.avi"], "must end in .mp4"),
+        (["-o", "."], "is a folder"),
+        (["--start", "nan"], "not a finite number"),
+        (["--seconds", "inf"], "not a finite number"),
+        (["--seconds", "0"], "--seconds must be positive"),
+        (["--scale", "nan"], "not a finite number"),
+    ])
+    def test_bad_arguments_are_refused_before_reading(self, tmp_path, capsys, monkeypatch, args, why):
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(SystemExit) as e:
+            render.main(["no-such-route", *args])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and len(err.splitlines()) == 1 and why in err
+        assert list(tmp_path.iterdir()) == []

@@ -77,6 +77,16 @@ class TestEngine:
         r.set_speed(100.0)
         assert r.speed == 10.0
 
+    @pytest.mark.parametrize("line", ["seek +inf", "seek -inf", "seek nan", "seek 1e400", "speed nan"])
+    def test_a_non_finite_command_is_an_error_and_changes_nothing(self, route, line):
+        clock = FakeClock()
+        r = Replay(route, clock=clock, frames=False)
+        r.seek(1.5)
+        with pytest.raises(ValueError, match="finite|number"):
+            r.command(line)
+        assert r.position() - r.t0 == 1_500_000_000 and r.speed == 1.0
+        assert r.command("seek +1") and r.position() - r.t0 == 2_500_000_000  # and it goes on
+
     def test_end_and_loop(self, route):
         clock = FakeClock()
         r = Replay(route, clock=clock, frames=False)
@@ -177,7 +187,7 @@ class TestProcess:
             p.stdin.flush()
             msg = messaging.recv_one(sock, 2000)
             assert msg is not None and 3.49 <= msg.carState.vEgo <= 3.8
-            p.stdin.write(b"bogus\nquit\n")
+            p.stdin.write(b"seek +inf\nbogus\nquit\n")
             p.stdin.flush()
             assert p.wait(10) == 0
         finally:
@@ -185,6 +195,7 @@ class TestProcess:
                 p.kill()
         out = (tmp_path / "out.txt").read_text()
         assert "replaying" in out and "paused    3.50 / 3.99 s" in out and "unknown command 'bogus'" in out
+        assert "replay: seek needs a finite number of seconds, got inf" in out
 
     def test_bad_arguments(self, route, tmp_path):
         r = subprocess.run([sys.executable, "-m", "tools.replay.replay", route, "--allow", "nope"],

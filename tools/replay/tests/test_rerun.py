@@ -7,6 +7,7 @@ from cereal import messaging
 from tests.process_replay.inputs import as_bytes, stack_route
 from tests.process_replay.process_replay import config, replay
 from tools.lib.make_route import write_route
+from tools.lib.route import RouteError
 from tools.replay.rerun import main, rerun
 
 
@@ -101,3 +102,15 @@ def test_a_cycle_is_the_carstate_it_answered_not_the_last_one_logged_before_it()
     # a route from before the field: by time, the cycle of carState@102
     old = {"controlsState": [_controls_state(103, 0, 101)]}
     assert [d for _, _, d in as_used(inputs, old, *USED_INPUTS["controlsd"])] == [b"c100", b"s101", b"c102"]
+
+
+@pytest.mark.parametrize("text", [b"{not json", b"[" * 100_000])
+def test_a_route_json_that_cannot_say_how_the_daemons_were_paced_is_refused(tmp_path, text, capsys):
+    route = write_route(stack_route(1.0), "r", root=str(tmp_path))
+    with open(f"{route}/route.json", "wb") as f:
+        f.write(text)
+    with pytest.raises(RouteError, match="route.json: unreadable"):
+        rerun(route, "controlsd")  # before any daemon starts
+    assert main([route]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "unreadable" in err
