@@ -112,3 +112,29 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, command, args, says):
     assert r.returncode == 2 and len(lines) == 1, (r.returncode, r.stderr)
     assert says in lines[0], lines[0]
     assert listing(str(tmp_path)) == before  # no route folder, no output file, nothing half-written
+
+
+# (id, environment, arguments, what the one line says): what the product CLI checks before it starts anything
+ENV_ROWS = [
+    ("a UI port that is not a number", {"ROADPILOT_UI_PORT": "abc"}, ["sim"], "ROADPILOT_UI_PORT must be a port"),
+    ("a data folder that is a file", {"ROADPILOT_DATA": "{file}"}, ["sim"], "is not a folder"),
+    ("a prefix with a slash", {"ROADPILOT_PREFIX": "a/b"}, ["manager"], "ROADPILOT_PREFIX='a/b'"),
+    ("--minutes 1e-9", {}, ["sim", "--minutes", "1e-9"], "--minutes must be at least one simulated second"),
+    ("--minutes nan", {}, ["sim", "--minutes", "nan"], "--minutes must be at least"),
+    ("--seconds 0", {}, ["sim", "--seconds", "0"], "--seconds must be positive"),
+]
+
+
+@pytest.mark.parametrize("extra, args, says", [r[1:] for r in ENV_ROWS], ids=[r[0] for r in ENV_ROWS])
+def test_roadpilot_refuses_a_bad_environment_in_one_line(tmp_path, extra, args, says):
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("x")
+    env = {**os.environ, "ROADPILOT_DATA": str(tmp_path / "data"), "ROADPILOT_PREFIX": f"t{uuid.uuid4().hex[:12]}"}
+    env.update({k: v.format(file=a_file) for k, v in extra.items()})
+    r = subprocess.run([*ROADPILOT, *args], env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                       timeout=120)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 2 and len(lines) == 1, (r.returncode, r.stderr)
+    assert says in lines[0], lines[0]
+    assert not (tmp_path / "data").exists()  # refused before anything was written

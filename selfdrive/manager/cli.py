@@ -7,6 +7,7 @@ adapter, both checked at start). `roadpilot replay` plays a recorded route into 
 """
 
 import argparse
+import math
 import os
 import signal
 import subprocess
@@ -14,10 +15,12 @@ import sys
 import time
 from collections import Counter
 
-from common.paths import data_dir, routes_dir
+from cereal.services import SERVICES
+from common.paths import check_data_dir, data_dir, prefix, routes_dir
+from selfdrive.loggerd.route_writer import ROUTE_ENV, new_route_dir
 from selfdrive.manager import manager
 from selfdrive.manager.process_config import MODES, PLANNED, PROCESSES
-from selfdrive.ui.config import ui_url
+from selfdrive.ui.config import ui_url, with_free_port
 from tools.lib.logreader import LogError, LogReader
 
 
@@ -30,13 +33,6 @@ def sim_stack_report() -> str:
     for q in PLANNED:
         lines.append(f"  not built yet  {q.name:<{width}}  {q.module}: {q.role}")
     return "\n".join(lines)
-
-
-def list_routes() -> set[str]:
-    try:
-        return {d for d in os.listdir(routes_dir()) if os.path.isdir(os.path.join(routes_dir(), d))}
-    except FileNotFoundError:
-        return set()
 
 
 def route_summary(route_path: str) -> str:
@@ -85,9 +81,12 @@ def run_sim(cfg, wall_limit: float, env: dict[str, str], log_path: str | None = 
     log = open(log_path, "w") if log_path else None  # noqa: SIM115 - open for the manager's whole life
     proc = subprocess.Popen([sys.executable, "-m", "selfdrive.manager.manager", "sim"], env=env, stdout=log,
                             stderr=subprocess.STDOUT if log else None)
+    # the bridge stops at the first 10 ms step past --minutes; simState comes every 50 ms, so the last one may be
+    # up to one period short of it
+    last_sim_t = cfg.minutes * 60 - 1.0 / SERVICES["simState"].frequency
     try:
         while proc.poll() is None and not stop and time.monotonic() - start < wall_limit:
-            if cfg.minutes and score.t >= cfg.minutes * 60 - 1e-6:
+            if cfg.minutes and score.t >= last_sim_t - 1e-6:
                 break
             if not car_said and (cp := cp_sock.receive(0)) is not None:
                 status.say(describe(messaging.log_from_bytes(cp).carParams))
@@ -129,8 +128,11 @@ def report_drive(route_path: str, record: str | None) -> str | None:
     except LogError as e:
         print(f"No drive report: {e}")
         return None
-    json_path, png_path = rep.save(route_path)
-    print(f"Report written next to the route: {json_path}, {png_path}")
+    try:
+        json_path, png_path = rep.save(route_path)
+        print(f"Report written next to the route: {json_path}, {png_path}")
+    except (OSError, ValueError) as e:  # a full disk, or a value JSON cannot hold: the report is still printed
+        print(f"Report not written next to the route: {e}")
     return rep.text()
 
 
@@ -176,29 +178,36 @@ def cmd_sim(args: argparse.Namespace) -> int:
     print(f"The simulated car is {cfg.car}; its ECUs answer firmware queries, and card identifies it from them "
           "(nothing is stored for later runs)")
     env.update(manager_env(cfg))
+    try:
+        env = with_free_port(env)
+        route = new_route_dir(routes_dir())[0]  # this run's route: reported below, whatever else writes routes
+    except (OSError, ValueError) as e:
+        print(f"roadpilot sim: {e}", file=sys.stderr)
+        return 2
+    env[ROUTE_ENV] = route
     if cfg.lockstep and any(p.name == "canbridged" for p in PROCESSES):
         env["BLOCK"] = ",".join(filter(None, [env.get("BLOCK", ""), "canbridged"]))  # the bridge is the adapter
     wall_limit = args.seconds if args.seconds is not None else cfg.minutes * 60 * 4 + 60
-    print(f"Onroad UI: {ui_url()} (open it in a browser)")
+    print(f"Onroad UI: {ui_url(env)} (open it in a browser)")
     log_path = None
     if sys.stdout.isatty():  # the status line redraws in place: the stack's log lines go to a file instead
         os.makedirs(data_dir(), exist_ok=True)
         log_path = os.path.join(data_dir(), "sim.log")
         print(f"The stack's log: {log_path} (also in the route's logMessage)")
     print(f"Running the manager in sim mode (at most {wall_limit:g} s of wall time; Ctrl-C stops early).", flush=True)
-    before = list_routes()
     rc, score, wall = run_sim(cfg, wall_limit, env, log_path)
     print(f"Drive (ground truth from simState), {wall:.1f} s of wall time:")
     print("\n".join(score.lines()))
     if rc != 0:
         print(f"The manager exited with status {rc}." + (f" Its log: {log_path}" if log_path else ""))
         return rc
-    new = sorted(list_routes() - before)
-    if not new:
-        print("No route was recorded (loggerd did not run or wrote nothing): no report, no --record.")
-    for name in new:
-        print(route_summary(os.path.join(routes_dir(), name)))
-    report = report_drive(os.path.join(routes_dir(), new[-1]), record) if new else None
+    route_path = os.path.join(routes_dir(), route)
+    if not os.path.isdir(route_path) or not any(n.isdigit() for n in os.listdir(route_path)):
+        print(f"No route was recorded in {route_path} (loggerd did not run or wrote nothing): no report, no --record.")
+        report = None
+    else:
+        print(route_summary(route_path))
+        report = report_drive(route_path, record)
     if report:
         print(report)
     return 0 if score.messages else 1
@@ -242,6 +251,11 @@ def cmd_device(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"roadpilot device: {e}", file=sys.stderr)
         return 2
+    try:
+        env = with_free_port(env)
+    except ValueError as e:
+        print(f"roadpilot device: {e}", file=sys.stderr)
+        return 2
     os.environ.update(env)  # the manager passes its environment to every child
     if args.car:
         os.environ[FORCED_CAR_ENV] = args.car  # this run only: nothing is stored for the next one
@@ -251,7 +265,7 @@ def cmd_device(args: argparse.Namespace) -> int:
            "car identified by firmware query, then CAN fingerprint (not recognised: dashcam mode, nothing sent)")
     print(f"roadpilot device: camera {env.get('ROADPILOT_CAMERA_DEVICE') or env['ROADPILOT_CAMERA_VIDEO']}, "
           f"CAN {args.can}; {how}")
-    print(f"Onroad UI: {ui_url()} (open it in a browser). Ctrl-C stops.", flush=True)
+    print(f"Onroad UI: {ui_url(env)} (open it in a browser). Ctrl-C stops.", flush=True)
     return manager.main("device")
 
 
@@ -262,7 +276,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 DESCRIPTION = "roadpilot: an onboard driving assistant (adaptive cruise + lane centering) for Linux computers."
 EPILOG = """environment:
-  ROADPILOT_PREFIX  isolates one run's sockets (/tmp/rp-<prefix>/), so two stacks can run side by side
+  ROADPILOT_PREFIX  isolates one run: its sockets (/tmp/rp-<prefix>/), its params (<data>/params-<prefix>), its
+                    route and its UI port (the first free one from 8880 unless ROADPILOT_UI_PORT is set), so
+                    two stacks can run side by side on one data folder
   ROADPILOT_DATA    where params and recorded routes live (default ~/.roadpilot)
   BLOCK=a,b         processes the manager never starts
   ONLY=a,b          the only processes the manager starts
@@ -344,11 +360,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    try:
+        prefix()
+        ui_url()  # a bad ROADPILOT_UI_PORT
+    except ValueError as e:
+        print(f"roadpilot: {e}", file=sys.stderr)
+        return 2
+    if why := check_data_dir():
+        print(f"roadpilot: {why}", file=sys.stderr)
+        return 2
     if args.command == "sim":
-        if args.seconds is not None and not args.seconds > 0:
-            parser.error("--seconds must be positive")
-        if not args.minutes > 0:
-            parser.error("--minutes must be positive")
+        bad = ("--seconds must be positive" if args.seconds is not None and not args.seconds > 0 else
+               "--minutes must be at least one simulated second (1/60)"
+               if not (math.isfinite(args.minutes) and args.minutes * 60 >= 1.0) else None)
+        if bad:
+            print(f"roadpilot sim: {bad}", file=sys.stderr)
+            return 2
     return args.func(args)
 
 

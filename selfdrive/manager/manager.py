@@ -6,6 +6,12 @@ SIGINT, SIGTERM and SIGHUP stop the run: every child's group gets SIGTERM, then 
 directory's socket files and run files (and the directory, when empty) are removed.
 If the manager itself is killed, the children's death signal takes them down (see launcher.py).
 One manager per ROADPILOT_PREFIX: a lock file in the run directory refuses a second one.
+
+One run is one isolated world: the manager reserves the run's route name (loggerd keeps recording into it
+across its own restarts, and the CLI reports exactly that route), picks a free UI port unless one is given,
+and its params live under the prefix (common/paths.py). Persisted values that are corrupt are moved aside at
+start and named in ParamsReset, for selfdrived's alert. A full disk never stops the manager: its own params
+writes are logged when they fail.
 """
 
 import fcntl
@@ -23,10 +29,13 @@ from cereal import messaging
 from cereal.messaging.endpoints import prefix, run_dir
 from common.params import Params
 from common.params_keys import ParamFlag
+from common.paths import routes_dir
 from common.realtime import Ratekeeper
 from common.swaglog import cloudlog, cloudlog_bind
+from selfdrive.loggerd.route_writer import ROUTE_ENV, new_route_dir
 from selfdrive.manager.process import MANAGER_PID_ENV, ManagedProcess
 from selfdrive.manager.process_config import MODES, PROCESSES, Mode, ProcessConfig, RunContext, planned_names
+from selfdrive.ui.config import with_free_port
 
 LOCK_FILE = "manager.lock"
 # sim and replay are onroad for as long as they run; device mode goes onroad with the car's ignition,
@@ -69,10 +78,39 @@ def config_from_env(mode: Mode, env: Mapping[str, str], **overrides) -> ManagerC
                          only=parse_names(env.get("ONLY")), **overrides)
 
 
+def reserve_route(env: Mapping[str, str]) -> str | None:
+    """The run's route name: ROADPILOT_ROUTE when the caller chose it (the CLI does, to report it), else a fresh
+    folder reserved now. None when the routes folder cannot be written (loggerd will say so, and retry)."""
+    if env.get(ROUTE_ENV):
+        return env[ROUTE_ENV]
+    try:
+        return new_route_dir(routes_dir())[0]
+    except OSError as e:
+        cloudlog.error("no route folder for this run", extra={"error": str(e)})
+        return None
+
+
+def run_env(env: Mapping[str, str]) -> dict[str, str]:
+    """What every child of this run sees: the caller's environment with the run's route and UI port."""
+    out = with_free_port(env)
+    route = reserve_route(out)
+    if route is not None:
+        out[ROUTE_ENV] = route
+    return {**out, MANAGER_PID_ENV: str(os.getpid())}
+
+
+def put_logged(params: Params, key: str, value) -> None:
+    """A manager's params write that a full disk cannot turn into a crash: logged instead."""
+    try:
+        params.put(key, value)
+    except OSError as e:
+        cloudlog.error("param not stored", extra={"key": key, "error": str(e)})
+
+
 class Manager:
-    def __init__(self, config: ManagerConfig):
+    def __init__(self, config: ManagerConfig, env: Mapping[str, str] | None = None):
         self.config = config
-        env = {**os.environ, MANAGER_PID_ENV: str(os.getpid())}
+        env = dict(env) if env is not None else {**os.environ, MANAGER_PID_ENV: str(os.getpid())}
         self.procs = [ManagedProcess(p, env) for p in config.processes]
         self.wanted = {p.name: config.should_run(p.cfg) for p in self.procs}
         self.pm = messaging.PubMaster(["managerState"])
@@ -171,12 +209,20 @@ def run(config: ManagerConfig, duration: float | None = None) -> int:
     mgr = None
     params = Params()
     try:
-        params.clear_all(ParamFlag.CLEAR_ON_MANAGER_START)
-        params.put("ManagerMode", config.mode)
-        params.put("IsOnroad", config.mode in ONROAD_MODES)
-        mgr = Manager(config)
+        env = run_env(os.environ)
+        try:
+            params.clear_all(ParamFlag.CLEAR_ON_MANAGER_START)
+        except OSError as e:
+            cloudlog.error("run params not cleared", extra={"error": str(e)})
+        if reset := params.reset_corrupt(ParamFlag.PERSISTENT):
+            put_logged(params, "ParamsReset", reset)
+        put_logged(params, "ManagerMode", config.mode)
+        put_logged(params, "IsOnroad", config.mode in ONROAD_MODES)
+        mgr = Manager(config, env)
         skipped = [p.name for p in mgr.procs if not mgr.wanted[p.name]]
-        cloudlog.info(f"manager started in {config.mode} mode", extra={"mode": config.mode, "skipped": skipped})
+        cloudlog.info(f"manager started in {config.mode} mode",
+                      extra={"mode": config.mode, "skipped": skipped, "route": env.get(ROUTE_ENV),
+                             "ui_port": env.get("ROADPILOT_UI_PORT"), "params_reset": reset})
         rk = Ratekeeper(config.rate_hz)
         start = time.monotonic()
         # A stop signal is seen within one period (0.5 s): the handler only sets a flag, so it never
@@ -188,10 +234,12 @@ def run(config: ManagerConfig, duration: float | None = None) -> int:
         why = signal.Signals(stopping[0]).name if stopping else "duration reached"
     finally:
         cloudlog.info(f"manager stopping ({why})")
-        if mgr is not None:
-            mgr.stop()
-        params.put("IsOnroad", False)
-        clean_run_dir(rd)
+        try:
+            if mgr is not None:
+                mgr.stop()
+            put_logged(params, "IsOnroad", False)
+        finally:
+            clean_run_dir(rd)
         os.close(lock_fd)
         for s, h in old.items():
             signal.signal(s, h)
@@ -205,7 +253,7 @@ def main(mode: Mode = "sim", duration: float | None = None) -> int:
     try:
         config = config_from_env(mode, os.environ)
         return run(config, duration)
-    except (ValueError, RuntimeError) as e:
+    except (ValueError, RuntimeError, OSError) as e:
         print(f"roadpilot manager: {e}", file=sys.stderr)
         return 2
 

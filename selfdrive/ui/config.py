@@ -1,11 +1,13 @@
 """uid's settings: where it serves and what it sends. Light on imports, so the CLI can print the URL."""
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_HOST = "127.0.0.1"   # loopback: the car's screen or a laptop on the same machine; a LAN needs --host
 DEFAULT_PORT = 8880
+PORT_SEARCH = 100             # a run without ROADPILOT_UI_PORT takes the first free port of DEFAULT_PORT.. +this
 HOST_ENV, PORT_ENV = "ROADPILOT_UI_HOST", "ROADPILOT_UI_PORT"
 
 
@@ -21,9 +23,31 @@ class UiConfig:
 def env_defaults(env: Mapping[str, str] = os.environ) -> tuple[str, int]:
     """(host, port) from ROADPILOT_UI_HOST / ROADPILOT_UI_PORT, else the defaults (a bad port is an error)."""
     port = env.get(PORT_ENV, "").strip()
-    if port and not port.isdigit():
-        raise ValueError(f"{PORT_ENV} must be a port number, got {port!r}")
+    if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(f"{PORT_ENV} must be a port number (1-65535), got {port!r}")
     return env.get(HOST_ENV, "").strip() or DEFAULT_HOST, int(port) if port else DEFAULT_PORT
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def with_free_port(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` with ROADPILOT_UI_PORT set: as given, or the first free port from DEFAULT_PORT on, so a second stack
+    (another ROADPILOT_PREFIX) gets its own page instead of a uid that cannot bind. ValueError on a bad port or
+    when none is free."""
+    host, port = env_defaults(env)
+    if env.get(PORT_ENV, "").strip():
+        return dict(env)
+    for p in range(port, port + PORT_SEARCH):
+        if port_is_free(host, p):
+            return {**env, PORT_ENV: str(p)}
+    raise ValueError(f"no free port for the UI in {port}-{port + PORT_SEARCH - 1}: set {PORT_ENV}")
 
 
 def ui_url(env: Mapping[str, str] = os.environ) -> str:
