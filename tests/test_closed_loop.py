@@ -1,5 +1,5 @@
-"""Closed loop: the whole stack drives the simulator for a minute per scenario (the manager in sim mode,
-lockstep, the real daemons, sockets and ONNX model; see sim_drive.py), judged by `roadpilot sim`'s report of
+"""Closed loop: the whole stack drives the simulator for a minute per scenario (the manager in sim mode, lockstep,
+the real daemons, sockets and ONNX model; see tools/sim/lib/stack_drive.py), judged by `roadpilot sim`'s report of
 the recorded route against the issue's thresholds. Each scenario is driven once (cached for the module) and
 judged twice: safety and lane centring (no collision, no lane departure, mean |lateral error|, min time gap)
 for every scenario, and staying engaged (>= 95% of the time) apart.
@@ -13,9 +13,9 @@ below 0.8 s the minimum time gap measures the scenario, not the stack. 300001 cr
 import numpy as np
 import pytest
 
-from tests.sim_drive import Drive, describe
 from tools.replay.rerun import rerun
 from tools.sim.lib.drive_report import DriveReport
+from tools.sim.lib.stack_drive import Drive, describe
 
 DRIVE_S = 60.0
 SEEDS = {"highway": 300_000, "curvy": 300_000, "stop_and_go": 300_000, "cut_in": 300_001}

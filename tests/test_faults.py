@@ -1,5 +1,5 @@
 """Faults injected into a closed-loop drive of the whole stack (the manager in sim mode, lockstep; see
-sim_drive.py): the driving model killed while engaged, the camera stopped, garbage on the CAN bus.
+tools/sim/lib/stack_drive.py): the driving model killed while engaged, the camera stopped, garbage on the CAN bus.
 
 The scripted driver supervises as in the closed-loop tests. When the stack disengages, controlsd cancels the
 car's cruise, and the driver engages it again with the stalk once it is settled (tools/sim/lib/driver.py):
@@ -10,18 +10,11 @@ import os
 import signal
 
 from cereal import messaging
-from hardware.canbridged import ECHO_BUS_OFFSET
-from selfdrive.car.fingerprinting import is_diagnostic
-from selfdrive.car.safety import Safety, SafetyMode
-from tests.sim_drive import Drive, Transition, describe
+from tools.sim.lib.sent_frames import sent_frame_violations
+from tools.sim.lib.stack_drive import Drive, Transition, describe
 
 HIGHWAY_SEED = 300_100      # not a training (0..15), validation (100000..) or test (200000..) seed
 STEADY_S = 3.0              # engaged this long (simulated) before a fault is injected
-STEERING_LKA, ACC_CONTROL, PCM_CRUISE = 0x2E4, 0x343, 0x1D2
-
-
-def s16(data: bytes, i: int) -> int:
-    return int.from_bytes(data[i:i + 2], "big", signed=True)
 
 
 def engaged_for(d: Drive) -> float:
@@ -104,44 +97,6 @@ def test_stopped_camera_raises_an_alert_and_disengages(tmp_path):
     assert any(tr.alert.startswith("roadpilot Unavailable") or tr.alert.startswith("TAKE CONTROL")
                for tr in blind if not tr.enabled), blind
     assert r.collisions == 0 and r.lane_departures == 0
-
-
-def sent_frame_violations(can_msgs: list[bytes], param: int) -> tuple[list[str], int]:
-    """What left for the car, judged again: the adapter echoes every frame it sent in the next `can` (bus + 128),
-    so the `can` stream holds the bus in order. The echoes go through the safety layer again (opendbc's Toyota mode,
-    a copy in this process with the adapter's param) as tx at the bus time they were sent, the car's frames as rx.
-    The heartbeat (controlsd alive) is not on the bus: it is taken as fresh at every step."""
-    safety = Safety(SafetyMode.TOYOTA, param)
-    cruise = False  # CRUISE_ACTIVE of the last PCM_CRUISE the layer took as valid (not the garbage ones)
-    bad, sent, prev_t = [], 0, None
-    for dat in can_msgs:
-        ev = messaging.log_from_bytes(dat)
-        t = ev.logMonoTime // 1000
-        for c in ev.can:
-            if c.src < ECHO_BUS_OFFSET or prev_t is None:
-                continue
-            addr, data, bus = c.address, bytes(c.dat), c.src - ECHO_BUS_OFFSET
-            sent += 1
-            if is_diagnostic(addr):
-                continue  # card's identification queries, sent (and judged) in ELM327 mode before the car's mode
-            safety.heartbeat(prev_t)
-            verdict = safety.tx_verdict(addr, bus, data, prev_t)
-            if verdict != "OK":
-                bad.append(f"{prev_t} us {addr:#x} {data.hex()}: {verdict}")
-            # the layer's NOT_ALLOWED says it too; spelled out: no steering or acceleration while the car's cruise
-            # (as the valid PCM_CRUISE frames tell it) is off
-            commanding = (addr == STEERING_LKA and (data[0] & 1 or s16(data, 1))) or \
-                         (addr == ACC_CONTROL and s16(data, 0))
-            if commanding and not cruise:
-                bad.append(f"{prev_t} us {addr:#x} {data.hex()}: a command while the car's cruise is off")
-        safety.heartbeat(t)
-        for c in ev.can:
-            if c.src < ECHO_BUS_OFFSET:
-                valid = safety.rx(c.address, c.src, bytes(c.dat), t)
-                if valid and c.address == PCM_CRUISE and c.src == 0 and len(c.dat) == 8:
-                    cruise = bool(c.dat[0] & 0x20)
-        prev_t = t
-    return bad, sent
 
 
 def test_garbage_on_the_bus_lets_no_unsafe_frame_out_and_crashes_nothing(tmp_path):

@@ -39,6 +39,7 @@ TAKEOVER_WINDOW_S = (1.0, 0.1)  # a scripted driver's takeover this long before/
 DISABLE_TYPES = ("immediateDisable", "softDisable", "userDisable")   # strongest first
 OVERRIDE_TYPES = ("overrideLateral", "overrideLongitudinal")
 STALE_S = 0.5              # selfdriveState older than this: selfdrived is silent, nothing is engaged
+RECORDING_GAP_S = 0.5      # simState (20 Hz) missing this long: nothing was recorded (loggerd down, disk full)
 REASON_WINDOW_S = (0.3, 0.05)  # onroadEvents this long before/after a disengagement explain it
 GAP_MIN_SPEED = 1.0        # m/s: below it a time gap means nothing (standing behind a car)
 JERK_SMOOTH_S = 0.25       # aEgo's moving average before differentiating: 20 Hz steps are not what one feels
@@ -118,6 +119,7 @@ class _Logs:
         self.sd: list[tuple] = []
         self.events: list[tuple[int, list[tuple[str, tuple[str, ...]]]]] = []
         self.mgr: list[tuple[int, list[tuple[str, float, bool]]]] = []
+        self.restarts: dict[str, int] = {}  # as the newest managerState counts them
         self.model: list[tuple[int, int, int, float]] = []
         self.cam: list[tuple[int, int]] = []
         self.cruise: list[tuple[int, float, bool]] = []
@@ -126,8 +128,10 @@ class _Logs:
         self.car = ""  # the platform card drove it as (carParams)
         self.lead_sources: Counter[str] = Counter()  # plans with a lead, by who placed it (radar, vision)
         last_wall = None
+        recorded: list[int] = []
         for ev in self.lr:
             w, s = ev.logMonoTime, ev.which()
+            recorded.append(w)
             if s == "simState":
                 self._sim(ev.simState, w, last_wall)
                 continue
@@ -140,6 +144,7 @@ class _Logs:
                                         for e in ev.onroadEvents]))
             elif s == "managerState":
                 self.mgr.append((w, [(p.name, p.cpuPercent, p.running) for p in ev.managerState.processes]))
+                self.restarts = {p.name: p.restarts for p in ev.managerState.processes if p.restarts}
             elif s == "modelV2":
                 m = ev.modelV2
                 self.model.append((w, m.frameId, m.framesDropped, m.frameDropPerc))
@@ -153,6 +158,9 @@ class _Logs:
                 self.car = ev.carParams.carFingerprint
             elif s == "logMessage" and ev.logMessage.name == "bridge" and "took over" in ev.logMessage.msg:
                 self._takeover(ev.logMessage.msg)
+        # every message's stamp: where the recording itself has gaps (simState alone does not tell: in lockstep the
+        # world pauses while the stack does not answer, and nothing of the world is recorded then)
+        self.recorded = np.sort(np.array(recorded, np.int64))
 
     def _takeover(self, text: str) -> None:
         try:
@@ -232,6 +240,8 @@ class DriveReport:
     problems: list[str]
     car: str = ""                      # the platform card drove it as (carParams); "" when card did not run
     lead_sources: dict[str, int] = field(default_factory=dict)  # plans with a lead, by source: radar, vision
+    restarts: dict[str, int] = field(default_factory=dict)      # processes the manager restarted (died) in the route
+    recording_gaps: list[tuple[float, float]] = field(default_factory=list)  # s: spans with nothing recorded
     trace: Trace | None = field(default=None, repr=False)
 
     # --- building ------------------------------------------------------------------------------------------
@@ -273,7 +283,10 @@ class DriveReport:
         alerts, texts = _alerts(logs.sd, hi)
         return cls(
             route=os.path.abspath(source) if os.path.exists(source) else source, scenario=logs.scenario,
-            seed=logs.seed, car=logs.car, lead_sources=dict(logs.lead_sources), minutes=total / 60.0,
+            seed=logs.seed, car=logs.car, lead_sources=dict(logs.lead_sources), restarts=logs.restarts,
+            recording_gaps=[(float(tr.t[k]), float(tr.t[k + 1]))
+                            for k in np.flatnonzero(np.diff(tr.t) > RECORDING_GAP_S)],
+            minutes=total / 60.0,
             wall_s=(hi - lo) / 1e9, lockstep=lockstep,
             distance_m=float(np.sum(tr.v * dt)), engaged_minutes=engaged_s / 60.0,
             engaged_fraction=engaged_s / since if since > 0 else 0.0,
@@ -422,17 +435,24 @@ def _reason(logs: _Logs, ev_wall: np.ndarray, w: int, k: int) -> tuple[str, str,
 
 def _disengagements(logs: _Logs, tr: Trace, lo: int, hi: int) -> list[Disengagement]:
     """Every enabled -> not enabled step of selfdriveState within the drive, and every time selfdriveState stopped
-    coming while enabled (selfdrived gone: nothing is engaged, whatever its last message said)."""
+    coming while enabled (selfdrived gone: nothing is engaged, whatever its last message said). A span in which
+    nothing at all was recorded (loggerd down, disk full) says nothing about selfdrived."""
     ev_wall = np.array([w for w, _ in logs.events], np.int64)
     out = []
+
+    def recorded_between(a: float, b: float) -> bool:
+        """Whether anything was recorded in (a, b): selfdrived silent, not the recording."""
+        k = int(np.searchsorted(logs.recorded, a, side="right"))
+        return k < len(logs.recorded) and logs.recorded[k] < b
 
     def at(w: float) -> float:
         return float(tr.t[max(0, int(_latest(tr.wall, np.array([w]))[0]))])
     prev = None
     for k, (w, on, *_rest) in enumerate(logs.sd):
         if prev is not None and prev[1] and w - prev[0] > STALE_S * 1e9 and lo <= prev[0] + STALE_S * 1e9 <= hi:
-            out.append(Disengagement(at(prev[0] + STALE_S * 1e9), "selfdriveState stopped (selfdrived silent "
-                                     f"{(w - prev[0]) / 1e9:.1f} s)", "stale", ""))
+            if recorded_between(prev[0] + STALE_S * 1e9, w - STALE_S * 1e9):
+                out.append(Disengagement(at(prev[0] + STALE_S * 1e9), "selfdriveState stopped (selfdrived silent "
+                                         f"{(w - prev[0]) / 1e9:.1f} s)", "stale", ""))
         elif prev is not None and prev[1] and not on and lo <= w <= hi:
             reason, kind, alert = _reason(logs, ev_wall, w, k)
             t = at(w)
@@ -550,6 +570,8 @@ def _text_lines(r: DriveReport) -> list[str]:
         lines.append(f"  CPU (average cores over the drive's wall time, psutil via managerState; the manager itself "
                      f"and the roadpilot command not included): {r.cpu_total_cores:.2f} in all")
         lines.append("    " + ", ".join(f"{n} {c:.2f}" for n, c in r.cpu_cores.items()))
+    lines.append("  processes restarted (they died): " + (", ".join(f"{n} x{c}" for n, c in r.restarts.items())
+                                                         if r.restarts else "none"))
     if r.missed_model_frames is None:
         lines.append("  model frames: no camera frames in the drive (camerad did not run?)")
     elif r.modeld_frames_dropped is None:
@@ -559,6 +581,9 @@ def _text_lines(r: DriveReport) -> list[str]:
         own = f"; modeld's own count: {r.modeld_frames_dropped} dropped, up to {r.modeld_max_drop_perc:.0f}%"
         lines.append(f"  missed model frames: {r.missed_model_frames} of {r.camera_frames} camera frames had no "
                      f"modelV2{own}")
+    if r.recording_gaps:
+        lines.append("  recording gaps (nothing recorded: loggerd down or the disk full; engagement unknown there): "
+                     + ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in r.recording_gaps))
     lines += [f"  log problem: {p}" for p in r.problems]
     return lines
 

@@ -226,13 +226,14 @@ def _background(cfg: ScenarioConfig, road: Road, rng: np.random.Generator, first
     return out
 
 
-def make_world(name: str, seed: int) -> World:
-    """Builds scenario `name` for `seed`: the same pair always gives the same world."""
+def make_world(name: str, seed: int, seconds: float = 0.0) -> World:
+    """Builds scenario `name` for `seed`: the same pair always gives the same world. The road is long enough for
+    the scenario's duration, or for `seconds` of driving when that is longer (a soak drives for an hour)."""
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
     cfg = SCENARIOS[name]
     top_speed = max([cfg.cruise_speed, cfg.ego_speed] + [s.v or 0.0 for s in cfg.vehicles]) * (1.0 + cfg.jitter)
-    road = Road(seed, cfg.road_kind, length=EGO_START_S + cfg.duration * top_speed * 1.2 + 800.0,
+    road = Road(seed, cfg.road_kind, length=EGO_START_S + max(cfg.duration, seconds) * top_speed * 1.2 + 800.0,
                 num_lanes=cfg.num_lanes)
     rng = np.random.default_rng([int(seed), 0x7AF])
     vehicles = _scripted(cfg, road, rng)

@@ -94,7 +94,7 @@ class Tally:
 class Simulation:
     def __init__(self, cfg: SimConfig):
         self.cfg = cfg
-        self.world = make_world(cfg.scenario, cfg.seed)
+        self.world = make_world(cfg.scenario, cfg.seed, cfg.minutes * 60.0)
         self.road = self.world.road
         self.platform = sim_platform(cfg.car)
         self.params = self.platform.vehicle

@@ -234,3 +234,35 @@ def test_a_route_without_simstate_is_refused(tmp_path):
     msg = messaging.new_message("carState")
     with pytest.raises(LogError, match="no simState"):
         DriveReport.from_route(write_route([msg], "nosim"))
+
+
+def route_without(name: str, gone, extra=()) -> str:
+    """The known drive with the messages for which gone(t, service) is true left out (and `extra` added)."""
+    msgs = []
+    for k, (t, msg) in enumerate(sorted([*drive(), *extra], key=lambda x: x[0])):
+        if not gone(t, msg.which()):
+            msg.logMonoTime = T0 + round(t * 1e9) + k % 7 * 1000
+            msgs.append(msg)
+    return write_route(msgs, name)
+
+
+def test_a_recording_gap_is_not_a_disengagement_but_a_silent_selfdrived_is():
+    # 10-11.5 s engaged: loggerd down (nothing recorded) is not selfdrived gone; selfdriveState alone missing is
+    gap = DriveReport.from_route(route_without("gap", lambda t, s: 10.0 < t < 11.5))
+    assert gap.recording_gaps == [pytest.approx((10.0, 11.5))]
+    assert [(x.t, x.reason) for x in gap.disengagements] == [(14.0, "brakePressed"), (17.0, "canError")]
+    assert "recording gaps (nothing recorded: loggerd down or the disk full; engagement unknown there): " \
+           "10.0-11.5 s" in gap.text()
+    silent = DriveReport.from_route(route_without("silent", lambda t, s: 10.0 < t < 11.5 and s == "selfdriveState"))
+    assert silent.recording_gaps == []
+    assert [x.kind for x in silent.disengagements] == ["stale", "userDisable", "immediateDisable"]
+    assert silent.disengagements[0].t == pytest.approx(10.5, abs=0.06)
+
+
+def test_restarted_processes_are_reported():
+    died = manager_state({"modeld": 40.0, "bridge": 30.0})
+    died.managerState.processes[0].restarts = 2
+    r = DriveReport.from_route(route_without("died", lambda t, s: False, extra=[(19.999, died)]))
+    assert r.restarts == {"modeld": 2}
+    assert "processes restarted (they died): modeld x2" in r.text()
+    assert DriveReport.from_route(route_without("fine", lambda t, s: False)).restarts == {}
