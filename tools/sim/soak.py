@@ -402,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"soak: cannot make --out {args.out}: {e.strerror}", file=sys.stderr)
         return 2
     in_namespace(argv)
+    # stopped with SIGTERM: unwind like Ctrl-C, so the drive's manager (and its stack) is stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     injections, seconds = short_schedule() if args.short else hour_schedule(args.minutes * 60.0)
     disk_mb = args.disk_mb or max(256, int(8 * seconds / 60))  # a route takes ~3 MB a minute here
     data = Path(tempfile.mkdtemp(prefix="roadpilot-soak-"))
