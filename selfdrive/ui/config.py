@@ -1,12 +1,16 @@
 """uid's settings: where it serves and what it sends. Light on imports, so the CLI can print the URL."""
 
+import fcntl
 import os
 import socket
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_HOST = "127.0.0.1"   # loopback: the car's screen or a laptop on the same machine; a LAN needs --host
 DEFAULT_PORT = 8880
+PORT_LOCKS = os.path.join(tempfile.gettempdir(), "roadpilot-ui-ports")  # one lock file per port, machine-wide
+_claimed: list[int] = []      # this process's port locks (file descriptors), held until it exits
 PORT_SEARCH = 100             # a run without ROADPILOT_UI_PORT takes the first free port of DEFAULT_PORT.. +this
 HOST_ENV, PORT_ENV = "ROADPILOT_UI_HOST", "ROADPILOT_UI_PORT"
 
@@ -37,15 +41,29 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def claim_port(port: int) -> bool:
+    """Claims `port` for this process's run until it exits (an flock on a file per port in the temp folder), so two
+    runs started together cannot both pick it before either uid binds it. False when another run holds it."""
+    os.makedirs(PORT_LOCKS, exist_ok=True)
+    fd = os.open(os.path.join(PORT_LOCKS, f"{port}.lock"), os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _claimed.append(fd)  # kept open: the kernel drops the lock when this process ends, however it ends
+    return True
+
+
 def with_free_port(env: Mapping[str, str]) -> dict[str, str]:
-    """`env` with ROADPILOT_UI_PORT set: as given, or the first free port from DEFAULT_PORT on, so a second stack
-    (another ROADPILOT_PREFIX) gets its own page instead of a uid that cannot bind. ValueError on a bad port or
-    when none is free."""
+    """`env` with ROADPILOT_UI_PORT set: as given, or the first free port from DEFAULT_PORT on that no other run has
+    claimed (claim_port), so a second stack (another ROADPILOT_PREFIX) gets its own page instead of a uid that
+    cannot bind. ValueError on a bad port or when none is free."""
     host, port = env_defaults(env)
     if env.get(PORT_ENV, "").strip():
         return dict(env)
     for p in range(port, port + PORT_SEARCH):
-        if port_is_free(host, p):
+        if port_is_free(host, p) and claim_port(p):
             return {**env, PORT_ENV: str(p)}
     raise ValueError(f"no free port for the UI in {port}-{port + PORT_SEARCH - 1}: set {PORT_ENV}")
 
