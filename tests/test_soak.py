@@ -5,11 +5,13 @@ import json
 import subprocess
 import sys
 
+import zstandard
 from opendbc.can.packer import CANPacker
 from opendbc.car.toyota import toyotacan
 
 from cereal import messaging
 from hardware.canbridged import ECHO_BUS_OFFSET
+from tools.lib.logreader import LogReader
 from tools.sim import soak
 from tools.sim.lib.sent_frames import ACC_CONTROL, PCM_CRUISE, STEERING_LKA, SentFrameCheck
 
@@ -79,8 +81,8 @@ def test_bad_options_are_one_line_and_exit_2():
 
 def test_short_soak_every_fault_once_nothing_lost_no_unsafe_frame(tmp_path):
     out = tmp_path / "soak"
-    r = subprocess.run([sys.executable, "-m", "tools.sim.soak", "--short", "--out", str(out)], capture_output=True,
-                       text=True, timeout=900)
+    r = subprocess.run([sys.executable, "-m", "tools.sim.soak", "--short", "--keep-route", "--out", str(out)],
+                       capture_output=True, text=True, timeout=900)
     print(r.stdout[-3000:])
     v = json.loads((out / "verdict.json").read_text())
     assert r.returncode == 0 and v["ok"], v["failures"]
@@ -92,5 +94,20 @@ def test_short_soak_every_fault_once_nothing_lost_no_unsafe_frame(tmp_path):
     assert v["segments"] >= 3 and v["route_bytes"] > 1e6
     # the corrupt calibration at start: reset and named, and the stack still engaged
     assert v["params_reset_alert"] and v["first_engaged_t"] is not None
-    assert v["unsafe"] == [] and v["sent_frames"] - v["unjudged_frames"] > 100 * v["seconds"]
+    assert v["unsafe"] == [] and v["sent_frames"] - v["unjudged_frames"] > 100 * 45  # judged up to the full disk
     assert v["wrong_service_sent"] > 0
+
+    assert v["unexplained_soft_disables"] == []  # the 200 MB param and the garbage one cost no engagement
+
+    # byte 0 of a recorded rlog flipped: the reader loses that file's first frame, no more
+    seg0 = next((out / "routes").iterdir()) / "0" / "rlog.zst"
+    data = seg0.read_bytes()
+    first = zstandard.ZstdDecompressor().decompressobj()
+    first.decompress(data)
+    (tmp_path / "first.zst").write_bytes(data[:len(data) - len(first.unused_data)])
+    in_first = sum(1 for _ in LogReader(tmp_path / "first.zst"))
+    whole = sum(1 for _ in LogReader(seg0))
+    seg0.write_bytes(bytes([data[0] ^ 0xFF]) + data[1:])
+    lr = LogReader(seg0)
+    flipped = sum(1 for _ in lr)
+    assert 0 < whole - flipped <= in_first < whole / 10 and lr.corrupt, (whole, flipped, in_first, lr.corrupt)

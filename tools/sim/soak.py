@@ -17,8 +17,8 @@ Judged (each a line of the verdict, all must pass):
   simulated car refused nothing, and every sent frame the route recorded passes the rules again (sent_frames.py);
 - routes: every segment reads whole (a segment whose loggerd was killed may end in one cut frame);
 - nothing lost: the recording has no gap but while the disk was full or loggerd was down;
-- driving: no collision or lane departure; every disengagement follows a kill; after each kill the stack is
-  engaged again; a full disk shows storageFault and costs no engagement.
+- driving: no collision or lane departure; every disengagement and soft disable follows a kill; after each kill
+  the stack is engaged again; a full disk shows storageFault and costs no engagement.
 
 The verdict is printed and written as JSON (--out); exit 0 when it passes, 1 when it does not, 2 on bad input.
 """
@@ -199,6 +199,7 @@ class Verdict:
     car_refused: dict
     disengagements: list[dict]
     unexplained_disengagements: list[dict]
+    unexplained_soft_disables: list[tuple[float, str]]
     not_reengaged: list[float]
     storage_alerts: int
     params_reset_alert: bool
@@ -239,9 +240,10 @@ def route_check(route_path: str, check: SentFrameCheck) -> tuple[dict[str, str],
 
 
 def windows(injections: list[Injection], kill_log: list[tuple[float, str]]) -> list[tuple[float, float]]:
-    """Simulated time spans in which the recording may have a gap: the disk full (and loggerd's retry after it),
-    loggerd dead (what it had buffered since its last flush is lost with it, then it restarts)."""
-    out = [(i.t, i.end + LOGGER_BACK_S) for i in injections if i.fault == "disk_full"]
+    """Simulated time spans in which the recording may have a gap: the disk full (the write that fails holds what
+    loggerd buffered since its last flush; then loggerd retries), loggerd dead (its buffer is lost with it; then it
+    restarts)."""
+    out = [(i.t - 2 * FLUSH_PERIOD, i.end + LOGGER_BACK_S) for i in injections if i.fault == "disk_full"]
     out += [(t - 2 * FLUSH_PERIOD, t + LOGGER_BACK_S) for t, name in kill_log if name == "loggerd"]
     return out
 
@@ -270,6 +272,10 @@ def judge(d: Drive, faults: Faults, injections: list[Injection], seconds: float)
     kill_times = [t for t, _ in faults.kill_log]
     dis = [asdict(x) for x in r.disengagements]
     unexplained = [x for x in dis if not any(tk <= x["t"] <= tk + EXPLAIN_S for tk in kill_times)]
+    # a soft disable is the stack asking the driver to take over: only a killed daemon may cause one
+    soft = [(round(tr.t, 2), tr.alert) for tr, prev in zip(d.transitions[1:], d.transitions, strict=False)
+            if tr.state == "softDisabling" and prev.state != "softDisabling"
+            and not any(tk <= tr.t <= tk + EXPLAIN_S for tk in kill_times)]
     # engaged again after every kill: once the stack left the enabled state after it, it is back within REENGAGE_S
     not_back = []
     for tk in sorted(set(kill_times)):
@@ -285,7 +291,8 @@ def judge(d: Drive, faults: Faults, injections: list[Injection], seconds: float)
                 damaged_segments=damaged, gaps=gaps, unexplained_gaps=unexplained_gaps, sent_frames=check.sent,
                 unjudged_frames=check.unjudged, unsafe=check.bad, adapter_blocked=blocked,
                 counter_blocks=counter_blocks, car_refused=summary.get("car_refused", {"?": "no summary"}),
-                disengagements=dis, unexplained_disengagements=unexplained, not_reengaged=not_back,
+                disengagements=dis, unexplained_disengagements=unexplained, unexplained_soft_disables=soft,
+                not_reengaged=not_back,
                 storage_alerts=storage_alerts,
                 params_reset_alert=any(a.startswith("paramsReset") for a in r.alerts),
                 collisions=r.collisions, lane_departures=r.lane_departures, engaged_fraction=r.engaged_fraction,
@@ -308,6 +315,7 @@ def judge(d: Drive, faults: Faults, injections: list[Injection], seconds: float)
         (r.collisions == 0 and r.lane_departures == 0,
          f"{r.collisions} collisions, {r.lane_departures} lane departures"),
         (unexplained == [], f"disengagements no kill explains: {unexplained}"),
+        (soft == [], f"soft disables no kill explains: {soft}"),
         (not_back == [], f"not engaged again within {REENGAGE_S:.0f} s of the kills at {not_back}"),
         (not any(i.fault == "disk_full" for i in injections) or storage_alerts >= 1,
          "the disk was full and no storageFault alert was shown"),
