@@ -15,6 +15,7 @@ writes, which go through a background thread) is one permanent alert, `storageFa
 Persisted values the manager found corrupt at start (ParamsReset) are named until the first engagement.
 """
 
+import math
 import time
 
 from cereal import messaging
@@ -37,6 +38,9 @@ STALE_PERIODS = 5
 POLL_S = 2 * DT_CTRL          # carState this late: a cycle anyway (what is missing shows in the events)
 PARAMS_EVERY = 100            # cycles between reads of the user's settings
 EVENTS_EVERY = 100            # onroadEvents at least this often (1 Hz), and on every change
+# a storage fault stays raised this long after its last sighting: loggerd's retry (every 5 s) reports writing
+# until its first flush fails again, and hardwared probes every 5 s, so a full disk would make the alert flicker
+STORAGE_HOLD_S = 10.0
 BUS_AGREE_CARSTATES = 300    # carStates (3 s) without a single canValid: the bus is not the car carParams names
 MAX_FRAME_DROP_PERC = 20.0
 MIN_FREE_SPACE_PERC = 7.0
@@ -63,6 +67,8 @@ class SelfdriveD:
         self.bus_agreed = False      # carState has said canValid at least once
         self.params_reset = self.params.get("ParamsReset") or {}
         self.ever_enabled = False
+        self.storage_fault: tuple[str, str] | None = None  # (what, why) of the newest storage fault seen
+        self.storage_fault_until = -math.inf
 
     def identity_events(self, CS) -> bool:
         """Whether the car is one we can talk to: not recognised (dashcam), or a bus that never carried what the
@@ -134,11 +140,12 @@ class SelfdriveD:
         ds = sm["deviceState"]
         if str(ds.thermalStatus) in ("red", "danger"):
             ev.add("overheat")
-        self.storage_events()
+        self.storage_events(now)
 
-    def storage_events(self) -> None:
+    def storage_events(self, now: float) -> None:
         """One alert for storage, the worst of: loggerd stopped, a store not writable, our own params writes
-        failing; else low free space. None of it disengages (driving needs no disk)."""
+        failing (held STORAGE_HOLD_S after it was last seen); else low free space. None of it disengages (driving
+        needs no disk)."""
         sm = self.sm
         fault = None
         if sm.seen["loggerState"] and not sm["loggerState"].writing:
@@ -147,6 +154,10 @@ class SelfdriveD:
             fault = ("Logging Stopped" if bad[0].name == "routes" else "Settings Not Saved", bad[0].error)
         elif self.params.failing:
             fault = ("Settings Not Saved", next(iter(self.params.failing.values())))
+        if fault is not None:
+            self.storage_fault, self.storage_fault_until = fault, now + STORAGE_HOLD_S
+        elif now < self.storage_fault_until:
+            fault = self.storage_fault
         if fault is not None:
             what, why = fault
             self.events.add("storageFault", what=what, why="Disk Full" if "No space" in why else why or "Write Failed")

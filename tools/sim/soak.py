@@ -196,6 +196,7 @@ class Verdict:
     unsafe: list[str]
     adapter_blocked: dict[str, int]
     counter_blocks: int
+    counter_breaks: int
     car_refused: dict
     disengagements: list[dict]
     unexplained_disengagements: list[dict]
@@ -290,7 +291,8 @@ def judge(d: Drive, faults: Faults, injections: list[Injection], seconds: float)
                 kills=dict(faults.killed), restarts=restarts, segments=len(Route(r.route).segments), route_bytes=size,
                 damaged_segments=damaged, gaps=gaps, unexplained_gaps=unexplained_gaps, sent_frames=check.sent,
                 unjudged_frames=check.unjudged, unsafe=check.bad, adapter_blocked=blocked,
-                counter_blocks=counter_blocks, car_refused=summary.get("car_refused", {"?": "no summary"}),
+                counter_blocks=counter_blocks, counter_breaks=check.counter_breaks,
+                car_refused=summary.get("car_refused", {"?": "no summary"}),
                 disengagements=dis, unexplained_disengagements=unexplained, unexplained_soft_disables=soft,
                 not_reengaged=not_back,
                 storage_alerts=storage_alerts,
@@ -308,6 +310,8 @@ def judge(d: Drive, faults: Faults, injections: list[Injection], seconds: float)
         (blocked == {}, f"the adapter's safety layer refused frames the stack sent: {blocked}"),
         (counter_blocks <= faults.killed["card"],
          f"{counter_blocks} frames refused for their counter, card killed {faults.killed['card']}x"),
+        (check.counter_breaks <= counter_blocks, f"{check.counter_breaks} sent frames break the counter sequence, "
+         f"{counter_blocks} refused for it by the adapter"),
         (v.car_refused == {}, f"the car refused frames: {v.car_refused}"),
         (len([s for s, why in damaged.items() if "unreadable" in why or "corrupt" in why]) == 0
          and len(damaged) <= loggerd_kills, f"damaged segments {damaged} (loggerd killed {loggerd_kills}x)"),

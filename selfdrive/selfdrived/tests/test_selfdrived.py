@@ -232,8 +232,14 @@ class TestStorage:
         assert s.enabled and s.state == "enabled"
         assert s.alertType == "storageFault/permanent"
         assert (s.alertText1, s.alertText2) == ("Logging Stopped: Disk Full", "Driving Continues; Free Up Space")
+        # loggerd's retry on a still-full disk says "writing" until its first flush fails: the alert holds
         h.edit("loggerState", set_fields(writing=True, error=""))
-        assert h.cycle(100).selfdriveState.alertType == ""
+        assert h.cycle(300).selfdriveState.alertType == "storageFault/permanent"
+        h.edit("loggerState", set_fields(writing=False, error="No space left on device"))
+        h.cycle(100)
+        h.edit("loggerState", set_fields(writing=True, error=""))
+        assert h.cycle(900).selfdriveState.alertType == "storageFault/permanent"  # 10 s from its last sighting
+        assert h.cycle(200).selfdriveState.alertType == ""
 
     def test_an_unwritable_params_store_is_named(self, h):
         def full_params(msg):

@@ -10,6 +10,12 @@ A recording with gaps (loggerd killed, the disk full) is judged in runs: a fresh
 knows nothing of what happened in the gap (whether the cruise engaged, the torque history its rate limits need), so
 it judges nothing until the car's cruise is seen off in a valid PCM_CRUISE: from there a fresh layer and the one on
 the bus agree (controls not allowed, no torque commanded). Frames sent before that are counted in `unjudged`.
+
+The copy sees only what was sent, the layer on the bus also what it refused: when card restarts, its message
+counter starts over, the layer refuses the first frame for its counter and takes the next as the sequence's
+continuation, where the copy (which never saw the refused one) finds a jump. A COUNTER verdict is therefore counted
+apart (`counter_breaks`), for the caller to match against the frames the adapter refused for their counter; the
+frame it falls on is judged no further (the layer checks the counter first).
 """
 
 from cereal import messaging
@@ -37,6 +43,7 @@ class SentFrameCheck:
         self.violations = 0
         self.sent = 0
         self.unjudged = 0
+        self.counter_breaks = 0
         self.gaps = 0
         self.safety = Safety(SafetyMode.TOYOTA, self.param)
         self.cruise = False  # CRUISE_ACTIVE of the last PCM_CRUISE the layer took as valid (not garbage)
@@ -75,7 +82,9 @@ class SentFrameCheck:
                 continue  # card's identification queries, sent (and judged) in ELM327 mode before the car's mode
             self.safety.heartbeat(self.prev_t)
             verdict = self.safety.tx_verdict(addr, bus, data, self.prev_t)
-            if verdict != "OK":
+            if verdict == "COUNTER":
+                self.counter_breaks += 1
+            elif verdict != "OK":
                 self._refuse(f"{self.prev_t} us {addr:#x} {data.hex()}: {verdict}")
             # the layer's NOT_ALLOWED says it too; spelled out: no steering or acceleration while the car's cruise
             # (as the valid PCM_CRUISE frames tell it) is off
@@ -94,8 +103,10 @@ class SentFrameCheck:
 
 
 def sent_frame_violations(can_msgs: list[bytes], param: int) -> tuple[list[str], int]:
-    """Every `can` message of one unbroken recording: (the refused sent frames, the echoes judged)."""
+    """Every `can` message of one drive without restarts: (the refused sent frames, the echoes judged). Nothing was
+    refused on the bus there, so a break in the counter sequence is a refusal too."""
     check = SentFrameCheck(param)
     for dat in can_msgs:
         check.feed(dat)
-    return check.bad, check.sent
+    breaks = [f"{check.counter_breaks} sent frames break the counter sequence"] if check.counter_breaks else []
+    return check.bad + breaks, check.sent
