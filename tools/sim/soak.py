@@ -63,6 +63,7 @@ FILLER = "soak-disk-filler"
 
 EXPLAIN_S = 20.0          # a disengagement this long after a kill is the kill's doing
 REENGAGE_S = 40.0         # after a kill the stack is engaged again within this (restart, calibrate, driver's stalk)
+RACE_BLOCKS_PER_KILL = 10  # commands in flight when a kill drops the car's cruise or the heartbeat (see judge)
 GAP_S = 0.5               # a recording gap longer than this (simulated s) is lost data unless a fault explains it
 LOGGER_BACK_S = 12.0      # loggerd writes again this long after the disk frees (RETRY_PERIOD 5 s) or it restarts
 
@@ -196,6 +197,7 @@ class Verdict:
     unsafe: list[str]
     adapter_blocked: dict[str, int]
     counter_blocks: int
+    race_blocks: int
     counter_breaks: int
     car_refused: dict
     disengagements: list[dict]
@@ -263,11 +265,16 @@ def judge(d: Drive, faults: Faults, injections: list[Injection], seconds: float)
     if times and times[-1] < seconds - 2.0:
         unexplained_gaps.append((times[-1], seconds))
 
-    # MODE: the gate's silent start, where the mode refuses everything. COUNTER: card restarted (killed) and its
-    # message counter with it; the layer drops the one frame that breaks the sequence, as it should
-    blocked = {k: n for k, n in adapter.get("tx_blocked", {}).items() if not k.startswith("MODE:")}
-    counter_blocks = sum(n for k, n in blocked.items() if k.startswith("COUNTER:"))
-    blocked = {k: n for k, n in blocked.items() if not k.startswith("COUNTER:")}
+    # What the adapter's layer refused of what the stack asked (nothing of it reached the car). MODE: the gate's silent
+    # start, where the mode refuses everything. COUNTER: card restarted (killed) and its message counter with it; the
+    # layer drops the one frame that breaks the sequence. NOT_ALLOWED / HEARTBEAT: a daemon killed, the car's cruise
+    # or controlsd's heartbeat dropped a step before the stack's commands in flight stopped. Anything else (a limit,
+    # an unlisted message, a checksum) is the stack asking for what it must not: never.
+    asked = {k: n for k, n in adapter.get("tx_blocked", {}).items() if not k.startswith("MODE:")}
+    counter_blocks = sum(n for k, n in asked.items() if k.startswith("COUNTER:"))
+    race_blocks = sum(n for k, n in asked.items() if k.split(":")[0] in ("NOT_ALLOWED", "HEARTBEAT"))
+    blocked = {k: n for k, n in asked.items() if k.split(":")[0] not in ("COUNTER", "NOT_ALLOWED", "HEARTBEAT")}
+    kill_events = sum(1 for i in injections if i.fault == "kill")
 
     restarts = {p.name: p.restarts for p in d.manager_state.processes} if d.manager_state else {}
     kill_times = [t for t, _ in faults.kill_log]
@@ -291,7 +298,7 @@ def judge(d: Drive, faults: Faults, injections: list[Injection], seconds: float)
                 kills=dict(faults.killed), restarts=restarts, segments=len(Route(r.route).segments), route_bytes=size,
                 damaged_segments=damaged, gaps=gaps, unexplained_gaps=unexplained_gaps, sent_frames=check.sent,
                 unjudged_frames=check.unjudged, unsafe=check.bad, adapter_blocked=blocked,
-                counter_blocks=counter_blocks, counter_breaks=check.counter_breaks,
+                counter_blocks=counter_blocks, counter_breaks=check.counter_breaks, race_blocks=race_blocks,
                 car_refused=summary.get("car_refused", {"?": "no summary"}),
                 disengagements=dis, unexplained_disengagements=unexplained, unexplained_soft_disables=soft,
                 not_reengaged=not_back,
@@ -308,6 +315,8 @@ def judge(d: Drive, faults: Faults, injections: list[Injection], seconds: float)
         (check.sent - check.unjudged > 100 * (gaps[0][0] if gaps else seconds),
          f"only {check.sent - check.unjudged} sent frames judged"),
         (blocked == {}, f"the adapter's safety layer refused frames the stack sent: {blocked}"),
+        (race_blocks <= RACE_BLOCKS_PER_KILL * kill_events,
+         f"{race_blocks} commands refused as not allowed, for {kill_events} kill events"),
         (counter_blocks <= faults.killed["card"],
          f"{counter_blocks} frames refused for their counter, card killed {faults.killed['card']}x"),
         (check.counter_breaks <= counter_blocks, f"{check.counter_breaks} sent frames break the counter sequence, "
@@ -430,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"soak: {v.seconds:.0f} s simulated in {v.wall_s:.0f} s; kills {v.kills}; restarts {v.restarts}; "
           f"{v.segments} segments, {v.route_bytes / 1e6:.1f} MB; gaps {v.gaps}; {v.sent_frames} sent frames recorded, "
           f"{v.sent_frames - v.unjudged_frames} judged again, {len(v.unsafe)} refused; {v.counter_blocks} blocked "
-          "by the adapter for their counter after a card restart; "
+          f"by the adapter for their counter after a card restart, {v.race_blocks} as not allowed (in flight as a "
+          "kill dropped the cruise or the heartbeat); "
           f"disengagements {[(x['t'], x['reason']) for x in v.disengagements]}; storageFault shown "
           f"{v.storage_alerts}x; wrong-service messages {v.wrong_service_sent}")
     print("soak: PASS" if v.ok else "soak: FAIL\n  " + "\n  ".join(v.failures), flush=True)
