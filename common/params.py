@@ -73,10 +73,22 @@ def decode(key: ParamKey, raw: bytes) -> Any:
             return raw.strip() == b"1"
         case ParamType.JSON:
             try:
-                return json.loads(raw)
+                # put never writes NaN/Infinity (allow_nan=False): json.loads reads them, and 1e999 as inf
+                return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
             except RecursionError:
                 raise ValueError("JSON nested too deeply") from None
     raise AssertionError(key.type)
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"non-finite JSON number {name}")
+
+
+def _finite_float(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError(f"non-finite JSON number {text[:20]}")
+    return v
 
 
 def _pid_alive(pid: int) -> bool:

@@ -25,6 +25,7 @@ garbage, so every backend's garbage is counted the same way.
 import math
 import os
 import time
+import tokenize
 import urllib.parse
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -107,6 +108,10 @@ def _query_value(v: str):
     return v
 
 
+def _is_number(s: str) -> bool:
+    return s.isascii() and s.isdigit()  # str.isdigit() alone accepts "²", which int() refuses
+
+
 def parse_url(url: str) -> tuple[str, str, dict[str, str]]:
     """'scheme:rest?query' -> (scheme, rest, query). A bare name ('sim') has an empty rest."""
     head, _, query = url.partition("?")
@@ -122,7 +127,7 @@ def parse_channels(rest: str) -> dict[int, str]:
     for i, part in enumerate(p for p in rest.split(",") if p != ""):
         bus_s, eq, channel = part.partition("=")
         if eq:
-            if not bus_s.isdigit() or not 0 <= int(bus_s) <= MAX_BUS:
+            if not _is_number(bus_s) or not 0 <= int(bus_s) <= MAX_BUS:
                 raise BackendError(f"bus number {bus_s!r} in {rest!r} must be 0..{MAX_BUS}")
             bus = int(bus_s)
         else:
@@ -186,9 +191,24 @@ class PythonCanBackend(Backend):
         self.buses = {}
 
 
-def _load_npy(path: str) -> np.ndarray:
-    with open(path, "rb") as f:  # comma2k19 stores .npy files without the extension
-        return np.load(f, allow_pickle=False)
+# What np.load raises for a file that is not a readable array: besides ValueError, EOFError (an empty file),
+# MemoryError (a header claiming a huge shape) and tokenize.TokenError (a damaged header)
+NPY_LOAD_ERRORS = (OSError, ValueError, EOFError, MemoryError, tokenize.TokenError)
+
+
+def _load_npy(path: str, kinds: str) -> np.ndarray:
+    """A raw_can column: one value per frame ((n,) or (n, 1)) of a NumPy dtype kind in `kinds`; BackendError."""
+    try:
+        with open(path, "rb") as f:  # comma2k19 stores .npy files without the extension
+            arr = np.load(f, allow_pickle=False)
+    except NPY_LOAD_ERRORS as e:
+        raise BackendError(f"replay: {path}: not a readable NumPy array ({type(e).__name__}: {str(e)[:200]})") from None
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr.reshape(-1)
+    if arr.ndim != 1 or arr.dtype.kind not in kinds:
+        raise BackendError(f"replay: {path}: expected one value per frame of dtype kind {'/'.join(kinds)}, "
+                           f"got {arr.dtype} of shape {arr.shape}")
+    return arr
 
 
 def _raw_can_dir(path: str) -> str | None:
@@ -213,7 +233,8 @@ def load_comma2k19(d: str, dbc_by_bus: dict[int, str]) -> list[tuple[float, int,
     so the true length is lost; where `dbc_by_bus` names a DBC for the bus, a frame of a message that
     DBC knows gets its DBC length back (the bytes past the stored ones were zeros).
     """
-    t, src, address, data = (_load_npy(os.path.join(d, n)) for n in ("t", "src", "address", "data"))
+    t, src, address, data = (_load_npy(os.path.join(d, n), kinds)
+                             for n, kinds in (("t", "fiu"), ("src", "iu"), ("address", "iu"), ("data", "S")))
     if not (len(t) == len(src) == len(address) == len(data)):
         raise BackendError(f"{d}: t/src/address/data have different lengths")
     raw8 = data.astype("S8").view(np.uint8).reshape(-1, 8)
@@ -251,7 +272,7 @@ class ReplayBackend(Backend):
     def __init__(self, path: str, opts: dict[str, str]):
         self.url = f"replay:{path}"
         known = {"dbc", "start", "gate", "rate", "offset", "duration", "loop"}
-        bad = [k for k in opts if k not in known and not (k.startswith("dbc") and k[3:].isdigit())]
+        bad = [k for k in opts if k not in known and not (k.startswith("dbc") and _is_number(k[3:]))]
         if bad:
             raise BackendError(f"replay: unknown option(s) {bad}; known: {sorted(known)} and dbc<bus>")
         try:

@@ -27,11 +27,14 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import TextIO
 
+import capnp
+
 from cereal import car, messaging
 from common.params import Params
 from common.realtime import DT_CTRL, PRIO_CTRL_HIGH, Ratekeeper, set_realtime_priority
 from common.swaglog import cloudlog, cloudlog_bind
 from hardware.can_backends import Backend, BackendError, CanFrame, backend_names, classify, open_backend
+from selfdrive.controls.lib.car_params import car_params_copy
 
 BUS_AGREE_CYCLES = 50  # carStates in a row with canValid (0.5 s) before the car's safety mode is enabled
 SENDCAN_MAX_AGE_NS = 1_000_000_000  # older sendcan is not what controls wants now (openpilot's rule too)
@@ -148,8 +151,11 @@ class CanBridge:
 def handle_sendcan(bridge: CanBridge, dat: bytes, now_ns: int) -> None:
     try:
         ev = messaging.log_from_bytes(dat)
+        if ev.which() != "sendcan":
+            raise messaging.MalformedMessage(f"a {ev.which()} message on the sendcan socket")
+        # log_from_bytes checks the root and union pointers only: a frame's dat pointer out of bounds raises here
         frames = [(c.address, bytes(c.dat), c.src) for c in ev.sendcan]
-    except (messaging.MalformedMessage, AttributeError) as e:
+    except (messaging.MalformedMessage, AttributeError, capnp.KjException) as e:
         bridge.counts["sendcan_bad"] += 1
         cloudlog.warning("malformed sendcan dropped", extra={"error": str(e)[:200]})
         return
@@ -237,7 +243,12 @@ class Daemon:
         gate = self.gate
         cp_bytes = None
         if self.sm.updated["carParams"]:
-            cp_bytes = self.sm["carParams"].as_builder().to_bytes()
+            try:
+                cp_bytes = car_params_copy(self.sm["carParams"]).to_bytes()  # not as_builder(): see car_params_copy
+            except ValueError as e:
+                # damaged: like unreadable CarParams bytes, no safety mode (silent) until a readable carParams
+                cloudlog.warning("unreadable carParams message", extra={"error": str(e)[:200]})
+                gate.on_car_params(b"")
         elif gate.state == IDENTIFYING and now - self.params_polled >= PARAMS_POLL_S:
             # card also writes CarParams to params: the way in when its one carParams message came
             # before our subscription was connected

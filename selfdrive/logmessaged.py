@@ -16,9 +16,14 @@ def to_event(raw: bytes):
     msg.logMessage.msg = text
     try:
         rec = json.loads(text)
-        msg.logMessage.levelnum = int(rec.get("levelnum", 0))
+        level = int(rec.get("levelnum", 0))
+        if not -2**31 <= level < 2**31:  # levelnum is an Int32: capnp would raise KjException
+            raise ValueError(f"levelnum {level} is not an Int32")
+        msg.logMessage.levelnum = level
         msg.logMessage.name = str(rec.get("name", ""))
-    except (ValueError, AttributeError, TypeError):
+    # not JSON, or nested deeper than json parses (RecursionError); not a dict; levelnum not a number (int(inf):
+    # OverflowError) or not an Int32
+    except (ValueError, AttributeError, TypeError, OverflowError, RecursionError):
         msg.logMessage.name = "?"
     return msg
 

@@ -5,9 +5,9 @@ may raise, and what it must report. Budgets are bounded and derandomized (no exa
 same inputs every time and the file stays well under a minute on 2 cores. For a longer local hunt multiply every
 budget: `ROADPILOT_FUZZ_SCALE=50 .venv/bin/python -m pytest -q tests/test_fuzz.py`.
 
-Bugs these targets found are pinned by strict xfails in TestKnownBugs. Until they are fixed, each target tolerates
-exactly those inputs (a predicate beside it, with a comment naming the TestKnownBugs test), so it keeps hunting for
-new failures meanwhile; a fix makes its xfail pass (a failure under strict): then delete the xfail and the tolerance.
+Bugs these targets found are fixed and pinned by a regression test beside the target, with its minimal reproducer.
+A new one: pin it as a strict xfail, let the target tolerate exactly those inputs meanwhile (a predicate beside it
+naming the xfail), and when it is fixed turn the xfail into a regression test here and delete the tolerance.
 """
 
 import bisect
@@ -16,12 +16,9 @@ import io
 import json
 import math
 import os
-import signal
 import struct
 import time
-import tokenize
 
-import capnp
 import numpy as np
 import pytest
 import zstandard
@@ -35,7 +32,7 @@ from cereal.services import SERVICES
 from common.params import Params, decode, encode
 from common.params_keys import KEYS, ParamType, check_calibration, check_value
 from hardware.can_backends import MAX_BUS, MAX_EXT_ADDRESS, Backend, BackendError, open_backend
-from hardware.canbridged import CanBridge, handle_sendcan, safety_from_car_params
+from hardware.canbridged import DASHCAM, CanBridge, CarGate, Daemon, handle_sendcan, safety_from_car_params
 from hardware.sim_backend import FRAME_HEADER, pack_frames, unpack_frames
 from selfdrive.camerad.sources.sim import MAGIC, SIM_HEADER, VERSION, SimSource
 from selfdrive.controls.lib.car_params import car_params_from_bytes
@@ -170,49 +167,6 @@ JSON_TEXT = st.one_of(
     st.builds(nested, st.integers(0, 20_000), st.sampled_from(['[', '{"a":'])),
     st.sampled_from(["NaN", "Infinity", "-Infinity", "1e400", "-1e400", "9" * 400, "9" * 5000, '"\\ud800"']),
 )
-
-
-def json_too_deep(raw) -> bool:
-    """True for JSON nested deeply enough to trigger the known RecursionError bugs. Whether json.loads itself
-    gives up depends on how deep the caller's stack already is, so this counts brackets instead of asking it."""
-    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            escaped, in_string = (not escaped and ch == "\\"), in_string and (escaped or ch != '"')
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
-    return deepest >= 200
-
-
-def has_nonfinite(v) -> bool:
-    # iterative: a JSON param may nest as deep as json.loads goes, deeper than this recursing would
-    todo = [v]
-    while todo:
-        x = todo.pop()
-        if isinstance(x, float) and not math.isfinite(x):
-            return True
-        todo.extend(x if isinstance(x, list) else x.values() if isinstance(x, dict) else ())
-    return False
-
-
-def sendcan_traversal_fails(dat: bytes) -> bool:
-    """True when `dat` parses as an Event but reading it as sendcan frames raises (handle_sendcan's known bug)."""
-    try:
-        ev = log_from_bytes(dat)
-    except MalformedMessage:
-        return False
-    try:
-        [(c.address, bytes(c.dat), c.src) for c in ev.sendcan]
-    except capnp.KjException:
-        return True
-    return False
 
 
 # --- 1. logs: LogReader -------------------------------------------------------------------------------------
@@ -376,6 +330,18 @@ class TestLogReader:
         assert all(p.startswith(os.path.join(route, str(damaged))) for p, _ in lr.problems)
         assert_reports_are_well_formed(lr)
 
+    def test_bad_message_header_in_an_intact_frame_costs_only_its_frame(self, clean_log, tmp_path):
+        # loggerd's frames hold whole messages: a size header claiming more than its frame holds loses that frame's
+        # rest, not every frame after it
+        content = bytearray(zstandard.ZstdDecompressor().decompress(clean_log.frames[1]))
+        first = message_size(content)
+        struct.pack_into("<I", content, first + 4, 100_000)  # the second message claims 800 KB
+        data = clean_log.frames[0] + zstd_frame(bytes(content), True) + b"".join(clean_log.frames[2:])
+        lr = LogReader(write(str(tmp_path / "rlog.zst"), data), sort_by_time=False)
+        got = [ev.logMonoTime for ev in lr]
+        assert got == clean_log.times[0] + clean_log.times[1][:1] + [t for f in (2, 3, 4) for t in clean_log.times[f]]
+        assert lr.truncated == [] and len(lr.corrupt) == 1 and "incomplete message" in lr.corrupt[0][1]
+
 
 # --- 2. params -------------------------------------------------------------------------------------------------
 
@@ -430,7 +396,8 @@ class TestParams:
     @example(("ParamsReset", b"[]"))
     @example(("LongitudinalPersonality", b"3"))
     @example(("CameraHeight", b"1e999"))
-    @example(("LiveParameters", b'{"a": NaN}'))  # the known bug: exercises its tolerance below
+    @example(("LiveParameters", b'{"a": NaN}'))
+    @example(("LiveParameters", b'{"a": 1e999}'))
     def test_get_returns_the_default_or_a_value_put_accepts(self, key_raw):
         key, raw = key_raw
         params = Params()
@@ -440,11 +407,17 @@ class TestParams:
         if value is None:
             assert k.default is None or k.type is ParamType.JSON  # JSON null is a value like any other
             return
-        if k.type is ParamType.JSON and has_nonfinite(value):
-            return  # known bug: TestKnownBugs.test_params_json_reads_nan_and_infinity
         assert check_value(k, value) == value or value == k.default
         # what get hands out, put can write and get reads back the same
         assert decode(k, encode(k, check_value(k, value))) == value
+
+    @pytest.mark.parametrize("key, raw", [("ParamsReset", b"NaN"), ("LiveParameters", b'{"a": Infinity}'),
+                                          ("LiveParameters", b'{"a": [-1e999]}')])
+    def test_json_nan_and_infinity_read_as_corrupt(self, key, raw):
+        # put refuses them (and FLOAT keys read them as corrupt): a JSON key's file holding one is corrupt too
+        params = Params()
+        write(os.path.join(params.root, key), raw)
+        assert params.get(key) == KEYS[key].default and "non-finite" in params.corrupt[key]
 
 
 # --- 3, 4. messages: log_from_bytes and framing --------------------------------------------------------------
@@ -526,9 +499,6 @@ def forked(fn, *args) -> str:
     return f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else said
 
 
-ABORTED = f"killed by signal {signal.SIGABRT}"
-
-
 def car_params_outcome(raw: bytes) -> str:
     try:
         cp = car_params_from_bytes(raw)
@@ -543,15 +513,36 @@ def car_params_outcome(raw: bytes) -> str:
     return "CarParams"
 
 
+def car_params_with_a_bad_pointer() -> bytes:
+    """A CarParams whose carFingerprint text pointer points 1000 words past its segment (one damaged word)."""
+    cp = car.CarParams.new_message()
+    cp.carFingerprint = "A"
+    dat = bytearray(cp.to_bytes())
+    root = struct.unpack_from("<Q", dat, 8)[0]
+    pointers = 16 + 8 * ((root >> 32) & 0xFFFF)  # after the segment table, the root pointer and the data section
+    at = next(pointers + 8 * i for i in range(root >> 48) if struct.unpack_from("<Q", dat, pointers + 8 * i)[0])
+    struct.pack_into("<I", dat, at, (1000 << 2) | 1)
+    return bytes(dat)
+
+
 class TestCarParams:
     @budget(400)
     @given(raw=CAR_PARAMS_BYTES)
     @example(raw=CAR_PARAMS)
     def test_car_params_from_bytes_is_car_params_or_value_error(self, raw):
-        outcome = forked(car_params_outcome, raw)
-        if outcome == ABORTED:
-            return  # known bug: TestKnownBugs.test_car_params_with_a_bad_pointer_aborts_the_process
-        assert outcome in ("CarParams", "ValueError")
+        assert forked(car_params_outcome, raw) in ("CarParams", "ValueError")
+
+    def test_car_params_with_a_bad_pointer_is_a_value_error(self):
+        # pycapnp's as_builder() aborted the process (SIGABRT) on it: card died on a damaged CarParams param
+        assert forked(car_params_outcome, car_params_with_a_bad_pointer()) == "ValueError"
+
+    def test_car_params_with_an_unterminated_text_is_a_value_error(self):
+        # reading such a Text through a pycapnp reader segfaults (the error's text holds the raw byte 0xff)
+        cp = car.CarParams.new_message()
+        cp.carFingerprint = "TOYOTA_"
+        dat = bytearray(cp.to_bytes())
+        dat[dat.index(b"TOYOTA_") + 7] = 0xFF  # the text's NUL
+        assert forked(car_params_outcome, bytes(dat)) == "ValueError"
 
     @budget(800)
     @given(raw=CAR_PARAMS_BYTES)
@@ -561,6 +552,35 @@ class TestCarParams:
         if raw == CAR_PARAMS:
             assert mode == (2, 73)
         assert mode is None or (isinstance(mode[0], int) and 0 <= mode[1] <= 0xFFFFFFFF)
+
+    def test_canbridged_on_a_carparams_message_with_a_bad_pointer_goes_silent(self):
+        # it copied the message's carParams with as_builder(), which aborts the process on such a pointer
+        m = messaging.new_message("carParams")
+        m.carParams.carFingerprint = "A"
+        dat = bytearray(m.to_bytes())
+        text = [i for i in range(8, len(dat), 8) if struct.unpack_from("<II", dat, i)[1] == (2 << 3) | 2]
+        assert len(text) == 1  # the one list pointer of 2 bytes: carFingerprint's
+        struct.pack_into("<I", dat, text[0], (1000 << 2) | 1)
+        log_from_bytes(bytes(dat))  # accepted: the root and union pointers are fine
+        assert forked(canbridged_gate_after, bytes(dat)) == DASHCAM
+
+
+class CarParamsSubMaster:
+    """What Daemon.update_mode reads of its SubMaster: a carParams message that just came."""
+
+    def __init__(self, dat: bytes):
+        self.ev = log_from_bytes(dat)
+        self.updated = {"carParams": True, "carState": False}
+
+    def __getitem__(self, service: str):
+        return getattr(self.ev, service)
+
+
+def canbridged_gate_after(dat: bytes) -> str:
+    d = Daemon.__new__(Daemon)  # without its sockets: update_mode needs only sm and the gate here
+    d.gate, d.sm = CarGate(CanBridge(NullBackend())), CarParamsSubMaster(dat)
+    d.update_mode(0.0)
+    return d.gate.state
 
 
 # --- 6. calibration ------------------------------------------------------------------------------------------
@@ -593,16 +613,6 @@ class TestCalibration:
 
 # --- 7. the UI websocket ---------------------------------------------------------------------------------------
 
-def known_hub_bug(msg) -> bool:
-    """A ping whose t is an integer too big for a float (TestKnownBugs.test_hub_ping_with_a_huge_integer)."""
-    try:
-        obj = json.loads(msg)
-    except (ValueError, TypeError, RecursionError):
-        return False
-    t = obj.get("t") if isinstance(obj, dict) and obj.get("type") == "ping" else None
-    return isinstance(t, int) and not isinstance(t, bool) and abs(t) >= 2**1024
-
-
 PING = st.builds(lambda t, extra: json.dumps({"type": "ping", "t": t, **extra}),
                  st.one_of(st.floats(), st.integers(), st.booleans(), st.text(max_size=4), st.none(),
                            st.integers(2**1000, 2**1100)),
@@ -618,16 +628,17 @@ class TestUiHub:
     @example(msg=nested(100_000))
     def test_on_message_never_raises_and_answers_only_a_ping(self, msg):
         c = Client(Hub())
-        try:
-            ok = c.on_message(msg)
-        except OverflowError:
-            assert known_hub_bug(msg)
-            return
+        ok = c.on_message(msg)
         assert ok is (c.pong is not None) and c.bad_input == (0 if ok else 1)
         if ok:
             t = json.loads(msg)["t"]
             assert json.loads(c.pong) == {"type": "pong", "t": t} and math.isfinite(t)
             assert c.wake.is_set()
+
+    def test_ping_with_a_huge_integer_is_refused(self):
+        # math.isfinite of an integer beyond float range raised OverflowError out of the handler
+        c = Client(Hub())
+        assert c.on_message('{"type": "ping", "t": 1' + "0" * 400 + "}") is False and c.bad_input == 1
 
 
 # --- 8. other ways in -----------------------------------------------------------------------------------------
@@ -657,17 +668,31 @@ class TestCanbridged:
     def test_handle_sendcan_counts_every_message_and_never_raises(self, dat, mode):
         b = CanBridge(NullBackend())
         b.set_mode(*mode)
-        try:
-            handle_sendcan(b, dat, NOW_NS)
-        except capnp.KjException:
-            assert sendcan_traversal_fails(dat)  # known bug: TestKnownBugs.test_sendcan_*
-            return
+        handle_sendcan(b, dat, NOW_NS)
         c = b.counts
         # exactly one fate: refused as malformed, dropped as stale, or every frame offered to the safety layer
         assert (c["sendcan_bad"] == 1) + (c["tx_stale"] > 0) + (c["tx"] > 0) <= 1
         assert c["tx_sent"] == len(b.backend.sent) <= c["tx"]
         if mode[0] == "silent":
             assert b.backend.sent == []
+
+    def test_sendcan_socket_carrying_another_service_is_counted(self):
+        # reading another service's Event as sendcan raised KjException: canbridged died
+        b = CanBridge(NullBackend())
+        handle_sendcan(b, stamped(EVENTS[0]), NOW_NS)
+        assert b.counts["sendcan_bad"] == 1 and b.counts["tx"] == 0
+
+    def test_sendcan_with_a_bad_frame_pointer_is_counted(self):
+        # log_from_bytes checks only the root and union pointers: reading the frames raised KjException
+        m = messaging.new_message("sendcan", 1)
+        m.sendcan[0].dat, m.sendcan[0].address = b"\x01\x02", 0x2E4
+        m.logMonoTime = NOW_NS
+        dat = bytearray(m.to_bytes())
+        struct.pack_into("<I", dat, 56, (1000 << 2) | 1)  # the frame's dat list pointer, 1000 words outside
+        log_from_bytes(bytes(dat))  # accepted
+        b = CanBridge(NullBackend())
+        handle_sendcan(b, bytes(dat), NOW_NS)
+        assert b.counts["sendcan_bad"] == 1 and b.counts["tx"] == 0
 
     @budget(1000)
     @given(msg=st.one_of(st.binary(max_size=80), st.builds(
@@ -684,27 +709,6 @@ class TestCanbridged:
         assert sum(FRAME_HEADER.size + len(d) for _, d, _ in frames) == len(msg)
 
 
-def known_logmessage_bug(raw: bytes) -> bool:
-    """A record that is JSON nested too deeply, or whose levelnum is a number that does not fit an Int32
-    (TestKnownBugs.test_logmessaged_*)."""
-    if json_too_deep(raw):
-        return True
-    text = raw.decode("utf-8", errors="replace")
-    try:
-        rec = json.loads(text)
-    except (ValueError, RecursionError):
-        return False
-    if not isinstance(rec, dict):
-        return False
-    try:
-        level = int(rec.get("levelnum", 0))
-    except OverflowError:
-        return True
-    except (ValueError, TypeError):
-        return False
-    return not -2**31 <= level < 2**31
-
-
 RECORD = st.builds(lambda rec: json.dumps(rec).encode(),
                    st.fixed_dictionaries({}, optional={"levelnum": JSON_SCALAR | st.integers(-2**40, 2**40),
                                                        "name": JSON_VALUE, "msg": st.text(max_size=10)}))
@@ -716,13 +720,15 @@ class TestLogmessaged:
     @example(raw=b'{"levelnum": 20, "name": "card", "msg": "x"}')
     @example(raw=b'{"name": "a\\u0000b"}')
     def test_every_record_becomes_a_log_message(self, raw):
-        try:
-            msg = to_event(raw)
-        except (OverflowError, RecursionError, capnp.KjException):
-            assert known_logmessage_bug(raw)
-            return
+        msg = to_event(raw)
         ev = log_from_bytes(msg.to_bytes())  # it must also go out on the socket and be read back
         assert ev.which() == "logMessage" and ev.logMessage.msg == raw.decode("utf-8", errors="replace")
+
+    # int(inf), a levelnum outside Int32 (capnp KjException) and JSON nested too deeply raised out of the daemon's loop
+    @pytest.mark.parametrize("raw", [b'{"levelnum": 1e999}', b'{"levelnum": 4294967296}', b"[" * 100_000])
+    def test_record_that_does_not_fit_is_kept_as_text(self, raw):
+        msg = to_event(raw)
+        assert msg.which() == "logMessage" and msg.logMessage.msg == raw.decode() and msg.logMessage.name == "?"
 
 
 W, H = 8, 4  # a camerad configured this small keeps valid fuzzed frames small
@@ -791,20 +797,6 @@ def raw_can_column(draw, n: int, name: str):
     return draw(st.binary(max_size=60))
 
 
-def numpy_load_escapes(d: str) -> bool:
-    """True when np.load raises something other than the OSError/ValueError comma2k19._load turns into SourceError
-    for one of the columns (an empty file: EOFError; a damaged header: TokenError; a huge shape: MemoryError)."""
-    for name in ("t", "src", "address", "data"):
-        try:
-            with open(os.path.join(d, name), "rb") as f:
-                np.load(f, allow_pickle=False)
-        except (OSError, ValueError):
-            continue
-        except Exception:  # noqa: BLE001 - any other type is the bug
-            return True
-    return False
-
-
 class TestComma2k19Import:
     # float16 times: comparing them with MAX_TIME_S overflows the cast (a warning); the range check still holds
     @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
@@ -819,14 +811,45 @@ class TestComma2k19Import:
             t, frames, stats = comma2k19.load_frames(d)
         except comma2k19.SourceError:
             return
-        except (EOFError, tokenize.TokenError, SyntaxError, MemoryError):
-            assert numpy_load_escapes(d)  # known bug: TestKnownBugs.test_comma2k19_*
-            return
         assert len(t) == len(frames) == stats["frames"] > 0
         assert np.all(np.isfinite(t)) and np.all(np.diff(t) >= 0)
         assert all(0 <= a <= MAX_EXT_ADDRESS and 0 <= b <= 128 + MAX_BUS and len(dat) <= 8 for a, dat, b in frames)
         first = next(comma2k19.can_messages(t, frames))  # what import_route writes next
         assert first.which() == "can"
+
+    # numpy raises EOFError for an empty file, MemoryError for a header claiming a huge shape, TokenError for a
+    # damaged header: the import tool printed a traceback instead of its one-line refusal
+    @pytest.mark.parametrize("content", [b"", npy_header("<f8", (2**40,)),
+                                         npy_header("<f8", (0,)).replace(b"'shape'", b"'sh\0\0("),],
+                             ids=["empty", "terabytes", "damaged-header"])
+    def test_unreadable_npy_is_a_source_error(self, tmp_path, content):
+        for name in ("t", "src", "address", "data"):
+            write(str(tmp_path / name), npy(np.zeros(1)))
+        write(str(tmp_path / "t"), content)
+        with pytest.raises(comma2k19.SourceError):
+            comma2k19.load_frames(str(tmp_path))
+
+    @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+    @budget(300)
+    @given(data=st.data(), n=N_FRAMES)
+    def test_replay_backend_opens_or_raises_backend_error(self, work_dir, data, n):
+        # canbridged's replay:<raw_can folder> reads the same files: BackendError is its one refusal
+        d = os.path.join(work_dir, "replay_raw_can")
+        os.makedirs(d, exist_ok=True)
+        for name in ("t", "src", "address", "data"):
+            write(os.path.join(d, name), data.draw(raw_can_column(n, name), label=name))
+        try:
+            backend = open_backend(f"replay:{d}")
+        except BackendError:
+            return
+        assert len(backend.frames) == len(backend.times) > 0
+
+    def test_replay_backend_on_a_damaged_raw_can_folder(self, tmp_path):
+        # np.load's ValueError came out where BackendError is promised: canbridged exited with a traceback
+        for name in ("t", "src", "address", "data"):
+            write(str(tmp_path / name), b"\x93NUMPY garbage")
+        with pytest.raises(BackendError):
+            open_backend(f"replay:{tmp_path}")
 
 
 class TestRouteFolders:
@@ -844,16 +867,9 @@ class TestRouteFolders:
             meta = None
         assert meta is None or isinstance(meta, dict)
         assert r.meta() == (meta or {})
-        try:
-            assert route_meta(route) == (meta or {})
-        except RecursionError:
-            assert json_too_deep(raw)  # known bug: TestKnownBugs.test_route_meta_on_deep_json
+        assert route_meta(route) == (meta or {})
         # loggerd restarted within its run reopens the route and counts the restart in route.json
-        try:
-            w = RouteWriter(work_dir, {s: SERVICES[s] for s in ("carState",)}, 60.0, 0.0, name="meta-route")
-        except RecursionError:
-            assert json_too_deep(raw)  # known bug: TestKnownBugs.test_loggerd_restart_on_deep_route_json
-            return
+        w = RouteWriter(work_dir, {s: SERVICES[s] for s in ("carState",)}, 60.0, 0.0, name="meta-route")
         w.close()
         assert w.writing and w.write_errors == 0
         with open(meta_path, "rb") as f:
@@ -861,6 +877,19 @@ class TestRouteFolders:
         if rewritten:  # not left as it was: a dict that counts the restart
             after = Route(route).read_meta()
             assert isinstance(after["restarts"], int) and after["restarts"] >= 1
+
+    def test_route_meta_on_deep_json(self, tmp_path):
+        # json.load's RecursionError came out of route_meta (Route.read_meta caught it)
+        write(str(tmp_path / "route.json"), b"[" * 100_000)
+        assert route_meta(str(tmp_path)) == {}
+
+    def test_loggerd_restart_on_deep_route_json(self, tmp_path):
+        # RecursionError came out of RouteWriter's constructor: a restarted loggerd died
+        os.makedirs(tmp_path / "r")
+        write(str(tmp_path / "r" / "route.json"), b"[" * 100_000)
+        w = RouteWriter(str(tmp_path), {"carState": SERVICES["carState"]}, 60.0, 0.0, name="r")
+        w.close()
+        assert w.writing and w.write_errors == 0
 
     @budget(300)
     @given(names=st.lists(st.text(st.sampled_from("0123456789a._-") | st.characters(categories=["Nd", "No"]),
@@ -872,8 +901,6 @@ class TestRouteFolders:
         for name in names:
             if name not in (".", ".."):
                 os.makedirs(os.path.join(route, name), exist_ok=True)
-        if any(n.isdigit() and not n.isdecimal() for n in names):
-            return  # known bug: TestKnownBugs.test_route_with_a_superscript_folder
         r = Route(route)
         assert all(isinstance(s.number, int) and s.number >= 0 for s in r.segments)
         try:
@@ -881,120 +908,10 @@ class TestRouteFolders:
         except LogError:
             pass
 
-
-# --- known bugs: each pinned with its minimal reproducer ------------------------------------------------------
-
-def car_params_with_a_bad_pointer() -> bytes:
-    """A CarParams whose carFingerprint text pointer points 1000 words past its segment (one damaged word)."""
-    cp = car.CarParams.new_message()
-    cp.carFingerprint = "A"
-    dat = bytearray(cp.to_bytes())
-    root = struct.unpack_from("<Q", dat, 8)[0]
-    pointers = 16 + 8 * ((root >> 32) & 0xFFFF)  # after the segment table, the root pointer and the data section
-    at = next(pointers + 8 * i for i in range(root >> 48) if struct.unpack_from("<Q", dat, pointers + 8 * i)[0])
-    struct.pack_into("<I", dat, at, (1000 << 2) | 1)
-    return bytes(dat)
-
-
-class TestKnownBugs:
-    @pytest.mark.xfail(strict=True, reason="car_params_from_bytes: pycapnp's as_builder() aborts the process "
-                       "(SIGABRT: a kj exception escapes C++) on an out-of-bounds pointer instead of raising; card "
-                       "dies on a damaged CarParams param (canbridged's carParams as_builder() likewise)")
-    def test_car_params_with_a_bad_pointer_aborts_the_process(self):
-        assert forked(car_params_outcome, car_params_with_a_bad_pointer()) == "ValueError"
-
-    @pytest.mark.xfail(strict=True, raises=OverflowError, reason="hub.Client.on_message: math.isfinite(int) "
-                       "overflows for an integer t beyond float range; a page can make the handler raise")
-    def test_hub_ping_with_a_huge_integer(self):
-        assert Client(Hub()).on_message('{"type": "ping", "t": 1' + "0" * 400 + "}") is False
-
-    @pytest.mark.xfail(strict=True, raises=(OverflowError, capnp.KjException, RecursionError),
-                       reason="logmessaged.to_event: int(levelnum) of inf, a levelnum outside Int32, or JSON nested "
-                       "too deeply raises out of the daemon's loop (only ValueError/AttributeError/TypeError caught)")
-    @pytest.mark.parametrize("raw", [b'{"levelnum": 1e999}', b'{"levelnum": 4294967296}', b"[" * 100_000])
-    def test_logmessaged_record(self, raw):
-        assert to_event(raw).which() == "logMessage"
-
-    @pytest.mark.xfail(strict=True, reason="Params.get of a JSON key returns NaN/Infinity (json.loads accepts "
-                       "them) where put refuses them and FLOAT keys treat them as corrupt")
-    @pytest.mark.parametrize("key, raw", [("ParamsReset", b"NaN"), ("LiveParameters", b'{"a": Infinity}')])
-    def test_params_json_reads_nan_and_infinity(self, key, raw):
-        params = Params()
-        write(os.path.join(params.root, key), raw)
-        check_value(KEYS[key], params.get(key))
-
-    @pytest.mark.xfail(strict=True, raises=capnp.KjException, reason="canbridged.handle_sendcan: a well-formed "
-                       "Event of another service on the sendcan socket raises KjException (only AttributeError "
-                       "and MalformedMessage are caught): canbridged dies")
-    def test_sendcan_socket_carrying_another_service(self):
-        handle_sendcan(CanBridge(NullBackend()), stamped(EVENTS[0]), NOW_NS)
-
-    @pytest.mark.xfail(strict=True, raises=capnp.KjException, reason="log_from_bytes checks only the root and "
-                       "union pointers; a sendcan whose frame's dat pointer is out of bounds passes it, then "
-                       "handle_sendcan raises KjException reading the frames: canbridged dies")
-    def test_sendcan_with_a_bad_frame_pointer(self):
-        m = messaging.new_message("sendcan", 1)
-        m.sendcan[0].dat, m.sendcan[0].address = b"\x01\x02", 0x2E4
-        m.logMonoTime = NOW_NS
-        dat = bytearray(m.to_bytes())
-        struct.pack_into("<I", dat, 56, (1000 << 2) | 1)  # the frame's dat list pointer, 1000 words outside
-        log_from_bytes(bytes(dat))  # accepted
-        handle_sendcan(CanBridge(NullBackend()), bytes(dat), NOW_NS)
-
-    @pytest.mark.xfail(strict=True, raises=RecursionError, reason="make_route.route_meta catches OSError and "
-                       "ValueError, not RecursionError (Route.read_meta does)")
-    def test_route_meta_on_deep_json(self, tmp_path):
-        write(str(tmp_path / "route.json"), b"[" * 100_000)
-        assert route_meta(str(tmp_path)) == {}
-
-    @pytest.mark.xfail(strict=True, raises=RecursionError, reason="RouteWriter._write_meta: json.load of a deeply "
-                       "nested route.json raises RecursionError out of the constructor: a restarted loggerd dies")
-    def test_loggerd_restart_on_deep_route_json(self, tmp_path):
-        os.makedirs(tmp_path / "r")
-        write(str(tmp_path / "r" / "route.json"), b"[" * 100_000)
-        RouteWriter(str(tmp_path), {"carState": SERVICES["carState"]}, 60.0, 0.0, name="r").close()
-
-    @pytest.mark.xfail(strict=True, reason="Route lists folders with str.isdigit() and then int(): a folder named "
-                       "'²' raises a bare ValueError, so LogReader raises ValueError instead of LogError")
     def test_route_with_a_superscript_folder(self, tmp_path):
+        # "²".isdigit() holds and int("²") raises: Route (and LogReader) raised a bare ValueError
         os.makedirs(tmp_path / "0")
         os.makedirs(tmp_path / "\u00b2")
-        try:
-            Route(str(tmp_path))
-        except RouteError:
-            pass
+        os.makedirs(tmp_path / "\u0663")  # ARABIC-INDIC DIGIT THREE: int() reads 3, yet it is no segment folder
+        assert [s.number for s in Route(str(tmp_path)).segments] == [0]
         LogReader(str(tmp_path))
-
-    @pytest.mark.xfail(strict=True, reason="open_backend('replay:<raw_can folder>') lets np.load's ValueError "
-                       "(and float()'s) out where BackendError is promised: canbridged exits with a traceback")
-    def test_replay_backend_on_a_damaged_raw_can_folder(self, tmp_path):
-        for name in ("t", "src", "address", "data"):
-            write(str(tmp_path / name), b"\x93NUMPY garbage")
-        with pytest.raises(BackendError):
-            open_backend(f"replay:{tmp_path}")
-
-    @pytest.mark.xfail(strict=True, raises=(EOFError, MemoryError, tokenize.TokenError),
-                       reason="comma2k19._load catches OSError/ValueError only: numpy raises EOFError for an empty "
-                       "file, MemoryError for a header claiming a huge shape, TokenError for a damaged header; the "
-                       "import tool prints a traceback instead of its one-line refusal")
-    @pytest.mark.parametrize("content", [b"", npy_header("<f8", (2**40,)),
-                                         npy_header("<f8", (0,)).replace(b"'shape'", b"'sh\0\0("),],
-                             ids=["empty", "terabytes", "damaged-header"])
-    def test_comma2k19_unreadable_npy(self, tmp_path, content):
-        for name in ("t", "src", "address", "data"):
-            write(str(tmp_path / name), npy(np.zeros(1)))
-        write(str(tmp_path / "t"), content)
-        with pytest.raises(comma2k19.SourceError):
-            comma2k19.load_frames(str(tmp_path))
-
-    @pytest.mark.xfail(strict=True, reason="LogReader carries a message's bytes across zstd frames: one bad size "
-                       "header inside an intact frame swallows every later frame and is reported as a truncation, "
-                       "though loggerd's frames always hold whole messages")
-    def test_bad_message_header_in_an_intact_frame_costs_only_its_frame(self, clean_log, tmp_path):
-        content = bytearray(zstandard.ZstdDecompressor().decompress(clean_log.frames[1]))
-        first = message_size(content)
-        struct.pack_into("<I", content, first + 4, 100_000)  # the second message claims 800 KB
-        data = clean_log.frames[0] + zstd_frame(bytes(content), True) + b"".join(clean_log.frames[2:])
-        lr = LogReader(write(str(tmp_path / "rlog.zst"), data), sort_by_time=False)
-        got = {ev.logMonoTime for ev in lr}
-        assert got >= {t for f in (0, 2, 3, 4) for t in clean_log.times[f]}

@@ -193,7 +193,7 @@ class RouteWriter:
         except FileNotFoundError:
             write_json_atomic(path, self._meta())
             return
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python recurses
             meta = None
         if not isinstance(meta, dict):
             cloudlog.warning("route.json unreadable: left as it is", extra={"route": self.name, "path": path})

@@ -83,7 +83,7 @@ class SegmentTracker:
         if name != self.route:
             self.route = name
             with contextlib.suppress(FileNotFoundError):
-                self.segment = max((int(d) for d in os.listdir(path) if d.isdigit()), default=-1)
+                self.segment = max((int(d) for d in os.listdir(path) if d.isascii() and d.isdigit()), default=-1)
         while os.path.isdir(os.path.join(path, str(self.segment + 1))):
             self.segment += 1
         return (path, self.segment) if self.segment >= 0 else None

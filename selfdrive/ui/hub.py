@@ -62,12 +62,21 @@ class Client:
         except (ValueError, TypeError, RecursionError):  # not JSON, not text, not UTF-8, nested deeper than json parses
             obj = None
         t = obj.get("t") if isinstance(obj, dict) and obj.get("type") == "ping" else None
-        if not isinstance(t, int | float) or isinstance(t, bool) or not math.isfinite(t):
+        if not _finite_number(t):
             self.bad_input += 1
             return False
         self.pong = json.dumps({"type": "pong", "t": t})
         self.wake.set()
         return True
+
+
+def _finite_number(t) -> bool:
+    if not isinstance(t, int | float) or isinstance(t, bool):
+        return False
+    try:
+        return math.isfinite(t)
+    except OverflowError:  # a JSON integer too big for a float
+        return False
 
 
 class Hub:

@@ -25,7 +25,7 @@ import numpy as np
 
 from cereal import messaging
 from common.paths import routes_dir
-from hardware.can_backends import MAX_BUS, MAX_EXT_ADDRESS
+from hardware.can_backends import MAX_BUS, MAX_EXT_ADDRESS, NPY_LOAD_ERRORS
 from tools.lib.logreader import ToolArgumentParser, finite_float
 from tools.lib.make_route import write_route
 
@@ -50,8 +50,8 @@ def _load(path: str) -> np.ndarray:
     try:
         with open(path, "rb") as f:
             return np.load(f, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise SourceError(f"{path}: not a readable NumPy array ({e})") from None
+    except NPY_LOAD_ERRORS as e:  # EOFError, MemoryError, TokenError too: see can_backends
+        raise SourceError(f"{path}: not a readable NumPy array ({type(e).__name__}: {str(e)[:200]})") from None
 
 
 def _column(path: str, arr: np.ndarray, kinds: str, what: str) -> np.ndarray:

@@ -3,14 +3,14 @@
     for ev in LogReader("2026-01-02--10-11-12/2:4"):   # or a path to rlog.zst, a segment or route folder
         ev.which(), ev.logMonoTime
 
-Files are read zstd frame by frame and split into messages by their capnp framing header, so damage
-costs only what it touches: a file cut short (a crash) reads up to its last complete message, a damaged
-frame is skipped (the reader re-syncs on the next frame's magic, the file's first frame included), a frame
-that would inflate past MAX_FRAME_BYTES is skipped without being inflated, a malformed message is dropped.
-All of that is reported in `lr.truncated` / `lr.corrupt` (lists of (file, what was lost)) and logged, never
-raised. A whole file that is unreadable inside a segment or route is reported in `lr.skipped` and the rest
-is read. Only a source that is itself not a roadpilot log (no frame anywhere in it holds Events) raises
-LogError.
+Files are read zstd frame by frame, each frame split into messages by their capnp framing header (writers put
+whole messages in every frame), so damage costs only what it touches: a file cut short (a crash) reads up to its
+last complete message, a damaged frame is skipped (the reader re-syncs on the next frame's magic, the file's first
+frame included), a frame that would inflate past MAX_FRAME_BYTES is skipped without being inflated, a malformed
+message is dropped, a message a frame holds only part of is dropped with the rest of that frame. All of that is
+reported in `lr.truncated` / `lr.corrupt` (lists of (file, what was lost)) and logged, never raised. A whole file
+that is unreadable inside a segment or route is reported in `lr.skipped` and the rest is read. Only a source that
+is itself not a roadpilot log (no frame anywhere in it holds Events) raises LogError.
 
 `python -m tools.lib.logreader SOURCE [rlog|qlog]` prints the messages per service and what was lost.
 """
@@ -111,8 +111,7 @@ def _next_frame(data, after: int) -> int:
 
 
 def _frames(data, report: _FileReport) -> Iterator[bytes]:
-    """Decompressed contents of each good zstd frame; b"" marks a gap (bytes skipped up to the next frame's magic:
-    a message cannot continue across it)."""
+    """Decompressed contents of each good zstd frame; b"" marks a gap (bytes skipped up to the next frame's magic)."""
     dctx = zstandard.ZstdDecompressor()
     pos, n = 0, len(data)
     while pos < n:
@@ -185,14 +184,17 @@ def read_file(path: str, report: _FileReport) -> Iterator:
 def _events(path: str, data: _FileBytes, report: _FileReport) -> Iterator:
     read, malformed = 0, 0
     not_events = ""  # why the first frame that inflated did not hold an Event
-    pending = b""
+    # Messages are parsed frame by frame: every writer of these logs (FrameWriter: loggerd, write_route) puts whole
+    # messages in each frame, so a message left incomplete at a frame's end is damage, and carrying its bytes into
+    # the next frames would let one bad size header inside an intact frame swallow every frame after it.
+    pending = b""  # the incomplete message at the end of the last frame: damage, unless no frame follows (a cut)
     for frame in _frames(data, report):
-        if not frame:
-            if pending:
-                report.add("corrupt", f"{len(pending)} bytes of a message cut by a bad frame dropped")
+        if pending:
+            report.add("corrupt", f"{len(pending)} bytes of an incomplete message at the end of a zstd frame dropped")
             pending = b""
+        if not frame:
             continue
-        buf = pending + frame if pending else frame
+        buf = frame
         mv, off = memoryview(buf), 0
         while True:
             try:

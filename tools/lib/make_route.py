@@ -98,6 +98,6 @@ def route_meta(route_path: str) -> dict:
     try:
         with open(os.path.join(route_path, "route.json")) as f:
             meta = json.load(f)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python recurses
         return {}
     return meta if isinstance(meta, dict) else {}

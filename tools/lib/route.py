@@ -20,6 +20,11 @@ class RouteError(ValueError):
     """A route or segment that does not exist, or a selector that cannot be read."""
 
 
+def is_segment_name(name: str) -> bool:
+    # ASCII only: str.isdigit() also accepts "²" (int() refuses it) and other scripts' digits ("٣" is int 3)
+    return name.isascii() and name.isdigit()
+
+
 @dataclass(frozen=True, order=True)
 class Segment:
     number: int
@@ -42,7 +47,7 @@ class Route:
         self.path = os.path.abspath(path)
         self.name = os.path.basename(self.path)
         self.segments = sorted(Segment(int(d), os.path.join(self.path, d)) for d in os.listdir(self.path)
-                               if d.isdigit() and os.path.isdir(os.path.join(self.path, d)))
+                               if is_segment_name(d) and os.path.isdir(os.path.join(self.path, d)))
 
     def __repr__(self) -> str:
         return f"Route({self.name!r}, {len(self.segments)} segments)"
@@ -105,7 +110,7 @@ def route_of(source: str | os.PathLike) -> Route | None:
     s = os.fspath(source)
     if os.path.isfile(s):
         s = os.path.dirname(os.path.abspath(s))
-    if os.path.isdir(s) and os.path.basename(s.rstrip("/")).isdigit():
+    if os.path.isdir(s) and is_segment_name(os.path.basename(s.rstrip("/"))):
         s = os.path.dirname(os.path.abspath(s.rstrip("/")))
     try:
         r = Route(split_selector(s)[0])
@@ -122,6 +127,6 @@ def list_routes(root: str | None = None) -> list[str]:
     out = []
     for name in sorted(os.listdir(root)):
         p = os.path.join(root, name)
-        if os.path.isdir(p) and any(d.isdigit() for d in os.listdir(p)):
+        if os.path.isdir(p) and any(is_segment_name(d) for d in os.listdir(p)):
             out.append(name)
     return out
