@@ -20,9 +20,11 @@ from opendbc.can.parser import get_raw_value
 
 Frame = tuple[int, bytes, int]  # (address, data, bus)
 KINDS = ("unknown", "length", "checksum", "long")
-# STEERING_LKA, ACC_CONTROL, PRE_COLLISION, PRE_COLLISION_2, LKAS_HUD: what the assistant sends on bus 0 (opendbc's
-# Toyota mode relay-checks STEERING_LKA, LKAS_HUD and, with our longitudinal, ACC_CONTROL: modes/toyota.h)
-RELAY_ADDRESSES = frozenset({0x2E4, 0x343, 0x283, 0x344, 0x412})
+# Every address a Toyota safety mode relay-checks on bus 0 (opendbc's modes/toyota.h, check_relay): STEERING_LKA,
+# STEERING_LTA, STEERING_LTA_2, LKAS_HUD, ACC_CONTROL and ACC_CONTROL_2, plus PRE_COLLISION and PRE_COLLISION_2 that
+# we send on bus 0 too. One frame at any of them, at any length, latches the relay malfunction for the rest of the
+# drive (tools/sim/tests/test_can_garbage.py checks this set against the safety layer's tables).
+RELAY_ADDRESSES = frozenset({0x2E4, 0x191, 0x131, 0x412, 0x343, 0x183, 0x283, 0x344})
 FD_LENGTHS = (12, 16, 20, 24, 32, 48, 64)
 
 

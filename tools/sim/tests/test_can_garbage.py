@@ -5,6 +5,7 @@ from opendbc.can import CANParser
 
 from hardware.can_backends import RawFrame, classify
 from selfdrive.car.can_validity import FrameFilter
+from selfdrive.car.safety import Safety, SafetyMode, toyota_param
 from tools.sim.lib.can_garbage import KINDS, RELAY_ADDRESSES, CanGarbage
 from tools.sim.lib.sim_car import PT_DBC
 from tools.sim.lib.simulation import SimConfig, Simulation
@@ -31,3 +32,23 @@ def test_same_seed_same_garbage_and_none_by_default():
     plain = Simulation(SimConfig(scenario="straight", seed=7))
     assert plain.garbage is None
     assert len(sum((a.step() for _ in range(100)), [])) > len(sum((plain.step() for _ in range(100)), [])) + 100
+
+
+def test_relay_addresses_cover_every_relay_checked_tx_of_the_toyota_modes():
+    # opendbc's tables decide which addresses latch the relay; a garbage frame at one of them is another fault
+    for param in (toyota_param(), toyota_param(stock_longitudinal=True)):
+        checked = {m["addr"] for m in Safety(SafetyMode.TOYOTA, param).tx_table if m["check_relay"] and m["bus"] == 0}
+        assert checked and checked <= RELAY_ADDRESSES, sorted(hex(a) for a in checked - RELAY_ADDRESSES)
+
+
+def test_an_hour_of_soak_garbage_never_latches_the_relay():
+    # the hour soak's rate (1 frame per 10 ms step) through the adapter's safety layer, as the soak's adapter
+    # takes it: before RELAY_ADDRESSES had STEERING_LTA a wrong-length 0x191 on bus 0 latched it at 245 s
+    s = Safety(SafetyMode.TOYOTA, toyota_param())
+    g = CanGarbage(PT_DBC, 300_500, 1.0)
+    for step in range(360_000):
+        for addr, dat, bus in g.frames():
+            frame, _ = classify(RawFrame(addr, dat, bus, is_extended=addr > 0x7FF))
+            if frame is not None:
+                s.rx(frame.address, frame.src, frame.dat, (step + 1) * 10_000)
+    assert not s.relay_malfunction
