@@ -321,6 +321,18 @@ struct SimState {
   }
 }
 
+struct AdapterState {
+  safetyMode @0 :Text;              # the safety layer's mode and param, "toyota:329"; "silent:0" sends nothing
+  car @1 :Text;                     # how far the car was agreed: "identifying", "waiting for the bus to agree",
+                                    # "enabled", "dashcam", or "forced mode" (--safety)
+  controlsAllowed @2 :Bool;
+  relayMalfunction @3 :Bool;        # the car's own copy of a message we send was seen on its bus: latched until
+                                    # the mode changes, every frame we send is refused
+  txSent @4 :UInt64;                # frames that reached the car since start
+  txBlocked @5 :UInt64;             # frames the safety layer refused since start
+  rxGarbage @6 :UInt64;             # frames from the bus that CAN cannot carry, dropped since start
+}
+
 # ---------------------------------------------------------------------------------------------
 # the one envelope every message travels in
 
@@ -349,5 +361,6 @@ struct Event {
     roadEncodeIdx @19 :EncodeIndex;
     liveTracks @20 :Car.RadarData;  # card: the radar's tracks (opendbc's RadarInterface), 20 Hz
     loggerState @21 :LoggerState;   # loggerd: what is being recorded, and whether it can be, 1 Hz
+    adapterState @22 :AdapterState; # canbridged: the CAN adapter's safety layer, 2 Hz
   }
 }

@@ -15,6 +15,9 @@ The safety mode follows what card knows of the car (`CarGate`):
      on the buses it expects); a forced platform the bus contradicts never gets there, so nothing is sent;
   3. the bus agrees: the car's own safety mode (opendbc's);
   dashcam (carParams.dashcamOnly: a car that is not recognised): silent for good.
+What the safety layer decides reaches the stack as `adapterState` (2 Hz): its mode, how far the car was agreed,
+whether controls are allowed, and a latched relay malfunction, which selfdrived turns into the driver's alert
+(every frame is refused from then on, and without it the driver would only see the cruise drop again and again).
 """
 
 import argparse
@@ -39,6 +42,7 @@ from selfdrive.controls.lib.car_params import car_params_copy
 BUS_AGREE_CYCLES = 50  # carStates in a row with canValid (0.5 s) before the car's safety mode is enabled
 SENDCAN_MAX_AGE_NS = 1_000_000_000  # older sendcan is not what controls wants now (openpilot's rule too)
 STATUS_PERIOD_S = 1.0
+STATE_EVERY = 50      # 10 ms cycles between adapterState messages (2 Hz, as the service table says)
 LAG_LOG_S = 0.05
 PARAMS_POLL_S = 0.1  # until a safety mode is known; every wait here is time the car cannot be engaged
 ECHO_BUS_OFFSET = 128
@@ -141,6 +145,17 @@ class CanBridge:
         if self.safety is not None:
             self.safety.heartbeat(now_us)
 
+    def state_message(self, car_state: str):
+        """adapterState: what the safety layer decided, for selfdrived and the log."""
+        msg = messaging.new_message("adapterState")
+        st = msg.adapterState
+        st.safetyMode, st.car = self.mode_name, car_state
+        st.controlsAllowed = bool(self.safety is not None and self.safety.controls_allowed)
+        st.relayMalfunction = bool(self.safety is not None and self.safety.relay_malfunction)
+        st.txSent, st.txBlocked = self.counts["tx_sent"], sum(self.tx_blocked.values())
+        st.rxGarbage = sum(self.rx_garbage.values())
+        return msg
+
     def status(self) -> dict:
         allowed = bool(self.safety is not None and self.safety.controls_allowed)
         rx_refused = self.safety.counters["rx_refused"] if self.safety is not None else {}
@@ -227,7 +242,7 @@ class CarGate:
 class Daemon:
     def __init__(self, bridge: CanBridge, forced_mode: tuple[str, int] | None):
         self.bridge = bridge
-        self.pm = messaging.PubMaster(["can"])
+        self.pm = messaging.PubMaster(["can", "adapterState"])
         self.sendcan = messaging.sub_sock("sendcan")
         self.sm = messaging.SubMaster(["carControl", "carParams", "carState"])
         self.params = Params()
@@ -238,6 +253,7 @@ class Daemon:
             bridge.set_mode(*forced_mode)
         self.last_status: dict = {}
         self.last_status_t = 0.0
+        self.cycles = 0
 
     def update_mode(self, now: float) -> None:
         gate = self.gate
@@ -259,8 +275,12 @@ class Daemon:
         if self.sm.updated["carState"]:
             gate.on_car_state(bool(self.sm["carState"].canValid))
 
+    @property
+    def car_state(self) -> str:
+        return "forced mode" if self.gate is None else self.gate.state
+
     def log_status(self, now: float, force: bool = False) -> None:
-        st = {**self.bridge.status(), "car": "forced mode" if self.gate is None else self.gate.state}
+        st = {**self.bridge.status(), "car": self.car_state}
         if force or (st != self.last_status and now - self.last_status_t >= STATUS_PERIOD_S):
             cloudlog.info("canbridged status", extra={"status": st})
             self.last_status, self.last_status_t = st, now
@@ -280,6 +300,9 @@ class Daemon:
             if not self.forced:
                 self.update_mode(now)
             self.log_status(now)
+            if self.cycles % STATE_EVERY == 0:
+                self.pm.send("adapterState", self.bridge.state_message(self.car_state))
+            self.cycles += 1
             rk.monitor_time()
             # until the next tick: send whatever sendcan brings as soon as it comes
             deadline = time.monotonic() + rk.remaining

@@ -269,3 +269,43 @@ def test_end_to_end_no_actuation_without_heartbeat_engagement_or_with_brake(tmp_
         if sc.frames_until != math.inf:
             assert any(k.startswith(("NOT_ALLOWED:", "HEARTBEAT:")) for k in status["tx_blocked"]), status
         assert status["rx_garbage"] == {} and status["rx"] > 0, status
+
+
+class TestAdapterState:
+    def test_a_latched_relay_malfunction_is_said_and_every_frame_refused(self):
+        b = CanBridge(FakeBackend())
+        b.set_mode("toyota", RAV4_PARAM)
+        packer = CANPacker(PT_DBC)
+        st_ = b.state_message("enabled").adapterState
+        assert (st_.safetyMode, st_.car, st_.relayMalfunction) == (f"toyota:{RAV4_PARAM}", "enabled", False)
+        # the stock camera's STEERING_LKA on bus 0: the harness relay did not cut it off (after opendbc's 1 s
+        # allowance for the relay to switch)
+        for t in range(300):
+            b.backend.inbox = [RawFrame(*steer(packer, 0, False))]
+            b.receive(1_000 + t * 10_000)
+        assert b.transmit([steer(packer, 0, False)], 3_100_000) == 0
+        st_ = b.state_message("enabled").adapterState
+        assert st_.relayMalfunction and not st_.controlsAllowed
+        assert (st_.txSent, st_.txBlocked) == (0, 1) and b.tx_blocked == {"RELAY:0x2e4": 1}
+
+    def test_the_daemon_publishes_it(self, tmp_path):
+        # a recorded car whose stock LKA frames leak onto bus 0: canbridged tells the stack, twice a second
+        packer = CANPacker(PT_DBC)
+        addr, dat, _ = steer(packer, 0, False)
+        rec = write_recording(tmp_path / "rec", [(k * 0.01, 0, addr, dat) for k in range(800)])
+        states = messaging.sub_sock("adapterState")
+        proc = start("hardware.canbridged", "--backend", f"replay:{rec}?dbc0={PT_DBC}", "--safety",
+                     f"toyota:{RAV4_PARAM}", log=tmp_path / "err")
+        try:
+            seen = []
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not (seen and seen[-1].relayMalfunction):
+                dat_ = states.receive(100)
+                if dat_ is not None:
+                    seen.append(messaging.log_from_bytes(dat_).adapterState)
+                assert proc.poll() is None, (tmp_path / "err").read_text()[-2000:]
+        finally:
+            stop(proc)
+            states.close()
+        assert seen and seen[-1].relayMalfunction, [s.to_dict() for s in seen[-3:]]
+        assert seen[0].safetyMode == f"toyota:{RAV4_PARAM}" and seen[0].car == "forced mode"

@@ -112,6 +112,11 @@ EVENTS: dict[str, dict[ET, Alert]] = {
     "carMismatch": {ET.PERMANENT: permanent("Car Does Not Match {car}",
                                             "Its Bus Lacks the Platform's Messages: Nothing Is Sent"),
                     ET.NO_ENTRY: no_entry("Car Does Not Match {car}")},
+    # the adapter saw the car's own copy of a message we send: the harness does not cut the stock ECU off
+    "relayMalfunction": {ET.IMMEDIATE_DISABLE: immediate_disable("Harness Relay Malfunction"),
+                         ET.NO_ENTRY: no_entry("Harness Relay Malfunction: Check the Harness"),
+                         ET.PERMANENT: permanent("Harness Relay Malfunction",
+                                                 "The Car's Own ECU Is on the Bus: Check the Harness")},
     "canError": {ET.IMMEDIATE_DISABLE: immediate_disable("CAN Error: Check Connections"),
                  ET.NO_ENTRY: no_entry("CAN Error: Check Connections")},
     "carStateStale": {ET.IMMEDIATE_DISABLE: immediate_disable("Car Interface Not Responding"),

@@ -8,7 +8,8 @@ once a second).
 Health: an input that is not alive, not valid or off frequency is `commIssue`; so is a fast input whose
 last message is older than STALE_PERIODS of its period (SubMaster's `alive` allows 10, too slow to
 hand control back within half a second when modeld dies). A stale carState is worse: nothing we see
-of the car is current, so it is `carStateStale`, an immediate disable.
+of the car is current, so it is `carStateStale`, an immediate disable. A relay malfunction the CAN adapter's
+safety layer latched (adapterState) is an immediate disable too, and no entry: nothing we send reaches the car.
 
 Storage is never a reason to disengage: a full disk (loggerState, deviceState.storage, or our own params
 writes, which go through a background thread) is one permanent alert, `storageFault`, and the drive goes on.
@@ -29,11 +30,13 @@ from selfdrive.selfdrived.events import ET, Events
 from selfdrive.selfdrived.state import StateMachine
 
 SERVICES = ("carState", "controlsState", "longitudinalPlan", "modelV2", "liveCalibration", "deviceState",
-            "managerState", "loggerState")
+            "managerState", "loggerState", "adapterState")
 PUBLISHES = ("selfdriveState", "onroadEvents")
 FAST_INPUTS = ("controlsState", "longitudinalPlan", "modelV2")        # alive, valid, on frequency, fresh
 SLOW_INPUTS = ("liveCalibration", "deviceState", "managerState")      # alive and valid
-CHECKED = tuple(s for s in SERVICES if s != "loggerState")  # without loggerd the car still drives: not a health input
+# without loggerd the car still drives; canbridged's health shows in carState (canError, carStateStale) and in
+# managerState: neither is a health input of their own
+CHECKED = tuple(s for s in SERVICES if s not in ("loggerState", "adapterState"))
 STALE_PERIODS = 5
 POLL_S = 2 * DT_CTRL          # carState this late: a cycle anyway (what is missing shows in the events)
 PARAMS_EVERY = 100            # cycles between reads of the user's settings
@@ -133,6 +136,8 @@ class SelfdriveD:
             ev.add("calibrationIncomplete", percent=cal.calPerc)
         elif str(cal.calStatus) == "invalid":
             ev.add("calibrationInvalid")
+        if sm.seen["adapterState"] and sm["adapterState"].relayMalfunction:
+            ev.add("relayMalfunction")
         if sm["controlsState"].lateralSaturated:
             ev.add("steerSaturated")
         if sm["longitudinalPlan"].fcw:

@@ -104,7 +104,7 @@ class Bridge:
         self.frame_id = 0
         self.takeovers_logged = 0
         self.t0_ns = time.monotonic_ns()
-        self.pm = messaging.PubMaster(["simState", "can"] if cfg.lockstep else ["simState"])
+        self.pm = messaging.PubMaster(["simState", "can", "adapterState"] if cfg.lockstep else ["simState"])
         self.timeouts = {"sendcan": 0, "carControl": 0, "modelV2": 0}
         if cfg.lockstep:
             from tools.sim.lib.lockstep_can import LockstepCan

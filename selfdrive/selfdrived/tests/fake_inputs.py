@@ -28,6 +28,9 @@ def fill(msg, service: str, frame: int) -> None:
     elif service == "loggerState":
         ls = msg.loggerState
         ls.route, ls.writing = "2026-12-05--12-00-00", True
+    elif service == "adapterState":
+        st = msg.adapterState
+        st.safetyMode, st.car, st.controlsAllowed = "toyota:329", "enabled", True
     elif service == "carState":
         cs = msg.carState
         cs.vEgo, cs.vEgoRaw, cs.canValid, cs.gearShifter = 20.0, 20.0, True, "drive"

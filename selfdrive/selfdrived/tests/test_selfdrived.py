@@ -104,6 +104,7 @@ class TestNoEntry:
         ("carState", {"canValid": False}, "canError", "CAN Error: Check Connections"),
         ("carState", {"doorOpen": True}, "doorOpen", "Door Open"),
         ("carState", {"gearShifter": "reverse"}, "wrongGear", "Gear not D"),
+        ("adapterState", {"relayMalfunction": True}, "relayMalfunction", "Harness Relay Malfunction"),
     ])
     def test_refuses_to_engage_and_says_why(self, h, service, fields, event, text):
         if service == "carState":
@@ -220,6 +221,25 @@ class TestWhileEngaged:
             if s.state == "disabled":
                 break
         assert s.alertType == "carStateStale/immediateDisable" and h.feeder.t - t0 <= 0.12
+
+
+    def test_relay_malfunction_disengages_at_once_and_stays_named(self, h):
+        # the adapter refuses every frame from now on: the cruise would only drop again and again
+        assert h.engage().selfdriveState.enabled
+        h.edit("adapterState", set_fields(relayMalfunction=True))
+        for _ in range(60):
+            s = h.cycle().selfdriveState
+            if not s.enabled:
+                break
+        assert s.alertType == "relayMalfunction/immediateDisable" and s.alertText2 == "Harness Relay Malfunction"
+        h.cruise = False
+        h.cycle(450)  # the take-control alert lasts 4 s
+        h.cruise = True
+        s = h.cycle().selfdriveState
+        assert not s.enabled and s.alertType == "relayMalfunction/noEntry"
+        h.cruise = False
+        s = h.cycle(300).selfdriveState
+        assert s.alertType == "relayMalfunction/permanent" and "Check the Harness" in s.alertText2
 
 
 class TestStorage:

@@ -12,7 +12,7 @@ from cereal import messaging
 from common.params import Params
 from common.swaglog import cloudlog
 from hardware.can_backends import Backend, CanFrame, RawFrame
-from hardware.canbridged import IDENTIFYING, CanBridge, CarGate, can_message
+from hardware.canbridged import IDENTIFYING, STATE_EVERY, CanBridge, CarGate, can_message
 
 Frame = tuple[int, bytes, int]
 PARAMS_POLL_STEPS = 10  # bus steps between looks at the CarParams param while no safety mode is known
@@ -67,6 +67,10 @@ class LockstepCan:
         msg = can_message(self.adapter.receive(self.now_ns // 1000))
         msg.logMonoTime = self.now_ns
         self.pm.send("can", msg)
+        if self.published % STATE_EVERY == 1:
+            state = self.adapter.state_message("forced mode" if self.gate is None else self.gate.state)
+            state.logMonoTime = self.now_ns
+            self.pm.send("adapterState", state)
         return self.now_ns
 
     def on_sendcan(self, dat: bytes) -> int:
