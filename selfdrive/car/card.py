@@ -37,6 +37,9 @@ from selfdrive.manager.process import MANAGER_PID_ENV
 
 LAG_LOG_S = 0.05
 CAR_PARAMS_PERIOD_S = 50.0  # 0.02 Hz, the services table's contract
+# while the CarParams param could not be stored (a full disk), carParams is the only way daemons that start later
+# (a restarted controlsd) learn the car: wait_car_params takes either
+CAR_PARAMS_UNSTORED_PERIOD_S = 1.0
 CAN_GRACE_S = 1.5 * DT_CTRL  # `can` this late after the last one: update from our own clock, at 100 Hz (input_wait_s)
 FINGERPRINT_NO_CAN_S = 5.0  # a forced platform does not wait longer than this for a first frame
 FORCED_CAR_ENV = "ROADPILOT_CAR"  # `roadpilot device --car`: this run only, never stored
@@ -138,6 +141,7 @@ class Card:
         self.cp_bytes = plan.CP.to_bytes()
         self.dashcam = bool(plan.CP.dashcamOnly)  # not recognised: read nothing as the car, send nothing
         self.cp_sent_at = -CAR_PARAMS_PERIOD_S
+        self.cp_period = CAR_PARAMS_PERIOD_S
         self.can_grace_s = input_wait_s(CAN_GRACE_S)
         self.can_deadline = time.monotonic() + self.can_grace_s
         self.last_can: tuple[int, int] | None = None  # (the newest `can`'s logMonoTime, our clock when it came)
@@ -146,7 +150,8 @@ class Card:
                 params.put("CarParams", self.cp_bytes)
                 params.put("CarName", plan.CP.carFingerprint)
             except OSError as e:  # a full disk: the car is still ours to read (carParams goes out on its service)
-                cloudlog.error("CarParams not stored", extra={"error": str(e)})
+                cloudlog.error("CarParams not stored: carParams goes out every second", extra={"error": str(e)})
+                self.cp_period = CAR_PARAMS_UNSTORED_PERIOD_S
 
     def update(self) -> None:
         wait_ms = max(0, int((self.can_deadline - time.monotonic()) * 1000))
@@ -192,7 +197,7 @@ class Card:
 
     def publish_params(self) -> None:
         now = time.monotonic()
-        if now - self.cp_sent_at >= CAR_PARAMS_PERIOD_S:
+        if now - self.cp_sent_at >= self.cp_period:
             msg = messaging.new_message("carParams")
             msg.carParams = self.logic.CP
             self.pm.send("carParams", msg)

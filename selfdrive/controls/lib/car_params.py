@@ -1,12 +1,15 @@
-"""The CarParams every onboard daemon starts from: written by card to the CarParams param."""
+"""The CarParams every onboard daemon starts from: written by card to the CarParams param, and published on
+`carParams` (every second while the param cannot be stored)."""
 
 import capnp
 
-from cereal import car, log
+from cereal import car, log, messaging
 from common.params import Params
 from common.swaglog import cloudlog
 
 PERSONALITIES = ("aggressive", "standard", "relaxed")  # LongitudinalPersonality param values 0, 1, 2
+WAIT_POLL_S = 0.1
+WAIT_LOG_POLLS = 50  # a "waiting" line every 5 s
 
 
 def car_params_from_bytes(raw: bytes):
@@ -40,14 +43,32 @@ def car_params_copy(reader):
         raise ValueError(f"{type(e).__name__}: {str(e)[:200]}") from e
 
 
-def wait_car_params(params: Params | None = None):
-    """Blocks until card has written CarParams, then returns it. A daemon cannot do anything useful before."""
+def wait_car_params(params: Params | None = None, sock: messaging.SubSocket | None = None):
+    """Blocks until card has said what the car is, then returns its CarParams: the CarParams param, or a carParams
+    message (on a full disk card cannot store the param). A daemon cannot do anything useful before."""
     params = params or Params()
-    raw = params.get("CarParams", block=True, timeout=5.0)
-    while raw is None:
-        cloudlog.info("waiting for CarParams (written by card)")
-        raw = params.get("CarParams", block=True, timeout=5.0)
-    return car_params_from_bytes(raw)
+    own = sock is None
+    sock = sock or messaging.sub_sock("carParams", conflate=True)
+    try:
+        polls = 0
+        while True:
+            raw = params.get("CarParams")
+            if raw is not None:
+                return car_params_from_bytes(raw)
+            dat = sock.receive(timeout_ms=int(WAIT_POLL_S * 1000))
+            if dat is not None:
+                try:
+                    ev = messaging.log_from_bytes(dat)
+                    if ev.which() == "carParams":
+                        return car_params_copy(ev.carParams)
+                except (messaging.MalformedMessage, ValueError) as e:
+                    cloudlog.warning("unreadable carParams message", extra={"error": str(e)[:200]})
+            polls += 1
+            if polls % WAIT_LOG_POLLS == 0:
+                cloudlog.info("waiting for CarParams (written and published by card)")
+    finally:
+        if own:
+            sock.close()
 
 
 def personality_name(value: int | None) -> str:
