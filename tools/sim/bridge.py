@@ -64,6 +64,7 @@ from common.params import Params
 from common.realtime import DT_CTRL, SIM_LOCKSTEP_ENV, Ratekeeper
 from common.swaglog import cloudlog, cloudlog_bind
 from hardware.canbridged import parse_safety
+from selfdrive.controls.lib.car_params import car_params_copy
 from tools.sim.lib.ecus import is_diagnostic
 from tools.sim.lib.sim_car import DEFAULT_PLATFORM, SIM_PLATFORMS
 from tools.sim.lib.simulation import CAMERA_EVERY, SimConfig, Simulation
@@ -184,7 +185,11 @@ class Bridge:
     def _poll_params(self) -> None:
         dat = self.socks["carParams"].receive(0)
         if dat is not None:
-            self.can.on_car_params(messaging.log_from_bytes(dat).carParams.as_builder().to_bytes())
+            try:  # not as_builder(): see car_params_copy
+                self.can.on_car_params(car_params_copy(messaging.log_from_bytes(dat).carParams).to_bytes())
+            except (messaging.MalformedMessage, ValueError) as e:  # damaged: no safety mode, as canbridged does
+                cloudlog.warning("unreadable carParams message", extra={"error": str(e)[:200]})
+                self.can.on_car_params(b"")
         self.can.poll_params()
         while (dat := self.socks["carState"].receive(0)) is not None:
             self.can.on_car_state(bool(messaging.log_from_bytes(dat).carState.canValid))
@@ -404,7 +409,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as e:
         cloudlog.error(f"bridge: {e}")
         sys.exit(2)
-    Params().put("SimScenario", cfg.to_json())
+    Params().put_nonblocking("SimScenario", cfg.to_json())  # a full disk costs this note, not the drive
     camera = None
     if cfg.camera or cfg.record:
         from tools.sim.lib.camera_out import CameraOut
