@@ -1,19 +1,27 @@
 """CAN backends: where canbridged's frames come from and go to, chosen by a URL-like string.
 
     <interface>:<channel>[,<channel>...][?key=value&...]
-        any python-can interface (socketcan:can0, slcan:/dev/ttyACM0, pcan:PCAN_USBBUS1, gs_usb:0,
-        virtual:chan0, ...). The i-th channel is bus i in the car port's convention (0 powertrain,
-        1 radar, 2 camera); `socketcan:0=can0,2=can1` names the buses explicitly. Query keys are passed
-        to `can.Bus` (bitrate=500000, fd=true, ...).
-    replay:<path>[?dbc=<name>&dbc<N>=<name>&start=<s>|gate=<file>&rate=<x>&offset=<s>&duration=<s>&loop=1]
-        recorded frames, delivered at their recorded pace: a comma2k19 `raw_can` folder (or a segment
-        folder holding processed_log/CAN/raw_can) or a roadpilot log/segment/route (its `can` messages).
+        any python-can interface (socketcan:can0, slcan:/dev/ttyACM0, pcan:PCAN_USBBUS1, gs_usb:0, ...). The
+        i-th channel is bus i in the car port's convention (0 powertrain, 1 radar, 2 camera);
+        `socketcan:0=can0,2=can1` names the buses explicitly. Query keys are passed to `can.Bus`
+        (bitrate=500000, fd=true, ...). Without an adapter, `udp_multicast:239.74.163.2` (a multicast group;
+        `?port=` picks another port) connects processes on this machine or LAN: every process that opens the
+        same group and port is on one bus. python-can's `virtual` interface connects buses of one process only.
+    replay:<path>[?dbc=<name>&dbc<N>=<name>&bus=<map>&start=<s>|gate=<file>&rate=<x>&offset=<s>&duration=<s>&loop=1]
+        recorded frames, delivered at their recorded pace, from
+          - a CAN log python-can reads, known by its file name: candump -L .log, Vector .asc/.blf, PEAK .trc,
+            python-can .csv/.db, .mf4 with asammdf, or one of them .gz (hardware/can_logs.py). `bus` maps the
+            log's channels to buses (bus=can0:0,can1:2); by default a numbered channel is its bus, counted from
+            0, and a log without channel names is bus 0. Error and remote frames are replayed as such (canbridged
+            counts and drops them), frames the log marks Tx (the logger's own) are skipped like 128+ below;
+          - a comma2k19 `raw_can` folder (or a segment folder holding processed_log/CAN/raw_can);
+          - a roadpilot log/segment/route (its `can` messages).
         Only the car's own frames (bus < 128) are replayed; the recorded transmissions (128+) are not
         the car's and are skipped. `start` pins recorded time `offset` to that CLOCK_MONOTONIC second
         (to line a replay up with other replayed streams); `gate` waits for that file to appear and takes
         the start second from it (so whoever starts several processes can say "go" once all are up;
         write it whole, e.g. by renaming a temporary file);
-        `dbc` restores frame lengths a recording lost.
+        `dbc` restores frame lengths a comma2k19 recording lost.
         There is no car behind a replay: frames sent to it go nowhere (canbridged still logs and echoes them).
     sim
         the simulator's car (tools/sim/bridge.py), reached through the run directory (hardware/sim_backend.py).
@@ -27,6 +35,7 @@ import os
 import time
 import tokenize
 import urllib.parse
+from collections import deque
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -39,6 +48,12 @@ MAX_EXT_ADDRESS = 0x1FFFFFFF
 CAN_FD_LENGTHS = frozenset((0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64))
 MAX_BUS = 127         # buses 128+ are our own transmissions echoed back
 MAX_RECV_PER_CALL = 10_000  # frames taken from one channel per call, so a flooding bus cannot stall the loop
+# python-can's udp_multicast bus gets its own frames back (the kernel loops multicast to every member on this
+# machine, the sender's socket too), which no CAN adapter does: canbridged would take its own transmissions for the
+# car's frames, and opendbc's relay check for a stock ECU's. Those copies are dropped (PythonCanBackend._own_copy).
+LOOPS_OWN_FRAMES = frozenset({"udp_multicast"})
+OWN_COPY_WAIT_S = 1.0  # a copy of our own frame that has not come back by then never will (UDP may drop it)
+OWN_COPY_KEYS = 4096   # distinct frames awaited at once before the expired ones are forgotten
 
 
 class BackendError(RuntimeError):
@@ -117,7 +132,7 @@ def parse_url(url: str) -> tuple[str, str, dict[str, str]]:
     head, _, query = url.partition("?")
     scheme, _, rest = head.partition(":")
     if not scheme:
-        raise BackendError(f"CAN backend {url!r}: expected <interface>:<channel>, replay:<path> or sim")
+        raise BackendError(f"CAN backend {url!r}: expected <interface>:<channel>, replay:<path or CAN log> or sim")
     return scheme, rest, dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
 
 
@@ -148,6 +163,8 @@ class PythonCanBackend(Backend):
         self._can = can
         self.url = f"{interface}:{','.join(f'{b}={c}' for b, c in channels.items())}"
         self.buses: dict[int, can.BusABC] = {}
+        # (bus, address, data) -> when each frame we sent left, while its copy may still come back
+        self._own: dict[tuple[int, int, bytes], deque[float]] | None = {} if interface in LOOPS_OWN_FRAMES else None
         try:
             for bus, channel in channels.items():
                 self.buses[bus] = can.Bus(interface=interface, channel=channel, **kwargs)
@@ -167,9 +184,28 @@ class PythonCanBackend(Backend):
                     break
                 if m is None:
                     break
-                out.append(RawFrame(m.arbitration_id, bytes(m.data), bus, m.is_extended_id, m.is_error_frame,
-                                    m.is_fd, m.is_remote_frame))
+                raw = RawFrame(m.arbitration_id, bytes(m.data), bus, m.is_extended_id, m.is_error_frame,
+                               m.is_fd, m.is_remote_frame)
+                if self._own is None or not self._own_copy(raw):
+                    out.append(raw)
         return out
+
+    def _own_copy(self, raw: RawFrame) -> bool:
+        """Whether `raw` is the copy of a frame we sent; each sent frame is matched once. A frame another node sent
+        with the same bytes in the meantime is indistinguishable from ours, and dropping either one is the same."""
+        key = (raw.bus, raw.address, raw.data)
+        sent = self._own.get(key)
+        if sent is None:
+            return False
+        now = time.monotonic()
+        while sent and now - sent[0] > OWN_COPY_WAIT_S:
+            sent.popleft()
+        mine = bool(sent)
+        if mine:
+            sent.popleft()
+        if not sent:
+            del self._own[key]
+        return mine
 
     def send(self, frame: CanFrame) -> None:
         b = self.buses.get(frame.src)
@@ -181,6 +217,11 @@ class PythonCanBackend(Backend):
             b.send(msg, timeout=0.001)
         except self._can.CanError as e:
             raise BackendError(f"send on bus {frame.src} failed: {e}") from e
+        if self._own is not None:
+            now = time.monotonic()
+            self._own.setdefault((frame.src, frame.address, bytes(frame.dat)), deque()).append(now)
+            if len(self._own) > OWN_COPY_KEYS:  # copies that never came back: forget the expired ones
+                self._own = {k: v for k, v in self._own.items() if now - v[-1] <= OWN_COPY_WAIT_S}
 
     def close(self) -> None:
         for b in self.buses.values():
@@ -262,7 +303,9 @@ def load_roadpilot_log(path: str) -> list[tuple[float, int, int, bytes]]:
             t = ev.logMonoTime * 1e-9
             out.extend((t, c.src, c.address, bytes(c.dat)) for c in ev.can)
     except (LogError, OSError) as e:
-        raise BackendError(f"cannot replay {path!r}: {e}") from e
+        from hardware.can_logs import FORMATS  # it builds on this module
+        hint = f" (CAN logs are known by their file name: {', '.join(FORMATS)})" if os.path.isfile(path) else ""
+        raise BackendError(f"cannot replay {path!r}: {e}{hint}") from e
     return out
 
 
@@ -271,7 +314,7 @@ class ReplayBackend(Backend):
 
     def __init__(self, path: str, opts: dict[str, str]):
         self.url = f"replay:{path}"
-        known = {"dbc", "start", "gate", "rate", "offset", "duration", "loop"}
+        known = {"dbc", "bus", "start", "gate", "rate", "offset", "duration", "loop"}
         bad = [k for k in opts if k not in known and not (k.startswith("dbc") and _is_number(k[3:]))]
         if bad:
             raise BackendError(f"replay: unknown option(s) {bad}; known: {sorted(known)} and dbc<bus>")
@@ -288,29 +331,18 @@ class ReplayBackend(Backend):
 
         if not os.path.exists(path):
             raise BackendError(f"replay: {path!r} does not exist")
-        raw_dir = _raw_can_dir(path) if os.path.isdir(path) else None
-        if raw_dir is not None:
-            dbc_by_bus = {int(k[3:]): v for k, v in opts.items() if k.startswith("dbc") and k[3:]}
-            if "dbc" in opts:
-                dbc_by_bus = {b: opts["dbc"] for b in range(MAX_BUS + 1)} | dbc_by_bus
-            if not dbc_by_bus:
-                cloudlog.warning("replay: this recording does not keep frame lengths; pass dbc=<name> to restore them",
-                                 extra={"path": path})
-            frames = load_comma2k19(raw_dir, dbc_by_bus)
-        else:
-            frames = load_roadpilot_log(path)
-
-        self.skipped_sent = sum(1 for f in frames if f[1] > MAX_BUS)
-        frames = [f for f in frames if f[1] <= MAX_BUS]
-        if not frames:
+        timed = self._load(path, opts)
+        self.skipped_sent = sum(1 for _, f in timed if f.bus > MAX_BUS)
+        timed = [(t, f) for t, f in timed if f.bus <= MAX_BUS]
+        if not timed:
             raise BackendError(f"replay: no car frames (bus < 128) in {path!r}")
-        t0 = frames[0][0] + offset
-        frames = [f for f in frames if t0 <= f[0] < t0 + duration]
-        if not frames:
+        t0 = timed[0][0] + offset
+        timed = [(t, f) for t, f in timed if t0 <= t < t0 + duration]
+        if not timed:
             raise BackendError(f"replay: nothing between offset {offset} s and offset + duration in {path!r}")
-        self.times = np.array([f[0] - t0 for f in frames]) / self.rate
-        self.frames = [RawFrame(a, d, b, is_extended=a > MAX_STD_ADDRESS) for _, b, a, d in frames]
-        self.span = (frames[-1][0] - t0) / self.rate + 0.01
+        self.times = np.array([t - t0 for t, _ in timed]) / self.rate
+        self.frames = [f for _, f in timed]
+        self.span = (timed[-1][0] - t0) / self.rate + 0.01
         self.gate = opts.get("gate") or None
         if self.gate is not None and start is not None:
             raise BackendError("replay: give start or gate, not both")
@@ -319,6 +351,37 @@ class ReplayBackend(Backend):
         self.finished = False
         cloudlog.info("replay loaded", extra={"path": path, "frames": len(self.frames), "span_s": round(self.span, 3),
                                               "skipped_sent_frames": self.skipped_sent, "start": self.start})
+
+    @staticmethod
+    def _load(path: str, opts: dict[str, str]) -> list[tuple[float, RawFrame]]:
+        """(recorded time s, frame) in time order from whichever kind of recording `path` is."""
+        from hardware.can_logs import FORMATS, is_can_log, parse_bus_map, read_can_log  # it builds on this module
+        dbc_opts = {k: v for k, v in opts.items() if k.startswith("dbc")}
+        if os.path.isfile(path) and is_can_log(path):
+            if dbc_opts:
+                raise BackendError("replay: dbc= restores the lengths comma2k19 recordings lost; a CAN log keeps them")
+            log = read_can_log(path, parse_bus_map(opts["bus"]) if "bus" in opts else None)
+            cloudlog.info("replay: CAN log", extra={"path": path, "format": log.format, "buses": log.buses,
+                                                     "skipped_channels": log.skipped})
+            if log.warnings:
+                cloudlog.warning("replay: python-can skipped parts of the log", extra={
+                    "path": path, "warnings": len(log.warnings), "first": log.warnings[:5]})
+            return list(zip(log.times.tolist(), log.frames, strict=True))
+        if "bus" in opts:
+            raise BackendError(f"replay: bus= maps a CAN log's channels, and {path!r} is not a CAN log "
+                               f"(those are known by their file name: {', '.join(FORMATS)})")
+        raw_dir = _raw_can_dir(path) if os.path.isdir(path) else None
+        if raw_dir is None:
+            frames = load_roadpilot_log(path)
+        else:
+            dbc_by_bus = {int(k[3:]): v for k, v in dbc_opts.items() if k[3:]}
+            if "dbc" in opts:
+                dbc_by_bus = {b: opts["dbc"] for b in range(MAX_BUS + 1)} | dbc_by_bus
+            if not dbc_by_bus:
+                cloudlog.warning("replay: this recording does not keep frame lengths; pass dbc=<name> to restore them",
+                                 extra={"path": path})
+            frames = load_comma2k19(raw_dir, dbc_by_bus)
+        return [(t, RawFrame(a, d, b, is_extended=a > MAX_STD_ADDRESS)) for t, b, a, d in frames]
 
     def _open_gate(self) -> bool:
         try:
@@ -369,7 +432,7 @@ def open_backend(url: str) -> Backend:
         return SimBackend(query)
     if scheme == "replay":
         if not rest:
-            raise BackendError("replay needs a path: replay:<folder or log>")
+            raise BackendError("replay needs a path: replay:<folder, log or CAN log>")
         return ReplayBackend(rest, query)
     return PythonCanBackend(scheme, parse_channels(rest), {k: _query_value(v) for k, v in query.items()})
 

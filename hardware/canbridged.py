@@ -321,7 +321,10 @@ def main(argv: list[str] | None = None) -> None:
     cloudlog_bind(name="canbridged")
     ap = argparse.ArgumentParser(prog="canbridged", description=__doc__.splitlines()[0])
     ap.add_argument("--backend", default=os.environ.get("ROADPILOT_CAN_BACKEND", "sim"),
-                    help=f"<interface>:<channel>, replay:<path> or sim; interfaces: {', '.join(backend_names())}")
+                    help="<interface>:<channel> (udp_multicast:239.74.163.2 connects processes without an adapter), "
+                         "replay:<path> (a roadpilot route or log, a comma2k19 folder, or a CAN log python-can reads: "
+                         "candump -L .log, .asc, .blf, .trc, .csv, .db; ?bus=can0:0,can1:2 maps its channels) or sim; "
+                         f"interfaces: {', '.join(backend_names())}; details in hardware/can_backends.py")
     ap.add_argument("--safety", type=parse_safety, default=None,
                     help="force a safety mode, e.g. toyota:0x149 (default: from carParams)")
     ap.add_argument("--tx-log", default=None, help="append every frame sent to the backend to this file (JSON lines)")

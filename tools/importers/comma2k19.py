@@ -17,19 +17,15 @@ The data itself is never copied into the repository: the route goes under routes
 
 import math
 import os
-import shutil
 import sys
 from collections import defaultdict
 
 import numpy as np
 
-from cereal import messaging
-from common.paths import routes_dir
 from hardware.can_backends import MAX_BUS, MAX_EXT_ADDRESS, NPY_LOAD_ERRORS
+from tools.importers.can_route import BATCH_S, can_messages, write_import
 from tools.lib.logreader import ToolArgumentParser, finite_float
-from tools.lib.make_route import write_route
 
-BATCH_S = 0.01        # canbridged publishes one `can` message per 10 ms
 SENT_OFFSET = 128     # 128 + n: frames the assistant sent on bus n
 # A comma2k19 segment is one minute. Times spread over more than an hour are broken (one far-off timestamp), and
 # every 10 ms window of the span would become a message: refused instead of written for hours.
@@ -139,23 +135,6 @@ def load_frames(src: str, car: str = DEFAULT_CAR) -> tuple[np.ndarray, list[tupl
     return t[order], frames, stats
 
 
-def can_messages(t: np.ndarray, frames: list[tuple[int, bytes, int]]):
-    """One `can` Event per 10 ms window from the first frame on, stamped with the window's end."""
-    t0 = float(t[0])
-    n_windows = int((float(t[-1]) - t0) / BATCH_S) + 1
-    ends = t0 + BATCH_S * np.arange(1, n_windows + 1)
-    cuts = np.searchsorted(t, ends, side="left")
-    prev = 0
-    for end, cut in zip(ends.tolist(), cuts.tolist(), strict=True):
-        batch = frames[prev:cut]
-        msg = messaging.new_message("can", len(batch))
-        msg.logMonoTime = int(round(end * 1e9))
-        for c, (address, dat, bus) in zip(msg.can, batch, strict=True):
-            c.address, c.dat, c.src = address, dat, bus
-        prev = cut
-        yield msg
-
-
 def import_route(src: str, name: str | None = None, car: str = DEFAULT_CAR, segment_seconds: float = 60.0,
                  overwrite: bool = False) -> str:
     """Converts the comma2k19 segment at `src` into route `name` (default: the folder's name); returns its path.
@@ -166,16 +145,7 @@ def import_route(src: str, name: str | None = None, car: str = DEFAULT_CAR, segm
     t, frames, stats = load_frames(src, car)
     name = name or os.path.basename(os.path.abspath(src).rstrip("/"))
     meta = {"importer": "comma2k19", "source": os.path.abspath(src), "car": car, **stats}
-    path = os.path.normpath(os.path.join(routes_dir(), name))
-    # what a failure may remove: only a folder right under routes_dir() (a name write_route refuses, "..", may point
-    # elsewhere) that this import creates or was asked to replace, never a route that is there and not ours
-    ours = os.path.dirname(path) == os.path.normpath(routes_dir()) and (overwrite or not os.path.exists(path))
-    try:
-        return write_route(can_messages(t, frames), name, segment_seconds, meta, overwrite)
-    except BaseException:
-        if ours:
-            shutil.rmtree(path, ignore_errors=True)
-        raise
+    return write_import(can_messages(t, frames), name, segment_seconds, meta, overwrite)
 
 
 def main(argv: list[str] | None = None) -> int:
