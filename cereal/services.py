@@ -1,7 +1,9 @@
-"""The one table of services: rate, logged or not, qlog decimation.
+"""The one table of services: rate, logged or not, qlog decimation, latched or not.
 
 Rates are contracts: SubMaster checks them (`freq_ok`), loggerd logs what is marked logged, and the
-qlog keeps one message in `decimation` (None: not in the qlog).
+qlog keeps one message in `decimation` (None: not in the qlog). A latched service says what holds for the
+whole drive and comes rarely (carParams: at start, then every 50 s): loggerd keeps its newest message and
+writes it again at the start of every segment, so each segment says it on its own (route_writer.py).
 """
 
 from dataclasses import dataclass
@@ -12,16 +14,17 @@ class Service:
     frequency: float        # Hz the producer promises; 0 = on change only (no rate check)
     should_log: bool        # recorded in rlog by loggerd
     decimation: int | None  # keep 1 in N in the qlog; None = not in the qlog
+    latched: bool = False   # its newest message starts every segment (rlog, and qlog when in it)
 
 
 SERVICES: dict[str, Service] = {
-    # name:              Service(Hz, logged, qlog 1-in-N)
+    # name:              Service(Hz, logged, qlog 1-in-N[, latched])
     "can":               Service(100.0, True, 100),
     "sendcan":           Service(100.0, True, 100),
     "carState":          Service(100.0, True, 10),
     "carControl":        Service(100.0, True, 10),
     "carOutput":         Service(100.0, True, 10),
-    "carParams":         Service(0.02, True, 1),
+    "carParams":         Service(0.02, True, 1, latched=True),
     "selfdriveState":    Service(100.0, True, 10),
     "controlsState":     Service(100.0, True, 10),
     "roadCameraState":   Service(20.0, True, 20),

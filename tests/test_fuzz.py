@@ -37,7 +37,15 @@ from hardware.sim_backend import FRAME_HEADER, pack_frames, unpack_frames
 from selfdrive.camerad.sources.sim import MAGIC, SIM_HEADER, VERSION, SimSource
 from selfdrive.controls.lib.car_params import car_params_from_bytes
 from selfdrive.locationd.calibration import MAX_ANGLE, MAX_BLOCKS, Calibrator
-from selfdrive.loggerd.framing import MAX_MESSAGE_BYTES, FramingError, event_which, is_one_message, message_size
+from selfdrive.loggerd.framing import (
+    MAX_MESSAGE_BYTES,
+    FramingError,
+    event_mono_time,
+    event_which,
+    is_one_message,
+    message_size,
+    restamped,
+)
 from selfdrive.loggerd.route_writer import FrameWriter, RouteWriter
 from selfdrive.logmessaged import to_event
 from selfdrive.ui.hub import Client, Hub
@@ -461,15 +469,22 @@ class TestMessages:
     @given(dat=MESSAGE_BYTES)
     @example(dat=EVENTS[-1])
     def test_event_which_agrees_with_pycapnp(self, dat):
+        # and so do event_mono_time and restamped (loggerd's latched copies), which read and write the same root
         if not is_one_message(dat):  # event_which's precondition: loggerd checks it first
             return
         which = event_which(dat)
         assert which is None or which in SERVICES
+        new = restamped(dat, 0x0123456789ABCDEF)
+        assert new is None or len(new) == len(dat)
         try:
             ev = log_from_bytes(dat)
         except MalformedMessage:
             return  # garbage pycapnp refuses may still carry a readable tag: loggerd records it, LogReader drops it
         assert which == ev.which()
+        assert event_mono_time(dat) == ev.logMonoTime
+        if new is not None:
+            again = log_from_bytes(new)
+            assert (again.which(), again.logMonoTime) == (which, 0x0123456789ABCDEF)
 
 
 # --- 5. CarParams --------------------------------------------------------------------------------------------

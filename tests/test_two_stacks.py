@@ -1,6 +1,10 @@
 """Two stacks at once on one data folder, told apart by ROADPILOT_PREFIX alone (no UI port, no route given): both
 drive and engage, each picks its own UI port, and each `roadpilot sim` reports its own drive (the issue saw the
-second uid crash-loop on a shared port and one run print the other's report)."""
+second uid crash-loop on a shared port and one run print the other's report).
+
+Both drives are shorter than card's 50 s carParams period, so they also check that a short route holds carParams and
+its report names the car; the second one is cut in 10 s segments, each of which must start with carParams (loggerd
+writes the latched services at every segment's start)."""
 
 import json
 import os
@@ -10,9 +14,13 @@ import sys
 
 from common.paths import routes_dir
 from selfdrive.ui.config import PORT_ENV
+from tools.lib.logreader import LogReader
+from tools.lib.route import Route
+from tools.sim.lib.sim_car import DEFAULT_PLATFORM as SIM_CAR  # the simulated car, identified by its firmware
 from tools.sim.lib.stack_drive import store_calibration
 
 RUNS = (("a", "straight", 300_200), ("b", "curvy", 300_201))  # (prefix suffix, scenario, seed): not tuning seeds
+SEGMENT_SECONDS = {"a": "60", "b": "10"}  # b: a route of 3 segments or more (its wall time and start-up)
 
 
 def test_two_stacks_with_only_their_prefix_apart_both_drive_and_report_their_own_drive(tmp_path, monkeypatch):
@@ -23,7 +31,7 @@ def test_two_stacks_with_only_their_prefix_apart_both_drive_and_report_their_own
         monkeypatch.setenv("ROADPILOT_PREFIX", prefix + suffix)
         store_calibration()  # each prefix has its own params: a car calibrated on an earlier drive
         # encoderd (video) is left out: two whole stacks share 2 cores
-        env = {**os.environ, "BLOCK": "encoderd"}
+        env = {**os.environ, "BLOCK": "encoderd", "ROADPILOT_SEGMENT_SECONDS": SEGMENT_SECONDS[suffix]}
         procs[suffix] = subprocess.Popen(
             [sys.executable, "-m", "selfdrive.manager.cli", "sim", "--scenario", scenario, "--seed", str(seed),
              "--minutes", "0.4", "--lockstep"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -41,7 +49,14 @@ def test_two_stacks_with_only_their_prefix_apart_both_drive_and_report_their_own
         assert (report["scenario"], report["seed"]) == (scenario, seed), out[-3000:]
         assert abs(report["minutes"] - 0.4) < 0.01
         assert report["first_engaged_t"] is not None and report["engaged_fraction"] > 0.9, out[-3000:]
-        assert f"Drive report: {scenario} (seed {seed}, car " in out
+        assert report["car"] == SIM_CAR and f"Drive report: {scenario} (seed {seed}, car {SIM_CAR})" in out
+        # card's first carParams is in the first segment; every later segment starts with a copy of the newest
+        segments = Route(routes[suffix]).segments
+        assert suffix == "a" or len(segments) >= 2, segments
+        for seg in segments:
+            evs = list(LogReader(seg.path))
+            cars = {e.carParams.carFingerprint for e in evs if e.which() == "carParams"}
+            assert cars == {SIM_CAR} and (seg.number == 0 or evs[0].which() == "carParams"), (seg, cars)
         # its uid ran (no crash loop on a taken port), and nothing of the run died
         assert "uid" in report["cpu_cores"] and report["restarts"] == {}, (report["cpu_cores"], report["restarts"])
     assert urls["a"] != urls["b"]

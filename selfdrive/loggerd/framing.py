@@ -4,7 +4,8 @@ rlog/qlog hold framed capnp messages back to back (the standard stream framing, 
   u32 segment count - 1, one u32 size in 8-byte words per segment, zero padding to 8 bytes, the segments.
 The header alone tells the message's length, so loggerd can check a message without parsing it and a
 reader can split a stream (and see exactly where a truncated one stops) without trusting pycapnp to do it.
-`event_which` reads which service an Event is from its bytes, just as cheaply.
+`event_which` reads which service an Event is from its bytes, just as cheaply; `event_mono_time` its
+logMonoTime, and `restamped` changes nothing else in it (loggerd's latched copies, route_writer.py).
 """
 
 import struct
@@ -59,15 +60,13 @@ _EVENT = log.Event.schema.node.struct
 _DISCRIMINANT_BYTE = 2 * _EVENT.discriminantOffset   # the schema counts it in 16-bit units
 _NOT_IN_UNION = 0xFFFF                               # discriminantValue of a field outside the union
 EVENT_UNION = {f.discriminantValue: f.name for f in _EVENT.fields if f.discriminantValue != _NOT_IN_UNION}
+_MONO_TIME_BYTE = 8 * log.Event.schema.fields["logMonoTime"].proto.slot.offset  # a UInt64 slot counts 8-byte units
 
 
-def event_which_fast(dat: bytes) -> str | None:
-    """The union member (`which()`) of one framed Event (`is_one_message(dat)` holds), read without parsing.
-
-    None when the bytes are laid out in a way this does not read (a far or null root pointer, a struct out
-    of its segment, a data section too short to hold the tag, a tag this schema does not know): ask
-    `event_which`, which falls back to pycapnp for those.
-    """
+def _root_data(dat: bytes) -> tuple[int, int] | None:
+    """(where the root struct's data section starts in `dat`, its length in bytes) of one framed message
+    (`is_one_message(dat)` holds), or None when the root is not a struct pointer into segment 0 (a far or null
+    pointer) or the struct does not fit in its segment."""
     nseg = struct.unpack_from("<I", dat)[0] + 1
     seg_words = struct.unpack_from("<I", dat, 4)[0]
     seg = (4 + 4 * nseg + 7) & ~7                    # segment 0 starts after the segment table
@@ -81,9 +80,45 @@ def event_which_fast(dat: bytes) -> str | None:
         offset -= 0x40000000                         # 30-bit two's complement
     data_words, ptr_count = (ptr >> 32) & 0xFFFF, ptr >> 48
     start = 1 + offset                               # in words from the start of segment 0
-    if start < 0 or start + data_words + ptr_count > seg_words or 8 * data_words < _DISCRIMINANT_BYTE + 2:
+    if start < 0 or start + data_words + ptr_count > seg_words:
         return None
-    return EVENT_UNION.get(struct.unpack_from("<H", dat, seg + 8 * start + _DISCRIMINANT_BYTE)[0])
+    return seg + 8 * start, 8 * data_words
+
+
+def event_which_fast(dat: bytes) -> str | None:
+    """The union member (`which()`) of one framed Event (`is_one_message(dat)` holds), read without parsing.
+
+    None when the bytes are laid out in a way this does not read (a far or null root pointer, a struct out
+    of its segment, a data section too short to hold the tag, a tag this schema does not know): ask
+    `event_which`, which falls back to pycapnp for those.
+    """
+    root = _root_data(dat)
+    if root is None or root[1] < _DISCRIMINANT_BYTE + 2:
+        return None
+    return EVENT_UNION.get(struct.unpack_from("<H", dat, root[0] + _DISCRIMINANT_BYTE)[0])
+
+
+def restamped(dat: bytes, log_mono_time: int) -> bytes | None:
+    """A copy of one framed Event (`is_one_message(dat)` holds) with its logMonoTime set to `log_mono_time` and
+    every other byte as it was; None when its root is not laid out the way `_root_data` reads (pycapnp never
+    writes such an Event: only a hand-made one is)."""
+    root = _root_data(dat)
+    if root is None or root[1] < _MONO_TIME_BYTE + 8:
+        return None
+    out = bytearray(dat)
+    struct.pack_into("<Q", out, root[0] + _MONO_TIME_BYTE, log_mono_time)
+    return bytes(out)
+
+
+def event_mono_time(dat: bytes) -> int | None:
+    """The logMonoTime of one framed Event (`is_one_message(dat)` holds), or None when it is not a readable Event."""
+    root = _root_data(dat)
+    if root is not None and root[1] >= _MONO_TIME_BYTE + 8:
+        return struct.unpack_from("<Q", dat, root[0] + _MONO_TIME_BYTE)[0]
+    try:
+        return log_from_bytes(dat).logMonoTime  # the unusual layouts: pycapnp knows them all
+    except MalformedMessage:
+        return None
 
 
 def event_which(dat: bytes) -> str | None:

@@ -10,6 +10,9 @@ The route is the run's: the manager reserves its name and passes it in ROADPILOT
 loggerd continues it (route_writer.py). Without it, each start records a fresh route. The name also
 goes to `<run_dir>/current_route` (and the log) so other processes and tests find it; a clean exit
 removes that file.
+Latched services (carParams) start every segment (route_writer.py). Their newest message is also kept in the run
+directory (`latched.<route>.<service>`), so a restarted loggerd starts its first segment with them too instead of
+waiting up to 50 s for the producer's next one.
 A full or failing disk stops writing, never loggerd: it keeps draining, counts what it cannot write,
 says so in loggerState (at 1 Hz, and at once when `writing` changes) and retries with a new segment.
 SIGTERM/SIGINT flush and close the files; SIGKILL loses at most the last flush period (~0.5 s).
@@ -25,10 +28,10 @@ import zmq
 
 from cereal import messaging
 from cereal.messaging.endpoints import run_dir
-from cereal.services import SERVICES
+from cereal.services import SERVICES, Service
 from common.paths import routes_dir
 from common.swaglog import cloudlog, cloudlog_bind
-from selfdrive.loggerd.framing import event_which, is_one_message
+from selfdrive.loggerd.framing import MAX_MESSAGE_BYTES, event_which, is_one_message
 from selfdrive.loggerd.route_writer import ROUTE_ENV, RouteWriter, check_route_name
 
 DT = 0.05                 # loop period: batches ~5 messages per 100 Hz service per wake-up, keeps CPU low
@@ -44,6 +47,36 @@ DROP_REASONS = {
 
 def logged_services() -> dict:
     return {s: v for s, v in SERVICES.items() if v.should_log}
+
+
+def latched_path(route: str, service: str) -> str:
+    return os.path.join(run_dir(), f"latched.{route}.{service}")
+
+
+def load_latched(route: str, services: dict[str, Service]) -> dict[str, bytes]:
+    """What an earlier loggerd of this run kept of `route`'s latched services (save_latched): each one message of
+    its service, or left out."""
+    out = {}
+    for s in (s for s, v in services.items() if v.latched):
+        try:
+            with open(latched_path(route, s), "rb") as f:
+                dat = f.read(MAX_MESSAGE_BYTES + 1)
+        except OSError:  # none kept (a fresh route, or the first loggerd never saw one)
+            continue
+        if is_one_message(dat) and event_which(dat) == s:
+            out[s] = dat
+    return out
+
+
+def save_latched(route: str, service: str, dat: bytes) -> None:
+    path = latched_path(route, service)
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(dat)
+        os.replace(tmp, path)  # a loggerd killed mid-write leaves the previous one whole
+    except OSError as e:  # the run directory is full: a restart would wait for the producer's next one, no worse
+        cloudlog.warning("latched message not kept for a restart", extra={"service": service, "error": str(e)})
 
 
 def publish_route_name(name: str) -> str:
@@ -67,7 +100,10 @@ class Loggerd:
         for sock in self.socks.values():
             self.poller.register(sock.sock, zmq.POLLIN)
             self.by_zmq[sock.sock] = sock
-        self.writer = RouteWriter(routes_dir(), self.services, segment_seconds, time.monotonic(), name=route)
+        # a fresh route (no name) has nothing kept; a named one may be this run's, continued after a restart
+        latched = load_latched(route, self.services) if route is not None else None
+        self.writer = RouteWriter(routes_dir(), self.services, segment_seconds, time.monotonic(), name=route,
+                                  latched=latched)
         self.accepted = 0
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
         self.state_writing: bool | None = None   # `writing` as last published
@@ -90,7 +126,10 @@ class Loggerd:
         which = event_which(dat)
         if which != service:
             self.drop("malformed" if which is None else "wrongService", service, dat, which)
-        elif self.writer.log(service, dat):
+            return
+        if service in self.writer.latched_services:
+            save_latched(self.writer.name, service, dat)
+        if self.writer.log(service, dat):
             self.accepted += 1
         else:
             self.drop("notWriting", service, dat)

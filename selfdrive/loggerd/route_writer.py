@@ -12,6 +12,13 @@ A failed write (disk full, read-only, I/O error) never raises out of the writer:
 (`writing` False, `error` says why), cuts the file back to its last whole frame, refuses messages while
 stopped (nothing piles up in memory) and retries every RETRY_PERIOD with a fresh segment, so the route
 reads cleanly up to the fault and again after it.
+
+Latched services (cereal/services.py: carParams) are kept: every segment starts with a copy of their newest
+message from before it, at the head of the segment's first frame and stamped with the earliest logMonoTime in that
+frame (nothing else in the copy changes), so a segment read on its own, in time order or in file order, starts
+with the car, and a route read whole keeps its times in order (LogReader merges segments by time: a copy with its
+original stamp would land minutes back). The first one of a route is written where it arrives, like any message.
+To a reader (replay, rerun, the drive report) a copy is one more carParams, as card sends every 50 s anyway.
 """
 
 import contextlib
@@ -26,6 +33,7 @@ import zstandard
 from cereal.services import Service
 from common.realtime import world_waits
 from common.swaglog import cloudlog
+from selfdrive.loggerd.framing import event_mono_time, restamped
 
 ROUTE_ENV = "ROADPILOT_ROUTE"    # the run's route name, set by the manager for every child
 ROUTE_NAME_FORMAT = "%Y-%m-%d--%H-%M-%S"
@@ -45,11 +53,18 @@ class FrameWriter:
         self.cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=True)
         self.buf: list[bytes] = []
         self.buffered = 0
+        self.counted = 0          # messages in the buffer that were logged (not latched copies): what a failure loses
         self.written = 0          # bytes of whole frames in the file
 
     def add(self, dat: bytes) -> None:
         self.buf.append(dat)
         self.buffered += len(dat)
+        self.counted += 1
+
+    def prepend(self, dats: list[bytes]) -> None:
+        """Puts `dats` ahead of the buffer, not counted as logged messages (latched copies)."""
+        self.buf[:0] = dats
+        self.buffered += sum(map(len, dats))
 
     def flush(self) -> int:
         """Writes the buffer as one frame and returns its size. On OSError the buffer is kept and re-raised."""
@@ -68,7 +83,7 @@ class FrameWriter:
                 os.ftruncate(self.fd, self.written)
             raise
         self.buf.clear()
-        self.buffered = 0
+        self.buffered = self.counted = 0
         self.written += done
         return done
 
@@ -80,10 +95,10 @@ class FrameWriter:
             os.close(fd)
 
     def abandon(self) -> int:
-        """Closes without writing (after a failure); returns how many buffered messages are lost."""
-        lost = len(self.buf)
+        """Closes without writing (after a failure); returns how many buffered logged messages are lost."""
+        lost = self.counted
         self.buf.clear()
-        self.buffered = 0
+        self.buffered = self.counted = 0
         if self.fd >= 0:
             fd, self.fd = self.fd, -1
             with contextlib.suppress(OSError):
@@ -140,11 +155,12 @@ class RouteWriter:
     already holds segments (loggerd restarted within the run) recording continues after the last one.
     `log()` buffers; `update(now)` rolls to the next segment every `segment_seconds`, flushes a frame
     at least every FLUSH_PERIOD and, while stopped by a failure, retries. Times are monotonic seconds
-    passed in by the caller.
+    passed in by the caller. `latched`: the newest message of latched services from before this writer (what a
+    restarted loggerd kept), so its first segment starts with them too.
     """
 
     def __init__(self, root: str, services: dict[str, Service], segment_seconds: float, now: float,
-                 flush_period: float = FLUSH_PERIOD, name: str | None = None):
+                 flush_period: float = FLUSH_PERIOD, name: str | None = None, latched: dict[str, bytes] | None = None):
         if segment_seconds <= 0:
             raise ValueError(f"segment_seconds must be positive, got {segment_seconds}")
         if name is not None:
@@ -160,6 +176,9 @@ class RouteWriter:
         self.flush_period = flush_period
         self.decimation = {s: v.decimation for s, v in services.items()}
         self.counts = dict.fromkeys(services, 0)   # per route, so the qlog keeps every Nth message of the drive
+        self.latched_services = frozenset(s for s, v in services.items() if v.latched)
+        self.latched = {s: dat for s, dat in (latched or {}).items() if s in self.latched_services}
+        self.latched_due: dict[str, bytes] = {}  # the copies that head the open segment's first frame, still to write
         self.write_errors = 0
         self.bytes_written = 0
         self.lost = 0                 # messages accepted by log() whose frame could not be written
@@ -232,11 +251,14 @@ class RouteWriter:
         self.rlog, self.qlog = rlog, qlog
         self.segment, self.next_segment = n, n + 1
         self.segment_start = self.last_flush = now
+        self.latched_due = dict(self.latched)  # as they were when it opened: a newer one comes in its own place
         cloudlog.info("segment opened", extra={"route": self.name, "segment": self.segment,
                                                "path": self.segment_path()})
 
     def log(self, service: str, dat: bytes) -> bool:
-        """Buffers one message; False (not kept) while writing is stopped."""
+        """Buffers one message (one framed Event); False (not kept) while writing is stopped."""
+        if service in self.latched_services:
+            self.latched[service] = dat  # also while stopped: the segment after the fault starts with the newest
         if not self.writing:
             return False
         self.rlog.add(dat)
@@ -246,6 +268,21 @@ class RouteWriter:
                 self.qlog.add(dat)
             self.counts[service] += 1
         return True
+
+    def _head_with_latched(self) -> None:
+        """Puts the latched copies ahead of the segment's first frame, stamped with its earliest time (module doc)."""
+        # the earliest, not the first: loggerd drains socket by socket, so the first message written may be younger
+        # than one written after it
+        t = min((t for t in map(event_mono_time, self.rlog.buf) if t is not None), default=None)
+        if t is None:
+            return  # no Event in it (loggerd never passes anything else): no time to stamp the copies with
+        copies = {s: restamped(dat, t) for s, dat in self.latched_due.items()}
+        # restamped() is None for a root laid out as only a hand-made Event is: with its old stamp it would break
+        # the route's order, so it is not copied
+        copies = {s: c for s, c in copies.items() if c is not None}
+        self.rlog.prepend(list(copies.values()))
+        # the qlog gets them whole, not as their 1-in-N: a segment's qlog is read on its own too
+        self.qlog.prepend([c for s, c in copies.items() if self.decimation[s] is not None])
 
     def update(self, now: float) -> None:
         if not self.writing:
@@ -262,6 +299,9 @@ class RouteWriter:
             self._stop(e, now + RETRY_PERIOD)
 
     def _flush(self) -> None:
+        if self.latched_due and self.rlog.buf:
+            self._head_with_latched()
+            self.latched_due = {}
         for w in (self.rlog, self.qlog):
             self.bytes_written += w.flush()
         if self.resumed and self.rlog.written:

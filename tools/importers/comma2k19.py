@@ -9,9 +9,20 @@ Buses keep their numbers: 0/1 are the car's, 128/129 what the assistant in the c
 echo), which is roadpilot's convention too, so card and canbridged's replay backend skip them.
 
 Frame lengths: the data set stores payloads as `S8`, which drops trailing zero bytes, so the DLC is lost.
-A frame whose message the platform's DBC knows is padded back to the DBC length (exact); any other frame
-gets the longest payload its (bus, address) ever had in the recording (an estimate: a message whose last
-bytes are always zero stays short). Both counts are stored in route.json with the source and the platform.
+A frame whose message the platform's DBCs know is padded back to the DBC length; one they leave out, to the
+length in its brand's reference DBC in opendbc (REFERENCE_DBCS: it lists the DSU's and the camera's messages,
+which an assistant standing in for them sends, such as 0x366 and 0x4CB, 7 and 8 bytes in opendbc's Toyota
+safety table, stored in the RAV4 minute as 6 and 1). Both are exact. Any other frame gets the longest payload
+its (bus, address) had in the recording: the data cannot say more (a message whose last bytes are always zero
+stays short). The counts are stored in route.json with the source and the platform.
+
+Echo order: the panda's echo of what the assistant sent (bus 128+n) sometimes lists two frames of one message
+from the same USB batch, with the same timestamp, in the order they left the CAN controller's mailboxes rather
+than the order the assistant produced them (STEERING_LKA's counter 40 before 39, four times in the RAV4 minute;
+a safety layer, which sees frames in the order they are produced, refuses the torque step and the counter).
+Within one timestamp, the sent frames of a message with a COUNTER in the DBC are put back in counter order,
+following the frame before them; no frame with a distinct time moves. How many moved is in route.json too.
+
 The data itself is never copied into the repository: the route goes under routes_dir() ($ROADPILOT_DATA).
 """
 
@@ -36,6 +47,11 @@ RAW_CAN = os.path.join("processed_log", "CAN", "raw_can")
 COLUMNS = (("t", "fiu", "numbers (seconds)"), ("src", "iu", "integers (buses)"),
            ("address", "iu", "integers (CAN addresses)"), ("data", "S", "S8 payloads"))
 DEFAULT_CAR = "TOYOTA_RAV4"
+# brand (opendbc's package name) -> opendbc's reference DBC of its powertrain bus, for the messages the platforms'
+# generated DBCs leave out (module doc); a platform's own DBC wins where both list a message
+REFERENCE_DBCS = {"toyota": "toyota_2017_ref_pt"}
+
+Frame = tuple[int, bytes, int]  # (address, data, bus)
 
 
 class SourceError(ValueError):
@@ -81,24 +97,58 @@ def raw_can_dir(src: str) -> str:
     raise SourceError(f"{src}: no comma2k19 CAN here (expected {RAW_CAN}/{{t,src,address,data}})")
 
 
-def dbc_lengths(car: str) -> dict[int, dict[int, int]]:
-    """bus -> address -> DBC length for the platform's powertrain (0, 128) and radar (1, 129) DBCs."""
+def dbc_messages(car: str) -> dict[int, dict]:
+    """bus -> address -> opendbc DBC message: the platform's powertrain DBC over its brand's reference DBC for
+    buses 0 and 128, its radar DBC for 1 and 129."""
     from opendbc.can.dbc import DBC
     from opendbc.car import Bus
     from opendbc.car.values import PLATFORMS
     if car not in PLATFORMS:
         raise SourceError(f"unknown platform {car!r}; opendbc platforms look like {DEFAULT_CAR}")
-    out: dict[int, dict[int, int]] = {}
-    for bus_name, bus in ((Bus.pt, 0), (Bus.radar, 1)):
-        name = PLATFORMS[car].config.dbc_dict.get(bus_name)
-        if name:
-            sizes = {a: m.size for a, m in DBC(name).addr_to_msg.items()}
-            out[bus] = out[bus + SENT_OFFSET] = sizes
+    platform = PLATFORMS[car]
+    brand = type(platform).__module__.split(".")[-2]  # opendbc.car.<brand>.values
+    out: dict[int, dict] = {}
+    for bus_name, bus, under in ((Bus.pt, 0, REFERENCE_DBCS.get(brand)), (Bus.radar, 1, None)):
+        names = [n for n in (under, platform.config.dbc_dict.get(bus_name)) if n]  # the later one wins
+        if names:
+            out[bus] = out[bus + SENT_OFFSET] = {a: m for n in names for a, m in DBC(n).addr_to_msg.items()}
     return out
 
 
-def load_frames(src: str, car: str = DEFAULT_CAR) -> tuple[np.ndarray, list[tuple[int, bytes, int]], dict]:
-    """(times s, frames (address, data, bus) in time order, stats) with lengths restored as the doc says."""
+def restore_echo_order(t: np.ndarray, frames: list[Frame], dbc: dict[int, dict]) -> int:
+    """Puts the sent frames of counted messages that share a timestamp back in counter order, in place (module
+    doc); returns how many frames moved. `t`: the frames' times, in order."""
+    from opendbc.can.dbc import SignalType
+    from opendbc.can.parser import get_raw_value
+    counters = {(b, a): sig for b, msgs in dbc.items() if b >= SENT_OFFSET  # the car's own frames come in order
+                for a, m in msgs.items() for sig in m.sigs.values() if sig.type == SignalType.COUNTER}
+    positions: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i, (a, _, b) in enumerate(frames):
+        if (b, a) in counters:
+            positions[(b, a)].append(i)
+    moved = 0
+    for key, pos in positions.items():
+        sig = counters[key]
+        prev = None  # the counter of the message's frame before this timestamp; the first group has none: kept
+        k = 0
+        while k < len(pos):
+            j = k + 1
+            while j < len(pos) and t[pos[j]] == t[pos[k]]:
+                j += 1
+            group = [frames[i] for i in pos[k:j]]
+            if prev is not None and len(group) > 1:
+                group.sort(key=lambda f, after=prev: (get_raw_value(f[1], sig) - after) % (1 << sig.size))
+                for i, f in zip(pos[k:j], group, strict=True):
+                    moved += frames[i] is not f
+                    frames[i] = f
+            prev = get_raw_value(group[-1][1], sig)
+            k = j
+    return moved
+
+
+def load_frames(src: str, car: str = DEFAULT_CAR) -> tuple[np.ndarray, list[Frame], dict]:
+    """(times s, frames (address, data, bus) in time order, stats) with lengths and echo order restored as the
+    doc says."""
     d = raw_can_dir(src)
     columns = []
     for name, kinds, what in COLUMNS:
@@ -119,20 +169,24 @@ def load_frames(src: str, car: str = DEFAULT_CAR) -> tuple[np.ndarray, list[tupl
     longest: dict[tuple[int, int], int] = defaultdict(int)
     for b, a, s in zip(bus.tolist(), address.tolist(), stored, strict=True):
         longest[(b, a)] = max(longest[(b, a)], len(s))
-    dbc = dbc_lengths(car)
+    dbc = dbc_messages(car)
     frames, exact, estimated = [], 0, 0
     for i in order.tolist():
         b, a = int(bus[i]), int(address[i])
-        size = dbc.get(b, {}).get(a)
-        if size is not None and len(stored[i]) <= size <= 8:
+        msg = dbc.get(b, {}).get(a)
+        if msg is not None and len(stored[i]) <= msg.size <= 8:
+            size = msg.size
             exact += 1
         else:
             size = longest[(b, a)]
             estimated += 1
         frames.append((a, bytes(raw8[i, :size]), b))
+    t = t[order]
+    reordered = restore_echo_order(t, frames, dbc)
     stats = {"frames": len(frames), "lengths_from_dbc": exact, "lengths_estimated": estimated,
+             "echo_frames_reordered": reordered,
              "buses": {str(k): int(v) for k, v in zip(*np.unique(bus, return_counts=True), strict=True)}}
-    return t[order], frames, stats
+    return t, frames, stats
 
 
 def import_route(src: str, name: str | None = None, car: str = DEFAULT_CAR, segment_seconds: float = 60.0,

@@ -1,4 +1,5 @@
-"""framing.event_which: the union tag read from the bytes must agree with pycapnp's which()."""
+"""framing.event_which: the union tag read from the bytes must agree with pycapnp's which(); event_mono_time and
+restamped read and set logMonoTime in the bytes, and nothing else."""
 
 import random
 import struct
@@ -7,7 +8,14 @@ import pytest
 
 from cereal import log, messaging
 from cereal.services import SERVICES
-from selfdrive.loggerd.framing import EVENT_UNION, event_which, event_which_fast, is_one_message
+from selfdrive.loggerd.framing import (
+    EVENT_UNION,
+    event_mono_time,
+    event_which,
+    event_which_fast,
+    is_one_message,
+    restamped,
+)
 
 LIST_FIELDS = {f.name for f in log.Event.schema.node.struct.fields if f.slot.type.which() == "list"}
 
@@ -93,3 +101,35 @@ class TestEventWhich:
             assert event_which(dat) == expected
             agreed += 1
         assert agreed > 500
+
+
+class TestLogMonoTime:
+    @pytest.mark.parametrize("service", sorted(SERVICES))
+    def test_restamped_changes_the_time_and_nothing_else(self, service):
+        dat = event_bytes(service)
+        ev = messaging.log_from_bytes(dat)
+        new = restamped(dat, ev.logMonoTime + 123_456_789)
+        assert len(new) == len(dat) and event_mono_time(new) == ev.logMonoTime + 123_456_789
+        back = messaging.log_from_bytes(new).as_builder()
+        back.logMonoTime = ev.logMonoTime
+        assert back.to_bytes() == dat  # every other field as it was
+        assert event_mono_time(dat) == ev.logMonoTime
+
+    def test_car_params_of_several_segments(self):
+        # card's carParams is a whole CarParams copied in: it may take more than one segment
+        msg = messaging.new_message("carParams")
+        msg.carParams.carFw = [{"ecu": "eps", "fwVersion": bytes(range(256)) * 8} for _ in range(40)]
+        dat = msg.to_bytes()
+        assert struct.unpack_from("<I", dat)[0] > 0, "test needs a multi-segment message"
+        new = restamped(dat, 42)
+        assert messaging.log_from_bytes(new).logMonoTime == 42
+        assert messaging.log_from_bytes(new).carParams.carFw[39].fwVersion == bytes(range(256)) * 8
+
+    def test_far_root_cannot_be_restamped_but_its_time_is_read(self):
+        dat = far_root(event_bytes("carParams"))
+        assert restamped(dat, 42) is None
+        assert event_mono_time(dat) == messaging.log_from_bytes(dat).logMonoTime > 0
+
+    def test_unreadable_event_has_no_time(self):
+        out_of_segment = one_segment(struct.pack("<Q", (100 << 2) | (2 << 32)))
+        assert event_mono_time(out_of_segment) is None and restamped(out_of_segment, 42) is None

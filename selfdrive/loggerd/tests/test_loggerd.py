@@ -12,7 +12,7 @@ from cereal.messaging.endpoints import run_dir
 from cereal.services import SERVICES
 from common.paths import routes_dir
 from selfdrive.loggerd import loggerd
-from selfdrive.loggerd.framing import FramingError, is_one_message, message_size
+from selfdrive.loggerd.framing import FramingError, is_one_message, message_size, restamped
 from selfdrive.loggerd.route_writer import RouteWriter, new_route_dir
 from tools.lib.logreader import LogReader
 from tools.lib.route import Route, list_routes
@@ -48,9 +48,18 @@ def start_loggerd(tmp_path, segment_seconds: float, env: dict[str, str] | None =
         return p, f.read().strip()
 
 
+def car_params(fingerprint: str, t_ns: int | None = None) -> bytes:
+    msg = messaging.new_message("carParams")
+    msg.carParams.carFingerprint = fingerprint
+    if t_ns is not None:
+        msg.logMonoTime = t_ns
+    return msg.to_bytes()
+
+
 def publish(pm: messaging.PubMaster, seconds: float, junk_at: int | None = None,
-            first: int = 0) -> dict[str, list[float]]:
-    """Publishes PUBLISHED at their rates with counters first, first + 1...; returns each message's send time."""
+            first: int = 0, once: dict[int, tuple[str, bytes]] | None = None) -> dict[str, list[float]]:
+    """Publishes PUBLISHED at their rates with counters first, first + 1...; returns each message's send time.
+    `once`: tick (10 ms) -> (service, message) sent once at that tick."""
     sent: dict[str, list[float]] = {s: [] for s in PUBLISHED}
     start = time.monotonic()
     for tick in range(int(seconds * 100)):
@@ -62,6 +71,8 @@ def publish(pm: messaging.PubMaster, seconds: float, junk_at: int | None = None,
                 sent[s].append(time.monotonic())
         if tick == junk_at:
             pm.sock["carState"].send(b"not a capnp message at all")  # loggerd must drop it and carry on
+        if once and tick in once:
+            pm.sock[once[tick][0]].send(once[tick][1])
         time.sleep(max(0.0, start + (tick + 1) * 0.01 - time.monotonic()))
     return sent
 
@@ -211,6 +222,73 @@ class TestRouteWriter:
         c, _ = new_route_dir(routes_dir())
         assert (a, b) == ("2026-01-02--03-04-05", "2026-01-02--03-04-05_2")
         assert re.fullmatch(r"\d{4}-\d\d-\d\d--\d\d-\d\d-\d\d(_\d+)?", c)
+
+    def test_a_latched_service_starts_every_segment(self):
+        # carParams as card sends it: once at start, once more (a new value) after 2.5 s; 1 s segments
+        w = RouteWriter(routes_dir(), loggerd.logged_services(), segment_seconds=1.0, now=0.0)
+        sent = {}
+        for i in range(400):
+            t_ns = 5_000_000_000 + i * 10_000_000
+            if i in (20, 250):
+                sent[i] = car_params("A" if i == 20 else "B", t_ns)
+                w.log("carParams", sent[i])
+            m = messaging.new_message("carState")
+            m.logMonoTime, m.carState.vEgo = t_ns, i
+            w.log("carState", m.to_bytes())
+            w.update(i * 0.01)
+        w.close()
+        route = Route(w.name)
+        assert [s.number for s in route.segments] == [0, 1, 2, 3]
+        for log_type in ("rlog", "qlog"):
+            for seg in route.segments:
+                evs = list(LogReader(seg.path, log_type=log_type))
+                if seg.number == 0:  # the first one, where it arrived
+                    assert [e.as_builder().to_bytes() for e in evs if e.which() == "carParams"] == [sent[20]]
+                    continue
+                # first: a copy of the newest one from before the segment, stamped with the segment's earliest time
+                # (its first carState in the rlog), otherwise as sent
+                earliest = list(LogReader(seg.path))[1].logMonoTime
+                assert evs[0].which() == "carParams" and evs[0].logMonoTime == earliest, (log_type, seg)
+                newest = sent[20] if seg.number < 3 else sent[250]  # B came during segment 2: in its own place there
+                assert restamped(evs[0].as_builder().to_bytes(), messaging.log_from_bytes(newest).logMonoTime) == newest
+            whole = list(LogReader(w.name, log_type=log_type))
+            assert [e.logMonoTime for e in whole] == sorted(e.logMonoTime for e in whole)  # in order, read whole
+            # segment 0: A as sent; 1, 2: copies of A; 2: B as sent; 3: a copy of B
+            assert [e.carParams.carFingerprint for e in whole if e.which() == "carParams"] == ["A", "A", "A", "B", "B"]
+        # the qlog's 1-in-10 carState count was not moved by the copies
+        assert [e.carState.vEgo for e in LogReader(w.name, log_type="qlog") if e.which() == "carState"] == \
+            list(range(0, 400, 10))
+
+    def test_latched_from_before_start_the_first_segment_and_one_after_a_failure(self):
+        kept = car_params("A", 1_000)
+        w = RouteWriter(routes_dir(), loggerd.logged_services(), segment_seconds=60, now=0.0,
+                        latched={"carParams": kept, "carState": self.msg("carState", 0)})  # carState is not latched
+        w.log("carState", self.msg("carState", 1))
+        os.close(w.rlog.fd)
+        w.rlog.fd = os.open(os.devnull, os.O_RDONLY)  # writes now fail like a dead disk
+        w.update(1.0)
+        assert (w.write_errors, w.lost) == (1, 1)  # the carState it logged; the copy was not a logged message
+        w.log("carParams", car_params("B", 2_000))  # arrives while stopped: the segment after the fault starts with it
+        w.update(10.0)                               # the retry: a fresh segment
+        w.log("carState", self.msg("carState", 2))
+        w.close()
+        evs = list(LogReader(w.name))
+        assert [(e.which(), e.carParams.carFingerprint if e.which() == "carParams" else e.carState.vEgo)
+                for e in evs] == [("carParams", "B"), ("carState", 2)]
+        assert [s.number for s in Route(w.name).segments] == [0]  # the failed segment's number was reused
+
+    def test_latched_copies_sort_first_when_a_later_written_message_is_older(self):
+        # loggerd drains socket by socket: a message written second may have waited longer than the first one
+        w = RouteWriter(routes_dir(), loggerd.logged_services(), segment_seconds=60, now=0.0,
+                        latched={"carParams": car_params("A", 1_000)})
+        for service, t_ns in (("carState", 9_000_000), ("deviceState", 8_000_000)):
+            m = messaging.new_message(service)
+            m.logMonoTime = t_ns
+            w.log(service, m.to_bytes())
+        w.close()
+        for by_time in (True, False):
+            assert [(e.which(), e.logMonoTime) for e in LogReader(w.name, sort_by_time=by_time)][0] == \
+                ("carParams", 8_000_000)
 
     def test_bad_segment_length_is_rejected(self):
         with pytest.raises(ValueError):

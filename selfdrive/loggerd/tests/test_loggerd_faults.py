@@ -1,5 +1,6 @@
-"""loggerd as a real process: a restart continues the run's route, a kernel-refused write stops and resumes
-logging, a message on the wrong socket is refused. Every wait is for a condition, with a generous timeout."""
+"""loggerd as a real process: a restart continues the run's route (and starts it with the latched carParams it
+kept), a kernel-refused write stops and resumes logging, a message on the wrong socket is refused. Every wait is
+for a condition, with a generous timeout."""
 
 import errno
 import os
@@ -11,7 +12,7 @@ from cereal import messaging
 from cereal.messaging.endpoints import run_dir
 from common.paths import routes_dir
 from selfdrive.loggerd.route_writer import ROUTE_ENV, new_route_dir
-from selfdrive.loggerd.tests.test_loggerd import by_service, publish, start_loggerd
+from selfdrive.loggerd.tests.test_loggerd import by_service, car_params, publish, start_loggerd
 from tools.lib.logreader import LogReader
 from tools.lib.route import Route, list_routes
 
@@ -41,7 +42,8 @@ def can_msg(i: int, rand: bytes) -> bytes:
 
 class TestRestart:
     def setup_method(self):
-        self.pm = messaging.PubMaster(["carState", "modelV2", "liveCalibration", "deviceState", "logMessage"])
+        self.pm = messaging.PubMaster(["carState", "modelV2", "liveCalibration", "deviceState", "logMessage",
+                                       "carParams"])
 
     def teardown_method(self):
         self.pm.close()
@@ -52,7 +54,8 @@ class TestRestart:
         p, got = start_loggerd(tmp_path, 1.0, env)
         try:
             assert got == name
-            publish(self.pm, 2.5)
+            # carParams once, 0.3 s in (as card: at start, then not for 50 s): the only one of the whole route
+            publish(self.pm, 2.5, once={30: ("carParams", car_params("TOYOTA_RAV4"))})
             p.send_signal(signal.SIGKILL)
             p.wait(10)
         finally:
@@ -87,6 +90,17 @@ class TestRestart:
         for seg in route.segments[len(first_run):]:  # the second run's segments are whole logs
             seg_lr = LogReader(seg.path)
             assert len(list(seg_lr)) > 0 and seg_lr.problems == []
+
+        # 1 s segments and one carParams: the first segment holds it, every other one of both loggerds starts with it
+        # (the restarted one kept it in the run directory), rlog and qlog
+        for log_type in ("rlog", "qlog"):
+            for seg in route.segments:
+                evs = list(LogReader(seg.path, log_type=log_type))
+                if not evs and seg.path == killed:
+                    continue  # killed before its first flush: nothing in it at all
+                cars = [e.carParams.carFingerprint for e in evs if e.which() == "carParams"]
+                assert cars == ["TOYOTA_RAV4"], (log_type, seg.number, cars)
+                assert seg.number == 0 or evs[0].which() == "carParams", (log_type, seg.number)
 
 
 class TestDiskFull:

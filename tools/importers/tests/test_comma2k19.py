@@ -1,19 +1,25 @@
 """The comma2k19 import: the real RAV4 minute becomes a route LogReader reads, card turns it into the data
-set's speed and steering angle, and the plot tool draws them. Bad sources fail with a clear message."""
+set's speed and steering angle, canbridged's safety layer allows every steering frame the assistant sent in it,
+and the plot tool draws them. Bad sources fail with a clear message."""
 
 import os
+from collections import Counter
 
 import numpy as np
 import pytest
 
 from common.paths import routes_dir
+from hardware.canbridged import CanBridge, safety_from_car_params
+from selfdrive.car.safety.tests.realdata import NOT_IN_OPENDBC
 from selfdrive.car.tests.helpers import DATA, SKIP_REASON, car_logic_for, have_data, load_npy
 from tools.importers import comma2k19
 from tools.lib.logreader import LogReader
 from tools.lib.make_route import RouteExists, route_meta, write_route
 from tools.plot import plot
+from tools.sim.lib.lockstep_can import LocalBus
 
 needs_data = pytest.mark.skipif(not have_data(), reason=SKIP_REASON)
+STEERING_LKA = 0x2E4
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +31,15 @@ def imported(tmp_path_factory):
     return path, t, frames, stats
 
 
+def can_packets(route_path: str) -> list[tuple[int, list[tuple[int, bytes, int]]]]:
+    """The route's `can` messages: (logMonoTime, frames (address, data, bus))."""
+    return [(ev.logMonoTime, [(c.address, bytes(c.dat), c.src) for c in ev.can])
+            for ev in LogReader(route_path, services=["can"])]
+
+
 def card_states(route_path: str):
     """carState Events from card's logic fed the route's `can` messages as card gets them."""
-    packets = [(ev.logMonoTime, [(c.address, bytes(c.dat), c.src) for c in ev.can])
-               for ev in LogReader(route_path, services=["can"])]
+    packets = can_packets(route_path)
     logic, used = car_logic_for(packets)
     from cereal import messaging
     for t, frames in packets[used:]:
@@ -60,8 +71,48 @@ class TestRealRav4Import:
         lens = {(b, a): len(d) for a, d, b in frames}
         assert lens[(0, 0xB4)] == 8          # SPEED: 8 bytes in the DBC, stored shorter when it ends in zeros
         assert lens[(128, 0x2E4)] == 5       # STEERING_LKA the assistant sent
+        # DSU/camera stand-ins the assistant sent, left out of the platform's DBC (stored as 6, 1, 1 and 4 bytes):
+        # from opendbc's Toyota reference DBC. opendbc's Toyota safety table lists 0x366 and 0x4CB at 7 and 8.
+        assert [lens[(128, a)] for a in (0x366, 0x367, 0x4CB, 0x4D3)] == [7, 2, 8, 8]
         assert stats["buses"] == {"0": 53800, "1": 45000, "128": 12434, "129": 24234}
         assert stats["lengths_from_dbc"] + stats["lengths_estimated"] == 135_468
+
+    def test_the_sent_steering_frames_are_back_in_the_order_they_were_produced(self, imported):
+        _, t, frames, stats = imported
+        counters = np.array([(d[0] >> 1) & 0x3F for a, d, b in frames if (a, b) == (STEERING_LKA, 128)])
+        assert len(counters) == 6000 and set(np.diff(counters) % 64) == {1}  # each follows the one before it
+        assert stats["echo_frames_reordered"] == 8       # the data set's 4 pairs listed the other way round
+        assert np.all(np.diff(t) >= 0)                   # no frame changed its time
+
+    def test_canbridged_allows_every_steering_frame_the_assistant_sent(self, imported):
+        """The route through canbridged's CanBridge in the safety mode card's carParams names, as the data-set test
+        runs the frames through the safety layer (selfdrive/car/safety/tests/test_real_data.py): the car's frames
+        (buses 0 and 1) into rx, what the assistant sent on bus 0 (its echo, bus 128) through tx at its `can`
+        message's time, with a heartbeat at each STEERING_LKA (the assistant's 100 Hz control loop)."""
+        packets = can_packets(imported[0])
+        logic, _ = car_logic_for(packets)  # card's plan for the car, from the route's fingerprint window
+        bus = LocalBus()
+        bridge = CanBridge(bus)
+        assert bridge.set_mode(*safety_from_car_params(logic.CP.to_bytes()))
+        tried: Counter[int] = Counter()
+        for t_ns, frames in packets:
+            now_us = t_ns // 1000
+            for address, dat, b in frames:
+                if b < comma2k19.SENT_OFFSET:
+                    bus.from_car.append((address, dat, b))
+                elif b == comma2k19.SENT_OFFSET:
+                    bridge.poll(now_us)  # the car's frames before it, as handle_sendcan does
+                    if address == STEERING_LKA:
+                        bridge.heartbeat(now_us)
+                    bridge.transmit([(address, dat, 0)], now_us)
+                    tried[address] += 1
+        sent = Counter(a for a, _, _ in bus.take())
+        assert bridge.mode_name.startswith("toyota:") and tried[STEERING_LKA] == 6000
+        assert sent[STEERING_LKA] == 6000  # every one of them (the importer's fixes undone: 5707)
+        # refused: only what opendbc's Toyota table does not list, as in the data-set test
+        assert bridge.tx_blocked == {f"NOT_LISTED:{a:#x}": tried[a] for a in NOT_IN_OPENDBC}
+        assert sent == {a: n for a, n in tried.items() if a not in NOT_IN_OPENDBC}
+        assert bridge.status()["rx_safety_refused"] == {}
 
     def test_card_reproduces_speed_and_steering_and_plot_draws_them(self, imported, tmp_path):
         path, _, _, _ = imported

@@ -21,8 +21,7 @@ from selfdrive.car.safety.tests import realdata
 pytestmark = pytest.mark.skipif(not realdata.available(), reason=realdata.SKIP_REASON)
 
 STEERING_LKA, ACC_CONTROL, PCM_CRUISE, BRAKE = 0x2E4, 0x343, 0x1D2, 0x224
-# Static DSU/camera stand-ins the 2018 assistant sent that today's opendbc Toyota table no longer lists.
-NOT_IN_OPENDBC = {0x367, 0x414, 0x489, 0x48A, 0x48B, 0x4D3}
+NOT_IN_OPENDBC = realdata.NOT_IN_OPENDBC
 Change = Callable[[int, bytes], bytes]
 
 
