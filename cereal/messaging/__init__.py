@@ -106,13 +106,20 @@ def log_from_bytes(dat: bytes):
 
 
 class PubSocket:
-    """One service's publisher: binds the ipc endpoint (and tcp, when asked)."""
+    """One service's publisher: binds the ipc endpoint (and tcp, when asked).
 
-    def __init__(self, service: str, tcp_bind: str | None = None):
+    `watch`: also count its subscribers (an XPUB socket, told of every subscribe and unsubscribe), for a sender
+    that must not start before its readers are connected: a PUB drops what it sends before a SUB has joined."""
+
+    def __init__(self, service: str, tcp_bind: str | None = None, watch: bool = False):
         if service not in SERVICES:
             raise KeyError(f"unknown service {service!r}; services are declared in cereal/services.py")
         self.service = service
-        self.sock = _context().socket(zmq.PUB)
+        self.watch = watch
+        self._subscribers = 0
+        self.sock = _context().socket(zmq.XPUB if watch else zmq.PUB)
+        if watch:
+            self.sock.setsockopt(zmq.XPUB_VERBOSER, 1)  # every (un)subscribe, not only a topic's first and last
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.SNDHWM, 2000)
         self.sock.bind(ipc_endpoint(service, create=True))
@@ -122,6 +129,21 @@ class PubSocket:
     def send(self, dat: bytes) -> None:
         # PUB never blocks: a subscriber that does not keep up loses messages at its high-water mark.
         self.sock.send(dat, zmq.NOBLOCK, copy=len(dat) < 65536)
+
+    def subscribers(self) -> int:
+        """How many subscribers are connected now (a watched socket only). Each SUB subscribes once, to everything;
+        a message sent after this counted one reaches it."""
+        if not self.watch:
+            raise ValueError(f"{self.service}: subscribers are counted on a watched publisher only")
+        while True:
+            try:
+                note = self.sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return self._subscribers
+            if note[:1] == b"\x01":
+                self._subscribers += 1
+            elif note[:1] == b"\x00":
+                self._subscribers -= 1
 
     def close(self) -> None:
         self.sock.close(0)
@@ -210,8 +232,10 @@ def drain_sock(sock: SubSocket, wait_for_one: bool = False) -> list:
 class PubMaster:
     """Publishers for a set of services: `pm.send("carState", msg_or_bytes)`."""
 
-    def __init__(self, services: Iterable[str], tcp_bind: str | None = None):
-        self.sock = {s: PubSocket(s, tcp_bind) for s in services}
+    def __init__(self, services: Iterable[str], tcp_bind: str | None = None, watch: Iterable[str] = ()):
+        watch = set(watch)
+        # (a watched one by keyword: the lockstep harness replaces PubSocket.__init__ with its own two-argument one)
+        self.sock = {s: PubSocket(s, tcp_bind, watch=True) if s in watch else PubSocket(s, tcp_bind) for s in services}
 
     def send(self, service: str, dat) -> None:
         if not isinstance(dat, bytes | bytearray | memoryview):

@@ -2,8 +2,8 @@
 
 Identifies the car as opendbc does (VIN and ECU firmware queried through canbridged's adapter, then the CAN
 fingerprint: fingerprinting.py), or takes `--car` / $ROADPILOT_CAR for this run, publishes `carParams`
-(also the CarParams param, with how the car was identified) at start, every 50 s and on change, then runs at the
-pace of
+(also the CarParams param, with how the car was identified) at start, every 50 s and on change, then (a forced
+platform) answers the `can` messages its fingerprint window watched, one carState each, and runs at the pace of
 `can` (100 Hz): `carState` from the frames, `liveTracks` (the radar's tracks, 20 Hz) when the car's radar
 completes a cycle, and `carControl` from controlsd turned into `sendcan`
 through the car port, with `carOutput` saying what was sent. When `can` stops coming, carState keeps
@@ -100,25 +100,29 @@ class QueryBus:
 
 
 def identify(can_sock, pm: messaging.PubMaster, forced: str | None, setup: CarSetup,
-             cached: CarParams | None = None) -> CarPlan:
-    """The car's plan: a forced platform, or what opendbc's identification finds (firmware, then CAN)."""
+             cached: CarParams | None = None) -> tuple[CarPlan, list]:
+    """The car's plan: a forced platform, or what opendbc's identification finds (firmware, then CAN); and, for a
+    forced platform, the `can` messages its window watched (card answers them too: a replay loses no carState)."""
     finger = Fingerprinter(forced) if forced is not None else None  # an unknown name fails before any waiting
     cloudlog.info("identifying the car", extra={"forced": forced, "dsu": setup.dsu,
                                                 "buses": sorted(setup.buses) if setup.buses else "auto"})
     started = time.monotonic()
     first = wait_for_bus(can_sock, forced)
     bus_up = time.monotonic()
+    window: list = []
     if finger is None:
         bus = QueryBus(can_sock, pm, first)
         fp = identify_by_query(bus.recv, bus.send, cached)
         cloudlog.info("diagnostic query done", extra={"frames_sent": bus.sent, "ecus": len(fp.car_fw)})
     else:
+        window = list(first)
         for m in first:
             finger.add(frames_of(m))
         while not finger.done:
             msg = messaging.recv_one(can_sock, 100)
             if msg is not None:
                 finger.add(frames_of(msg))
+                window.append(msg)
             if finger.frames == 0 and time.monotonic() - started > FINGERPRINT_NO_CAN_S:
                 break  # nothing to learn the wiring from: the plan says so and expects every bus
         fp = replace(finger.result(), seconds=time.monotonic() - bus_up)  # as opendbc's flow counts it: from the bus
@@ -128,7 +132,7 @@ def identify(can_sock, pm: messaging.PubMaster, forced: str | None, setup: CarSe
     cloudlog.info("car identified" if fp.candidate is not None else "car not recognised: dashcam mode",
                   extra={"car": plan.CP.carFingerprint, "how": SOURCES[fp.source], "vin": fp.vin,
                          "ecus": len(fp.car_fw), "seconds": round(fp.seconds, 3)})
-    return plan
+    return plan, window
 
 
 class Card:
@@ -153,6 +157,14 @@ class Card:
                 cloudlog.error("CarParams not stored: carParams goes out every second", extra={"error": str(e)})
                 self.cp_period = CAR_PARAMS_UNSTORED_PERIOD_S
 
+    def catch_up(self, window: list) -> None:
+        """One carState (and liveTracks) per `can` message the identification window watched, in order, as if they
+        had come now: the first carState answers the first frame (a replayed drive starts at its start)."""
+        for m in window:
+            self.last_can = (m.logMonoTime, time.monotonic_ns())
+            self.publish_state([m], [(m.logMonoTime, frames_of(m))])
+        self.can_deadline = time.monotonic() + self.can_grace_s
+
     def update(self) -> None:
         wait_ms = max(0, int((self.can_deadline - time.monotonic()) * 1000))
         first = messaging.recv_one(self.can_sock, wait_ms)
@@ -170,6 +182,10 @@ class Card:
             stamp = mono if self.last_can is None else self.last_can[0] + mono - self.last_can[1]
             packets = [(stamp, [])]
             self.can_deadline = max(self.can_deadline + DT_CTRL, now)
+        self.publish_state(msgs, packets)
+
+    def publish_state(self, msgs: list, packets: list) -> None:
+        """carState (and liveTracks when the radar completed a cycle) from `packets`, the frames of `msgs`."""
         CS = self.logic.update(packets)
         # a `can` message flagged invalid by canbridged (adapter trouble) taints this cycle
         CS.canValid = CS.canValid and all(m.valid for m in msgs) and not self.dashcam
@@ -203,7 +219,9 @@ class Card:
             self.pm.send("carParams", msg)
             self.cp_sent_at = now
 
-    def run(self) -> None:
+    def run(self, window: list = ()) -> None:
+        self.publish_params()
+        self.catch_up(list(window))
         rk = Ratekeeper(1.0 / DT_CTRL, print_delay_threshold=LAG_LOG_S)  # logs "loop lagging" on stalls
         while True:
             self.update()
@@ -255,11 +273,11 @@ def main(argv: list[str] | None = None) -> None:
     can_sock = messaging.sub_sock("can")
     pm = messaging.PubMaster(list(PUBLISHES))
     try:
-        plan = identify(can_sock, pm, args.car, CarSetup(dsu=args.dsu, buses=args.buses), run_cache(params))
+        plan, window = identify(can_sock, pm, args.car, CarSetup(dsu=args.dsu, buses=args.buses), run_cache(params))
     except ValueError as e:
         cloudlog.error(f"card: {e}")
         sys.exit(2)
-    Card(plan, can_sock, params, pm).run()
+    Card(plan, can_sock, params, pm).run(window)
 
 
 if __name__ == "__main__":

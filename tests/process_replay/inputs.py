@@ -3,7 +3,8 @@
 - `car_route`: a TOYOTA_RAV4's CAN (opendbc's packer, valid checksums) at 100 Hz: cruise engages at 2 s,
   speed ramps, the brake is pressed at 9 s; its radar on bus 1 (the simulator's) sees a car from 3 s; plus the
   carControl a controlsd would send (torque and
-  acceleration while engaged), so card exercises both directions (carState and sendcan/carOutput).
+  acceleration while engaged), so card exercises both directions (carState and sendcan/carOutput). Its carParams
+  names the car (card is forced to it, as on a recorded route).
 - `stack_route`: every service around the controls stack at its rate (cereal/services.py), healthy, with
   a drive in it: engaged from 1 s, a curve from 4 s, a slower lead from 7 s (the radar sees it, 1 m/s slower
   than the model says, and a car in the next lane), the brake at 11 s. Each
@@ -37,7 +38,9 @@ def _stamp(msg, t: float):
 def car_route(seconds: float = 12.0) -> list:
     rav4 = SyntheticRav4()
     radar = SimRadar("TOYOTA_RAV4", 0)
-    out = []
+    cp = messaging.new_message("carParams")  # names the car, as a recorded route's does: card is run as that car
+    cp.carParams.carFingerprint = "TOYOTA_RAV4"
+    out = [_stamp(cp, -0.001)]
     for k in range(int(seconds * 100)):
         t = k * 0.01
         frames = rav4.frames(t, cruise=t >= 2.0, brake=t >= 9.0, speed_kph=40.0 + 2.0 * t)

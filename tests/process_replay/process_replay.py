@@ -45,11 +45,12 @@ class DaemonConfig:
     args: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()        # output fields that are timing, not behaviour
     tolerance: float = 1e-5             # relative (and absolute below 1) float tolerance
+    takes_car: bool = False             # run as the route's car (`--car`, from its carParams), not identifying it
 
 
 TIMING = ("logMonoTime",)
 CONFIGS: tuple[DaemonConfig, ...] = (
-    DaemonConfig("card", "selfdrive.car.card", "car", ("--car", "TOYOTA_RAV4")),
+    DaemonConfig("card", "selfdrive.car.card", "car", takes_car=True),
     DaemonConfig("plannerd", "selfdrive.controls.plannerd", "stack", ignore=("longitudinalPlan.solverExecutionTime",)),
     DaemonConfig("controlsd", "selfdrive.controls.controlsd", "stack", ignore=("controlsState.cumLagMs",)),
     DaemonConfig("selfdrived", "selfdrive.selfdrived.selfdrived", "stack"),
@@ -86,13 +87,27 @@ def set_params_from(inputs: list[bytes]) -> None:
             return
 
 
+def car_of(inputs: list[bytes]) -> str | None:
+    """The platform the route's first carParams names; None when it has none (or names no opendbc car)."""
+    from selfdrive.car.fingerprinting import known_platform
+    for dat in inputs:
+        ev = messaging.log_from_bytes(dat)
+        if ev.which() == "carParams":
+            name = ev.carParams.carFingerprint
+            return name if known_platform(name) else None
+    return None
+
+
 def replay(cfg: DaemonConfig, inputs: list[bytes], env: dict[str, str] | None = None,
-           log_path: str | None = None) -> ReplayResult:
-    """Runs `cfg`'s daemon over `inputs` (Event bytes in time order) in lockstep; returns what it published."""
+           log_path: str | None = None, car: str | None = None) -> ReplayResult:
+    """Runs `cfg`'s daemon over `inputs` (Event bytes in time order) in lockstep; returns what it published.
+    `car`: the platform a `takes_car` daemon runs as (default: the inputs' carParams; without one it identifies)."""
     set_params_from(inputs)
     events = [(ev.which(), ev.logMonoTime, dat) for dat in inputs for ev in (messaging.log_from_bytes(dat),)]
     outputs: list[bytes] = []
-    d = LockstepDaemon(cfg.module, cfg.args, t_start_ns=events[0][1] - 1_000_000, env=env, log_path=log_path)
+    car = car or (car_of(inputs) if cfg.takes_car else None)
+    args = cfg.args + (("--car", car) if cfg.takes_car and car else ())
+    d = LockstepDaemon(cfg.module, args, t_start_ns=events[0][1] - 1_000_000, env=env, log_path=log_path)
     try:
         outputs += [dat for _, dat in d.start()]
         for service, t, dat in events:

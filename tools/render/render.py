@@ -87,7 +87,7 @@ class Renderer:
         self.lr = LogReader(route, services=STATE_SERVICES)
         self.events = list(self.lr)
         if not self.events:
-            raise LogError(f"{route}: nothing to render (no {', '.join(STATE_SERVICES)})")
+            raise LogError(f"{route}: no messages for {', '.join(STATE_SERVICES)}: nothing to render")
         self.route_path = os.path.dirname(os.path.dirname(os.path.abspath(self.lr.files[0])))
         self.frames = frame_locations(self.events)
         self.has_video = any(ev.which() == "roadCameraState" and ev.roadCameraState.frameId in self.frames

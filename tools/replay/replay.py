@@ -14,7 +14,10 @@ one command per line: pause, resume, seek T, seek +S, seek -S, next engage|disen
 status, quit. A status line shows time, speed, engagement and the alert.
 
 --stack also runs the manager in replay mode, so the onboard daemons drive live on top of the route; the
-services those daemons publish are then not replayed (they come from the new code).
+services those daemons publish are then not replayed (they come from the new code). card runs as the route's car
+(--car, else route.json's `car` as the importers write it, else its carParams; none: card identifies it). Playback
+waits until every stack process that reads `can` (card, loggerd) has subscribed to it, so card's carState answers
+the route from its first frame (the daemons that wait for the car, controlsd and the rest, join once card names it).
 """
 
 import argparse
@@ -34,12 +37,14 @@ from cereal import messaging
 from cereal.services import SERVICES
 from common.swaglog import cloudlog, cloudlog_bind
 from tools.lib.logreader import LogError, LogReader, ToolArgumentParser, finite_float
+from tools.lib.route import RouteError, route_of
 
 MIN_SPEED, MAX_SPEED = 0.1, 10.0
 SEEK_STEP_S = 10.0
 STATUS_PERIOD_S = 0.2
 FRAME_LATE_S = 0.1           # a frame due longer ago than this is skipped, not decoded (fast playback)
 ENV_ARGS = "ROADPILOT_REPLAY_ARGS"  # the manager's replay process takes its arguments from here
+STACK_WAIT_S = 60.0          # --stack: how long the readers of `can` may take to subscribe before playing anyway
 # What each onboard process publishes, where its module declares nothing (PUBLISHES); a process replay test
 # checks these rows against what the daemons' sockets actually do.
 STACK_OUTPUTS: dict[str, tuple[str, ...]] = {
@@ -114,15 +119,27 @@ class Frames:
         self.sent += 1
 
 
+def route_car(route: str, events: list) -> str | None:
+    """The car a route was driven with: route.json's `car` (the importers write it), else its first carParams;
+    None when it says neither. RouteError for an unreadable route.json."""
+    r = route_of(route)
+    car = (r.read_meta() if r is not None else {}).get("car")
+    if car:
+        return str(car)
+    cp = next((ev.carParams for ev in events if ev.which() == "carParams"), None)
+    return (cp.carFingerprint or None) if cp is not None and not cp.dashcamOnly else None
+
+
 class Replay:
     def __init__(self, route: str, speed: float = 1.0, allow: set[str] | None = None, block: set[str] = frozenset(),
-                 loop: bool = False, frames: bool = True, clock=time.monotonic):
+                 loop: bool = False, frames: bool = True, clock=time.monotonic, watch: tuple[str, ...] = ()):
         lr = LogReader(route)
         events = list(lr)
         self.problems = lr.problems
         if not events:
             raise LogError(f"{route}: nothing to replay")
         self.marks = marks_of(events)
+        self.car = route_car(route, events)
         present = {ev.which() for ev in events}
         self.services = sorted((present if allow is None else present & allow) - set(block))
         keep = set(self.services)
@@ -131,7 +148,7 @@ class Replay:
         self.t0, self.t_end = events[0].logMonoTime, events[-1].logMonoTime
         route_path = os.path.dirname(os.path.dirname(os.path.abspath(lr.files[0])))
         self.frames = Frames(route_path, events) if frames and "roadCameraState" in keep else None
-        self.pm = messaging.PubMaster(self.services)
+        self.pm = messaging.PubMaster(self.services, watch=[s for s in watch if s in keep])
         self.clock, self.loop, self.speed = clock, loop, 1.0
         self.paused, self.done, self.sent, self.laps = False, False, 0, 0
         self.enabled, self.alert = False, ""
@@ -298,6 +315,42 @@ def stack_outputs(mode: str = "replay") -> set[str]:
     return out
 
 
+def stack_readers(service: str, env: dict[str, str], mode: str = "replay") -> list[str]:
+    """The processes the manager runs in `mode` (BLOCK/ONLY from `env`) that subscribe to `service`: those whose
+    module declares it (SUBSCRIBES, else SERVICES) and loggerd, which records every logged service."""
+    import importlib
+
+    from selfdrive.loggerd.loggerd import logged_services
+    from selfdrive.manager.manager import config_from_env
+    from selfdrive.manager.process_config import PROCESSES
+    cfg = config_from_env(mode, env)
+    out = []
+    for p in PROCESSES:
+        if p.name == "replay" or not cfg.should_run(p):
+            continue
+        if p.name == "loggerd":  # it declares nothing: it subscribes to what the services table says is logged
+            reads = logged_services()
+        else:
+            mod = importlib.import_module(p.module)
+            reads = getattr(mod, "SUBSCRIBES", getattr(mod, "SERVICES", ()))
+        if service in reads:
+            out.append(p.name)
+    return out
+
+
+def wait_for_readers(r: Replay, readers: list[str], manager: subprocess.Popen, service: str = "can") -> str | None:
+    """Holds playback until `service` has a subscriber per reader (a PUB drops what it sends before a SUB joined:
+    the stack would lose the drive's start). None when they are there; else why playback starts without them."""
+    sock, deadline = r.pm.sock[service], time.monotonic() + STACK_WAIT_S
+    while sock.subscribers() < len(readers):
+        if manager.poll() is not None:
+            return f"the manager exited with status {manager.returncode}"
+        if time.monotonic() > deadline:
+            return f"{sock.subscribers()} of {len(readers)} readers of {service} subscribed after {STACK_WAIT_S:g} s"
+        time.sleep(0.01)
+    return None
+
+
 def services_arg(s: str) -> set[str]:
     names = {x for x in s.split(",") if x}
     bad = sorted(names - set(SERVICES))
@@ -325,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--loop", action="store_true", help="start over at the end")
     ap.add_argument("--no-frames", action="store_true", help="do not serve the route's video on VisionIPC")
     ap.add_argument("--stack", action="store_true", help="run the onboard stack (manager replay mode) on top")
+    ap.add_argument("--car", default=None, metavar="PLATFORM",
+                    help="--stack: the car card runs as, e.g. TOYOTA_RAV4 (default: route.json's car, else the "
+                         "route's carParams, else card identifies it)")
     ap.add_argument("--exit-at-end", action="store_true", help="end when the route ends (default without a terminal)")
     return ap
 
@@ -334,22 +390,40 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = shlex.split(os.environ[ENV_ARGS]) if ENV_ARGS in os.environ else sys.argv[1:]
     args = build_parser().parse_args(argv)
+    from selfdrive.car.card import FORCED_CAR_ENV
+    from selfdrive.car.fingerprinting import known_platform
+    if args.car is not None and not known_platform(args.car):
+        print(f"replay: unknown platform {args.car!r}; opendbc platforms look like TOYOTA_RAV4", file=sys.stderr)
+        return 2
     interactive = sys.stdin.isatty()
     block = set(args.block) | (stack_outputs() if args.stack else set())
+    stack_env = {**os.environ, "BLOCK": ",".join(filter(None, [os.environ.get("BLOCK"), "replay"]))}
     try:
-        r = Replay(args.route, args.speed, args.allow, block, args.loop, not args.no_frames)
-    except LogError as e:
+        readers = stack_readers("can", stack_env) if args.stack else []
+        r = Replay(args.route, args.speed, args.allow, block, args.loop, not args.no_frames, watch=("can",))
+    except (LogError, RouteError) as e:
         print(f"replay: {e}", file=sys.stderr)
         return 1
+    except ValueError as e:  # a BLOCK/ONLY name that is no process
+        print(f"replay: {e}", file=sys.stderr)
+        return 2
+    car = args.car or r.car
+    if car is not None and not known_platform(car):
+        print(f"replay: the route names an unknown platform {car!r}; give one with --car", file=sys.stderr)
+        return 2
     for path, what in r.problems:
         print(f"replay: skipped damage in {path}: {what}", file=sys.stderr)
     print(f"replaying {args.route}: {len(r.msgs)} messages of {len(r.services)} services over "
           f"{(r.t_end - r.t0) * 1e-9:.1f} s ({', '.join(r.services)})", flush=True)
     manager = None
     if args.stack:  # the manager's own replay row is blocked: this process is the replay
-        manager = subprocess.Popen([sys.executable, "-m", "selfdrive.manager.manager", "replay"],
-                                   env={**os.environ, "BLOCK": ",".join(filter(None, [os.environ.get("BLOCK"),
-                                                                                     "replay"]))})
+        if car is not None:
+            stack_env[FORCED_CAR_ENV] = car  # card's --car, for this run only
+        print(f"stack: car {car or 'identified by card'}; playback starts once {', '.join(readers) or 'nothing'} "
+              "subscribed to can", flush=True)
+        manager = subprocess.Popen([sys.executable, "-m", "selfdrive.manager.manager", "replay"], env=stack_env)
+        if "can" in r.services and (why := wait_for_readers(r, readers, manager)):
+            print(f"replay: playing without the whole stack: {why}", file=sys.stderr, flush=True)
     r.seek(args.start)
     old = termios.tcgetattr(sys.stdin.fileno()) if interactive else None
     try:

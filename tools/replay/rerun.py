@@ -6,7 +6,9 @@ The daemon (a process replay config: card, plannerd, controlsd, selfdrived) runs
 tools/replay/lockstep.py and is fed the route's messages of the services it declares it reads, in their
 recorded order, at their recorded times. Each message it publishes is paired with the one the route recorded
 for the same service just after the same input (the live daemon stamped it a fraction of a millisecond after
-the input it answered; the replayed one carries the input's own time), and compared field by field.
+the input it answered; the replayed one carries the input's own time), and compared field by field. card runs as
+the route's car (route.json's `car`, as the importers write it, else its carParams). A route that records none of
+the daemon's outputs (an imported drive has only `can`) has nothing to compare: said so, exit status 1.
 
 Paced as the live daemon was: a route recorded under a lockstep simulator (`roadpilot sim --lockstep`; loggerd
 notes it in route.json) had its daemons wait for their inputs instead of running cycles of their own, and the
@@ -30,6 +32,7 @@ import numpy as np
 
 from cereal import messaging
 from common.realtime import SIM_LOCKSTEP_ENV
+from selfdrive.car.fingerprinting import known_platform
 from tests.process_replay.compare import field_diffs
 from tests.process_replay.process_replay import config, declared, replay
 from tools.lib.logreader import LogError, LogReader, ToolArgumentParser, finite_float
@@ -88,7 +91,8 @@ def rerun(route: str, daemon: str = "controlsd", tolerance: float = 0.01, log_pa
     # of its own when the input was late in wall time (common.realtime.input_wait_s; loggerd notes it in route.json).
     # Read before the logs: a route.json that cannot say how is a refusal, not a guess.
     r = route_of(route)
-    lockstep = bool(r is not None and r.read_meta().get("sim_lockstep"))
+    meta = r.read_meta() if r is not None else {}
+    lockstep = bool(meta.get("sim_lockstep"))
     inputs, recorded = [], {}  # inputs: (service, logMonoTime, Event bytes)
     for ev in LogReader(route):  # logMonoTime order: the daemons' own clock (a lockstep simState is not fed)
         s = ev.which()
@@ -101,7 +105,11 @@ def rerun(route: str, daemon: str = "controlsd", tolerance: float = 0.01, log_pa
     if daemon in USED_INPUTS:
         inputs = as_used(inputs, recorded, *USED_INPUTS[daemon])
     env = {SIM_LOCKSTEP_ENV: "1" if lockstep else "0", **(env or {})}
-    result = replay(cfg, [d for _, _, d in inputs], env=env, log_path=log_path)
+    # the car it ran as: what the importer wrote in route.json, else the route's carParams (process_replay.car_of)
+    car = meta.get("car") or None
+    if car is not None and not known_platform(car):
+        raise ValueError(f"{route}: route.json names an unknown platform {car!r}")
+    result = replay(cfg, [d for _, _, d in inputs], env=env, log_path=log_path, car=car)
     out = Rerun(daemon, len(inputs))
     new: dict[str, list] = {}
     for dat in result.outputs:
@@ -192,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rerun: {e}", file=sys.stderr)
         return 2
     print("\n".join(r.lines()))
+    if not r.compared:  # a route without the daemon's outputs (an imported drive has only `can`): no verdict
+        print(f"rerun: nothing to compare: the route records none of what {args.daemon} published that pairs with "
+              f"the re-run's outputs ({', '.join(sorted(r.unpaired)) or 'none'})", file=sys.stderr)
+        return 1
     return 0
 
 

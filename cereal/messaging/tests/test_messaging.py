@@ -181,6 +181,28 @@ class TestSockets:
             pm.close()
             sock.close()
 
+    def test_a_watched_publisher_counts_its_subscribers_and_its_first_message_arrives(self):
+        pm = messaging.PubMaster(["can", "carState"], watch=["can"])
+        socks = []
+        try:
+            assert pm.sock["can"].subscribers() == 0
+            with pytest.raises(ValueError, match="watched"):
+                pm.sock["carState"].subscribers()
+            for n in (1, 2):
+                socks.append(messaging.sub_sock("can"))
+                while pm.sock["can"].subscribers() < n:  # the subscription travels asynchronously
+                    time.sleep(0.001)
+            first = messaging.new_message("can", 0)
+            pm.send("can", first)  # once counted, no resending is needed (unlike test_conflate's probe loop)
+            assert all(messaging.recv_one(s, 1000).logMonoTime == first.logMonoTime for s in socks)
+            socks.pop().close()
+            while pm.sock["can"].subscribers() != 1:
+                time.sleep(0.001)
+        finally:
+            pm.close()
+            for s in socks:
+                s.close()
+
     def test_tcp_reader(self):
         pm = messaging.PubMaster(["deviceState"], tcp_bind="127.0.0.1")
         sock = messaging.sub_sock("deviceState", addr="127.0.0.1")

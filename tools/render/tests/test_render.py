@@ -83,6 +83,15 @@ class TestRender:
         assert render.main([route, "-o", str(tmp_path / "x.mp4"), "--start", "100"]) == 2
         assert "no frames in the selected time" in capsys.readouterr().err
 
+    def test_a_route_with_only_can_is_refused_not_rendered_empty(self, tmp_path, capsys):
+        can = messaging.new_message("can", 0)  # an imported drive: CAN and nothing the overlays draw
+        can.logMonoTime = 1_000_000_000
+        route = write_route([can], "imported", root=str(tmp_path))
+        out = tmp_path / "x.mp4"
+        assert render.main([route, "-o", str(out)]) == 2 and not out.exists()
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and "no messages for " in err and "modelV2" in err
+
     @pytest.mark.parametrize("args, why", [
         (["-o", "missing/x.mp4"], "no such folder"),
         (["-o", "x.avi"], "must end in .mp4"),

@@ -207,3 +207,68 @@ class TestProcess:
         r = subprocess.run([sys.executable, "-m", "tools.replay.replay", route, "--speed", "50"], capture_output=True,
                            text=True)
         assert r.returncode == 2 and "speed must be" in r.stderr
+
+
+def rav4_drive(seconds: float) -> list:
+    """A TOYOTA_RAV4's CAN at 100 Hz whose speed says when it was sent: 20 km/h + 40 km/h per second."""
+    from selfdrive.car.tests.helpers import SyntheticRav4
+    rav4, out = SyntheticRav4(), []
+    for k in range(int(seconds * 100)):
+        frames = rav4.frames(k * 0.01, speed_kph=20.0 + 40.0 * k * 0.01)
+        can = messaging.new_message("can", len(frames))
+        for c, (_, bus, address, dat) in zip(can.can, frames, strict=True):
+            c.address, c.dat, c.src = address, dat, bus
+        can.logMonoTime = T0 + k * 10_000_000
+        out.append(can)
+    return out
+
+
+class TestCar:
+    def test_route_json_then_carparams_name_the_car(self, tmp_path):
+        from tools.replay.replay import route_car
+        def cp():
+            m = messaging.new_message("carParams")
+            m.logMonoTime, m.carParams.carFingerprint = T0, "HONDA_CIVIC"
+            return m
+        plain = write_route(drive(0.1), "plain", root=str(tmp_path))
+        assert Replay(plain, frames=False).car is None
+        recorded = write_route([cp(), *drive(0.1)], "recorded", root=str(tmp_path))
+        assert Replay(recorded, frames=False).car == "HONDA_CIVIC"
+        imported = write_route([cp(), *drive(0.1)], "imported", root=str(tmp_path), meta={"car": "TOYOTA_RAV4"})
+        assert route_car(imported, []) == "TOYOTA_RAV4"  # what the importer wrote wins over a message
+
+    @pytest.mark.parametrize("where", ["--car", "route.json"])
+    def test_an_unknown_platform_is_one_line_and_exit_2(self, tmp_path, where):
+        meta = {"car": "TOYOTA_NOPE"} if where == "route.json" else None
+        route = write_route(drive(0.1), "r", root=str(tmp_path), meta=meta)
+        extra = ["--car", "TOYOTA_NOPE"] if where == "--car" else []
+        r = subprocess.run([sys.executable, "-m", "tools.replay.replay", route, "--stack", *extra],
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+        assert "unknown platform 'TOYOTA_NOPE'" in r.stderr
+
+
+class TestStack:
+    def test_the_stack_answers_the_drive_from_its_first_frame(self, tmp_path):
+        """--stack waits for card (and loggerd) to subscribe to `can` before playing, and card answers its 1 s
+        fingerprint window too: the first carState is the route's first `can`, nothing of the start is lost."""
+        route = write_route(rav4_drive(3.0), "imported", root=str(tmp_path), meta={"car": "TOYOTA_RAV4"})
+        sock = messaging.sub_sock("carState")
+        env = {**os.environ, "ONLY": "card,loggerd"}  # what answers and records `can`; the rest waits for the car
+        p = subprocess.run([sys.executable, "-m", "tools.replay.replay", route, "--stack", "--exit-at-end"],
+                           env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+        assert p.returncode == 0, p.stderr[-3000:]
+        assert "car TOYOTA_RAV4; playback starts once loggerd, card subscribed to can" in p.stdout
+        speeds = [m.carState.vEgoRaw * 3.6 for m in messaging.drain_sock(sock)]
+        assert len(speeds) >= 300, p.stderr[-3000:]  # one per `can` message (then card's own clock's)
+        # card's first answer reads no speed yet (opendbc's parser): the second answers the second frame, at 10 ms
+        assert speeds[0] == 0.0 and speeds[1] == pytest.approx(20.4, abs=0.02)
+        answered_s = (speeds[1] - 20.0) / 40.0
+        assert answered_s <= 0.5
+        # and loggerd recorded the drive from its first frame
+        from common.paths import routes_dir
+        from tools.lib.logreader import LogReader
+        (name,) = os.listdir(routes_dir())
+        cans = [ev for ev in LogReader(os.path.join(routes_dir(), name)) if ev.which() == "can"]
+        first = messaging.log_from_bytes(rav4_drive(0.01)[0].to_bytes())
+        assert [bytes(c.dat) for c in cans[0].can] == [bytes(c.dat) for c in first.can]

@@ -114,3 +114,21 @@ def test_a_route_json_that_cannot_say_how_the_daemons_were_paced_is_refused(tmp_
     assert main([route]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "unreadable" in err
+
+
+def test_card_on_an_imported_drive_runs_as_its_car_and_says_there_is_nothing_to_compare(tmp_path, capsys):
+    # an importer's route: `can` only, the car in route.json (a HONDA would fail to read a RAV4's bus)
+    from tools.replay.tests.test_replay import rav4_drive
+    route = write_route(rav4_drive(1.5), "imported", root=str(tmp_path), meta={"car": "TOYOTA_RAV4"})
+    r = rerun(route, "card")
+    assert not r.compared and r.unpaired["carState"] == 150  # one per `can`: the car was read, nothing recorded
+    assert main([route, "--daemon", "card"]) == 1
+    err = capsys.readouterr().err
+    assert "rerun: nothing to compare" in err and "carState" in err
+
+
+def test_card_takes_the_car_from_route_json_and_refuses_an_unknown_one(tmp_path, capsys):
+    from tools.replay.tests.test_replay import rav4_drive
+    route = write_route(rav4_drive(0.5), "nope", root=str(tmp_path), meta={"car": "TOYOTA_NOPE"})
+    assert main([route, "--daemon", "card"]) == 2
+    assert "unknown platform 'TOYOTA_NOPE'" in capsys.readouterr().err
