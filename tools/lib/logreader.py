@@ -10,7 +10,8 @@ frame included), a frame that would inflate past MAX_FRAME_BYTES is skipped with
 message is dropped, a message a frame holds only part of is dropped with the rest of that frame. All of that is
 reported in `lr.truncated` / `lr.corrupt` (lists of (file, what was lost)) and logged, never raised. A whole file
 that is unreadable inside a segment or route is reported in `lr.skipped` and the rest is read. Only a source that
-is itself not a roadpilot log (no frame anywhere in it holds Events) raises LogError.
+is itself not a roadpilot log (no frame anywhere in it holds Events, or its first message is an
+openpilot Event: OPENPILOT_LOOKALIKES) raises LogError.
 
 `python -m tools.lib.logreader SOURCE [rlog|qlog]` prints the messages per service and what was lost.
 """
@@ -30,7 +31,7 @@ import zstandard
 
 from cereal.messaging import MalformedMessage, log_from_bytes
 from common.swaglog import cloudlog
-from selfdrive.loggerd.framing import MAX_MESSAGE_BYTES, FramingError, message_size
+from selfdrive.loggerd.framing import MAX_MESSAGE_BYTES, FramingError, event_which, message_size
 from selfdrive.loggerd.route_writer import MAX_BUFFERED
 from tools.lib.route import LOG_TYPES, Route, RouteError, split_selector
 
@@ -45,6 +46,12 @@ ZSTD_MAX_BLOCK = 128 * 1024
 RAW_BLOCK, RLE_BLOCK, COMPRESSED_BLOCK = 0, 1, 2
 FIND_WINDOW = 1 << 20         # bytes read at a time while searching for the next frame
 _time = attrgetter("logMonoTime")
+# openpilot's Events are framed as ours, and in our layout every one of them reads as `can` or `sendcan` (our union's
+# tag sits where openpilot keeps `valid`, and the bits after it are unused there); its logs start with initData, a
+# struct where our `can` holds a list. A file whose first message is such a malformed can/sendcan is refused as
+# foreign instead of read as garbage CAN. Only the first: loggerd records whatever carries its socket's tag, so a
+# malformed message inside a roadpilot log (or a first one of another service) is dropped and counted as usual.
+OPENPILOT_LOOKALIKES = ("can", "sendcan")
 
 
 class LogError(ValueError):
@@ -209,6 +216,10 @@ def _events(path: str, data: _FileBytes, report: _FileReport) -> Iterator:
             try:
                 ev = log_from_bytes(mv[off:off + size])
             except MalformedMessage as e:
+                which = event_which(bytes(mv[off:off + size])) if read == malformed == 0 else None
+                if which in OPENPILOT_LOOKALIKES:
+                    raise LogError(f"{path}: not a roadpilot log (its first message reads as a malformed {which}, as "
+                                   "an openpilot log's do: python -m tools.importers.openpilot)") from None
                 not_events = not_events or str(e)
                 malformed += 1
             else:
