@@ -27,6 +27,7 @@ from hardware.tests.can_log_files import (
 from selfdrive.car.car_specific import CarSetup
 from selfdrive.car.tests.helpers import REPO, SyntheticRav4, car_logic_for
 from tools.importers import canlog
+from tools.importers.tests.failing_writes import fail_after
 from tools.lib.logreader import LogReader
 from tools.lib.make_route import route_meta
 
@@ -135,14 +136,7 @@ class TestRefusals:
         assert "no usable frames" in self.refused(capsys, str(log))
 
     def test_a_failure_while_writing_removes_the_partial_route(self, tmp_path, capsys, monkeypatch, drive):
-        good = canlog.can_messages
-
-        def failing(t, frames):
-            for i, msg in enumerate(good(t, frames)):
-                if i == 60:
-                    raise OSError("disk full")
-                yield msg
-        monkeypatch.setattr(canlog, "can_messages", failing)
+        monkeypatch.setattr(canlog, "can_messages", fail_after(canlog.can_messages, 60))
         log = write_log(tmp_path / "d.blf", drive)
         assert "disk full" in self.refused(capsys, str(log), "--out", str(tmp_path / "r"), progress=True)
         assert not (tmp_path / "r").exists()

@@ -13,6 +13,7 @@ from hardware.canbridged import CanBridge, safety_from_car_params
 from selfdrive.car.safety.tests.realdata import NOT_IN_OPENDBC
 from selfdrive.car.tests.helpers import DATA, SKIP_REASON, car_logic_for, have_data, load_npy
 from tools.importers import comma2k19
+from tools.importers.tests.failing_writes import fail_after
 from tools.lib.logreader import LogReader
 from tools.lib.make_route import RouteExists, route_meta, write_route
 from tools.plot import plot
@@ -234,13 +235,7 @@ class TestBadSources:
     def test_a_failure_while_writing_removes_the_partial_route_but_never_another(self, tmp_path, monkeypatch):
         src = small_recording(tmp_path / "seg", 250)
         good = comma2k19.can_messages
-
-        def failing(t, frames):
-            for i, msg in enumerate(good(t, frames)):
-                if i == 60:
-                    raise OSError("disk full")
-                yield msg
-        monkeypatch.setattr(comma2k19, "can_messages", failing)
+        monkeypatch.setattr(comma2k19, "can_messages", fail_after(good, 60))
         with pytest.raises(OSError, match="disk full"):
             comma2k19.import_route(str(src), "w", segment_seconds=0.5)
         assert not os.path.exists(os.path.join(routes_dir(), "w"))
