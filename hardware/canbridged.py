@@ -203,6 +203,7 @@ def safety_from_car_params(cp_bytes: bytes) -> tuple[int, int] | None:
 
 
 IDENTIFYING, WAITING_FOR_BUS, ENABLED, DASHCAM = "identifying", "waiting for the bus to agree", "enabled", "dashcam"
+FORCED = "forced mode"  # no gate: the safety mode was named on the command line (tests, a bench)
 
 
 class CarGate:
@@ -225,6 +226,24 @@ class CarGate:
         if target != self.target:
             self.target, self.agreed = target, 0
             self._to(WAITING_FOR_BUS, "silent", 0)
+
+    def on_car_params_message(self, cp) -> None:
+        """A carParams message's struct, or None when the message itself was unreadable. Copied out, not
+        as_builder() (see car_params_copy); a damaged one is treated like unreadable CarParams bytes: no safety
+        mode (silent) until a readable carParams comes."""
+        try:
+            if cp is None:
+                raise ValueError("unreadable carParams message")
+            cp_bytes = car_params_copy(cp).to_bytes()
+        except ValueError as e:
+            cloudlog.warning("unreadable carParams message", extra={"error": str(e)[:200]})
+            cp_bytes = b""
+        self.on_car_params(cp_bytes)
+
+    @staticmethod
+    def label(gate: "CarGate | None") -> str:
+        """What adapterState and the status log say of the car: the gate's state, or that the mode was forced."""
+        return FORCED if gate is None else gate.state
 
     def on_car_state(self, can_valid: bool) -> None:
         if self.state != WAITING_FOR_BUS or self.target is None:
@@ -257,27 +276,20 @@ class Daemon:
 
     def update_mode(self, now: float) -> None:
         gate = self.gate
-        cp_bytes = None
         if self.sm.updated["carParams"]:
-            try:
-                cp_bytes = car_params_copy(self.sm["carParams"]).to_bytes()  # not as_builder(): see car_params_copy
-            except ValueError as e:
-                # damaged: like unreadable CarParams bytes, no safety mode (silent) until a readable carParams
-                cloudlog.warning("unreadable carParams message", extra={"error": str(e)[:200]})
-                gate.on_car_params(b"")
+            gate.on_car_params_message(self.sm["carParams"])
         elif gate.state == IDENTIFYING and now - self.params_polled >= PARAMS_POLL_S:
             # card also writes CarParams to params: the way in when its one carParams message came
             # before our subscription was connected
-            cp_bytes = self.params.get("CarParams")
             self.params_polled = now
-        if cp_bytes:
-            gate.on_car_params(cp_bytes)
+            if cp_bytes := self.params.get("CarParams"):
+                gate.on_car_params(cp_bytes)
         if self.sm.updated["carState"]:
             gate.on_car_state(bool(self.sm["carState"].canValid))
 
     @property
     def car_state(self) -> str:
-        return "forced mode" if self.gate is None else self.gate.state
+        return CarGate.label(self.gate)
 
     def log_status(self, now: float, force: bool = False) -> None:
         st = {**self.bridge.status(), "car": self.car_state}

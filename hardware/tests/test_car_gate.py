@@ -86,3 +86,17 @@ def test_the_diagnostic_rule_is_the_safety_layers():
                  0x18DAFFF1, 0x1FFFFFFF]
     for a in addresses:
         assert bool(sends(g, (a, bytes(8), 0))) == is_diagnostic(a), hex(a)
+
+
+def test_a_car_params_message_names_the_car_and_an_unreadable_one_does_not(gate):
+    # canbridged and the lockstep bridge hand the gate card's carParams message (its struct, or None when the
+    # message itself did not parse)
+    from cereal import car, messaging
+    msg = messaging.new_message("carParams")
+    with car.CarParams.from_bytes(rav4_cp()) as cp:
+        msg.carParams = cp
+    gate.on_car_params_message(messaging.log_from_bytes(msg.to_bytes()).carParams)
+    assert gate.state == WAITING_FOR_BUS and CarGate.label(gate) == WAITING_FOR_BUS
+    gate.on_car_params_message(None)
+    assert gate.state == DASHCAM and sends(gate, steer()) == []
+    assert CarGate.label(None) == "forced mode"

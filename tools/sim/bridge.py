@@ -64,7 +64,6 @@ from common.params import Params
 from common.realtime import DT_CTRL, SIM_LOCKSTEP_ENV, Ratekeeper
 from common.swaglog import cloudlog, cloudlog_bind
 from hardware.canbridged import parse_safety
-from selfdrive.controls.lib.car_params import car_params_copy
 from tools.sim.lib.ecus import is_diagnostic
 from tools.sim.lib.sim_car import DEFAULT_PLATFORM, SIM_PLATFORMS
 from tools.sim.lib.simulation import CAMERA_EVERY, SimConfig, Simulation
@@ -185,11 +184,11 @@ class Bridge:
     def _poll_params(self) -> None:
         dat = self.socks["carParams"].receive(0)
         if dat is not None:
-            try:  # not as_builder(): see car_params_copy
-                self.can.on_car_params(car_params_copy(messaging.log_from_bytes(dat).carParams).to_bytes())
-            except (messaging.MalformedMessage, ValueError) as e:  # damaged: no safety mode, as canbridged does
-                cloudlog.warning("unreadable carParams message", extra={"error": str(e)[:200]})
-                self.can.on_car_params(b"")
+            try:
+                cp = messaging.log_from_bytes(dat).carParams
+            except messaging.MalformedMessage:
+                cp = None  # damaged: no safety mode, as canbridged does
+            self.can.on_car_params_message(cp)
         self.can.poll_params()
         while (dat := self.socks["carState"].receive(0)) is not None:
             self.can.on_car_state(bool(messaging.log_from_bytes(dat).carState.canValid))

@@ -68,7 +68,7 @@ class LockstepCan:
         msg.logMonoTime = self.now_ns
         self.pm.send("can", msg)
         if self.published % STATE_EVERY == 1:
-            state = self.adapter.state_message("forced mode" if self.gate is None else self.gate.state)
+            state = self.adapter.state_message(CarGate.label(self.gate))
             state.logMonoTime = self.now_ns
             self.pm.send("adapterState", state)
         return self.now_ns
@@ -102,6 +102,10 @@ class LockstepCan:
     def on_car_params(self, cp_bytes: bytes) -> None:
         if self.gate is not None:
             self.gate.on_car_params(cp_bytes)
+
+    def on_car_params_message(self, cp) -> None:
+        if self.gate is not None:
+            self.gate.on_car_params_message(cp)
 
     def on_car_state(self, can_valid: bool) -> None:
         if self.gate is not None:
