@@ -38,6 +38,10 @@ LEAD_SOURCE_WORDS = {"radar": "the radar (matched to the model's lead)", "vision
 TAKEOVER_WINDOW_S = (1.0, 0.1)  # a scripted driver's takeover this long before/after a disengagement caused it
 DISABLE_TYPES = ("immediateDisable", "softDisable", "userDisable")   # strongest first
 OVERRIDE_TYPES = ("overrideLateral", "overrideLongitudinal")
+# not evidence that the recording ran at the time they are stamped with: simState is stamped on the bus clock in
+# lockstep (seconds behind the machine's once the world has paused), and carParams is latched (loggerd writes its
+# newest message, old stamp and all, at the start of every segment)
+OTHER_CLOCK = frozenset({"simState", "carParams"})
 STALE_S = 0.5              # selfdriveState older than this: selfdrived is silent, nothing is engaged
 RECORDING_GAP_S = 0.5      # simState (20 Hz) missing this long: nothing was recorded (loggerd down, disk full)
 REASON_WINDOW_S = (0.3, 0.05)  # onroadEvents this long before/after a disengagement explain it
@@ -131,7 +135,8 @@ class _Logs:
         recorded: list[int] = []
         for ev in self.lr:
             w, s = ev.logMonoTime, ev.which()
-            recorded.append(w)
+            if s not in OTHER_CLOCK:
+                recorded.append(w)
             if s == "simState":
                 self._sim(ev.simState, w, last_wall)
                 continue
@@ -158,8 +163,9 @@ class _Logs:
                 self.car = ev.carParams.carFingerprint
             elif s == "logMessage" and ev.logMessage.name == "bridge" and "took over" in ev.logMessage.msg:
                 self._takeover(ev.logMessage.msg)
-        # every message's stamp: where the recording itself has gaps (simState alone does not tell: in lockstep the
-        # world pauses while the stack does not answer, and nothing of the world is recorded then)
+        # the stamps of the messages on the machine's clock: where the recording itself has gaps (simState alone
+        # does not tell: in lockstep the world pauses while the stack does not answer, and nothing of the world is
+        # recorded then)
         self.recorded = np.sort(np.array(recorded, np.int64))
 
     def _takeover(self, text: str) -> None:

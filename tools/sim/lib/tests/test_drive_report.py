@@ -259,6 +259,31 @@ def test_a_recording_gap_is_not_a_disengagement_but_a_silent_selfdrived_is():
     assert silent.disengagements[0].t == pytest.approx(10.5, abs=0.06)
 
 
+def test_a_lockstep_recording_gap_is_not_a_disengagement_whatever_the_bus_clock_stamps_in_it(tmp_path):
+    """In lockstep simState carries the bus clock, behind the machine's once the world has paused (here 0.8 s), and
+    loggerd starts each segment with the latched carParams, old stamp and all: after a 1.5 s hole in the recording
+    both land inside the hole on the machine's clock, and neither means selfdrived was silent there."""
+    def write(name: str, gone) -> str:
+        path = tmp_path / name
+        os.makedirs(path / "0")
+        w = FrameWriter(str(path / "0" / "rlog.zst"))
+        for t, msg in drive():   # t: when it was recorded, on the machine's clock
+            if gone(t, msg.which()):
+                continue
+            msg.logMonoTime = T0 + round((t - 0.8 if msg.which() == "simState" else t) * 1e9)
+            w.add(msg.to_bytes())
+        cp = messaging.new_message("carParams")
+        cp.carParams.carFingerprint = "LEXUS_CTH"
+        cp.logMonoTime = T0 + round(10.8 * 1e9)   # the newest carParams, written again as the recording resumed
+        w.add(cp.to_bytes())
+        w.close()
+        return str(path)
+    gap = DriveReport.from_route(write("gap", lambda t, s: 10.0 < t < 11.5))
+    assert [(x.t, x.reason) for x in gap.disengagements] == [(14.0, "brakePressed"), (17.0, "canError")]
+    silent = DriveReport.from_route(write("silent", lambda t, s: 10.0 < t < 11.5 and s == "selfdriveState"))
+    assert [x.kind for x in silent.disengagements] == ["stale", "userDisable", "immediateDisable"]
+
+
 def test_restarted_processes_are_reported():
     died = manager_state({"modeld": 40.0, "bridge": 30.0})
     died.managerState.processes[0].restarts = 2
