@@ -154,7 +154,12 @@ EVENTS: dict[str, dict[ET, Alert]] = {
     # storage never stops the assistant: a full disk costs the recording and saved settings, not the drive
     "lowDiskSpace": {ET.PERMANENT: permanent("Low on Storage: {percent}% Free", "Free Up Space to Keep Recording")},
     "storageFault": {ET.PERMANENT: permanent("{what}: {why}", "Driving Continues; Free Up Space")},
-    "paramsReset": {ET.PERMANENT: permanent("Saved Data Was Corrupt", "Reset to Default: {keys}")},
+    # first above every other permanent alert (calibration's progress would hide it: a reset calibration is the
+    # usual case), then beneath them until the first engagement
+    "paramsReset": {ET.PERMANENT: replace(permanent("Saved Data Was Corrupt", "Reset to Default: {keys}"),
+                                          priority=Priority.LOW)},
+    "paramsResetStill": {ET.PERMANENT: replace(permanent("Saved Data Was Corrupt", "Reset to Default: {keys}"),
+                                               priority=Priority.LOWEST)},
     "overheat": {ET.SOFT_DISABLE: soft_disable("System Overheated"), ET.NO_ENTRY: no_entry("System Overheated")},
 }
 

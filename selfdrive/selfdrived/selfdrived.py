@@ -44,6 +44,7 @@ EVENTS_EVERY = 100            # onroadEvents at least this often (1 Hz), and on 
 # a storage fault stays raised this long after its last sighting: loggerd's retry (every 5 s) reports writing
 # until its first flush fails again, and hardwared probes every 5 s, so a full disk would make the alert flicker
 STORAGE_HOLD_S = 10.0
+PARAMS_RESET_FIRST_S = 10.0   # corrupt saved data is named above every other notice this long after start
 BUS_AGREE_CARSTATES = 300    # carStates (3 s) without a single canValid: the bus is not the car carParams names
 MAX_FRAME_DROP_PERC = 20.0
 MIN_FREE_SPACE_PERC = 7.0
@@ -169,7 +170,8 @@ class SelfdriveD:
         elif sm.seen["deviceState"] and sm["deviceState"].freeSpacePercent < MIN_FREE_SPACE_PERC:
             self.events.add("lowDiskSpace", percent=int(sm["deviceState"].freeSpacePercent))
         if self.params_reset and not self.ever_enabled:
-            self.events.add("paramsReset", keys=", ".join(sorted(self.params_reset)))
+            first = self.frame * DT_CTRL < PARAMS_RESET_FIRST_S
+            self.events.add("paramsReset" if first else "paramsResetStill", keys=", ".join(sorted(self.params_reset)))
 
     def step(self, now: float) -> None:
         CS = self.sm["carState"]

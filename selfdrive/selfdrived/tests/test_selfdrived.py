@@ -289,9 +289,16 @@ class TestStorage:
         assert h.cycle(300).selfdriveState.alertText1 == "Low on Storage: 2% Free"
 
     def test_corrupt_saved_data_is_named_until_the_first_engagement(self):
+        # a reset calibration starts over: its progress must not hide why, so the notice comes first for 10 s,
+        # then calibration's progress, then the notice again once nothing else is up, until the first engagement
         Params().put("ParamsReset", {"CalibrationParams": "valid_blocks is not a count: inf"})
         h = Harness()
+        h.edit("liveCalibration", set_fields(calStatus="uncalibrated", calPerc=40))
         s = h.cycle(150).selfdriveState
         assert s.alertType == "paramsReset/permanent" and s.alertText2 == "Reset to Default: CalibrationParams"
+        assert h.cycle(1000).selfdriveState.alertType == "calibrationIncomplete/permanent"
+        h.edit("liveCalibration", set_fields(calStatus="calibrated", calPerc=100))
+        s = h.cycle(50).selfdriveState
+        assert s.alertType == "paramsResetStill/permanent" and s.alertText1 == "Saved Data Was Corrupt"
         assert h.engage().selfdriveState.enabled
         assert h.cycle(100).selfdriveState.alertType == ""
