@@ -3,11 +3,14 @@ set's speed and steering angle, canbridged's safety layer allows every steering 
 and the plot tool draws them. Bad sources fail with a clear message."""
 
 import os
+import subprocess
+import sys
 from collections import Counter
 
 import numpy as np
 import pytest
 
+from cereal import messaging
 from common.paths import routes_dir
 from hardware.canbridged import CanBridge, safety_from_car_params
 from selfdrive.car.safety.tests.realdata import NOT_IN_OPENDBC
@@ -42,7 +45,6 @@ def card_states(route_path: str):
     """carState Events from card's logic fed the route's `can` messages as card gets them."""
     packets = can_packets(route_path)
     logic, used = car_logic_for(packets)
-    from cereal import messaging
     for t, frames in packets[used:]:
         msg = messaging.new_message("carState")
         msg.carState = logic.update([(t, frames)])
@@ -131,6 +133,30 @@ class TestRealRav4Import:
             k = np.minimum(k, len(s.t) - 1)
             assert np.mean(np.abs(s.y[k] - rv[ok]) <= tol) >= 0.99, name
 
+    def test_replay_stack_answers_the_real_drive_from_its_first_half_second(self, tmp_path):
+        """The issue's acceptance run, on its first 5 s: the imported route replayed with `--stack --car
+        TOYOTA_RAV4`; card (the process) answers every `can` message from the first, so its first carState with a
+        speed reads the car's speed at the data's start (the RAV4 speeds up from 7.97 m/s by ~1.3 m/s each second:
+        within 0.65 m/s of it is within the first 0.5 s of the drive). canbridged lets every sent STEERING_LKA
+        frame through (test_canbridged_allows_every_steering_frame_the_assistant_sent); in replay mode the
+        recorded `can` feeds card directly, so canbridged does not run here."""
+        path = comma2k19.import_route(str(DATA), "rav4", segment_seconds=5.0)
+        speed_t = load_npy(DATA / "processed_log" / "CAN" / "speed" / "t").reshape(-1)
+        speed = load_npy(DATA / "processed_log" / "CAN" / "speed" / "value").reshape(-1)
+        sock = messaging.sub_sock("carState")
+        env = {**os.environ, "ONLY": "card"}  # what answers `can`; the rest waits for the car
+        p = subprocess.run([sys.executable, "-m", "tools.replay.replay", f"{path}/0", "--stack", "--car",
+                            "TOYOTA_RAV4", "--exit-at-end", "--no-frames"],
+                           env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=90)
+        assert p.returncode == 0, p.stderr[-3000:]
+        assert "car TOYOTA_RAV4; playback starts once card subscribed to can" in p.stdout
+        states = [m.carState for m in messaging.drain_sock(sock)]
+        assert len(states) >= 490, p.stderr[-3000:]  # 500 `can` messages in the first 5 s, each answered
+        first = next(s.vEgoRaw for s in states if s.vEgoRaw > 0)
+        assert first == pytest.approx(speed[0], abs=0.65)
+        # and it keeps reading the drive: the last answer is the car's speed 5 s in
+        assert states[-1].vEgoRaw == pytest.approx(np.interp(speed_t[0] + 4.99, speed_t, speed), abs=0.3)
+
     def test_cli_imports_once_and_refuses_to_overwrite_without_force(self, tmp_path, capsys):
         assert comma2k19.main([str(DATA), "--name", "r"]) == 0
         path = capsys.readouterr().out.strip()
@@ -196,7 +222,6 @@ class TestBadSources:
             comma2k19.load_frames(str(tmp_path), car="NOT_A_CAR")
 
     def test_route_exists(self, tmp_path):
-        from cereal import messaging
         msgs = [messaging.new_message("can", 0)]
         write_route(msgs, "x", root=str(tmp_path))
         with pytest.raises(RouteExists):
