@@ -33,7 +33,7 @@ import numpy as np
 from tools.lib.logreader import LogError, LogReader
 
 SERVICES = ("simState", "selfdriveState", "onroadEvents", "managerState", "modelV2", "roadCameraState", "carState",
-            "logMessage", "carParams", "longitudinalPlan")
+            "logMessage", "carParams", "longitudinalPlan", "carControl")
 LEAD_SOURCE_WORDS = {"radar": "the radar (matched to the model's lead)", "vision": "the model alone"}
 TAKEOVER_WINDOW_S = (1.0, 0.1)  # a scripted driver's takeover this long before/after a disengagement caused it
 DISABLE_TYPES = ("immediateDisable", "softDisable", "userDisable")   # strongest first
@@ -46,6 +46,8 @@ STALE_S = 0.5              # selfdriveState older than this: selfdrived is silen
 RECORDING_GAP_S = 0.5      # simState (20 Hz) missing this long: nothing was recorded (loggerd down, disk full)
 REASON_WINDOW_S = (0.3, 0.05)  # onroadEvents this long before/after a disengagement explain it
 GAP_MIN_SPEED = 1.0        # m/s: below it a time gap means nothing (standing behind a car)
+OSC_HZ = 1.0               # the steering command's content above this is oscillation: roads ask for slower changes
+OSC_MIN_RUN_S = 2.0        # lateral control active at least this long to take a run's spectrum
 JERK_SMOOTH_S = 0.25       # aEgo's moving average before differentiating: 20 Hz steps are not what one feels
 CLOCKS_APART_S = 0.25      # simState stamps this far (median) from their neighbours': another clock (lockstep)
 BUS_TICK_NS = 10_000_000   # lockstep's bus clock advances in exact 10 ms steps; the machine's clock never does
@@ -72,6 +74,7 @@ class Trace:
     v: np.ndarray
     a: np.ndarray
     lat: np.ndarray         # laneCenterOffset, NaN off the lanes
+    lat_accel: np.ndarray   # m/s^2, vEgo * yawRate
     steer: np.ndarray       # deg
     lead_d: np.ndarray      # nearest same-lane lead's dRel, NaN without one
     lead_v: np.ndarray
@@ -91,10 +94,21 @@ class Trace:
             return np.where(self.v > GAP_MIN_SPEED, self.lead_d / self.v, np.nan)
 
     def jerk(self) -> np.ndarray:
+        return self._smooth_rate(self.a)
+
+    def lat_jerk(self) -> np.ndarray:
+        return self._smooth_rate(self.lat_accel)
+
+    def steer_rate(self) -> np.ndarray:
+        """deg/s of the steering wheel (simState's angle, 20 Hz)."""
+        return np.gradient(self.steer, self.t) if len(self.t) >= 3 else np.zeros(len(self.t))
+
+    def _smooth_rate(self, x: np.ndarray) -> np.ndarray:
+        """The rate of change of x averaged over JERK_SMOOTH_S first: 20 Hz steps are not what one feels."""
         if len(self.t) < 3:
             return np.zeros(len(self.t))
         n = max(1, round(JERK_SMOOTH_S / max(float(np.median(np.diff(self.t))), 1e-3)))
-        pad = np.pad(self.a, (n // 2, n - 1 - n // 2), mode="edge")
+        pad = np.pad(x, (n // 2, n - 1 - n // 2), mode="edge")
         return np.gradient(np.convolve(pad, np.ones(n) / n, mode="valid"), self.t)
 
 
@@ -107,6 +121,32 @@ def _runs(flags: np.ndarray) -> list[int]:
 def _fmax(x: np.ndarray) -> float | None:
     x = x[np.isfinite(x)]
     return float(np.max(x)) if len(x) else None
+
+
+def _rms(x: np.ndarray) -> float | None:
+    x = x[np.isfinite(x)]
+    return float(np.sqrt(np.mean(x * x))) if len(x) else None
+
+
+def _oscillation(torque: np.ndarray, active: np.ndarray, dt: float = 0.01) -> tuple[float | None, float | None]:
+    """(RMS of the steering command above OSC_HZ, that part's share of the command's energy) over the runs in
+    which lateral control was active (OSC_MIN_RUN_S or longer; each run's mean taken out). One sample per control
+    cycle (`dt`); None when no run is long enough."""
+    high = total = 0.0
+    n = 0
+    for a in _runs(active):
+        b = a + int(np.argmin(active[a:])) if not active[a:].all() else len(active)
+        if (b - a) * dt < OSC_MIN_RUN_S:
+            continue
+        x = torque[a:b] - np.mean(torque[a:b])
+        spec = np.fft.rfft(x)
+        spec[np.fft.rfftfreq(len(x), dt) <= OSC_HZ] = 0.0
+        high += float(np.sum(np.fft.irfft(spec, len(x)) ** 2))
+        total += float(np.sum(x * x))
+        n += len(x)
+    if n == 0:
+        return None, None
+    return math.sqrt(high / n), (high / total if total > 0 else 0.0)
 
 
 def _fmin(x: np.ndarray) -> float | None:
@@ -127,6 +167,7 @@ class _Logs:
         self.model: list[tuple[int, int, int, float]] = []
         self.cam: list[tuple[int, int]] = []
         self.cruise: list[tuple[int, float, bool]] = []
+        self.steer_cmd: list[tuple[int, float, bool]] = []  # carControl: (wall, torque command, lateral active)
         self.takeovers: list[tuple[float, str]] = []  # (simulated s, why) from the bridge's log
         self.scenario, self.seed = "", 0
         self.car = ""  # the platform card drove it as (carParams)
@@ -155,6 +196,9 @@ class _Logs:
                 self.model.append((w, m.frameId, m.framesDropped, m.frameDropPerc))
             elif s == "roadCameraState":
                 self.cam.append((w, ev.roadCameraState.frameId))
+            elif s == "carControl":
+                cc = ev.carControl
+                self.steer_cmd.append((w, cc.actuators.torque, cc.latActive))
             elif s == "carState":
                 self.cruise.append((w, ev.carState.cruiseState.speed, ev.carState.cruiseState.enabled))
             elif s == "longitudinalPlan" and ev.longitudinalPlan.hasLead:
@@ -181,7 +225,7 @@ class _Logs:
         lat = ss.laneCenterOffset if ss.laneIndex != -128 else math.nan  # -128: off the lanes, no offset
         d, v = (lead.dRel, lead.vLead) if lead else (math.nan, math.nan)
         self.sim.append((w, last_wall, ss.t, ss.vEgo, ss.aEgo, lat, ss.steeringAngleDeg, d, v, ss.collision,
-                         ss.laneDeparture))
+                         ss.laneDeparture, ss.vEgo * ss.yawRate))
         self.scenario, self.seed = ss.scenario, ss.seed
 
     def trace(self) -> tuple[Trace, bool]:
@@ -198,6 +242,7 @@ class _Logs:
         tr = Trace(t=np.array(col[2], float), v=np.array(col[3], float), a=np.array(col[4], float),
                    lat=np.array(col[5], float), steer=np.array(col[6], float), lead_d=np.array(col[7], float),
                    lead_v=np.array(col[8], float), collision=np.array(col[9], bool), departure=np.array(col[10], bool),
+                   lat_accel=np.array(col[11], float),
                    wall=np.maximum.accumulate(nb if lockstep else own))
         return tr, lockstep
 
@@ -235,6 +280,10 @@ class DriveReport:
     min_time_gap_all_s: float | None
     max_jerk: float | None             # m/s^3 while engaged
     max_jerk_all: float | None
+    max_lat_jerk: float | None         # m/s^3 while engaged (vEgo * yawRate averaged like aEgo)
+    steer_rate_rms_deg_s: float | None  # the steering wheel's rate while engaged
+    steer_osc_rms: float | None        # the torque command's RMS above OSC_HZ while lateral control is active
+    steer_osc_share: float | None      # that part's share of the command's energy
     alerts: dict[str, int]
     alert_texts: dict[str, str]
     cpu_cores: dict[str, float]        # average cores over the drive's wall time, per process
@@ -287,6 +336,8 @@ class DriveReport:
         if not logs.mgr:
             problems.append("no managerState in the route: CPU per process not available")
         alerts, texts = _alerts(logs.sd, hi)
+        steer = np.array([r[1:] for r in logs.steer_cmd], float).reshape(-1, 2)
+        osc_rms, osc_share = _oscillation(steer[:, 0], steer[:, 1] > 0)
         return cls(
             route=os.path.abspath(source) if os.path.exists(source) else source, scenario=logs.scenario,
             seed=logs.seed, car=logs.car, lead_sources=dict(logs.lead_sources), restarts=logs.restarts,
@@ -307,7 +358,9 @@ class DriveReport:
             lat_err_mean_all_m=float(np.nanmean(lat)) if np.isfinite(lat).any() else None,
             min_time_gap_s=None if k_gap is None else float(gap_eng[k_gap]),
             min_time_gap_t=None if k_gap is None else float(tr.t[k_gap]), min_time_gap_all_s=_fmin(gap),
-            max_jerk=_fmax(jerk[eng]), max_jerk_all=_fmax(jerk), alerts=alerts, alert_texts=texts,
+            max_jerk=_fmax(jerk[eng]), max_jerk_all=_fmax(jerk), max_lat_jerk=_fmax(np.abs(tr.lat_jerk())[eng]),
+            steer_rate_rms_deg_s=_rms(tr.steer_rate()[eng]), steer_osc_rms=osc_rms, steer_osc_share=osc_share,
+            alerts=alerts, alert_texts=texts,
             cpu_cores=cpu, cpu_total_cores=cpu_total, camera_frames=cam_n, missed_model_frames=missed,
             modeld_frames_dropped=own_dropped, modeld_max_drop_perc=own_perc, problems=problems, trace=tr)
 
@@ -564,6 +617,11 @@ def _text_lines(r: DriveReport) -> list[str]:
         f"{LEAD_SOURCE_WORDS.get(k, k)} {c / n_lead:.0%}" for k, c in r.lead_sources.items()) + f" of {n_lead} plans")
     lines.append(f"  max longitudinal jerk while engaged: {_m(r.max_jerk, '.1f', 'm/s^3')} (whole drive: "
                  f"{_m(r.max_jerk_all, '.1f', 'm/s^3')}; aEgo averaged over {JERK_SMOOTH_S:g} s)")
+    osc = ("no run of lateral control long enough" if r.steer_osc_rms is None else
+           f"RMS {r.steer_osc_rms:.3f} of full torque, {r.steer_osc_share:.0%} of its energy")
+    lines.append(f"  steering while engaged: max lateral jerk {_m(r.max_lat_jerk, '.1f', 'm/s^3')}, wheel rate RMS "
+                 f"{_m(r.steer_rate_rms_deg_s, '.1f', 'deg/s')}; torque command above {OSC_HZ:g} Hz "
+                 f"(oscillation): {osc}")
     if r.alerts:
         lines.append("  alerts shown (times raised): " + "; ".join(
             f"{n} x{c} \"{r.alert_texts.get(n, '')}\"" for n, c in list(r.alerts.items())[:8]) +

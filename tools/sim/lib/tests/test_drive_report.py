@@ -14,6 +14,7 @@ from tools.sim.lib.drive_report import DriveReport
 
 T0 = 1_000_000_000_000
 DT = 0.05
+CHATTER = 0.05   # amplitude of the steering command's 5 Hz chatter, of full torque
 
 
 def engaged_at(t: float) -> bool:
@@ -32,7 +33,8 @@ def sim_state(t: float, leads: bool = True):
     ss.t, ss.scenario, ss.seed = t, "synthetic", 7
     ss.vEgo, ss.aEgo, ss.laneIndex = 20.0, accel(t), 1
     ss.laneCenterOffset = 0.1 if t < 15 else -0.3
-    ss.steeringAngleDeg = 2.0
+    ss.steeringAngleDeg = 2.0 + 5.0 * min(max(t - 10.0, 0.0), 2.0)   # 5 deg/s for 2 s, engaged
+    ss.yawRate = 0.05 * min(max(t - 10.0, 0.0), 1.0)   # at 20 m/s: lateral acceleration up 1 m/s^2 in 1 s, engaged
     found = []
     if leads and 1 <= t <= 2:
         found.append((10.0, True))     # 0.5 s gap while not engaged
@@ -104,6 +106,10 @@ def drive(leads: bool = True, engage: bool = True) -> list[tuple[int, object]]:
         for k in range(0, 2001):
             t = round(k * 0.01, 2)
             out.append((t + 0.002, selfdrive_state(t)))
+            cc = messaging.new_message("carControl")   # steering for the road at 0.2 Hz, chatter at 5 Hz
+            cc.carControl.latActive = engaged_at(t)
+            cc.carControl.actuators.torque = 0.3 * math.sin(0.4 * math.pi * t) + CHATTER * math.sin(10 * math.pi * t)
+            out.append((t + 0.0025, cc))
             cs = messaging.new_message("carState")
             cs.carState.cruiseState.enabled = engaged_at(t)
             cs.carState.cruiseState.speed = 25.0
@@ -216,6 +222,17 @@ class TestKnownDrive:
         with open(png, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
         assert os.path.getsize(png) > 20_000 and os.path.exists(json_path)
+
+
+def test_steering_comfort_is_measured_while_engaged(route):
+    r = DriveReport.from_route(route)
+    assert r.max_lat_jerk == pytest.approx(1.0, abs=0.05)   # the 1 m/s^3 lateral ramp while engaged
+    assert r.steer_rate_rms_deg_s == pytest.approx(math.sqrt((39 * 25 + 2 * 6.25) / 290), abs=0.01)
+    # the chatter, and nothing of the 0.2 Hz steering: its RMS (amplitude / sqrt 2) over the runs of lateral control
+    assert r.steer_osc_rms == pytest.approx(CHATTER / math.sqrt(2), rel=0.1)
+    # of the command's energy: 2.7% over whole cycles of both; more, as the short runs hold less of the slow part
+    assert 0.02 < r.steer_osc_share < 0.06
+    assert "torque command above 1 Hz (oscillation): RMS 0.03" in r.text()
 
 
 def test_a_drive_without_lead_or_engagement_says_so(tmp_path):
