@@ -161,15 +161,19 @@ def cmd_sim(args: argparse.Namespace) -> int:
         # --record is rendered from the route after the drive (tools/render), not by the bridge during it
         cfg = SimConfig(scenario=args.scenario, seed=args.seed, car=args.car, driver=args.driver,
                         use_cruise=args.use_cruise, lockstep=args.lockstep, minutes=args.minutes,
-                        camera="camerad" in runs, stack_wait_s=20.0 if stack else 0.0)
+                        camera="camerad" in runs, stack_wait_s=20.0 if stack else 0.0, steer_gain=args.steer_gain,
+                        steer_friction=args.steer_friction, steer_delay_s=args.steer_delay)
     except ValueError as e:
         print(f"roadpilot sim: {e}", file=sys.stderr)
         return 2
     how = "lockstep (deterministic, paced by the stack)" if cfg.lockstep else "real time"
     record = os.path.abspath(args.record) if args.record else None
     rec = f"; rendering the drive to {record} afterwards" if record else ""
-    print(f"roadpilot sim: scenario {cfg.scenario}, seed {cfg.seed}, car {cfg.car}, {cfg.minutes:g} simulated min, "
-          f"{how}; the scripted driver ({cfg.driver}) drives{rec}")
+    differs = "" if (cfg.steer_gain, cfg.steer_friction, cfg.steer_delay_s) == (1.0, 0.0, 0.0) else (
+        f" (its steering differs from its parameters: torque x{cfg.steer_gain:g}, friction {cfg.steer_friction:g}, "
+        f"{cfg.steer_delay_s:g} s more delay)")
+    print(f"roadpilot sim: scenario {cfg.scenario}, seed {cfg.seed}, car {cfg.car}{differs}, {cfg.minutes:g} simulated "
+          f"min, {how}; the scripted driver ({cfg.driver}) drives{rec}")
     print(sim_stack_report())
     if record and "loggerd" not in runs:
         print("--record renders the recorded route, but loggerd does not run: there will be nothing to render")
@@ -315,6 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="supervise (default): the scripted driver engages the cruise with its buttons and lets the "
                           "stack drive, taking over when needed; manual: it drives by hand")
     sim.add_argument("--use-cruise", action="store_true", help="a manual driver that also turns the cruise on")
+    sim.add_argument("--steer-gain", type=float, default=1.0, metavar="X",
+                     help="the car's EPS delivers X times the torque asked (0.25-4; default 1: as its parameters "
+                          "say): a car whose steering responds more or less than carParams assumes")
+    sim.add_argument("--steer-friction", type=float, default=0.0, metavar="F",
+                     help="steering friction, of full torque (0-0.5; default 0)")
+    sim.add_argument("--steer-delay", type=float, default=0.0, metavar="S",
+                     help="seconds the EPS acts later than the car's parameters say (0-0.5; default 0)")
     sim.add_argument("--seconds", type=float, default=None,
                      help="wall-clock limit (default: 4x the simulated time + 60 s)")
     sim.set_defaults(func=cmd_sim)

@@ -381,7 +381,8 @@ def config_from(args: argparse.Namespace, env: str | None) -> SimConfig:
         return SimConfig.from_json(env)
     return SimConfig(scenario=args.scenario, seed=args.seed, car=args.car, driver=args.driver,
                      use_cruise=args.use_cruise, lockstep=args.lockstep, minutes=args.minutes,
-                     camera=not args.no_camera, record=args.record)
+                     camera=not args.no_camera, record=args.record, steer_gain=args.steer_gain,
+                     steer_friction=args.steer_friction, steer_delay_s=args.steer_delay)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -400,6 +401,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--look-seed", type=int, default=None, help="domain randomisation of the picture (default: plain)")
     ap.add_argument("--safety", type=parse_safety, default=None,
                     help="lockstep: force the safety mode, e.g. toyota:0x149")
+    ap.add_argument("--steer-gain", type=float, default=1.0, help="the EPS delivers this times the torque asked")
+    ap.add_argument("--steer-friction", type=float, default=0.0, help="steering friction, of full torque")
+    ap.add_argument("--steer-delay", type=float, default=0.0, help="s the EPS acts later than the parameters say")
     argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
     args.explicit = bool(argv)

@@ -64,7 +64,8 @@ def test_replay_takes_its_own_options(capsys):
 
 
 @pytest.mark.parametrize("args", [["--scenario=nowhere"], ["--minutes=0"], ["--minutes=-1"], ["--seed=x"],
-                                  ["--driver=robot"]])
+                                  ["--driver=robot"], ["--steer-gain=0"], ["--steer-gain=nan"], ["--steer-delay=1"],
+                                  ["--steer-friction=-0.1"]])
 def test_bad_sim_options_are_refused(args, capsys):
     try:
         code = cli.main(["sim", *args])
@@ -76,6 +77,8 @@ def test_bad_sim_options_are_refused(args, capsys):
 def test_sim_refuses_a_bad_seed_before_starting_anything(capsys):
     assert cli.main(["sim", "--seed", str(2 ** 32)]) == 2
     assert "seed must be" in capsys.readouterr().err
+    assert cli.main(["sim", "--steer-gain", "5"]) == 2
+    assert capsys.readouterr().err.strip() == "roadpilot sim: steer_gain must be 0.25..4, got 5.0"
 
 
 @pytest.mark.parametrize("seconds", ["0", "-1", "nan", "abc"])

@@ -12,6 +12,8 @@ The model (SI units; the steering angle is the steering WHEEL's, left positive):
   aligning torque stiffens: about 0.05 s at 25 m/s, 0.15 s at 10 m/s. So torque → rate, and in steady
   state torque is proportional to lateral acceleration (eps_lat_accel_full per unit torque), as the
   torque lateral controller assumes. A driver's torque simply adds: enough of it overrides the motor.
+  Friction (eps_friction, none by default) holds that much of the torque imbalance: below it the wheel
+  does not move.
 - Longitudinal: with accel_active the powertrain and brakes aim for the net acceleration accel_cmd,
   compensating drag, rolling resistance and grade (as a car's ACC does); the driver's gas and brake
   pedals add their own demand (the larger wins; a pressed brake pedal cuts the drive). Drive force lags
@@ -61,6 +63,7 @@ class VehicleParams:
     v_kinematic: float = 2.0
     v_dynamic: float = 5.0
     max_substep: float = 0.002
+    eps_friction: float = 0.0
 
     @property
     def cg_to_rear(self) -> float:
@@ -248,7 +251,8 @@ def _substep(p: VehicleParams, s: VehicleState, inp: Inputs, h: float) -> None:
     eps = _clip(_finite(inp.eps_torque), -1.0, 1.0)
     u = eps + _finite(inp.driver_torque) / p.driver_torque_full
     resist = a_ss / p.eps_lat_accel_full + s.steer_angle / p.eps_center_angle
-    rate_target = _clip(p.eps_rate_gain * (u - resist), -p.max_steer_rate, p.max_steer_rate)
+    imbalance = math.copysign(max(abs(u - resist) - p.eps_friction, 0.0), u - resist)
+    rate_target = _clip(p.eps_rate_gain * imbalance, -p.max_steer_rate, p.max_steer_rate)
     steer_rate = s.steer_rate + (rate_target - s.steer_rate) * min(1.0, h / p.eps_tau)
     steer_angle = s.steer_angle + steer_rate * h
     if steer_angle > p.max_steer_angle:

@@ -24,6 +24,7 @@ feet, and returns what its actuators do.
 """
 
 import math
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -220,8 +221,13 @@ def decode(dbc: DBC, address: int, dat: bytes) -> tuple[dict[str, float] | None,
 
 
 class SimCar:
-    def __init__(self, platform: SimPlatform = SIM_PLATFORMS[DEFAULT_PLATFORM], steer_offset_deg: float = 0.0):
+    def __init__(self, platform: SimPlatform = SIM_PLATFORMS[DEFAULT_PLATFORM], steer_offset_deg: float = 0.0,
+                 steer_gain: float = 1.0, steer_delay_steps: int = 0):
         self.platform = platform
+        # a car that differs from its parameters: its EPS delivers steer_gain times the torque the LKA command asks
+        # (carParams' lateral acceleration per unit torque is that far off), steer_delay_steps updates late
+        self.steer_gain = steer_gain
+        self.eps_pipe: deque[float] = deque([0.0] * steer_delay_steps)
         self.packer = CANPacker(PT_DBC)
         self.dbc = self.packer.dbc
         self.rx_addresses = {self.dbc.name_to_msg[n].address: n for n in ("STEERING_LKA", "ACC_CONTROL")}
@@ -352,9 +358,9 @@ class SimCar:
         faulted = t < self.eps_fault_until
         st.lka_active = requested and st.engaged and not faulted
         st.lka_state = LKA_FAULT if faulted else (LKA_ACTIVE if st.lka_active else LKA_STANDBY)
-        if not st.lka_active or lka is None:
-            return 0.0
-        return lka["STEER_TORQUE_CMD"] / LKA_FULL_UNITS
+        asked = lka["STEER_TORQUE_CMD"] / LKA_FULL_UNITS if st.lka_active and lka is not None else 0.0
+        self.eps_pipe.append(asked)
+        return self.steer_gain * self.eps_pipe.popleft()
 
     # --- what the car sends --------------------------------------------------------------------------
     def frames(self, t_ms: int, dt_ms: int = 10) -> list[Frame]:

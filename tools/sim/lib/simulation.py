@@ -9,7 +9,7 @@ tests, training data) skip the packing.
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
@@ -27,6 +27,9 @@ DT_MS = 10
 CAMERA_EVERY = 5          # steps: 20 Hz camera and simState
 
 
+STEER_RANGES = (("steer_gain", 0.25, 4.0), ("steer_friction", 0.0, 0.5), ("steer_delay_s", 0.0, 0.5))
+
+
 @dataclass(frozen=True)
 class SimConfig:
     """What to simulate and how; travels as JSON (ROADPILOT_SIM, the SimScenario param)."""
@@ -41,6 +44,12 @@ class SimConfig:
     record: str = ""              # mp4 path of what the camera saw; "" for none
     stack_wait_s: float = 20.0    # lockstep: how long the world waits for the stack's first answer
     can_garbage: float = 0.0      # fault tests: garbage frames per step on the car's bus (see can_garbage.py)
+    # a car that differs from its parameters (what carParams and the controller assume): its EPS delivers
+    # steer_gain times the torque asked, the steering holds steer_friction (of full torque) before it moves, and
+    # the EPS acts steer_delay_s later than the car's parameters say
+    steer_gain: float = 1.0
+    steer_friction: float = 0.0
+    steer_delay_s: float = 0.0
 
     def __post_init__(self):
         if self.scenario not in SCENARIOS:
@@ -56,6 +65,9 @@ class SimConfig:
             raise ValueError(f"seed must be 0..2^32-1, got {self.seed}")
         if not (0 <= self.can_garbage <= 100):
             raise ValueError(f"can_garbage must be 0..100 frames per step, got {self.can_garbage}")
+        for name, lo, hi in STEER_RANGES:
+            if not lo <= getattr(self, name) <= hi:
+                raise ValueError(f"{name} must be {lo:g}..{hi:g}, got {getattr(self, name)}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -97,12 +109,12 @@ class Simulation:
         self.world = make_world(cfg.scenario, cfg.seed, cfg.minutes * 60.0)
         self.road = self.world.road
         self.platform = sim_platform(cfg.car)
-        self.params = self.platform.vehicle
+        self.params = replace(self.platform.vehicle, eps_friction=cfg.steer_friction)
         self.ego = Vehicle.of(self.platform)  # the car as its driver knows it
         x, y, yaw = self.world.ego_start_pose()
         self.state = dynamics.cruising_state(self.params, x, y, yaw, self.world.ego_speed,
                                              float(self.road.grade(self.world.ego_s)))
-        self.car = SimCar(self.platform)
+        self.car = SimCar(self.platform, steer_gain=cfg.steer_gain, steer_delay_steps=round(cfg.steer_delay_s / DT))
         self.radar = SimRadar(cfg.car, cfg.seed)
         self.garbage = CanGarbage(PT_DBC, cfg.seed, cfg.can_garbage) if cfg.can_garbage > 0 else None
         rng = np.random.default_rng([cfg.seed, 0xD71E])

@@ -69,7 +69,9 @@ static void substep(const vd_params *p, vd_state *s, const vd_inputs *in, double
   const double eps = clip(finite_or_zero(in->eps_torque), -1.0, 1.0);
   const double u = eps + finite_or_zero(in->driver_torque) / p->driver_torque_full;
   const double resist = a_ss / p->eps_lat_accel_full + s->steer_angle / p->eps_center_angle;
-  const double rate_target = clip(p->eps_rate_gain * (u - resist), -p->max_steer_rate, p->max_steer_rate);
+  /* friction (rack, column): the part of the imbalance it holds does not steer */
+  const double imbalance = copysign(fmax(fabs(u - resist) - p->eps_friction, 0.0), u - resist);
+  const double rate_target = clip(p->eps_rate_gain * imbalance, -p->max_steer_rate, p->max_steer_rate);
   double steer_rate = s->steer_rate + (rate_target - s->steer_rate) * fmin(1.0, h / p->eps_tau);
   double steer_angle = s->steer_angle + steer_rate * h;
   if (steer_angle > p->max_steer_angle) {

@@ -33,6 +33,7 @@ typedef struct {
   double v_kinematic;         /* m/s, below this the lateral motion is purely kinematic */
   double v_dynamic;           /* m/s, above this purely dynamic; blended in between */
   double max_substep;         /* s */
+  double eps_friction;        /* torque (normalised) the steering's friction holds before it moves; 0: none */
 } vd_params;
 
 typedef struct {

@@ -233,6 +233,17 @@ class TestCarReactsToCommands:
         act, _ = b.hold(0.1, Motion(v=25.0), DriverControls(steer_torque=-1.0))
         assert act.eps_torque == pytest.approx(500 / LKA_FULL_UNITS) and act.driver_torque == -1.0
 
+    def test_a_car_unlike_its_parameters_steers_with_its_own_gain_and_delay(self):
+        # the EPS of this car delivers 2x the torque asked, 0.1 s (10 steps) later than the parameters say
+        b = engaged_bench()
+        b.car = SimCar(b.car.platform, steer_gain=2.0, steer_delay_steps=10)
+        b.press("main", Motion(v=25.0))
+        b.press("set", Motion(v=25.0))
+        b.request, b.torque = True, 300
+        applied = [b.step(Motion(v=25.0), DriverControls())[0].eps_torque for _ in range(15)]
+        assert applied[:10] == [0.0] * 10   # the first command takes effect 10 steps later
+        assert applied[10:] == [pytest.approx(2 * 300 / LKA_FULL_UNITS)] * 5
+
     def test_command_drop_out_faults_the_eps_for_two_seconds(self):
         b = engaged_bench()
         b.request, b.torque = True, 300

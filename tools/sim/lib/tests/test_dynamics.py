@@ -74,7 +74,8 @@ class TestCEqualsPython:
         rng = np.random.default_rng(1)
         for _ in range(20):
             params = replace(P, mass=float(rng.uniform(900, 3000)), max_substep=float(rng.uniform(0.0005, 0.01)),
-                             eps_tau=float(rng.uniform(0.01, 0.2)), drive_tau=float(rng.uniform(0.001, 0.5)))
+                             eps_tau=float(rng.uniform(0.01, 0.2)), drive_tau=float(rng.uniform(0.001, 0.5)),
+                             eps_friction=float(rng.choice([0.0, rng.uniform(0.0, 0.3)])))
             state = VehicleState(vx=float(rng.uniform(0, 35)), steer_angle=float(rng.uniform(-2, 2)),
                                  vy=float(rng.uniform(-0.5, 0.5)), yaw_rate=float(rng.uniform(-0.3, 0.3)))
             dt = float(rng.uniform(0.001, 0.05))
@@ -193,6 +194,19 @@ class TestSteering:
         # and it is (close to) linear in the torque, as the torque controller assumes
         half = simulate(cruising_state(P, 0, 0, 0, 25.0), Inputs(eps_torque=0.25, accel_active=True), 6.0)
         assert half.lat_accel == pytest.approx(0.5 * state.lat_accel, rel=0.05)
+
+    def test_friction_holds_torque_below_it_and_takes_its_share_of_more(self):
+        rough = replace(P, eps_friction=0.1)
+        start = cruising_state(P, 0, 0, 0, 25.0)
+        held = simulate(start, Inputs(eps_torque=0.08, accel_active=True), 1.0, rough)
+        assert held.steer_angle == 0.0 and held.lat_accel == pytest.approx(0.0, abs=1e-9)
+        # above it the wheel moves, and stops (held by the friction) short of where the torque would hold it
+        # without friction: past where the torque left over (0.2) would, as the rate's lag carries it on a little
+        state = simulate(start, Inputs(eps_torque=0.3, accel_active=True), 6.0, rough)
+        low, high = (simulate(start, Inputs(eps_torque=u, accel_active=True), 6.0).lat_accel for u in (0.2, 0.3))
+        assert low < state.lat_accel < high and abs(state.steer_rate) < 1e-9
+        assert simulate(start, Inputs(eps_torque=0.3, accel_active=True), 6.0, rough, step_python).lat_accel == \
+            pytest.approx(state.lat_accel, abs=1e-9)
 
     def test_rate_is_limited(self):
         state = simulate(VehicleState(), Inputs(eps_torque=1.0, driver_torque=10.0), 0.5)
