@@ -80,6 +80,14 @@ class CarLogic:
             if self.nonfinite_count & (self.nonfinite_count - 1) == 0:  # 1st, 2nd, 4th, ... : visible, not a flood
                 cloudlog.error("non-finite actuator values zeroed",
                                extra={"fields": bad, "count": self.nonfinite_count})
+        if CC.longActive and self.CI.CS.out.gasPressed:
+            # The driver's foot is on the gas in the newest carState; controlsd's carControl answered the one before
+            # it. From this frame on the safety layer refuses any acceleration but none (longitudinal control is not
+            # allowed while the gas is pressed), so ask for none now instead of a frame it would drop.
+            fixed = CC.as_builder()
+            fixed.longActive = False
+            fixed.actuators.accel = 0.0
+            CC = fixed.as_reader()
         actuators, sends = self.CI.apply(CC, now_nanos)
         out = []
         for address, dat, bus in sends:

@@ -146,6 +146,28 @@ def test_non_finite_actuators_are_zeroed(car):
     assert logic.nonfinite_count == 1
 
 
+def test_no_acceleration_is_asked_once_the_gas_is_pressed(car):
+    """controlsd's carControl answers the carState before: in the cycle the driver presses the gas it still asks to
+    accelerate. card asks for none, so the safety layer (which now refuses any) gets nothing to drop."""
+    from opendbc.can import CANPacker
+
+    from selfdrive.car.tests.helpers import PT_DBC
+    logic, t0 = started(car)
+    CC = CarControl.new_message()
+    CC.enabled = CC.longActive = True
+    CC.actuators.accel = 1.0
+
+    def accel_sent(t: float) -> int:
+        sends = [d for k in range(3) for a, d, b in logic.control(CC, int((t + k * 0.01) * 1e9))[1] if a == 0x343]
+        return int.from_bytes(sends[0][0:2], "big", signed=True)  # ACCEL_CMD, 0.001 m/s^2
+    assert accel_sent(t0) > 0  # nobody on the gas: the stack's acceleration goes out
+    addr, gas, _ = CANPacker(PT_DBC).make_can_msg("PCM_CRUISE", 0, {"CRUISE_ACTIVE": 1, "GAS_RELEASED": 0,
+                                                                      "CRUISE_STATE": 8})
+    frames = [(a, gas if a == addr else d, b) for a, d, b in packets_of(car, 0.01, t0=t0)[0][1]]
+    assert logic.update([(int((t0 + 0.03) * 1e9), frames)]).gasPressed
+    assert accel_sent(t0 + 0.04) == 0
+
+
 def test_unplugged_dsu_does_not_send_tester_present(car):
     logic, t0 = started(car)
     CC = CarControl.new_message()
