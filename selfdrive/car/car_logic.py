@@ -71,23 +71,23 @@ class CarLogic:
         """The car port's frames for `CC` (non-finite actuator values zeroed and logged first)."""
         CC = CC.as_reader() if hasattr(CC, "as_reader") else CC  # the car port reads it (and copies actuators)
         bad = [f for f in ACTUATOR_FIELDS if not math.isfinite(getattr(CC.actuators, f))]
-        if bad:
+        # The driver's foot is on the gas in the newest carState; controlsd's carControl answered the one before it.
+        # From this frame on the safety layer refuses any acceleration but none (longitudinal control is not allowed
+        # while the gas is pressed), so ask for none now instead of a frame it would drop.
+        gas = CC.longActive and self.CI.CS.out.gasPressed
+        if bad or gas:
             fixed = CC.as_builder()
             for f in bad:
                 setattr(fixed.actuators, f, 0.0)
+            if gas:
+                fixed.longActive = False
+                fixed.actuators.accel = 0.0
             CC = fixed.as_reader()
+        if bad:
             self.nonfinite_count += 1
             if self.nonfinite_count & (self.nonfinite_count - 1) == 0:  # 1st, 2nd, 4th, ... : visible, not a flood
                 cloudlog.error("non-finite actuator values zeroed",
                                extra={"fields": bad, "count": self.nonfinite_count})
-        if CC.longActive and self.CI.CS.out.gasPressed:
-            # The driver's foot is on the gas in the newest carState; controlsd's carControl answered the one before
-            # it. From this frame on the safety layer refuses any acceleration but none (longitudinal control is not
-            # allowed while the gas is pressed), so ask for none now instead of a frame it would drop.
-            fixed = CC.as_builder()
-            fixed.longActive = False
-            fixed.actuators.accel = 0.0
-            CC = fixed.as_reader()
         actuators, sends = self.CI.apply(CC, now_nanos)
         out = []
         for address, dat, bus in sends:

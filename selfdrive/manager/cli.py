@@ -297,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from tools.sim.lib.scenarios import SCENARIOS
     from tools.sim.lib.sim_car import DEFAULT_PLATFORM, SIM_PLATFORMS
+    from tools.sim.lib.simulation import add_steer_args
     sim = sub.add_parser("sim", help="drive a simulated scenario with the sim stack, headless; score it",
                          description="Runs the manager in sim mode (the simulator's bridge and the whole onboard "
                                      "stack) until --minutes of simulated driving are done, with a status line "
@@ -319,13 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="supervise (default): the scripted driver engages the cruise with its buttons and lets the "
                           "stack drive, taking over when needed; manual: it drives by hand")
     sim.add_argument("--use-cruise", action="store_true", help="a manual driver that also turns the cruise on")
-    sim.add_argument("--steer-gain", type=float, default=1.0, metavar="X",
-                     help="the car's EPS delivers X times the torque asked (0.25-4; default 1: as its parameters "
-                          "say): a car whose steering responds more or less than carParams assumes")
-    sim.add_argument("--steer-friction", type=float, default=0.0, metavar="F",
-                     help="steering friction, of full torque (0-0.5; default 0)")
-    sim.add_argument("--steer-delay", type=float, default=0.0, metavar="S",
-                     help="seconds the EPS acts later than the car's parameters say (0-0.5; default 0)")
+    add_steer_args(sim)
     sim.add_argument("--seconds", type=float, default=None,
                      help="wall-clock limit (default: 4x the simulated time + 60 s)")
     sim.set_defaults(func=cmd_sim)

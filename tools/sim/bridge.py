@@ -66,7 +66,7 @@ from common.swaglog import cloudlog, cloudlog_bind
 from hardware.canbridged import parse_safety
 from tools.sim.lib.ecus import is_diagnostic
 from tools.sim.lib.sim_car import DEFAULT_PLATFORM, SIM_PLATFORMS
-from tools.sim.lib.simulation import CAMERA_EVERY, SimConfig, Simulation
+from tools.sim.lib.simulation import CAMERA_EVERY, SimConfig, Simulation, add_steer_args
 
 ENV = "ROADPILOT_SIM"
 STEP_TIMEOUT_S = 2.0
@@ -401,9 +401,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--look-seed", type=int, default=None, help="domain randomisation of the picture (default: plain)")
     ap.add_argument("--safety", type=parse_safety, default=None,
                     help="lockstep: force the safety mode, e.g. toyota:0x149")
-    ap.add_argument("--steer-gain", type=float, default=1.0, help="the EPS delivers this times the torque asked")
-    ap.add_argument("--steer-friction", type=float, default=0.0, help="steering friction, of full torque")
-    ap.add_argument("--steer-delay", type=float, default=0.0, help="s the EPS acts later than the parameters say")
+    add_steer_args(ap)
     argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
     args.explicit = bool(argv)

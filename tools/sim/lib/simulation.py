@@ -30,6 +30,17 @@ CAMERA_EVERY = 5          # steps: 20 Hz camera and simState
 STEER_RANGES = (("steer_gain", 0.25, 4.0), ("steer_friction", 0.0, 0.5), ("steer_delay_s", 0.0, 0.5))
 
 
+def add_steer_args(ap) -> None:
+    """The options of a car whose steering differs from its parameters (`roadpilot sim` and the bridge)."""
+    ap.add_argument("--steer-gain", type=float, default=1.0, metavar="X",
+                    help="the car's EPS delivers X times the torque asked (0.25-4; default 1: as its parameters "
+                         "say): a car whose steering responds more or less than carParams assumes")
+    ap.add_argument("--steer-friction", type=float, default=0.0, metavar="F",
+                    help="steering friction, of full torque (0-0.5; default 0)")
+    ap.add_argument("--steer-delay", type=float, default=0.0, metavar="S",
+                    help="seconds the EPS acts later than the car's parameters say (0-0.5; default 0)")
+
+
 @dataclass(frozen=True)
 class SimConfig:
     """What to simulate and how; travels as JSON (ROADPILOT_SIM, the SimScenario param)."""
