@@ -26,6 +26,7 @@ from selfdrive.controls.lib.drive_helpers import (
     desired_curvature,
     finite_or,
     slip_factor,
+    smooth_curvature,
 )
 from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner, PlanOutput, parse_model, parse_radar
 from selfdrive.controls.lib.radar_lead import RadarView
@@ -44,6 +45,7 @@ class Planner:
         self.steer_delay = finite_or(CP.steerActuatorDelay, 0.1)
         self.slip = slip_factor(CP)
         self.curvature = 0.0
+        self.smoothed = 0.0  # the pursuit's curvature, low-passed (drive_helpers.PLAN_SMOOTH_S)
         self.radar_ok: bool | None = None  # whether the last plan had radar data (logged when it changes)
 
     def radar(self) -> RadarView | None:
@@ -76,7 +78,8 @@ class Planner:
             if abs(angle) < 3600.0 else 0.0
         k = desired_curvature(model.x, model.y, model.desired_curvature, v_ego, self.steer_delay, model.geometry,
                               model.lanes, finite_or(k_now, 0.0))
-        self.curvature, _ = clip_curvature(v_ego, self.curvature, k, DT_MDL)
+        self.smoothed = smooth_curvature(self.smoothed, k, DT_MDL)
+        self.curvature, _ = clip_curvature(v_ego, self.curvature, self.smoothed, DT_MDL)
         return out, self.curvature
 
     def publish(self, out: PlanOutput, curvature: float) -> None:

@@ -7,8 +7,18 @@ lateral acceleration (curvature · v²) and convert to torque last:
   - feedback: PI on the lateral-acceleration error (desired − actual), with a low-speed term so that
     curvature errors still count when v² is small;
   - friction: the steering rack's static friction needs a push of about `friction` (m/s²) in the
-    direction the steering must move, which is where the error and the desired lateral jerk point.
+    direction the steering must move, which is where the desired lateral jerk points (feedforward only).
 Saturation: torque pinned at its limit while the error stays large for longer than steerLimitTimer.
+
+Margin. The loop closes twice: here through the steering angle, and through the camera (the car's yaw moves
+the lane lines the plan steers by, ~0.1-0.2 s later). Both must hold when the car is not what carParams says.
+Measured in the lateral loop model (`python -m tools.sim.lib.steer_loop`: the sim's car through opendbc's Toyota
+torque limits, lane lines seen late at 20 Hz with the model's jitter): KP 1.0 with friction driven by the error's
+sign as well (a relay: +50% gain for small errors) chattered, and 0.1 s more actuator delay doubled it. KP 0.3 with
+friction from the plan's jerk alone holds +0.1 s at 15-32 m/s; the integrator (KI 0.4) brings a car with half the
+torque carParams says back to the lane centre. The rest of the chatter was the model's jitter passed on by the plan
+(drive_helpers.PLAN_SMOOTH_S). A car with a different torque response still gets the wrong feedforward until
+torqued has learnt its factor (`update_params`).
 """
 
 import math
@@ -17,7 +27,7 @@ from dataclasses import dataclass
 from common.realtime import DT_CTRL
 from selfdrive.controls.lib.pid import PIDController, interp
 
-KP = 1.0                      # (m/s²) of command per (m/s²) of error
+KP = 0.3                      # (m/s²) of command per (m/s²) of error (see the module doc for why this low)
 KI = 0.4                      # per second
 STEER_MAX = 1.0               # normalised torque limit
 FRICTION_THRESHOLD = 0.3      # m/s², error at which friction compensation is fully on
@@ -46,7 +56,6 @@ class TorqueParams:
     lat_accel_offset: float = 0.0    # m/s² the car pulls with zero torque
     friction: float = 0.0            # m/s²
     steer_limit_timer: float = 1.0   # s
-    angle_deadzone_lat_accel_per_v2: float = 0.0  # 1/m: the sensor deadzone as curvature
 
     @staticmethod
     def from_car_params(CP) -> "TorqueParams":
@@ -57,26 +66,27 @@ class TorqueParams:
         factor = float(t.latAccelFactor)
         if not (math.isfinite(factor) and factor > 0):
             raise ValueError(f"carParams.lateralTuning.torque.latAccelFactor must be finite and > 0, got {factor}")
-        for name in ("friction", "latAccelOffset", "steeringAngleDeadzoneDeg"):
+        for name in ("friction", "latAccelOffset"):
             if not math.isfinite(getattr(t, name)):
                 raise ValueError(f"carParams.lateralTuning.torque.{name} is not finite")
-        ratio, wheelbase = float(CP.steerRatio), float(CP.wheelbase)
-        dz = 0.0
-        if ratio > 0 and wheelbase > 0:
-            dz = math.tan(math.radians(abs(t.steeringAngleDeadzoneDeg)) / ratio) / wheelbase
         timer = float(CP.steerLimitTimer) if math.isfinite(CP.steerLimitTimer) and CP.steerLimitTimer > 0 else 1.0
-        return TorqueParams(factor, float(t.latAccelOffset), max(float(t.friction), 0.0), timer, dz)
+        return TorqueParams(factor, float(t.latAccelOffset), max(float(t.friction), 0.0), timer)
 
 
 class LatControlTorque:
     def __init__(self, params: TorqueParams, dt: float = DT_CTRL):
-        self.params = params
         self.dt = dt
-        lo = params.lat_accel_offset - params.lat_accel_factor * STEER_MAX
-        hi = params.lat_accel_offset + params.lat_accel_factor * STEER_MAX
-        self.pid = PIDController(KP, KI, pos_limit=hi, neg_limit=lo, rate=1.0 / dt)
+        self.pid = PIDController(KP, KI, rate=1.0 / dt)
+        self.update_params(params)
         self.sat_time = 0.0
         self.prev_desired_lat_accel = 0.0
+
+    def update_params(self, params: TorqueParams) -> None:
+        """New torque parameters (learned while driving): the feedforward and the output's limits follow, the
+        integrator keeps what it has learnt (in lateral acceleration, which does not depend on them)."""
+        self.params = params
+        self.pid.neg_limit = params.lat_accel_offset - params.lat_accel_factor * STEER_MAX
+        self.pid.pos_limit = params.lat_accel_offset + params.lat_accel_factor * STEER_MAX
 
     def reset(self) -> None:
         self.pid.reset()
@@ -97,10 +107,7 @@ class LatControlTorque:
 
         low_speed = interp(v_ego, LOW_SPEED_BP, LOW_SPEED_V)
         error = (desired_la + low_speed * desired_curvature) - (actual_la + low_speed * actual_curvature)
-        dz = self.params.angle_deadzone_lat_accel_per_v2 * v2
-        error_dz = math.copysign(max(abs(error) - dz, 0.0), error)
-        fric_in = error_dz + FRICTION_JERK_GAIN * jerk
-        friction = self.params.friction * min(max(fric_in / FRICTION_THRESHOLD, -1.0), 1.0)
+        friction = self.params.friction * min(max(FRICTION_JERK_GAIN * jerk / FRICTION_THRESHOLD, -1.0), 1.0)
         freeze = steering_pressed or v_ego < MIN_INTEGRATE_SPEED
         out = self.pid.update(error, speed=v_ego, feedforward=desired_la + friction, freeze_integrator=freeze)
         torque = min(max(self.torque_from_lat_accel(out), -STEER_MAX), STEER_MAX)

@@ -128,7 +128,7 @@ def _rms(x: np.ndarray) -> float | None:
     return float(np.sqrt(np.mean(x * x))) if len(x) else None
 
 
-def _oscillation(torque: np.ndarray, active: np.ndarray, dt: float = 0.01) -> tuple[float | None, float | None]:
+def oscillation(torque: np.ndarray, active: np.ndarray, dt: float = 0.01) -> tuple[float | None, float | None]:
     """(RMS of the steering command above OSC_HZ, that part's share of the command's energy) over the runs in
     which lateral control was active (OSC_MIN_RUN_S or longer; each run's mean taken out). One sample per control
     cycle (`dt`); None when no run is long enough."""
@@ -337,7 +337,7 @@ class DriveReport:
             problems.append("no managerState in the route: CPU per process not available")
         alerts, texts = _alerts(logs.sd, hi)
         steer = np.array([r[1:] for r in logs.steer_cmd], float).reshape(-1, 2)
-        osc_rms, osc_share = _oscillation(steer[:, 0], steer[:, 1] > 0)
+        osc_rms, osc_share = oscillation(steer[:, 0], steer[:, 1] > 0)
         return cls(
             route=os.path.abspath(source) if os.path.exists(source) else source, scenario=logs.scenario,
             seed=logs.seed, car=logs.car, lead_sources=dict(logs.lead_sources), restarts=logs.restarts,

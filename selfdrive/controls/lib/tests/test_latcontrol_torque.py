@@ -67,6 +67,29 @@ class TestControl:
         out = controller().update(True, 20.0, 0.0005, 0.0)
         assert out.torque < 0
 
+    def test_friction_follows_the_plans_jerk_not_the_error(self):
+        # an error's sign flips with every wobble of the car: friction driven by it acted as a relay, +50% gain for
+        # small errors, and the loop chattered at ~3 Hz. The plan's jerk says where the steering must move.
+        c = controller()  # friction 0.1 m/s²
+        c.update(True, 20.0, 0.0, 0.0)
+        out = c.update(True, 20.0, 0.0003, 0.0)  # the car is off by 0.12 m/s², the plan does not move
+        assert out.f == 0.0
+        out = c.update(True, 20.0, 0.0, 0.0001)  # the plan turns left at 4 m/s³: full friction to the left
+        assert out.f == pytest.approx(0.04 + 0.1)
+        out = c.update(True, 20.0, 0.0, 0.0)  # and back at 4 m/s³: friction to the right
+        assert out.f == pytest.approx(-0.1)
+
+    def test_learned_params_move_the_feedforward_and_limits_not_the_integrator(self):
+        c = controller()  # 2.5 m/s² per unit torque
+        for _ in range(100):
+            c.update(True, 20.0, 0.0, 0.0005)
+        i = c.pid.i
+        c.update_params(TorqueParams(5.0, 0.0, 0.1))
+        out = c.update(True, 20.0, 0.0, 0.0005)
+        assert c.pid.i == pytest.approx(i + KI * out.error * 0.01)
+        assert out.torque == pytest.approx((out.p + out.i + 0.2) / 5.0)
+        assert c.pid.pos_limit == 5.0 * STEER_MAX and c.pid.neg_limit == -5.0 * STEER_MAX
+
     def test_offset_is_compensated(self):
         CP = car_params()
         CP.lateralTuning.torque.latAccelOffset = 0.25
@@ -76,8 +99,9 @@ class TestControl:
 
     def test_integrator_removes_steady_error(self):
         c = controller()
-        out1 = c.update(True, 20.0, 0.0, 0.0005)
-        for _ in range(99):
+        c.update(True, 20.0, 0.0, 0.0005)
+        out1 = c.update(True, 20.0, 0.0, 0.0005)  # the first cycle's step in the plan also asks for friction
+        for _ in range(98):
             out = c.update(True, 20.0, 0.0, 0.0005)
         assert out.i == pytest.approx(KI * out.error * 1.0, rel=0.05) and out.torque > out1.torque
 
