@@ -222,6 +222,21 @@ struct LiveCalibrationData {
   }
 }
 
+struct LiveTorqueParametersData {
+  # torqued: the car's steering response learnt while roadpilot steers (selfdrive/locationd/torque_estimator.py)
+  latAccelFactor @0 :Float32;       # m/s² per unit torque: what the torque controller uses
+  latAccelOffset @1 :Float32;       # m/s²
+  friction @2 :Float32;             # m/s²
+  fitValid @3 :Bool;                # the points' own fit is usable (enough of them, within bounds)
+  latAccelFactorFit @4 :Float32;    # the fit alone (0 when fitValid is false)
+  latAccelOffsetFit @5 :Float32;
+  frictionFit @6 :Float32;
+  confidence @7 :Float32;           # 0..1: how far the used values moved from the prior towards the fit
+  points @8 :UInt32;
+  source @9 :Text;                  # "carParams", "stored" (an earlier drive's), "learning", "learned"
+  carLatAccelFactor @10 :Float32;   # what carParams says, for comparison
+}
+
 # ---------------------------------------------------------------------------------------------
 # device and processes
 
@@ -362,5 +377,6 @@ struct Event {
     liveTracks @20 :Car.RadarData;  # card: the radar's tracks (opendbc's RadarInterface), 20 Hz
     loggerState @21 :LoggerState;   # loggerd: what is being recorded, and whether it can be, 1 Hz
     adapterState @22 :AdapterState; # canbridged: the CAN adapter's safety layer, 2 Hz
+    liveTorqueParameters @23 :LiveTorqueParametersData;  # torqued: the car's learnt steering response, 4 Hz
   }
 }

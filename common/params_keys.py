@@ -73,6 +73,16 @@ def check_calibration(raw: bytes) -> None:
         raise ValueError(f"valid_blocks is not a count: {str(valid)[:30]}")
 
 
+def check_torque_params(value: Any) -> None:
+    """The record torqued stores (selfdrive/locationd/torque_estimator.py `to_json`): the car's fingerprint and
+    finite numbers. Whether they are plausible for that car is torqued's call."""
+    if not isinstance(value, dict) or not isinstance(value.get("car"), str):
+        raise ValueError("not a JSON object with the car's fingerprint")
+    for k in ("latAccelFactor", "latAccelOffset", "friction", "confidence", "points"):
+        if not _finite(value.get(k)):
+            raise ValueError(f"{k} is not a finite number: {str(value.get(k))[:30]}")
+
+
 def check_json_object(value: Any) -> None:
     if not isinstance(value, dict):
         raise ValueError(f"not a JSON object: {type(value).__name__}")
@@ -93,6 +103,7 @@ _KEYS = (
     # calibration and learned values survive reboots
     ParamKey("CalibrationParams", T.BYTES, P.PERSISTENT, check=check_calibration),
     ParamKey("LiveParameters",    T.JSON,  P.PERSISTENT, check=check_json_object),  # learned steer ratio, offsets
+    ParamKey("LiveTorqueParameters", T.JSON, P.PERSISTENT, max_bytes=4096, check=check_torque_params),  # torqued
     ParamKey("CameraHeight",      T.FLOAT, P.PERSISTENT, 1.22),  # m above the road; webcams are mounted anywhere
     # user settings
     # 0 aggressive, 1 standard, 2 relaxed

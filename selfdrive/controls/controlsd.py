@@ -9,6 +9,9 @@ selfdrived is alive and says so. The maths lives in lib/controls_logic.py.
 
 Validity: carControl/controlsState are valid when carState and the plan are alive, on frequency and
 valid, and selfdriveState is alive (its validity depends on ours, see plannerd).
+
+Steering response: torqued's liveTorqueParameters, when valid and plausible for the car, replace carParams'
+lateral acceleration factor, offset and friction in the torque controller; without torqued carParams' stay.
 """
 
 from cereal import messaging
@@ -17,7 +20,7 @@ from common.swaglog import cloudlog_bind
 from selfdrive.controls.lib.car_params import wait_car_params
 from selfdrive.controls.lib.controls_logic import ControlsLogic, PlanView, SelfdriveView
 
-SERVICES = ("carState", "longitudinalPlan", "selfdriveState")
+SERVICES = ("carState", "longitudinalPlan", "selfdriveState", "liveTorqueParameters")
 PUBLISHES = ("carControl", "controlsState")
 POLL_S = 2 * DT_CTRL  # carState two periods late: send a carControl anyway (the heartbeat)
 
@@ -53,6 +56,8 @@ class Controls:
 
     def step(self) -> None:
         sd, plan = self.inputs()
+        if self.sm.updated["liveTorqueParameters"] and self.sm.valid["liveTorqueParameters"]:
+            self.logic.update_torque(self.sm["liveTorqueParameters"])
         valid = self.sm.all_checks(["carState", "longitudinalPlan"]) and self.sm.all_alive(["selfdriveState"])
         cc = messaging.new_message("carControl", valid=valid)
         cs = messaging.new_message("controlsState", valid=valid)

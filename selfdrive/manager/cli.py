@@ -148,7 +148,7 @@ def mp4_frames(path: str) -> str:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from tools.sim.bridge import manager_env
+    from tools.sim.bridge import forget_learned_steering, manager_env
     from tools.sim.lib.simulation import SimConfig
     env = {**os.environ}
     try:
@@ -180,9 +180,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if not stack:
         print("card and controlsd do not both run: nothing answers the car's CAN, the scripted driver drives alone")
     print(f"The simulated car is {cfg.car}; its ECUs answer firmware queries, and card identifies it from them "
-          "(nothing is stored for later runs)")
+          "(nothing is stored for later runs); torqued learns its steering from carParams' values on")
     env.update(manager_env(cfg))
     try:
+        forget_learned_steering()
         env = with_free_port(env)
         route = new_route_dir(routes_dir())[0]  # this run's route: reported below, whatever else writes routes
     except (OSError, ValueError) as e:

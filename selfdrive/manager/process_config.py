@@ -94,6 +94,7 @@ PROCESSES: tuple[ProcessConfig, ...] = (
     ProcessConfig("plannerd", "selfdrive.controls.plannerd", always),
     ProcessConfig("controlsd", "selfdrive.controls.controlsd", always),
     ProcessConfig("selfdrived", "selfdrive.selfdrived.selfdrived", always),
+    ProcessConfig("torqued", "selfdrive.locationd.torqued", always),  # learns the car's steering response
     # the simulator: the car, the road and the camera of sim mode (its config comes in ROADPILOT_SIM)
     ProcessConfig("bridge", "tools.sim.bridge", sim),
     ProcessConfig("uid", "selfdrive.ui.uid", always),  # the browser UI: what the system sees and will do

@@ -93,6 +93,13 @@ def manager_env(cfg: SimConfig) -> dict[str, str]:
     return {ENV: cfg.to_json(), SIM_LOCKSTEP_ENV: "1" if cfg.lockstep else "0"}
 
 
+def forget_learned_steering() -> None:
+    """Every simulated drive starts from the car's parameters: its true steering response is the run's own option
+    (--steer-gain, ...), and torqued's estimate stored by an earlier run (LiveTorqueParameters, per car) would make
+    the same seed drive differently. Called before the manager starts."""
+    Params().remove("LiveTorqueParameters")
+
+
 class Bridge:
     def __init__(self, cfg: SimConfig, camera=None, forced_safety: tuple[str, int] | None = None):
         self.cfg = cfg

@@ -78,11 +78,14 @@ class ControlsLogic:
         if not (CP.steerRatio > 0 and CP.wheelbase > 0):
             raise ValueError(f"carParams needs steerRatio and wheelbase > 0, got {CP.steerRatio}, {CP.wheelbase}")
         self.lat: LatControlTorque | None = None
+        self.car_torque: TorqueParams | None = None  # what carParams says; torqued's estimate replaces it in self.lat
+        self.torque_source = "carParams"
         if CP.dashcamOnly:
             cloudlog.info("dashcam mode (car not recognised): no lateral controller")
         elif CP.steerControlType == "torque":
             try:
-                self.lat = LatControlTorque(TorqueParams.from_car_params(CP))
+                self.car_torque = TorqueParams.from_car_params(CP)
+                self.lat = LatControlTorque(self.car_torque)
             except ValueError as e:
                 cloudlog.error(f"lateral control unavailable: {e}")  # lateral stays off; longitudinal still works
         self.long = LongControl(LongParams.from_car_params(CP))
@@ -94,6 +97,19 @@ class ControlsLogic:
         self.cruise_on_since: int | None = None  # logMonoTime of the first carState of the cruise without us
         self.nonfinite = 0
         self.last_lat = LatOutput()
+
+    def update_torque(self, lt) -> None:
+        """torqued's estimate (a liveTorqueParameters reader) for the torque controller, when it is plausible for
+        this car; else carParams' stay (logged once per change of mind)."""
+        if self.lat is None or self.car_torque is None:
+            return
+        p = self.car_torque.learned(lt.latAccelFactor, lt.latAccelOffset, lt.friction)
+        source = str(lt.source) if p is not None else "carParams"
+        if source != self.torque_source:
+            cloudlog.info("torque parameters", extra={"source": source, "latAccelFactor": float(lt.latAccelFactor),
+                                                      "used": p is not None})
+            self.torque_source = source
+        self.lat.update_params(p if p is not None else self.car_torque)
 
     def update(self, CS, sd: SelfdriveView, plan: PlanView, cc, cst, cs_mono: int = 0) -> None:
         """Fills the carControl builder `cc` and controlsState builder `cst` for this cycle (cs_mono: CS's

@@ -22,10 +22,11 @@ torqued has learnt its factor (`update_params`).
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from common.realtime import DT_CTRL
 from selfdrive.controls.lib.pid import PIDController, interp
+from selfdrive.locationd.torque_estimator import SteerResponse, within_bounds
 
 KP = 0.3                      # (m/s²) of command per (m/s²) of error (see the module doc for why this low)
 KI = 0.4                      # per second
@@ -71,6 +72,15 @@ class TorqueParams:
                 raise ValueError(f"carParams.lateralTuning.torque.{name} is not finite")
         timer = float(CP.steerLimitTimer) if math.isfinite(CP.steerLimitTimer) and CP.steerLimitTimer > 0 else 1.0
         return TorqueParams(factor, float(t.latAccelOffset), max(float(t.friction), 0.0), timer)
+
+    def learned(self, factor: float, offset: float, friction: float) -> "TorqueParams | None":
+        """These parameters with torqued's learnt response, or None when it is not a plausible one for this car
+        (the bounds torqued itself fits within: never steer on a number that slipped past them)."""
+        r = SteerResponse(float(factor), float(offset), float(friction))
+        if within_bounds(r, self.lat_accel_factor):
+            return None
+        return replace(self, lat_accel_factor=r.lat_accel_factor, lat_accel_offset=r.lat_accel_offset,
+                       friction=r.friction)
 
 
 class LatControlTorque:

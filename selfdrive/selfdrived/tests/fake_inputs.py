@@ -39,7 +39,8 @@ def fill(msg, service: str, frame: int) -> None:
         p = msg.longitudinalPlan
         p.t = [0.0, 1.0, 10.0]
         p.speeds, p.accels = [20.0, 20.0, 20.0], [0.0, 0.0, 0.0]
-    elif service in ("controlsState", "selfdriveState", "liveTracks"):
+    elif service in ("controlsState", "selfdriveState", "liveTracks", "carControl", "carOutput",
+                     "liveTorqueParameters"):
         pass  # their defaults are a healthy, quiet state (a radar that sees nothing ahead)
     elif service == "managerState":
         procs = msg.managerState.init("processes", len(PROCESSES))

@@ -27,7 +27,7 @@ from common.params import Params
 from common.paths import routes_dir
 from selfdrive.locationd.calibration import MIN_BLOCKS, Calibrator
 from selfdrive.manager.cli import stop_manager
-from tools.sim.bridge import manager_env
+from tools.sim.bridge import forget_learned_steering, manager_env
 from tools.sim.lib.drive_report import DriveReport
 from tools.sim.lib.simulation import SimConfig
 
@@ -85,6 +85,7 @@ class Drive:
     def start(self) -> "Drive":
         if self.calibrated:
             store_calibration()
+        forget_learned_steering()
         env = {**os.environ, **manager_env(self.cfg), "BLOCK": ",".join(self.block)}
         self.log = open(self.log_path, "wb")
         self.started_at = time.monotonic()
