@@ -15,7 +15,7 @@ from selfdrive.car.car_identity import describe
 from selfdrive.ui.overlay import build_overlay
 
 SERVICES = ("modelV2", "liveCalibration", "carState", "selfdriveState", "longitudinalPlan", "deviceState",
-            "roadCameraState", "carParams")
+            "roadCameraState", "carParams", "liveTorqueParameters")
 MS_TO_KPH = 3.6
 MIN_STALE_S = 0.5   # a 100 Hz service is alive for 10 periods (0.1 s); a screen should not flicker on a hiccup
 
@@ -41,6 +41,14 @@ def _device(ds) -> dict:
     temps = [t for t in (*ds.cpuTempC, ds.maxTempC) if math.isfinite(t) and t > 0]
     return {"cpuTempC": round(max(temps), 1) if temps else None, "freeSpacePercent": _num(ds.freeSpacePercent),
             "thermalStatus": str(ds.thermalStatus)}
+
+
+def steering_text(lt) -> str:
+    """torqued's estimate in words: the car's lateral acceleration per unit torque, against carParams'."""
+    ratio = lt.latAccelFactor / lt.carLatAccelFactor if lt.carLatAccelFactor > 0 else math.nan
+    src = {"carParams": "as carParams says", "stored": "stored from an earlier drive",
+           "learning": f"learning, {lt.confidence:.0%} sure", "learned": "learnt"}.get(str(lt.source), str(lt.source))
+    return f"steering: {lt.latAccelFactor:.2f} m/s² per torque (x{ratio:.2f} carParams), {src}"
 
 
 def _overlay(sm) -> dict | None:
@@ -75,6 +83,7 @@ def build_state(sm, frame_eof_ns: int = 0, frames_dropped: int = 0) -> dict:
     st["device"] = _device(sm["deviceState"]) if alive["deviceState"] else None
     # which car, and how card knows (firmware, CAN fingerprint, --car) or that it does not: every start
     st["carIdentity"] = describe(sm["carParams"]) if sm.seen["carParams"] else None
+    st["steering"] = steering_text(sm["liveTorqueParameters"]) if alive["liveTorqueParameters"] else None
     st["status"] = {"modelLagMs": model_lag_ms(model, frame_eof_ns) if alive["modelV2"] else None,
                     "modelFrameDropPerc": _num(model.frameDropPerc) if alive["modelV2"] else None,
                     "uidFramesDropped": int(frames_dropped)}

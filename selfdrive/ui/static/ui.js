@@ -185,6 +185,7 @@ function renderHud(st) {
   $("st-link").textContent = `link: ${fmt(ui.rttMs, " ms")}`;
   $("st-car").textContent = st.carIdentity || "car: not identified yet";
   $("st-car").className = !st.carIdentity || st.carIdentity.includes("dashcam") ? "warn" : "";
+  $("st-steer").textContent = st.steering || "steering: not learnt (torqued silent)";
 }
 
 connect();

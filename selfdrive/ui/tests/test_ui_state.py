@@ -38,7 +38,7 @@ class TestBuildState:
     def test_nothing_running_shows_nothing(self):
         st = build_state(self.sm)
         assert st["alive"] == dict.fromkeys(SERVICES, False)
-        assert all(st[k] is None for k in ("overlay", "car", "plan", "selfdrive", "device", "carIdentity"))
+        assert all(st[k] is None for k in ("overlay", "car", "plan", "selfdrive", "device", "carIdentity", "steering"))
         assert st["status"] == {"modelLagMs": None, "modelFrameDropPerc": None, "uidFramesDropped": 0}
         json.dumps(st, allow_nan=False)
 
@@ -70,6 +70,13 @@ class TestBuildState:
         feed(self.sm, time.monotonic(), carParams=lambda cp: (setattr(cp, "carFingerprint", "MOCK"),
                                                                setattr(cp, "dashcamOnly", True)))
         assert build_state(self.sm)["carIdentity"] == "car not recognised: dashcam mode, nothing is sent to the car"
+
+    def test_the_learnt_steering_response_is_shown_against_carparams(self):
+        def learning(lt):
+            lt.latAccelFactor, lt.carLatAccelFactor, lt.source, lt.confidence = 4.6, 2.3, "learning", 0.42
+        feed(self.sm, time.monotonic(), liveTorqueParameters=learning)
+        assert build_state(self.sm)["steering"] == \
+            "steering: 4.60 m/s² per torque (x2.00 carParams), learning, 42% sure"
 
     def test_stale_services_are_dropped_not_shown_stale(self):
         t0 = time.monotonic() - 0.6   # 0.6 s ago: past 10 periods of selfdriveState, within deviceState's
