@@ -27,6 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.realtime import DT_CTRL
+from selfdrive.controls.lib.drive_helpers import curvature_from_steering, finite_or, slip_factor
+
 MIN_SPEED = 10.0               # m/s: below, the vehicle model's curvature and the torque's effect are less certain
 LA_RATE_MAX = 0.5              # m/s³: steadier than this, the torque holds the car where it is (EPS dynamics settled)
 DIRECTION_RATE = 0.1           # m/s³ of lateral jerk that counts as moving one way (friction's direction)
@@ -52,6 +55,15 @@ class SteerResponse:
 
     def finite(self) -> bool:
         return all(math.isfinite(x) for x in (self.lat_accel_factor, self.lat_accel_offset, self.friction))
+
+    @staticmethod
+    def from_car_params(CP) -> "SteerResponse":
+        """What carParams' torque tuning says; ValueError when it has none (nothing to learn against)."""
+        t = CP.lateralTuning.torque if CP.lateralTuning.which() == "torque" else None
+        if t is None or not (math.isfinite(t.latAccelFactor) and t.latAccelFactor > 0):
+            raise ValueError("carParams has no torque tuning: nothing to learn against")
+        return SteerResponse(float(t.latAccelFactor), finite_or(t.latAccelOffset, 0.0),
+                             max(finite_or(t.friction, 0.0), 0.0))
 
 
 @dataclass(frozen=True)
@@ -168,3 +180,31 @@ def stored_response(value: object, car_fingerprint: str) -> SteerResponse | None
     except (KeyError, TypeError, ValueError):
         return None
     return r if r.finite() else None
+
+
+RATE_SPAN = 10                 # control cycles over which the lateral acceleration's rate is taken (0.1 s)
+
+
+class CycleSampler:
+    """What torqued does with each control cycle before the estimator sees it: the lateral acceleration of the
+    steering angle through carParams' vehicle model, its rate over RATE_SPAN cycles, and the torque command of one
+    steerActuatorDelay ago (the one the car's steering answers now). Time is counted in cycles."""
+
+    def __init__(self, est: TorqueEstimator, CP):
+        self.est = est
+        self.ratio, self.wheelbase, self.slip = float(CP.steerRatio), float(CP.wheelbase), slip_factor(CP)
+        lag = max(round(finite_or(CP.steerActuatorDelay, 0.1) / DT_CTRL), 0)
+        self.torques: deque[float] = deque([0.0] * (lag + 1), maxlen=lag + 1)  # [0]: the command `lag` cycles ago
+        self.las: deque[float] = deque(maxlen=RATE_SPAN + 1)
+        self.cycle = 0
+
+    def step(self, v_ego: float, angle_deg: float, torque_cmd: float, lat_active: bool, steering_pressed: bool) -> None:
+        self.cycle += 1
+        v = finite_or(v_ego, 0.0)
+        angle = finite_or(angle_deg, 0.0)
+        la = curvature_from_steering(angle, self.ratio, self.wheelbase, v, self.slip) * v * v \
+            if abs(angle) < 3600.0 else math.nan
+        self.las.append(la)
+        rate = (self.las[-1] - self.las[0]) / ((len(self.las) - 1) * DT_CTRL) if len(self.las) > 1 else 0.0
+        self.torques.append(finite_or(torque_cmd, 0.0))
+        self.est.add(self.cycle * DT_CTRL, v, la, rate, self.torques[0], lat_active, steering_pressed)

@@ -8,33 +8,22 @@ learnt (in the background: a full disk costs the stored copy, never the estimate
 point of the next drive of the same car; a stored record that is corrupt, another car's or implausible is ignored.
 """
 
-import math
 import time
-from collections import deque
 
 from cereal import messaging
 from common.params import Params
 from common.realtime import DT_CTRL
 from common.swaglog import cloudlog, cloudlog_bind
 from selfdrive.controls.lib.car_params import wait_car_params
-from selfdrive.controls.lib.drive_helpers import curvature_from_steering, finite_or, slip_factor
-from selfdrive.locationd.torque_estimator import Estimate, SteerResponse, TorqueEstimator, stored_response
+from selfdrive.controls.lib.drive_helpers import finite_or
+from selfdrive.locationd.torque_estimator import CycleSampler, Estimate, SteerResponse, TorqueEstimator, stored_response
 
 SERVICES = ("carState", "carControl", "carOutput")
 PUBLISHES = ("liveTorqueParameters",)
 PUBLISH_EVERY = 25          # carState cycles: 4 Hz
 FIT_EVERY = 100             # carState cycles: refit once a second
 STORE_S = 60.0
-RATE_SPAN = 10              # cycles over which the lateral acceleration's rate is taken (0.1 s)
 POLL_MS = 100
-
-
-def car_response(CP) -> SteerResponse:
-    t = CP.lateralTuning.torque if CP.lateralTuning.which() == "torque" else None
-    if t is None or not (math.isfinite(t.latAccelFactor) and t.latAccelFactor > 0):
-        raise ValueError("carParams has no torque tuning: nothing to learn against")
-    friction = max(finite_or(t.friction, 0.0), 0.0)
-    return SteerResponse(float(t.latAccelFactor), finite_or(t.latAccelOffset, 0.0), friction)
 
 
 class Torqued:
@@ -46,13 +35,10 @@ class Torqued:
         self.pm = pm or messaging.PubMaster(list(PUBLISHES))
         self.car = str(CP.carFingerprint)
         stored = stored_response(self.params.get("LiveTorqueParameters"), self.car)
-        self.est = TorqueEstimator(car_response(CP), stored)
+        self.est = TorqueEstimator(SteerResponse.from_car_params(CP), stored)
         cloudlog.info("torqued: start", extra={"car": self.car, "prior": vars(self.est.prior),
                                               "stored": self.est.stored is not None})
-        self.slip = slip_factor(CP)
-        lag = max(round(finite_or(CP.steerActuatorDelay, 0.1) / DT_CTRL), 0)
-        self.torques: deque[float] = deque([0.0] * (lag + 1), maxlen=lag + 1)  # [0]: the command `lag` cycles ago
-        self.las: deque[float] = deque(maxlen=RATE_SPAN + 1)
+        self.sampler = CycleSampler(self.est, CP)
         self.cycle = 0
         self.last_store = 0
         self.last_rejected = ""
@@ -60,16 +46,11 @@ class Torqued:
     def step(self) -> None:
         """One carState."""
         CS = self.sm["carState"]
-        self.cycle += 1
-        v = finite_or(CS.vEgo, 0.0)
         angle = finite_or(CS.steeringAngleDeg, 0.0) - finite_or(CS.steeringAngleOffsetDeg, 0.0)
-        la = curvature_from_steering(angle, self.CP.steerRatio, self.CP.wheelbase, v, self.slip) * v * v \
-            if abs(angle) < 3600.0 else math.nan
-        self.las.append(la)
-        rate = (self.las[-1] - self.las[0]) / ((len(self.las) - 1) * DT_CTRL) if len(self.las) > 1 else 0.0
-        self.torques.append(finite_or(self.sm["carOutput"].actuatorsOutput.torque, 0.0))
         lat_active = bool(self.sm["carControl"].latActive) and self.sm.alive["carControl"]
-        self.est.add(self.cycle * DT_CTRL, v, la, rate, self.torques[0], lat_active, bool(CS.steeringPressed))
+        self.sampler.step(CS.vEgo, angle, self.sm["carOutput"].actuatorsOutput.torque, lat_active,
+                          bool(CS.steeringPressed))
+        self.cycle = self.sampler.cycle
         if self.cycle % FIT_EVERY == 0:
             self._refit()
         if self.cycle % PUBLISH_EVERY == 0:

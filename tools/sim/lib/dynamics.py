@@ -75,6 +75,13 @@ class VehicleParams:
         lf, lr = self.cg_to_front, self.cg_to_rear
         return self.mass * (lr / self.cornering_front - lf / self.cornering_rear) / self.wheelbase
 
+    def lat_accel_per_torque(self, v: float) -> float:
+        """m/s² of steady-state lateral acceleration per unit of EPS torque at speed v (no friction): the torque
+        balances the aligning torque (a_ss / eps_lat_accel_full) and the rack's centring (angle / eps_center_angle).
+        What a torque controller's latAccelFactor stands for; the centring makes it speed-dependent."""
+        angle_per_la = self.steer_ratio * (self.wheelbase + self.understeer_gradient * v * v) / (v * v)
+        return 1.0 / (1.0 / self.eps_lat_accel_full + angle_per_la / self.eps_center_angle)
+
     def steady_state_yaw_rate(self, steer_angle: float, v: float) -> float:
         """The textbook linear bicycle model's yaw rate for a steering wheel angle held at speed v."""
         return v * (steer_angle / self.steer_ratio) / (self.wheelbase + self.understeer_gradient * v * v)

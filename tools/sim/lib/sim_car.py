@@ -155,7 +155,6 @@ class Motion:
     yaw_rate: float = 0.0         # rad/s, left
     steer_deg: float = 0.0        # steering wheel angle, left positive
     steer_rate_deg: float = 0.0   # deg/s
-    eps_torque: float = 0.0       # EPS motor torque applied, fraction of full (what its sensor measures)
 
 
 @dataclass
@@ -224,10 +223,14 @@ class SimCar:
     def __init__(self, platform: SimPlatform = SIM_PLATFORMS[DEFAULT_PLATFORM], steer_offset_deg: float = 0.0,
                  steer_gain: float = 1.0, steer_delay_steps: int = 0):
         self.platform = platform
-        # a car that differs from its parameters: its EPS delivers steer_gain times the torque the LKA command asks
-        # (carParams' lateral acceleration per unit torque is that far off), steer_delay_steps updates late
+        # a car that differs from its parameters: its steering answers the EPS motor's torque steer_gain times as much
+        # as carParams' lateral acceleration per unit torque says (tyres, load, rack), steer_delay_steps updates late.
+        # The motor itself delivers (and its sensor reports) the torque asked, as a real EPS does: opendbc's Toyota
+        # limits keep the command near the measured motor torque, and a sensor reading X times the command would
+        # hold a weaker car's command down to a fraction of what it asks
         self.steer_gain = steer_gain
         self.eps_pipe: deque[float] = deque([0.0] * steer_delay_steps)
+        self.motor_torque = 0.0  # fraction of full: what the EPS motor delivers (the LKA's command, after the delay)
         self.packer = CANPacker(PT_DBC)
         self.dbc = self.packer.dbc
         self.rx_addresses = {self.dbc.name_to_msg[n].address: n for n in ("STEERING_LKA", "ACC_CONTROL")}
@@ -360,7 +363,8 @@ class SimCar:
         st.lka_state = LKA_FAULT if faulted else (LKA_ACTIVE if st.lka_active else LKA_STANDBY)
         asked = lka["STEER_TORQUE_CMD"] / LKA_FULL_UNITS if st.lka_active and lka is not None else 0.0
         self.eps_pipe.append(asked)
-        return self.steer_gain * self.eps_pipe.popleft()
+        self.motor_torque = self.eps_pipe.popleft()
+        return self.steer_gain * self.motor_torque
 
     # --- what the car sends --------------------------------------------------------------------------
     def frames(self, t_ms: int, dt_ms: int = 10) -> list[Frame]:
@@ -412,7 +416,7 @@ class SimCar:
     def _v_steer_torque_sensor(self) -> dict[str, float]:
         d = self.applied.driver_torque
         return {"STEER_TORQUE_DRIVER": d * DRIVER_UNITS_PER_NM,
-                "STEER_TORQUE_EPS": self.motion.eps_torque * LKA_FULL_UNITS / self.platform.eps_report_scale,
+                "STEER_TORQUE_EPS": self.motor_torque * LKA_FULL_UNITS / self.platform.eps_report_scale,
                 "STEER_ANGLE": 0.0, "STEER_ANGLE_INITIALIZING": 1,  # no accurate angle sensor (TSS-P)
                 "STEER_OVERRIDE": int(abs(d) > STEER_OVERRIDE_NM)}
 

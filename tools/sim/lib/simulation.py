@@ -33,8 +33,8 @@ STEER_RANGES = (("steer_gain", 0.25, 4.0), ("steer_friction", 0.0, 0.5), ("steer
 def add_steer_args(ap) -> None:
     """The options of a car whose steering differs from its parameters (`roadpilot sim` and the bridge)."""
     ap.add_argument("--steer-gain", type=float, default=1.0, metavar="X",
-                    help="the car's EPS delivers X times the torque asked (0.25-4; default 1: as its parameters "
-                         "say): a car whose steering responds more or less than carParams assumes")
+                    help="the car's steering answers the EPS torque X times as much as its parameters say (0.25-4; "
+                         "default 1): tyres, load or a rack unlike carParams' lateral acceleration per unit torque")
     ap.add_argument("--steer-friction", type=float, default=0.0, metavar="F",
                     help="steering friction, of full torque (0-0.5; default 0)")
     ap.add_argument("--steer-delay", type=float, default=0.0, metavar="S",
@@ -55,8 +55,8 @@ class SimConfig:
     record: str = ""              # mp4 path of what the camera saw; "" for none
     stack_wait_s: float = 20.0    # lockstep: how long the world waits for the stack's first answer
     can_garbage: float = 0.0      # fault tests: garbage frames per step on the car's bus (see can_garbage.py)
-    # a car that differs from its parameters (what carParams and the controller assume): its EPS delivers
-    # steer_gain times the torque asked, the steering holds steer_friction (of full torque) before it moves, and
+    # a car that differs from its parameters (what carParams and the controller assume): its steering answers the
+    # EPS torque steer_gain times as much, the steering holds steer_friction (of full torque) before it moves, and
     # the EPS acts steer_delay_s later than the car's parameters say
     steer_gain: float = 1.0
     steer_friction: float = 0.0
@@ -148,8 +148,7 @@ class Simulation:
     def motion(self) -> Motion:
         st = self.state
         return Motion(v=st.vx, a=st.accel, a_lat=st.lat_accel, yaw_rate=st.yaw_rate,
-                      steer_deg=math.degrees(st.steer_angle), steer_rate_deg=math.degrees(st.steer_rate),
-                      eps_torque=st.eps_torque)
+                      steer_deg=math.degrees(st.steer_angle), steer_rate_deg=math.degrees(st.steer_rate))
 
     def heading(self) -> float:
         return _wrap(self.state.yaw - self.road.centerline(self.s)[2])

@@ -29,6 +29,7 @@ from selfdrive.controls.lib.drive_helpers import (
     smooth_curvature,
 )
 from selfdrive.controls.lib.latcontrol_torque import LatControlTorque, TorqueParams
+from selfdrive.locationd.torque_estimator import CycleSampler, SteerResponse, TorqueEstimator
 from selfdrive.modeld.constants import X_LINES
 from tools.sim.lib.drive_report import oscillation
 from tools.sim.lib.dynamics import Inputs, cruising_state, step
@@ -53,6 +54,9 @@ class LoopResult:
     err_max: float
     torque_max: float
     lane_max: float         # m, the largest distance from the lane centre after the first second
+    true_factor: float      # m/s² per unit torque the car really delivers at this speed (steady state)
+    learnt_factor: float | None = None  # torqued's estimate at the end (with `learn`)
+    learnt_after_s: float | None = None  # s until the estimate first came within 10% of true_factor
 
 
 CURVE_LAT_ACCEL = 0.9      # m/s², the curve's and the S-bend's peak at the loop's speed (a half-torque car makes it)
@@ -84,15 +88,22 @@ def car_params(platform: str = DEFAULT_PLATFORM):
 
 def run(gain: float = 1.0, extra_delay_s: float = 0.0, friction: float = 0.0, v: float = 25.0,
         seconds: float = 20.0, platform: str = DEFAULT_PLATFORM, torque: TorqueParams | None = None,
-        lanes: bool = True, seed: int = 0) -> LoopResult:
+        lanes: bool = True, seed: int = 0, learn: bool = False) -> LoopResult:
     """The loop on `platform`'s simulated car whose EPS delivers `gain` times the torque asked, `extra_delay_s`
     later than the pipeline's own delay, holding `friction` (of full torque) before it moves. `torque`: the
     controller's parameters (default: what carParams says). With `lanes` the plan steers for the lane centre as
     plannerd does, from perfect lane lines seen at 20 Hz VISION_DELAY_STEPS late (the camera loop closes through
-    the car's motion); without, the plan is the road's curvature (the steering loop alone)."""
+    the car's motion); without, the plan is the road's curvature (the steering loop alone). With `learn`, torqued's
+    estimator learns the car's response from the loop (as torqued does, once a second) and the controller takes it
+    (as controlsd does)."""
     CP = car_params(platform)
     vp = replace(sim_platform(platform).vehicle, eps_friction=friction)
-    lat = LatControlTorque(torque or TorqueParams.from_car_params(CP))
+    car_torque = torque or TorqueParams.from_car_params(CP)
+    lat = LatControlTorque(car_torque)
+    est = TorqueEstimator(SteerResponse.from_car_params(CP))
+    sampler = CycleSampler(est, CP)
+    true_factor = gain * vp.lat_accel_per_torque(v)
+    learnt_after = None
     limits = CarControllerParams(CP)
     slip = slip_factor(CP)
     state = cruising_state(vp, 0.0, 0.0, 0.0, v)
@@ -129,12 +140,21 @@ def run(gain: float = 1.0, extra_delay_s: float = 0.0, friction: float = 0.0, v:
         dist += state.vx * DT_CTRL
         offset += (state.vx * math.sin(heading) + state.vy * math.cos(heading)) * DT_CTRL
         cmd[i], err[i] = applied / LKA_FULL_UNITS, out.desired_lateral_accel - out.actual_lateral_accel
+        if learn:
+            sampler.step(v, math.degrees(state.steer_angle), cmd[i], True, False)
+            if sampler.cycle % 100 == 0:
+                r = est.update().response
+                p = car_torque.learned(r.lat_accel_factor, r.lat_accel_offset, r.friction)
+                lat.update_params(p if p is not None else car_torque)
+                if learnt_after is None and abs(r.lat_accel_factor / true_factor - 1.0) < 0.1:
+                    learnt_after = (i + 1) * DT_CTRL
         lat_err[i] = offset
     osc_rms, osc_share = oscillation(cmd, np.ones(n, bool), DT_CTRL)
     settled = err[round(1.0 / DT_CTRL):]
     return LoopResult(osc_rms or 0.0, osc_share or 0.0, float(np.sqrt(np.mean(settled ** 2))),
                       float(np.max(np.abs(settled))), float(np.max(np.abs(cmd))),
-                      float(np.max(np.abs(lat_err[round(1.0 / DT_CTRL):]))))
+                      float(np.max(np.abs(lat_err[round(1.0 / DT_CTRL):]))), true_factor,
+                      est.estimate.response.lat_accel_factor if learn else None, learnt_after)
 
 
 MARGIN_CASES = (("nominal", 1.0, 0.0), ("gain x0.5", 0.5, 0.0), ("gain x2", 2.0, 0.0), ("+0.1 s delay", 1.0, 0.1),

@@ -160,7 +160,7 @@ class TestCarStateReadsTheSimulatedCar:
         self.feed(Motion(v=25.0), DriverControls(main=True), 0.2)
         self.feed(Motion(v=25.0), DriverControls(set=True), 0.2)
         self.bench.torque, self.bench.request = 400, True
-        CS = self.feed(Motion(v=25.0, eps_torque=400 / LKA_FULL_UNITS))  # what the dynamics applied
+        CS = self.feed(Motion(v=25.0))  # the motor delivers what the command asks
         assert not CS.steerFaultTemporary and not CS.steerFaultPermanent
         assert CS.steeringTorqueEps == pytest.approx(400, abs=1)  # opendbc scales by EPS_SCALE: back to units
 
@@ -233,16 +233,21 @@ class TestCarReactsToCommands:
         act, _ = b.hold(0.1, Motion(v=25.0), DriverControls(steer_torque=-1.0))
         assert act.eps_torque == pytest.approx(500 / LKA_FULL_UNITS) and act.driver_torque == -1.0
 
-    def test_a_car_unlike_its_parameters_steers_with_its_own_gain_and_delay(self):
-        # the EPS of this car delivers 2x the torque asked, 0.1 s (10 steps) later than the parameters say
+    @pytest.mark.parametrize("gain", [0.5, 2.0])
+    def test_a_car_unlike_its_parameters_steers_with_its_own_gain_and_delay(self, gain):
+        # the steering of this car answers the torque `gain` times as much, 0.1 s (10 steps) later than the
+        # parameters say; its motor delivers, and its sensor reports, the torque asked
         b = engaged_bench()
-        b.car = SimCar(b.car.platform, steer_gain=2.0, steer_delay_steps=10)
+        b.car = SimCar(b.car.platform, steer_gain=gain, steer_delay_steps=10)
         b.press("main", Motion(v=25.0))
         b.press("set", Motion(v=25.0))
         b.request, b.torque = True, 300
-        applied = [b.step(Motion(v=25.0), DriverControls())[0].eps_torque for _ in range(15)]
+        steps = [b.step(Motion(v=25.0), DriverControls()) for _ in range(15)]
+        applied = [act.eps_torque for act, _ in steps]
         assert applied[:10] == [0.0] * 10   # the first command takes effect 10 steps later
-        assert applied[10:] == [pytest.approx(2 * 300 / LKA_FULL_UNITS)] * 5
+        assert applied[10:] == [pytest.approx(gain * 300 / LKA_FULL_UNITS)] * 5
+        reported = b.car._v_steer_torque_sensor()["STEER_TORQUE_EPS"] * b.car.platform.eps_report_scale
+        assert reported == pytest.approx(300)  # opendbc's limits hold the command near this: it must be the motor's
 
     def test_command_drop_out_faults_the_eps_for_two_seconds(self):
         b = engaged_bench()

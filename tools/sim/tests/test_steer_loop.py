@@ -37,3 +37,27 @@ class TestMargin:
         r = run(2.0, 0.0, v=v)
         assert r.osc_rms < 1.5 * nominal[v].osc_rms
         assert r.lane_max < 0.15
+
+
+@pytest.fixture(scope="module")
+def nominal_learning():
+    return run(1.0, 0.0, seconds=180.0, learn=True)
+
+
+class TestLearning:
+    """torqued's estimator and controlsd's use of it, in the loop: the acceptance of issue 22 in lockstep."""
+
+    @pytest.mark.parametrize("gain", [0.5, 2.0])
+    def test_learns_the_cars_true_response_within_3_minutes_and_steers_as_smoothly(self, gain, nominal_learning):
+        r = run(gain, 0.0, seconds=180.0, learn=True)
+        assert r.learnt_after_s is not None and r.learnt_after_s < 180.0
+        assert r.learnt_factor == pytest.approx(r.true_factor, rel=0.1)
+        # the oscillation the car feels: a car with half the response needs twice the torque for the same motion, so
+        # the command's oscillation is compared in lateral acceleration (x the car's factor), and as a share
+        n = nominal_learning
+        assert r.osc_rms * r.true_factor < 1.5 * n.osc_rms * n.true_factor
+        assert r.osc_share < 0.02
+        assert r.lane_max < 0.25
+
+    def test_the_nominal_car_is_learnt_as_it_is(self, nominal_learning):
+        assert nominal_learning.learnt_factor == pytest.approx(nominal_learning.true_factor, rel=0.1)
