@@ -28,10 +28,17 @@ from selfdrive.controls.lib.drive_helpers import (
     slip_factor,
     smooth_curvature,
 )
-from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner, PlanOutput, parse_model, parse_radar
+from selfdrive.controls.lib.latcontrol_torque import TorqueParams
+from selfdrive.controls.lib.longitudinal_planner import (
+    LongitudinalPlanner,
+    PlanOutput,
+    curve_lat_accel,
+    parse_model,
+    parse_radar,
+)
 from selfdrive.controls.lib.radar_lead import RadarView
 
-SERVICES = ("modelV2", "carState", "selfdriveState", "liveTracks")
+SERVICES = ("modelV2", "carState", "selfdriveState", "liveTracks", "liveTorqueParameters")
 PUBLISHES = ("longitudinalPlan",)
 POLL_MS = int(4 * DT_MDL * 1000)  # no model for four frames: run anyway, so the stall shows as our invalid plan
 
@@ -46,6 +53,10 @@ class Planner:
         self.slip = slip_factor(CP)
         self.curvature = 0.0
         self.smoothed = 0.0  # the pursuit's curvature, low-passed (drive_helpers.PLAN_SMOOTH_S)
+        try:
+            self.car_torque: TorqueParams | None = TorqueParams.from_car_params(CP)
+        except ValueError:
+            self.car_torque = None  # no torque tuning: curves at A_LAT_CURVE
         self.radar_ok: bool | None = None  # whether the last plan had radar data (logged when it changes)
 
     def radar(self) -> RadarView | None:
@@ -72,7 +83,7 @@ class Planner:
         # the schema's default personality (enum 0) is aggressive: until selfdrived speaks, plan as standard
         personality = str(sd.personality) if self.sm.seen["selfdriveState"] else "standard"
         out = self.long.update(v_ego, CS.aEgo, v_cruise, model, long_active, personality, self.radar(),
-                               self.sm.logMonoTime["modelV2"] * 1e-9)
+                               self.sm.logMonoTime["modelV2"] * 1e-9, self.curve_lat_accel())
         angle = finite_or(CS.steeringAngleDeg, 0.0) - finite_or(CS.steeringAngleOffsetDeg, 0.0)
         k_now = curvature_from_steering(angle, self.CP.steerRatio, self.CP.wheelbase, v_ego, self.slip) \
             if abs(angle) < 3600.0 else 0.0
@@ -81,6 +92,17 @@ class Planner:
         self.smoothed = smooth_curvature(self.smoothed, k, DT_MDL)
         self.curvature, _ = clip_curvature(v_ego, self.curvature, self.smoothed, DT_MDL)
         return out, self.curvature
+
+    def curve_lat_accel(self) -> float:
+        """What curves are slowed down to: within what the car's steering turns at full torque, as torqued learnt it
+        (when valid and plausible for this car, as controlsd takes it), else as carParams says."""
+        if self.car_torque is None:
+            return curve_lat_accel(0.0)
+        p = self.car_torque
+        lt = self.sm["liveTorqueParameters"]
+        if self.sm.alive["liveTorqueParameters"] and self.sm.valid["liveTorqueParameters"]:
+            p = self.car_torque.learned(lt.latAccelFactor, lt.latAccelOffset, lt.friction) or self.car_torque
+        return curve_lat_accel(p.lat_accel_factor)
 
     def publish(self, out: PlanOutput, curvature: float) -> None:
         msg = messaging.new_message("longitudinalPlan", valid=self.sm.all_checks(["modelV2", "carState"])

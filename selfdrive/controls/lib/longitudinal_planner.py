@@ -20,6 +20,7 @@ FCW_LEAD_PROB = 0.9        # a warning needs a surer lead than following does
 FCW_MIN_SPEED = 5.0        # m/s: below this the driver is creeping, a warning only annoys
 FCW_DEBOUNCE = 3           # consecutive plans that must agree before the warning (0.15 s at 20 Hz)
 FCW_HOLD = 40              # plans the warning stays up once raised (2 s), so the driver sees it
+STEER_AUTHORITY_MARGIN = 0.75  # of the car's lateral acceleration at full steering torque, at most, in curves
 A_LAT_CURVE = 1.5          # m/s², lateral accel we slow down to in curves: the RAV4 turns 2.09 at full steering torque,
                            # and at 2.0 a curve tighter than the model saw coming saturated the torque (sim, curvy)
 V_CRUISE_MAX = 45.0        # m/s, highest set speed we plan for
@@ -82,8 +83,17 @@ def _ego_lanes(md) -> LaneView | None:
                     tuple(float(md.laneLineStds[i]) for i in EGO_LINES))
 
 
-def curve_speed_limits(model: ModelData, v_ego: float) -> np.ndarray | None:
-    """Speed limit at each MPC knot from the path's curvature, or None when the path is unusable.
+def curve_lat_accel(lat_accel_factor: float) -> float:
+    """m/s² to slow down to in curves for a car whose steering turns `lat_accel_factor` m/s² at full torque
+    (carParams', or torqued's learnt one): A_LAT_CURVE, less where the car cannot steer that much with a margin
+    (STEER_AUTHORITY_MARGIN). A car whose steering answers half what carParams says ran wide in a highway curve
+    of 1.14 m/s² at full torque (sim, --steer-gain 0.5): it turns 1.07."""
+    f = finite_or(lat_accel_factor, 0.0)
+    return min(A_LAT_CURVE, STEER_AUTHORITY_MARGIN * f) if f > 0 else A_LAT_CURVE
+
+
+def curve_speed_limits(model: ModelData, v_ego: float, a_lat: float = A_LAT_CURVE) -> np.ndarray | None:
+    """Speed limit at each MPC knot from the path's curvature (`a_lat` in curves), or None when the path is unusable.
     Knot k looks at the path where we would be at today's speed: if we slow down we get there later,
     so the limit is applied early rather than late."""
     geo = model.geometry
@@ -91,7 +101,7 @@ def curve_speed_limits(model: ModelData, v_ego: float) -> np.ndarray | None:
         return None
     s, _, kappa = geo
     k = np.abs(np.interp(max(v_ego, 0.0) * T_IDXS[1:], s, kappa))
-    return np.sqrt(A_LAT_CURVE / np.maximum(k, MIN_CURVATURE))
+    return np.sqrt(a_lat / np.maximum(k, MIN_CURVATURE))
 
 
 @dataclass
@@ -134,8 +144,10 @@ class LongitudinalPlanner:
         return self.mpcs[personality]
 
     def update(self, v_ego: float, a_ego: float, v_cruise: float, model: ModelData, long_active: bool,
-               personality: str = "standard", radar: RadarView | None = None, now: float = 0.0) -> PlanOutput:
-        """One plan; `radar` is the newest radar cycle (None without one), `now` the model's time (s)."""
+               personality: str = "standard", radar: RadarView | None = None, now: float = 0.0,
+               a_lat_curve: float = A_LAT_CURVE) -> PlanOutput:
+        """One plan; `radar` is the newest radar cycle (None without one), `now` the model's time (s), `a_lat_curve`
+        what curves are slowed down to (curve_lat_accel)."""
         v_ego = max(finite_or(v_ego, 0.0), 0.0)
         a_ego = finite_or(a_ego, 0.0)
         v_cruise = min(max(finite_or(v_cruise, 0.0), 0.0), V_CRUISE_MAX)
@@ -146,7 +158,7 @@ class LongitudinalPlanner:
         lead = self.radar_lead.update(radar, now, vision, v_ego, model.x, model.y)
         source = "radar" if lead is not None else ("vision" if vision is not None else "none")
         lead = lead if lead is not None else vision
-        sol = self.mpc(personality).solve(v_ego, a0, v_cruise, lead, curve_speed_limits(model, v_ego))
+        sol = self.mpc(personality).solve(v_ego, a0, v_cruise, lead, curve_speed_limits(model, v_ego, a_lat_curve))
         self.prev = sol
         a_target = float(np.interp(self.long_delay, sol.t, sol.a))
         v_now = float(np.interp(self.long_delay, sol.t, sol.v))

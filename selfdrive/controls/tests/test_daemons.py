@@ -46,6 +46,23 @@ class TestPlannerd:
         assert p.vCruise == 25.0 and p.personality == "standard" and p.modelMonoTime == h.sm.logMonoTime["modelV2"]
         assert p.solverExecutionTime > 0
 
+    def test_curves_are_slowed_for_as_far_as_the_learnt_steering_reaches(self):
+        # a 250 m curve at 20 m/s asks 1.6 m/s²: a car that turns 2.5 m/s² at full torque slows to its 1.5 m/s²
+        # (19.4 m/s); one whose steering torqued found to turn 1.0 slows further, to 0.75 m/s² (13.7 m/s)
+        def plan(factor: float | None):
+            h = PlannerHarness()
+            h.feeder.edit["modelV2"] = lambda m: fill_model(m.modelV2, v=20.0, curvature=0.004)
+            h.feeder.edit["selfdriveState"] = engaged
+            if factor is not None:
+                def learnt(m):
+                    lt = m.liveTorqueParameters
+                    lt.latAccelFactor, lt.carLatAccelFactor, lt.source = factor, 2.5, "learned"
+                h.feeder.edit["liveTorqueParameters"] = learnt
+            return h.run(1.0).longitudinalPlan
+        nominal, weak = plan(None), plan(1.0)
+        assert min(weak.speeds) < min(nominal.speeds) - 1.0
+        assert list(plan(10.0).speeds) == list(nominal.speeds)  # beyond x3 of carParams: not believed
+
     def test_curvature_is_rate_limited(self):
         h = PlannerHarness()
         h.feeder.edit["modelV2"] = lambda m: fill_model(m.modelV2, v=20.0, curvature=0.006)
