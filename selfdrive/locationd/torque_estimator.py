@@ -17,8 +17,9 @@ roll is not known either, so a steady camber ends up in the offset.
 Points: 10 per second of steady steering (lateral jerk below LA_RATE_MAX, the car above MIN_SPEED, not steered by
 the driver, not saturated), in bins of lateral acceleration so that a long straight does not drown the curves.
 The fit drops outliers (beyond OUTLIER_MADS median absolute deviations) and must land within BOUNDS of carParams'
-factor. Its confidence grows with the points and their spread; what controlsd gets is the prior (carParams, or the
-value stored from earlier drives of this car) moved towards the fit by that confidence.
+factor. Its confidence grows with the points (FULL_POINTS) and the slope's precision (its relative standard error,
+SLOPE_ERROR); what controlsd gets is the prior (carParams, or the value stored from earlier drives of this car) moved
+towards the fit by that confidence.
 """
 
 import math
@@ -39,7 +40,8 @@ DECIMATE = 10                  # keep 1 steady sample in this many (100 Hz -> 10
 BIN_EDGES = (-1.5, -0.8, -0.4, -0.15, 0.15, 0.4, 0.8, 1.5)   # m/s² of lateral acceleration
 BIN_POINTS = 400               # per bin: 40 s of steady steering
 FULL_POINTS = 300              # points for full confidence: 30 s of steady steering (a sim fit is steady from ~100)
-FULL_SPREAD = 0.35             # m/s², lateral acceleration's standard deviation for full confidence
+MIN_SPREAD = 0.1               # m/s², lateral acceleration's standard deviation below which nothing is learnt
+SLOPE_ERROR = (0.02, 0.10)     # the slope's relative standard error at full and at no confidence
 MIN_POINTS = 100
 OUTLIER_MADS = 4.0
 BOUNDS = (0.3, 3.0)            # x carParams' factor: a fit outside is rejected, not used
@@ -130,11 +132,11 @@ class TorqueEstimator:
         """Fits the points collected so far; the new estimate (also kept in `self.estimate`)."""
         pts = self.points()
         n = len(pts)
-        fit, rejected = (None, "") if n < MIN_POINTS else self._fit(pts)
+        fit, rel_se, rejected = (None, math.inf, "") if n < MIN_POINTS else self._fit(pts)
         conf = 0.0
         if fit is not None:
-            spread = float(np.std(pts[:, 0]))
-            conf = min(1.0, n / FULL_POINTS) * min(1.0, spread / FULL_SPREAD)
+            lo, hi = SLOPE_ERROR
+            conf = min(1.0, n / FULL_POINTS) * min(max((hi - rel_se) / (hi - lo), 0.0), 1.0)
         if fit is None or conf == 0.0:
             response, source = self.prior, ("stored" if self.stored else "carParams")
         else:
@@ -146,8 +148,11 @@ class TorqueEstimator:
         self.estimate = Estimate(response, fit, conf, n, source, rejected)
         return self.estimate
 
-    def _fit(self, pts: np.ndarray) -> tuple[SteerResponse | None, str]:
+    def _fit(self, pts: np.ndarray) -> tuple[SteerResponse | None, float, str]:
+        """(the response, the slope's relative standard error, why it was rejected)."""
         la, direction, torque = pts[:, 0], pts[:, 1], pts[:, 2]
+        if float(np.std(la)) < MIN_SPREAD:
+            return None, math.inf, ""  # one lateral acceleration (a straight road) says nothing about the slope
         A = np.column_stack((la, np.ones_like(la), direction))
         keep = np.ones(len(pts), bool)
         for _ in range(2):  # fit, drop what lies too far from it, fit again
@@ -156,14 +161,20 @@ class TorqueEstimator:
             mad = float(np.median(np.abs(resid[keep] - np.median(resid[keep])))) * 1.4826
             keep = np.abs(resid) <= OUTLIER_MADS * max(mad, 1e-3)
             if keep.sum() < MIN_POINTS:
-                return None, f"{int(keep.sum())} points left after dropping outliers"
+                return None, math.inf, f"{int(keep.sum())} points left after dropping outliers"
         slope, intercept, fric = (float(x) for x in coef)
         if not slope > 0:
-            return None, f"torque does not grow with lateral acceleration (slope {slope:.3g})"
+            return None, math.inf, f"torque does not grow with lateral acceleration (slope {slope:.3g})"
+        # the slope's standard error from the residuals (neighbouring points are not independent: FULL_POINTS and
+        # the bins keep a few seconds of one curve from deciding alone)
+        k = int(keep.sum())
+        resid = torque[keep] - A[keep] @ coef
+        cov = np.linalg.pinv(A[keep].T @ A[keep]) * float(resid @ resid) / max(k - 3, 1)
+        rel_se = math.sqrt(max(float(cov[0, 0]), 0.0)) / slope
         # friction cannot push the way the steering moves: a slightly negative fit is a friction-free rack's noise
         r = SteerResponse(1.0 / slope, -intercept / slope, max(fric / slope, 0.0))
         why = within_bounds(r, self.car.lat_accel_factor)
-        return (None, why) if why else (r, "")
+        return (None, math.inf, why) if why else (r, rel_se, "")
 
     def to_json(self, car_fingerprint: str) -> dict:
         r = self.estimate.response
