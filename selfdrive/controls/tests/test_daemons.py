@@ -164,6 +164,22 @@ class TestControlsd:
         assert len(h.c.pm.sent["carControl"]) == 150  # one per carState: the heartbeat
         assert cs.controlsState.longitudinalState == "pid"
 
+    def test_torqueds_estimate_sets_the_feedforward_when_plausible(self):
+        def torque(factor: float | None) -> float:
+            h = ControlsHarness()
+            h.feeder.edit["selfdriveState"] = engaged
+            h.feeder.edit["longitudinalPlan"] = lambda m: setattr(m.longitudinalPlan, "desiredCurvature", 0.002)
+            if factor is not None:
+                def learnt(m):
+                    lt = m.liveTorqueParameters
+                    lt.latAccelFactor, lt.carLatAccelFactor, lt.source = factor, 2.5, "learned"
+                h.feeder.edit["liveTorqueParameters"] = learnt
+            cc, _ = h.run(1.0)
+            return cc.carControl.actuators.torque
+        params = torque(None)      # carParams: 2.5 m/s² per unit torque
+        assert torque(5.0) == pytest.approx(params / 2, rel=0.15)  # a car that turns twice as much: half the torque
+        assert torque(100.0) == pytest.approx(params)               # not plausible for this car: carParams' stay
+
     def test_not_engaged_is_released(self):
         h = ControlsHarness()
         cc, _ = h.run(0.5)
