@@ -54,7 +54,7 @@ SEED = 300_500            # not a training (0..15), validation (100000..), test 
 CAN_GARBAGE = 1.0         # garbage frames per 10 ms step, the whole drive
 # every daemon the drive runs, in the order they are killed; the bridge is the simulator (the world), not a daemon
 KILLED = ("loggerd", "hardwared", "calibrationd", "logmessaged", "camerad", "modeld", "card", "plannerd",
-          "controlsd", "selfdrived")
+          "controlsd", "selfdrived", "torqued")
 BIG_PARAM = ("LongitudinalPersonality", 200 * 1024 * 1024)   # read by selfdrived in its 100 Hz loop
 GARBAGE_PARAM = ("ExperimentalMode", b"\xff\xfe garbage \x00")
 CORRUPT_CALIBRATION = b'{"rpy": [0, 0, 0], "blocks": [], "valid_blocks": 1e999}'
