@@ -18,7 +18,7 @@ from tools.sim.lib.drive_report import LIMITS, DriveReport
 from tools.sim.lib.stack_drive import Drive, describe
 
 DRIVE_S = 60.0
-SEEDS = {"highway": 300_000, "curvy": 300_000, "stop_and_go": 300_000, "cut_in": 300_001}
+SEEDS = {"highway": 300_000, "curvy": 300_000, "suburban": 300_000, "stop_and_go": 300_000, "cut_in": 300_001}
 WITH_LEAD = {"highway", "stop_and_go", "cut_in"}   # a same-lane lead to follow for (most of) the drive
 MAX_LAT_ERR_MEAN_M = LIMITS["lat_err_mean_m"]
 MIN_TIME_GAP_S = LIMITS["min_time_gap_s"]
@@ -62,7 +62,18 @@ def test_the_stack_steers_smoothly(scenario, tmp_path):
     assert r.max_lat_jerk is not None and r.max_lat_jerk <= LIMITS["max_lat_jerk"]
 
 
-@pytest.mark.parametrize("scenario", list(SEEDS))
+# suburban's corners (radius down to 50 m, at 11-12 m/s: 2.1-2.9 m/s²) ask more than LEXUS_CTH's steering turns at
+# full torque at that speed (~1.8 m/s², torqued learns 1.7-1.8), and the model sees them at about half their
+# curvature, too late for plannerd to slow down: the torque saturates (steerSaturated) and the driver takes over
+# for drifting (seed 300000: once, at 26.8 s). What it needs is a model that reads sharp corners (issue 18).
+CANNOT_STAY_ENGAGED = {"suburban": "corners beyond the car's steering at the speed the model's path allows"}
+
+
+ENGAGED_CASES = [pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=CANNOT_STAY_ENGAGED[s]))
+                 if s in CANNOT_STAY_ENGAGED else s for s in SEEDS]
+
+
+@pytest.mark.parametrize("scenario", ENGAGED_CASES)
 def test_the_stack_stays_engaged(scenario, tmp_path):
     r = drive(scenario, tmp_path)
     assert r.first_engaged_t is not None, f"never engaged; alerts {r.alerts}"
