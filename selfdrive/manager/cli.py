@@ -183,7 +183,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
           "(nothing is stored for later runs); torqued learns its steering from carParams' values on")
     env.update(manager_env(cfg))
     try:
-        forget_learned_steering()
+        forget_learned_steering(cfg.car)
         env = with_free_port(env)
         route = new_route_dir(routes_dir())[0]  # this run's route: reported below, whatever else writes routes
     except (OSError, ValueError) as e:

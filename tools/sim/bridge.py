@@ -93,11 +93,16 @@ def manager_env(cfg: SimConfig) -> dict[str, str]:
     return {ENV: cfg.to_json(), SIM_LOCKSTEP_ENV: "1" if cfg.lockstep else "0"}
 
 
-def forget_learned_steering() -> None:
-    """Every simulated drive starts from the car's parameters: its true steering response is the run's own option
-    (--steer-gain, ...), and torqued's estimate stored by an earlier run (LiveTorqueParameters, per car) would make
-    the same seed drive differently. Called before the manager starts."""
-    Params().remove("LiveTorqueParameters")
+def forget_learned_steering(car: str) -> None:
+    """Every simulated drive of `car` starts from its parameters: its true steering response is the run's own option
+    (--steer-gain, ...), and torqued's estimate stored by an earlier run (LiveTorqueParameters) would make the same
+    seed drive differently. Only a record of that car is removed: one for the real car this machine drives stays
+    (a real car of the simulated platform shares the record: sim and car on one data folder then relearn).
+    Called before the manager starts."""
+    params = Params()
+    stored = params.get("LiveTorqueParameters")
+    if isinstance(stored, dict) and stored.get("car") == car:
+        params.remove("LiveTorqueParameters")
 
 
 class Bridge:

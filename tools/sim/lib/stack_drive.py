@@ -85,7 +85,7 @@ class Drive:
     def start(self) -> "Drive":
         if self.calibrated:
             store_calibration()
-        forget_learned_steering()
+        forget_learned_steering(self.cfg.car)
         env = {**os.environ, **manager_env(self.cfg), "BLOCK": ",".join(self.block)}
         self.log = open(self.log_path, "wb")
         self.started_at = time.monotonic()

@@ -163,3 +163,16 @@ def test_lockstep_waits_for_a_stack_again_once_it_answers_after_a_stall(tmp_path
     # after the re-sync every step was answered again (no further timeouts) and its commands reached the car
     assert log.index("the stack answers again") > log.rindex("did not answer a step")
     assert s["adapter"]["tx_sent"] > 1000
+
+
+def test_a_sim_run_forgets_only_the_simulated_cars_learnt_steering():
+    from common.params import Params
+    from tools.sim.bridge import forget_learned_steering
+    record = {"latAccelFactor": 2.0, "latAccelOffset": 0.0, "friction": 0.1, "confidence": 1.0, "points": 300}
+    params = Params()
+    params.put("LiveTorqueParameters", {"car": "TOYOTA_RAV4", **record})  # the real car this machine drives
+    forget_learned_steering("LEXUS_CTH")
+    assert params.get("LiveTorqueParameters")["car"] == "TOYOTA_RAV4"
+    params.put("LiveTorqueParameters", {"car": "LEXUS_CTH", **record})    # an earlier sim run's
+    forget_learned_steering("LEXUS_CTH")
+    assert params.get("LiveTorqueParameters") is None
