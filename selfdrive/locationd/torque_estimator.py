@@ -58,16 +58,6 @@ class SteerResponse:
     def finite(self) -> bool:
         return all(math.isfinite(x) for x in (self.lat_accel_factor, self.lat_accel_offset, self.friction))
 
-    @staticmethod
-    def from_car_params(CP) -> "SteerResponse":
-        """What carParams' torque tuning says; ValueError when it has none (nothing to learn against)."""
-        t = CP.lateralTuning.torque if CP.lateralTuning.which() == "torque" else None
-        if t is None or not (math.isfinite(t.latAccelFactor) and t.latAccelFactor > 0):
-            raise ValueError("carParams has no torque tuning: nothing to learn against")
-        return SteerResponse(float(t.latAccelFactor), finite_or(t.latAccelOffset, 0.0),
-                             max(finite_or(t.friction, 0.0), 0.0))
-
-
 @dataclass(frozen=True)
 class Estimate:
     response: SteerResponse    # what controlsd should use: the prior moved towards the fit by `confidence`
@@ -162,6 +152,7 @@ class TorqueEstimator:
             keep = np.abs(resid) <= OUTLIER_MADS * max(mad, 1e-3)
             if keep.sum() < MIN_POINTS:
                 return None, math.inf, f"{int(keep.sum())} points left after dropping outliers"
+        coef, *_ = np.linalg.lstsq(A[keep], torque[keep], rcond=None)  # the fit of the points that are kept
         slope, intercept, fric = (float(x) for x in coef)
         if not slope > 0:
             return None, math.inf, f"torque does not grow with lateral acceleration (slope {slope:.3g})"

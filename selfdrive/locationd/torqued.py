@@ -16,7 +16,8 @@ from common.realtime import DT_CTRL
 from common.swaglog import cloudlog, cloudlog_bind
 from selfdrive.controls.lib.car_params import wait_car_params
 from selfdrive.controls.lib.drive_helpers import finite_or
-from selfdrive.locationd.torque_estimator import CycleSampler, Estimate, SteerResponse, TorqueEstimator, stored_response
+from selfdrive.controls.lib.latcontrol_torque import TorqueParams
+from selfdrive.locationd.torque_estimator import CycleSampler, Estimate, TorqueEstimator, stored_response
 
 SERVICES = ("carState", "carControl", "carOutput")
 PUBLISHES = ("liveTorqueParameters",)
@@ -35,12 +36,12 @@ class Torqued:
         self.pm = pm or messaging.PubMaster(list(PUBLISHES))
         self.car = str(CP.carFingerprint)
         stored = stored_response(self.params.get("LiveTorqueParameters"), self.car)
-        self.est = TorqueEstimator(SteerResponse.from_car_params(CP), stored)
+        # carParams' torque tuning, read and checked as controlsd reads it (ValueError: none to learn against)
+        self.est = TorqueEstimator(TorqueParams.from_car_params(CP).response(), stored)
         cloudlog.info("torqued: start", extra={"car": self.car, "prior": vars(self.est.prior),
                                               "stored": self.est.stored is not None})
         self.sampler = CycleSampler(self.est, CP)
-        self.cycle = 0
-        self.last_store = 0
+        self.last_store = 0  # the carState cycle of the last store
         self.last_rejected = ""
 
     def step(self) -> None:
@@ -50,10 +51,9 @@ class Torqued:
         lat_active = bool(self.sm["carControl"].latActive) and self.sm.alive["carControl"]
         self.sampler.step(CS.vEgo, angle, self.sm["carOutput"].actuatorsOutput.torque, lat_active,
                           bool(CS.steeringPressed))
-        self.cycle = self.sampler.cycle
-        if self.cycle % FIT_EVERY == 0:
+        if self.sampler.cycle % FIT_EVERY == 0:
             self._refit()
-        if self.cycle % PUBLISH_EVERY == 0:
+        if self.sampler.cycle % PUBLISH_EVERY == 0:
             self.publish(self.est.estimate)
 
     def _refit(self) -> None:
@@ -62,10 +62,11 @@ class Torqued:
             if e.rejected:
                 cloudlog.warning("torqued: fit rejected", extra={"why": e.rejected, "points": e.points})
             self.last_rejected = e.rejected
-        if e.source in ("learning", "learned") and (self.cycle - self.last_store) * DT_CTRL >= STORE_S:
-            self.params.put_nonblocking("LiveTorqueParameters", self.est.to_json(self.car))
-            self.last_store = self.cycle
-            cloudlog.info("torqued: stored", extra=self.est.to_json(self.car))
+        if e.source in ("learning", "learned") and (self.sampler.cycle - self.last_store) * DT_CTRL >= STORE_S:
+            record = self.est.to_json(self.car)
+            self.params.put_nonblocking("LiveTorqueParameters", record)
+            self.last_store = self.sampler.cycle
+            cloudlog.info("torqued: stored", extra=record)
 
     def publish(self, e: Estimate) -> None:
         msg = messaging.new_message("liveTorqueParameters", valid=self.sm.all_checks(list(SERVICES)))

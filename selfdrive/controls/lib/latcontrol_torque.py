@@ -73,6 +73,10 @@ class TorqueParams:
         timer = float(CP.steerLimitTimer) if math.isfinite(CP.steerLimitTimer) and CP.steerLimitTimer > 0 else 1.0
         return TorqueParams(factor, float(t.latAccelOffset), max(float(t.friction), 0.0), timer)
 
+    def response(self) -> SteerResponse:
+        """The steering response these parameters describe (what torqued learns against)."""
+        return SteerResponse(self.lat_accel_factor, self.lat_accel_offset, self.friction)
+
     def learned(self, factor: float, offset: float, friction: float) -> "TorqueParams | None":
         """These parameters with torqued's learnt response, or None when it is not a plausible one for this car
         (the bounds torqued itself fits within: never steer on a number that slipped past them)."""

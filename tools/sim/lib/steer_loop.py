@@ -29,7 +29,7 @@ from selfdrive.controls.lib.drive_helpers import (
     smooth_curvature,
 )
 from selfdrive.controls.lib.latcontrol_torque import LatControlTorque, TorqueParams
-from selfdrive.locationd.torque_estimator import CycleSampler, SteerResponse, TorqueEstimator
+from selfdrive.locationd.torque_estimator import CycleSampler, TorqueEstimator
 from selfdrive.modeld.constants import X_LINES
 from tools.sim.lib.drive_report import oscillation
 from tools.sim.lib.dynamics import Inputs, cruising_state, step
@@ -100,7 +100,7 @@ def run(gain: float = 1.0, extra_delay_s: float = 0.0, friction: float = 0.0, v:
     vp = replace(sim_platform(platform).vehicle, eps_friction=friction)
     car_torque = torque or TorqueParams.from_car_params(CP)
     lat = LatControlTorque(car_torque)
-    est = TorqueEstimator(SteerResponse.from_car_params(CP))
+    est = TorqueEstimator(TorqueParams.from_car_params(CP).response())
     sampler = CycleSampler(est, CP)
     true_factor = gain * vp.lat_accel_per_torque(v)
     learnt_after = None
