@@ -100,7 +100,7 @@ def test_stopped_camera_raises_an_alert_and_disengages(tmp_path):
 
 
 def test_garbage_on_the_bus_lets_no_unsafe_frame_out_and_crashes_nothing(tmp_path):
-    d = Drive(tmp_path, "highway", HIGHWAY_SEED + 2, 60.0, watch=("can", "carState", "adapterState"), can_garbage=3.0)
+    d = Drive(tmp_path, "highway", HIGHWAY_SEED + 2, 35.0, watch=("can", "carState", "adapterState"), can_garbage=3.0)
     with d:
         r = d.drive()
     print(describe(r, d.wall_s))
@@ -125,7 +125,7 @@ def test_garbage_on_the_bus_lets_no_unsafe_frame_out_and_crashes_nothing(tmp_pat
     assert summary["car_refused"] == {}
     # and the stack was told so twice a second: the car's mode, no relay malfunction
     states = [messaging.log_from_bytes(m).adapterState for m in d.raw["adapterState"]]
-    assert len(states) > 100 and states[-1].car == "enabled" and states[-1].safetyMode == adapter["mode"]
+    assert len(states) > 50 and states[-1].car == "enabled" and states[-1].safetyMode == adapter["mode"]
     assert not any(s.relayMalfunction for s in states)
     mode, param = adapter["mode"].split(":")
     assert mode == "toyota"

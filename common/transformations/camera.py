@@ -8,12 +8,15 @@ Frames:
   nose DOWN, roll positive right side down (right-handed rotations about the body's y and x axes).
 - camera: mounted `height` m above the body origin and `forward` m ahead of it, rotated by the mount's
   (yaw, pitch, roll) relative to the body with the same sign conventions (pitch > 0 looks down).
-- view: x right, y down, z forward (along the optical axis); pixels u = cx + f x / z, v = cy + f y / z.
+- view: x right, y down, z forward (along the optical axis); pixels u = cx + fx x'' , v = cy + fy y'' where
+  (x'', y'') is (x / z, y / z) through OpenCV's lens distortion model (k1, k2, p1, p2, k3; none by default).
 
 Defaults are the comma2k19 road camera: 1164 x 874 pixels, focal length 910 px, principal point at the
-image centre (582, 437), about 1.22 m above the road.
+image centre (582, 437), no distortion, about 1.22 m above the road. A real camera's intrinsics come from a
+camera file (common/transformations/camera_file.py) or a stated field of view (`from_fov`).
 """
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -49,24 +52,87 @@ class Pose:
 class CameraModel:
     width: int = 1164
     height: int = 874
-    focal: float = 910.0
+    focal: float = 910.0         # px, horizontal (fx)
     cam_height: float = 1.22     # m above the ground
     forward: float = 0.5         # m ahead of the body origin (the windscreen is ahead of the CG)
     pitch: float = 0.0           # rad, mount offsets relative to the body
     yaw: float = 0.0
     roll: float = 0.0
+    focal_y: float = 0.0         # px, vertical (fy); 0: square pixels, fy = fx
+    principal: tuple[float, float] | None = None  # (cx, cy) px; None: the image centre
+    dist: tuple[float, ...] = ()  # OpenCV's (k1, k2, p1, p2, k3); missing terms are 0
+
+    @classmethod
+    def from_fov(cls, width: int, height: int, hfov_deg: float, **kw) -> "CameraModel":
+        """A distortion-free camera with square pixels, its principal point at the centre, seeing `hfov_deg`
+        degrees across its width."""
+        if not (10.0 <= hfov_deg <= 170.0):
+            raise ValueError(f"a horizontal field of view must be 10..170 degrees, got {hfov_deg}")
+        return cls(width, height, (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0), **kw)
+
+    @property
+    def fx(self) -> float:
+        return self.focal
+
+    @property
+    def fy(self) -> float:
+        return self.focal_y or self.focal
 
     @property
     def cx(self) -> float:
-        return self.width / 2.0
+        return self.principal[0] if self.principal is not None else self.width / 2.0
 
     @property
     def cy(self) -> float:
-        return self.height / 2.0
+        return self.principal[1] if self.principal is not None else self.height / 2.0
 
     @property
     def intrinsics(self) -> np.ndarray:
-        return np.array([[self.focal, 0.0, self.cx], [0.0, self.focal, self.cy], [0.0, 0.0, 1.0]])
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    @property
+    def distortion(self) -> np.ndarray:
+        """(k1, k2, p1, p2, k3), as OpenCV takes them."""
+        return np.array((tuple(self.dist) + (0.0,) * 5)[:5], dtype=float)
+
+    @property
+    def distorted(self) -> bool:
+        return any(self.dist)
+
+    @property
+    def hfov_deg(self) -> float:
+        """The horizontal field of view through the principal point (without distortion)."""
+        return math.degrees(math.atan(self.cx / self.fx) + math.atan((self.width - self.cx) / self.fx))
+
+    def scaled(self, width: int, height: int) -> "CameraModel":
+        """The same camera delivering `width` x `height` pictures (a sensor mode with the same aspect, or a
+        resized video): intrinsics scale with the size, distortion (in normalised coordinates) stays."""
+        sx, sy = width / self.width, height / self.height
+        if abs(sx - sy) > 0.01 * sx:
+            raise ValueError(f"a {self.width}x{self.height} camera cannot deliver {width}x{height} pictures "
+                             f"(another aspect ratio: a different crop of the sensor)")
+        return dataclasses.replace(self, width=width, height=height, focal=self.focal * sx,
+                                   focal_y=self.focal_y * sy, principal=(self.cx * sx, self.cy * sy))
+
+    def with_mount(self, pitch: float = 0.0, yaw: float = 0.0, roll: float = 0.0, **kw) -> "CameraModel":
+        """These intrinsics on another mount."""
+        return dataclasses.replace(self, pitch=pitch, yaw=yaw, roll=roll, **kw)
+
+    def describe(self) -> str:
+        """One line: size, field of view, intrinsics and whether it is distorted."""
+        lens = ("distortion " + ", ".join(f"{k:+.3f}" for k in self.distortion)) if self.distorted else "no distortion"
+        return (f"{self.width}x{self.height}, {self.hfov_deg:.1f} deg horizontal field of view, fx {self.fx:.1f} "
+                f"fy {self.fy:.1f} px, principal point ({self.cx:.1f}, {self.cy:.1f}), {lens}")
+
+    def distort(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised image coordinates (x/z, y/z) through the lens: OpenCV's radial and tangential model."""
+        if not self.distorted:
+            return x, y
+        k1, k2, p1, p2, k3 = self.distortion
+        r2 = x * x + y * y
+        radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
+        return (x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x),
+                y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y)
 
     def view_from_world(self, pose: Pose) -> tuple[np.ndarray, np.ndarray]:
         """(R, t) with view = R @ world + t."""
@@ -88,10 +154,11 @@ class CameraModel:
     def view_to_pixels(self, view) -> np.ndarray:
         """View points (..., 3) to pixels (..., 2); NaN for points not in front of the camera."""
         view = np.asarray(view, dtype=float)
-        inv = self.focal / np.where(view[..., 2] > 1e-6, view[..., 2], np.nan)
+        inv = 1.0 / np.where(view[..., 2] > 1e-6, view[..., 2], np.nan)
+        x, y = self.distort(view[..., 0] * inv, view[..., 1] * inv)
         out = np.empty(view.shape[:-1] + (2,))
-        out[..., 0] = self.cx + view[..., 0] * inv
-        out[..., 1] = self.cy + view[..., 1] * inv
+        out[..., 0] = self.cx + self.fx * x
+        out[..., 1] = self.cy + self.fy * y
         return out
 
 
@@ -113,7 +180,7 @@ def calibrated_camera(rpy_calib, height: float | None = None, base: CameraModel 
     Non-finite or missing angles count as 0; a height outside 0.3..5 m keeps `base`'s."""
     rpy = [float(a) if a == a and abs(float(a)) < math.pi else 0.0 for a in list(rpy_calib)[:3]] + [0.0] * 3
     h = float(height) if height is not None and 0.3 < float(height) < 5.0 else base.cam_height
-    return CameraModel(base.width, base.height, base.focal, h, forward=0.0, roll=rpy[0], pitch=rpy[1], yaw=rpy[2])
+    return base.with_mount(roll=rpy[0], pitch=rpy[1], yaw=rpy[2], cam_height=h, forward=0.0)
 
 
 def project_car_points(cam: CameraModel, points_car) -> tuple[np.ndarray, np.ndarray]:

@@ -279,6 +279,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return replay.main(list(args.args))
 
 
+def cmd_calibrate_camera(args: argparse.Namespace) -> int:
+    from tools.camera import calibrate
+    return calibrate.main(list(args.args))
+
+
+PASS_THROUGH = {"replay": cmd_replay, "calibrate-camera": cmd_calibrate_camera}  # their own options and --help
+
+
 DESCRIPTION = "roadpilot: an onboard driving assistant (adaptive cruise + lane centering) for Linux computers."
 EPILOG = """environment:
   ROADPILOT_PREFIX  isolates one run: its sockets (/tmp/rp-<prefix>/), its params (<data>/params-<prefix>), its
@@ -338,6 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     rp.set_defaults(func=cmd_replay)
 
+    cal = sub.add_parser("calibrate-camera", add_help=False,
+                         help="a camera file (intrinsics, lens distortion) from chessboard photos or a live webcam")
+    cal.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    cal.set_defaults(func=cmd_calibrate_camera)
+
     dev = sub.add_parser("device", help="drive a real car: webcam + CAN adapter",
                          description="Runs the manager in device mode: camerad on the webcam, canbridged on the "
                                      "CAN adapter (every frame sent passes the C safety layer), card, modeld, "
@@ -361,8 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["replay"]:  # everything after it is replay's, --help included (REMAINDER stops at options)
-        return cmd_replay(argparse.Namespace(args=argv[1:]))
+    if argv[:1] and argv[0] in PASS_THROUGH:  # everything after it is the command's, --help included
+        return PASS_THROUGH[argv[0]](argparse.Namespace(args=argv[1:]))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)

@@ -1,9 +1,11 @@
 import math
+import re
 
 import numpy as np
 import pytest
 
 from common.transformations.camera import CameraModel, Pose, project_points
+from common.transformations.camera_file import CameraFileError, load_camera_file, save_camera_file
 
 CAM = CameraModel()
 
@@ -57,3 +59,56 @@ class TestConventions:
         assert pix.shape == (4, 7, 2) and depth.shape == (4, 7)
         flat, _ = project_points(CAM, Pose(1, 2, 0.1, 0.3), pts.reshape(-1, 3))
         assert np.array_equal(flat.reshape(4, 7, 2), pix)
+
+
+class TestRealCameras:
+    LENS = CameraModel(1280, 720, 1158.6, focal_y=1153.8, principal=(669.8, 388.1),
+                       dist=(-0.257, 0.044, -0.001, 0.0002, -0.113))
+
+    def test_a_distorted_camera_projects_as_opencv_does(self):
+        import cv2
+        pts = np.array([[0.3, -0.2, 2.0], [-1.0, 0.4, 3.0], [0.05, 0.02, 10.0]])
+        ours = self.LENS.view_to_pixels(pts)
+        theirs, _ = cv2.projectPoints(pts, np.zeros(3), np.zeros(3), self.LENS.intrinsics, self.LENS.distortion)
+        assert np.abs(ours - theirs.reshape(-1, 2)).max() < 1e-6
+
+    def test_field_of_view_and_size(self):
+        cam = CameraModel.from_fov(960, 540, 60.0)
+        assert cam.hfov_deg == pytest.approx(60.0) and cam.fx == pytest.approx(480 / math.tan(math.radians(30)))
+        half = self.LENS.scaled(640, 360)
+        assert (half.fx, half.fy, half.cx, half.cy) == pytest.approx((579.3, 576.9, 334.9, 194.05))
+        assert half.dist == self.LENS.dist and half.hfov_deg == pytest.approx(self.LENS.hfov_deg)
+        with pytest.raises(ValueError, match="another aspect ratio"):
+            self.LENS.scaled(640, 480)
+        with pytest.raises(ValueError, match="10..170 degrees"):
+            CameraModel.from_fov(960, 540, 200.0)
+
+
+class TestCameraFile:
+    def test_round_trip(self, tmp_path):
+        cam = TestRealCameras.LENS
+        save_camera_file(tmp_path / "c.json", cam, 0.42, "test")
+        back = load_camera_file(tmp_path / "c.json")
+        got = (back.width, back.height, back.fx, back.fy, back.cx, back.cy)
+        assert got == (1280, 720, 1158.6, 1153.8, 669.8, 388.1)
+        assert np.allclose(back.distortion, cam.distortion)
+
+    @pytest.mark.parametrize("text,why", [
+        ("{not json", "is not JSON"),
+        ('{"format": "other"}', "format is 'other'"),
+        ('{"format": "roadpilot-camera/1", "width": 640}', "lacks height, fx, fy, cx, cy, distortion"),
+        ('{"format": "roadpilot-camera/1", "width": 640, "height": 480, "fx": -5, "fy": 500, "cx": 320, "cy": 240, '
+         '"distortion": []}', "focal lengths"),
+        ('{"format": "roadpilot-camera/1", "width": 640, "height": 480, "fx": 500, "fy": 500, "cx": 900, "cy": 240, '
+         '"distortion": []}', "principal point (900, 240) lies outside"),
+        ('{"format": "roadpilot-camera/1", "width": 640, "height": 480, "fx": 500, "fy": 500, "cx": 320, "cy": 240, '
+         '"distortion": [0.1, 0.2, 0.3]}', "is not OpenCV's"),
+        ('{"format": "roadpilot-camera/1", "width": 640, "height": 480, "fx": "NaN", "fy": 500, "cx": 320, "cy": 240, '
+         '"distortion": []}', "not finite"),
+    ])
+    def test_a_file_that_is_not_a_camera_is_refused_with_the_reason(self, tmp_path, text, why):
+        (tmp_path / "c.json").write_text(text)
+        with pytest.raises(CameraFileError, match=re.escape(why)):
+            load_camera_file(tmp_path / "c.json")
+        with pytest.raises(CameraFileError, match="cannot read camera file"):
+            load_camera_file(tmp_path / "missing.json")
