@@ -115,6 +115,9 @@ struct FrameData {
   source @5 :Text;                  # "webcam", "video", "sim", "replay"
   sourceOk @6 :Bool;                # false while the source has stopped delivering
   framesDropped @7 :UInt32;         # frames the source skipped since start
+  intrinsics @8 :List(Float32);     # fx, fy, cx, cy (px) of the frames as served; empty: not said (older routes)
+  distortion @9 :List(Float32);     # OpenCV's k1, k2, p1, p2, k3 of the same camera
+  cameraFrom @10 :Text;             # where they come from: "sim", "file camera.json", "fov 60", "assumed fov 65.2"
 }
 
 struct EncodeIndex {

@@ -13,12 +13,18 @@ below 0.8 s the minimum time gap measures the scenario, not the stack. 300001 cr
 import numpy as np
 import pytest
 
+from cereal import messaging
+from common.transformations.camera_file import frame_camera
 from tools.replay.rerun import rerun
 from tools.sim.lib.drive_report import LIMITS, DriveReport
 from tools.sim.lib.stack_drive import Drive, describe
 
 DRIVE_S = 60.0
 SEEDS = {"highway": 300_000, "curvy": 300_000, "suburban": 300_000, "stop_and_go": 300_000, "cut_in": 300_001}
+# the road camera of each drive, when not the default one: every camera path (another field of view, an off-centre
+# principal point, a distorting lens) is driven in closed loop, from the renderer through camerad to modeld's warp
+CAMERAS = {"highway": {"camera_fov": 60.0},
+           "curvy": {"camera_fov": 90.0, "camera_k1": -0.1, "camera_shift_px": 20.0}}
 WITH_LEAD = {"highway", "stop_and_go", "cut_in"}   # a same-lane lead to follow for (most of) the drive
 MAX_LAT_ERR_MEAN_M = LIMITS["lat_err_mean_m"]
 MIN_TIME_GAP_S = LIMITS["min_time_gap_s"]
@@ -31,10 +37,15 @@ _drives: dict[str, DriveReport] = {}
 def drive(scenario: str, tmp_path) -> DriveReport:
     """The scenario's drive, run once for the module (a minute of wall time each)."""
     if scenario not in _drives:
-        d = Drive(tmp_path, scenario, SEEDS[scenario], DRIVE_S)
+        d = Drive(tmp_path, scenario, SEEDS[scenario], DRIVE_S, watch=("roadCameraState",), **CAMERAS.get(scenario, {}))
         with d:
             r = d.drive()
         print(describe(r, d.wall_s))
+        # the stack was told the camera the simulator drew with
+        said = frame_camera(messaging.log_from_bytes(d.raw["roadCameraState"][-1]).roadCameraState)
+        true = d.cfg.camera_model()
+        assert np.allclose([said.fx, said.fy, said.cx, said.cy, *said.distortion],
+                           [true.fx, true.fy, true.cx, true.cy, *true.distortion], atol=1e-3), (said, true)
         _drives[scenario] = r
     return _drives[scenario]
 

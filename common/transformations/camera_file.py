@@ -83,3 +83,32 @@ def save_camera_file(path: str | Path, cam: CameraModel, rms_px: float | None = 
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(camera_to_dict(cam, rms_px, how), indent=2) + "\n")
     tmp.replace(path)
+
+
+# --- the camera as roadCameraState (FrameData) carries it --------------------------------------------------------
+def fill_frame_camera(fd, cam: CameraModel, camera_from: str) -> None:
+    """Writes `cam` (the camera of the frames as served) into a FrameData builder."""
+    fd.intrinsics = [float(cam.fx), float(cam.fy), float(cam.cx), float(cam.cy)]
+    fd.distortion = [float(k) for k in cam.distortion]
+    fd.cameraFrom = camera_from
+
+
+def frame_camera(fd, width: int = 0, height: int = 0) -> CameraModel:
+    """The camera of frames that a FrameData describes. One that says nothing (routes recorded before cameras were
+    described) or nonsense is the comma2k19 road camera scaled to the frames' width: what camerad assumed then."""
+    w, h = int(width or fd.width or 1164), int(height or fd.height or 874)
+    try:
+        k = [float(v) for v in fd.intrinsics]
+        dist = tuple(float(v) for v in fd.distortion)
+        if len(k) == 4:
+            return camera_from_dict({"format": FORMAT, "width": w, "height": h, "fx": k[0], "fy": k[1], "cx": k[2],
+                                     "cy": k[3], "distortion": list(dist)})
+    except (CameraFileError, AttributeError, TypeError, ValueError):
+        pass
+    return default_camera(w, h)
+
+
+def default_camera(width: int, height: int) -> CameraModel:
+    """What frames that came without a camera were taken to be: the comma2k19 road camera scaled to their width."""
+    base = CameraModel()
+    return CameraModel(width, height, base.focal * width / base.width)

@@ -14,8 +14,13 @@ Pacing (`--pace`):
             consumer must ignore a frame id it has seen). Without a consumer it does not advance.
   pushed    (sim, always) each frame is served as the bridge pushes it, with the bridge's ids and clock.
 
-Frames are always `--width` x `--height` (default 1164x874, the model camera): pictures of another size are
-scaled to cover it and centre-cropped (nv12.py). Health: a source that delivers nothing for STALL_S keeps
+The camera (intrinsics, lens distortion) is what roadCameraState says for every frame, and what modeld, the UI and
+tools.render warp and draw with: the simulator's own (it comes with each frame), else a camera file (`--camera-params
+FILE`, from `roadpilot calibrate-camera`), else a stated horizontal field of view (`--fov DEG`), else an assumed one
+(ASSUMED_FOV_DEG, said in the log and in roadCameraState.cameraFrom: lines drawn with it are only as right as it).
+Frames are served at the source's own size (an odd width or height loses its last column or row: NV12 needs even
+ones), or `--width` x `--height` when given: pictures are then scaled to cover that and centre-cropped (nv12.py), and
+the camera served is the one that sees the crop. Health: a source that delivers nothing for STALL_S keeps
 `roadCameraState` going at 20 Hz with sourceOk=False and valid=False (frame id = the last served), so the
 stack sees the camera is gone. A source that cannot start (missing device or file, undecodable file) is an
 error at start: a message and exit status 1, never a black stream.
@@ -37,7 +42,9 @@ from cereal.visionipc import VisionIpcServer, VisionStreamType
 from common.params import Params
 from common.realtime import DT_MDL, PRIO_MDL, Ratekeeper, set_realtime_priority
 from common.swaglog import cloudlog, cloudlog_bind
-from selfdrive.camerad.nv12 import check_size, nv12_shape, to_nv12
+from common.transformations.camera import CameraModel
+from common.transformations.camera_file import CameraFileError, fill_frame_camera, load_camera_file
+from selfdrive.camerad.nv12 import check_size, cover_crop_camera, nv12_shape, to_nv12
 from selfdrive.camerad.sources import Frame, FrameSource, SourceError
 
 SOURCES = ("webcam", "video", "sim")
@@ -46,7 +53,8 @@ CONSUMERS = ("modelV2", "roadEncodeIdx")   # services that echo the frameId they
 STALL_S = 0.25        # 5 slots without a frame: the source has stopped delivering
 RESEND_S = 0.5        # consumed pace: resend an unanswered frame this often
 NUM_BUFFERS = 4       # 200 ms of frames for slow readers
-WIDTH, HEIGHT = 1164, 874
+WIDTH, HEIGHT = 1164, 874   # served when the source does not say its size (the sim's default camera)
+ASSUMED_FOV_DEG = round(CameraModel().hfov_deg, 1)  # without a camera file or --fov: comma2k19's road camera, 65.2
 
 
 @dataclass(frozen=True)
@@ -56,9 +64,35 @@ class CameraConfig:
     path: str | None = None
     pace: str = "realtime"
     loop: bool = False
-    width: int = WIDTH
-    height: int = HEIGHT
+    width: int = 0                # 0: the source's own size
+    height: int = 0
     consumer: str = "modelV2"
+    camera_params: str | None = None  # a camera file
+    fov: float | None = None          # or a stated horizontal field of view, degrees
+
+
+def served_size(cfg: CameraConfig, native: tuple[int, int] | None) -> tuple[int, int]:
+    """What camerad serves: --width x --height, else the source's size made even, else WIDTH x HEIGHT."""
+    if cfg.width and cfg.height:
+        return cfg.width, cfg.height
+    if native is None or min(native) < 2:
+        return WIDTH, HEIGHT
+    return native[0] - native[0] % 2, native[1] - native[1] % 2
+
+
+def source_camera(cfg: CameraConfig, native: tuple[int, int]) -> tuple[CameraModel, str]:
+    """The source's camera at its own size, and where that comes from. ValueError when a camera file cannot be
+    this source's camera (another aspect ratio)."""
+    w, h = native
+    if cfg.camera_params:
+        cam = load_camera_file(cfg.camera_params)
+        try:
+            return cam.scaled(w, h), f"file {os.path.basename(cfg.camera_params)}"
+        except ValueError as e:
+            raise ValueError(f"camera file {cfg.camera_params}: {e}") from None
+    if cfg.fov is not None:
+        return CameraModel.from_fov(w, h, cfg.fov), f"fov {cfg.fov:g}"
+    return CameraModel.from_fov(w, h, ASSUMED_FOV_DEG), f"assumed fov {ASSUMED_FOV_DEG:g}"
 
 
 def make_source(cfg: CameraConfig) -> FrameSource:
@@ -70,15 +104,21 @@ def make_source(cfg: CameraConfig) -> FrameSource:
         from selfdrive.camerad.sources.video import VideoSource
         return VideoSource(cfg.path, cfg.loop)
     from selfdrive.camerad.sources.sim import SimSource
-    return SimSource(cfg.width, cfg.height)
+    return SimSource(cfg.width or WIDTH, cfg.height or HEIGHT)
 
 
 class Camerad:
-    def __init__(self, cfg: CameraConfig, source: FrameSource):
-        self.cfg, self.source = cfg, source
-        self.server = VisionIpcServer(VisionStreamType.ROAD, cfg.width, cfg.height, num_buffers=NUM_BUFFERS)
+    def __init__(self, cfg: CameraConfig, source: FrameSource, camera: tuple[CameraModel, str] | None = None):
+        """`camera`: the source's camera at its own size and where it comes from (None: WIDTH x HEIGHT frames of the
+        assumed camera, until frames bring their own, as the sim's do)."""
+        w, h = served_size(cfg, getattr(source, "native_size", None))
+        self.cfg, self.source, self.width, self.height = cfg, source, w, h
+        assumed = (CameraModel.from_fov(w, h, ASSUMED_FOV_DEG), f"assumed fov {ASSUMED_FOV_DEG:g}")
+        cam, self.camera_from = camera or assumed
+        self.camera = cover_crop_camera(cam, w, h)
+        self.server = VisionIpcServer(VisionStreamType.ROAD, w, h, num_buffers=NUM_BUFFERS)
         self.pm = messaging.PubMaster(["roadCameraState"])
-        self.nv12 = np.empty(nv12_shape(cfg.width, cfg.height), dtype=np.uint8)
+        self.nv12 = np.empty(nv12_shape(w, h), dtype=np.uint8)
         self.frame_id = 0
         self.served = 0
         self.skipped_slots = 0    # realtime slots that got no frame
@@ -95,13 +135,15 @@ class Camerad:
 
     def serve(self, frame: Frame, frame_id: int) -> bool:
         try:
-            img = to_nv12(frame.image, self.cfg.width, self.cfg.height, self.nv12)
+            img = to_nv12(frame.image, self.width, self.height, self.nv12)
         except ValueError as e:
             self.bad_frames += 1
             if self.bad_frames & (self.bad_frames - 1) == 0:
                 cloudlog.warning("frame dropped", extra={"error": str(e), "bad_frames": self.bad_frames})
             return False
         self.frame_id, self.sof, self.eof = frame_id, frame.sof_ns, frame.eof_ns
+        if frame.camera is not None and frame.camera != self.camera:  # the simulator's own camera, exact
+            self.camera, self.camera_from = frame.camera, self.source.name
         self.server.send(img, frame_id, frame.sof_ns, frame.eof_ns)
         self.publish_state(True)
         self.served += 1
@@ -132,7 +174,8 @@ class Camerad:
         cs.frameId = self.frame_id & 0xFFFFFFFF
         if ok:
             cs.timestampSof, cs.timestampEof = self.sof, self.eof
-        cs.width, cs.height = self.cfg.width, self.cfg.height
+        cs.width, cs.height = self.width, self.height
+        fill_frame_camera(cs, self.camera, self.camera_from)
         cs.source = self.source.name
         cs.sourceOk = ok
         cs.framesDropped = min(self.skipped_slots + self.bad_frames + self.source.dropped, 0xFFFFFFFF)
@@ -208,8 +251,13 @@ def parse_args(argv: list[str] | None = None, env: dict | None = None) -> Camera
     p.add_argument("--pace", choices=("realtime", "consumed", "pushed"), default=None,
                    help="realtime (webcam, video; default), consumed (video lockstep), pushed (sim, the only one)")
     p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=False, help="restart a video at its end")
-    p.add_argument("--width", type=int, default=WIDTH, help=f"camera width (default {WIDTH})")
-    p.add_argument("--height", type=int, default=HEIGHT, help=f"camera height (default {HEIGHT})")
+    p.add_argument("--width", type=int, default=0, help=f"served width (default: the source's, else {WIDTH})")
+    p.add_argument("--height", type=int, default=0, help=f"served height (default: the source's, else {HEIGHT})")
+    p.add_argument("--camera-params", metavar="FILE", default=env.get("ROADPILOT_CAMERA_PARAMS") or None,
+                   help="the camera file from `roadpilot calibrate-camera` (default: $ROADPILOT_CAMERA_PARAMS)")
+    p.add_argument("--fov", type=float, default=None,
+                   help=f"without a camera file: the camera's horizontal field of view in degrees (default: "
+                        f"$ROADPILOT_CAMERA_FOV, else {ASSUMED_FOV_DEG:g} assumed)")
     p.add_argument("--consumer", choices=CONSUMERS, default="modelV2", help="--pace consumed waits for its frameId")
     a = p.parse_args(argv)
     source = a.source or default_source(env)
@@ -220,11 +268,22 @@ def parse_args(argv: list[str] | None = None, env: dict | None = None) -> Camera
         p.error(f"--source {source} runs with --pace {' or '.join(PACES[source])}, not {pace}")
     if source == "video" and not a.path:
         p.error("--source video needs --path FILE (or $ROADPILOT_CAMERA_VIDEO)")
+    if bool(a.width) != bool(a.height):
+        p.error("give --width and --height together")
     try:
-        check_size(a.width, a.height)
-    except ValueError as e:
+        if a.width:
+            check_size(a.width, a.height)
+        fov = a.fov if a.fov is not None else float(env["ROADPILOT_CAMERA_FOV"]) if env.get("ROADPILOT_CAMERA_FOV") \
+            else None
+        if fov is not None:
+            CameraModel.from_fov(WIDTH, HEIGHT, fov)  # checks its range
+        if a.camera_params:
+            load_camera_file(a.camera_params)
+    except (ValueError, CameraFileError) as e:
         p.error(str(e))
-    return CameraConfig(source, a.device, a.path, pace, a.loop, a.width, a.height, a.consumer)
+    if a.camera_params and fov is not None:
+        p.error("give a camera file or a field of view, not both")
+    return CameraConfig(source, a.device, a.path, pace, a.loop, a.width, a.height, a.consumer, a.camera_params, fov)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -232,21 +291,25 @@ def main(argv: list[str] | None = None) -> None:
     cfg = parse_args(argv)
     set_realtime_priority(PRIO_MDL)
     source = make_source(cfg)
-    d = Camerad(cfg, source)  # the VisionIPC server first: a second camerad of this prefix stops here
+    try:
+        source.open()  # first: its size is the frames' size (a second camerad of this prefix stops at the server)
+        native = getattr(source, "native_size", None)
+        camera = source_camera(cfg, native) if native is not None else None
+    except (SourceError, ValueError) as e:
+        cloudlog.error("camera source cannot start", extra={"source": cfg.source, "error": str(e)})
+        source.close()
+        raise SystemExit(f"camerad: {e}") from None
+    d = Camerad(cfg, source, camera)
 
     def on_signal(signum, frame):
         d.stop = True
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    try:
-        source.open()
-    except SourceError as e:
-        cloudlog.error("camera source cannot start", extra={"source": cfg.source, "error": str(e)})
-        d.server.close()
-        raise SystemExit(f"camerad: {e}") from None
-    cloudlog.info("camerad started", extra={"source": cfg.source, "pace": cfg.pace, "width": cfg.width,
-                                            "height": cfg.height})
+    cloudlog.info("camerad started", extra={"source": cfg.source, "pace": cfg.pace, "width": d.width,
+                                            "height": d.height, "camera": d.camera.describe(),
+                                            "camera_from": d.camera_from})
+    print(f"camerad: {cfg.source} {d.width}x{d.height}; camera ({d.camera_from}): {d.camera.describe()}", flush=True)
     d.begin(time.monotonic_ns())
     d.run()
 

@@ -1,4 +1,5 @@
-"""Image helpers for the camera sources: fit any picture to the model camera, convert BGR/I420 to NV12.
+"""Image helpers for the camera sources: fit a picture to the served size (and say what camera that makes), convert
+BGR/I420 to NV12.
 
 NV12 is what VisionIPC carries: `height` rows of Y, then `height / 2` rows of interleaved U, V
 (`width` bytes each). OpenCV has no BGR->NV12 conversion, but it has BGR->I420 (planar Y, U, V); NV12 is
@@ -7,8 +8,12 @@ planes are not whole rows when `height / 2` is odd (874 / 2 = 437), so they are 
 buffer, never by rows.
 """
 
+import dataclasses
+
 import cv2
 import numpy as np
+
+from common.transformations.camera import CameraModel
 
 
 def nv12_shape(width: int, height: int) -> tuple[int, int]:
@@ -20,6 +25,15 @@ def check_size(width: int, height: int) -> None:
         raise ValueError(f"NV12 needs an even width and height of at least 2, got {width}x{height}")
 
 
+def cover_window(w: int, h: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """(x0, y0, cw, ch): the largest centred window of a w x h picture with width x height's aspect ratio."""
+    if w * height > h * width:        # source wider than the target: crop the sides
+        cw, ch = max(1, round(h * width / height)), h
+    else:                             # source taller (or same aspect): crop top and bottom
+        cw, ch = w, max(1, round(w * height / width))
+    return (w - cw) // 2, (h - ch) // 2, cw, ch
+
+
 def cover_crop(img: np.ndarray, width: int, height: int) -> np.ndarray:
     """`img` scaled to cover width x height (aspect ratio kept), centre-cropped to exactly that size.
 
@@ -28,15 +42,22 @@ def cover_crop(img: np.ndarray, width: int, height: int) -> np.ndarray:
     h, w = img.shape[:2]
     if (w, h) == (width, height):
         return img
-    # the largest centred window of the source with the target's aspect ratio
-    if w * height > h * width:        # source wider than the target: crop the sides
-        cw, ch = max(1, round(h * width / height)), h
-    else:                             # source taller (or same aspect): crop top and bottom
-        cw, ch = w, max(1, round(w * height / width))
-    x0, y0 = (w - cw) // 2, (h - ch) // 2
+    x0, y0, cw, ch = cover_window(w, h, width, height)
     window = img[y0:y0 + ch, x0:x0 + cw]
     shrinking = cw > width
     return cv2.resize(window, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def cover_crop_camera(cam: CameraModel, width: int, height: int) -> CameraModel:
+    """The camera that sees what `cover_crop` makes of its pictures: the window's offset moves the principal point,
+    the resize scales the focal lengths (distortion, in normalised coordinates, stays). Pixel centres map as
+    cv2.resize maps them."""
+    if (cam.width, cam.height) == (width, height):
+        return cam
+    x0, y0, cw, ch = cover_window(cam.width, cam.height, width, height)
+    sx, sy = width / cw, height / ch
+    return dataclasses.replace(cam, width=width, height=height, focal=cam.fx * sx, focal_y=cam.fy * sy,
+                               principal=((cam.cx - x0 + 0.5) * sx - 0.5, (cam.cy - y0 + 0.5) * sy - 0.5))
 
 
 def i420_to_nv12(i420: np.ndarray, width: int, height: int, out: np.ndarray | None = None) -> np.ndarray:

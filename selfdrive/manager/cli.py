@@ -149,7 +149,7 @@ def mp4_frames(path: str) -> str:
 
 def cmd_sim(args: argparse.Namespace) -> int:
     from tools.sim.bridge import forget_learned_steering, manager_env
-    from tools.sim.lib.simulation import SimConfig
+    from tools.sim.lib.simulation import SimConfig, variant
     env = {**os.environ}
     try:
         runs = {p.name for p in PROCESSES if manager.config_from_env("sim", env).should_run(p)}
@@ -161,18 +161,15 @@ def cmd_sim(args: argparse.Namespace) -> int:
         # --record is rendered from the route after the drive (tools/render), not by the bridge during it
         cfg = SimConfig(scenario=args.scenario, seed=args.seed, car=args.car, driver=args.driver,
                         use_cruise=args.use_cruise, lockstep=args.lockstep, minutes=args.minutes,
-                        camera="camerad" in runs, stack_wait_s=20.0 if stack else 0.0, steer_gain=args.steer_gain,
-                        steer_friction=args.steer_friction, steer_delay_s=args.steer_delay)
+                        camera="camerad" in runs, stack_wait_s=20.0 if stack else 0.0, **variant(args))
     except ValueError as e:
         print(f"roadpilot sim: {e}", file=sys.stderr)
         return 2
     how = "lockstep (deterministic, paced by the stack)" if cfg.lockstep else "real time"
     record = os.path.abspath(args.record) if args.record else None
     rec = f"; rendering the drive to {record} afterwards" if record else ""
-    differs = "" if (cfg.steer_gain, cfg.steer_friction, cfg.steer_delay_s) == (1.0, 0.0, 0.0) else (
-        f" (its steering differs from its parameters: torque x{cfg.steer_gain:g}, friction {cfg.steer_friction:g}, "
-        f"{cfg.steer_delay_s:g} s more delay)")
-    print(f"roadpilot sim: scenario {cfg.scenario}, seed {cfg.seed}, car {cfg.car}{differs}, {cfg.minutes:g} simulated "
+    print(f"roadpilot sim: scenario {cfg.scenario}, seed {cfg.seed}, car {cfg.car}{cfg.describe_variant()}, "
+          f"{cfg.minutes:g} simulated "
           f"min, {how}; the scripted driver ({cfg.driver}) drives{rec}")
     print(sim_stack_report())
     if record and "loggerd" not in runs:
@@ -222,6 +219,35 @@ def cmd_manager(args: argparse.Namespace) -> int:
     return manager.main(args.mode)
 
 
+def camera_model_env(args: argparse.Namespace) -> dict[str, str]:
+    """What tells camerad the camera's intrinsics: a camera file (checked here), else a field of view, else nothing
+    (camerad assumes one and says so). Raises ValueError with the reason."""
+    from common.transformations.camera import CameraModel
+    from common.transformations.camera_file import CameraFileError, load_camera_file
+    if args.camera_params and args.fov is not None:
+        raise ValueError("give --camera-params or --fov, not both")
+    if args.camera_params:
+        try:
+            load_camera_file(args.camera_params)
+        except CameraFileError as e:
+            raise ValueError(str(e)) from None
+        return {"ROADPILOT_CAMERA_PARAMS": os.path.abspath(args.camera_params), "ROADPILOT_CAMERA_FOV": ""}
+    if args.fov is not None:
+        CameraModel.from_fov(1164, 874, args.fov)  # its range
+        return {"ROADPILOT_CAMERA_PARAMS": "", "ROADPILOT_CAMERA_FOV": f"{args.fov:g}"}
+    return {"ROADPILOT_CAMERA_PARAMS": "", "ROADPILOT_CAMERA_FOV": ""}
+
+
+def camera_model_text(env: dict[str, str]) -> str:
+    if env.get("ROADPILOT_CAMERA_PARAMS"):
+        return f"intrinsics from {env['ROADPILOT_CAMERA_PARAMS']}"
+    if env.get("ROADPILOT_CAMERA_FOV"):
+        return f"a {env['ROADPILOT_CAMERA_FOV']} deg horizontal field of view (no lens distortion)"
+    from selfdrive.camerad.camerad import ASSUMED_FOV_DEG
+    return (f"no camera file or --fov: a {ASSUMED_FOV_DEG:g} deg field of view is ASSUMED; the lines drawn and "
+            f"driven on are only as right as that (`roadpilot calibrate-camera`)")
+
+
 def device_env(args: argparse.Namespace, env: dict[str, str]) -> dict[str, str]:
     """The environment that points camerad and canbridged at this car's camera and CAN adapter. Both are
     opened once here first, so a missing camera or a bad adapter is a clear error now, not a daemon that
@@ -235,6 +261,7 @@ def device_env(args: argparse.Namespace, env: dict[str, str]) -> dict[str, str]:
         if not os.path.exists(args.camera):
             raise ValueError(f"camera {args.camera} not found (is the webcam plugged in? `ls /dev/video*`)")
         camera = {"ROADPILOT_CAMERA_SOURCE": "webcam", "ROADPILOT_CAMERA_DEVICE": args.camera}
+    camera |= camera_model_env(args)
     if args.can.partition(":")[0] == "sim":
         raise ValueError("--can sim is the simulator's car: use `roadpilot sim`")
     try:
@@ -270,6 +297,7 @@ def cmd_device(args: argparse.Namespace) -> int:
            "car identified by firmware query, then CAN fingerprint (not recognised: dashcam mode, nothing sent)")
     print(f"roadpilot device: camera {env.get('ROADPILOT_CAMERA_DEVICE') or env['ROADPILOT_CAMERA_VIDEO']}, "
           f"CAN {args.can}; {how}")
+    print(f"camera model: {camera_model_text(env)}")
     print(f"Onroad UI: {ui_url(env)} (open it in a browser). Ctrl-C stops.", flush=True)
     return manager.main("device")
 
@@ -306,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from tools.sim.lib.scenarios import SCENARIOS
     from tools.sim.lib.sim_car import DEFAULT_PLATFORM, SIM_PLATFORMS
-    from tools.sim.lib.simulation import add_steer_args
+    from tools.sim.lib.simulation import add_camera_args, add_steer_args
     sim = sub.add_parser("sim", help="drive a simulated scenario with the sim stack, headless; score it",
                          description="Runs the manager in sim mode (the simulator's bridge and the whole onboard "
                                      "stack) until --minutes of simulated driving are done, with a status line "
@@ -330,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "stack drive, taking over when needed; manual: it drives by hand")
     sim.add_argument("--use-cruise", action="store_true", help="a manual driver that also turns the cruise on")
     add_steer_args(sim)
+    add_camera_args(sim)
     sim.add_argument("--seconds", type=float, default=None,
                      help="wall-clock limit (default: 4x the simulated time + 60 s)")
     sim.set_defaults(func=cmd_sim)
@@ -360,6 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--camera", default="/dev/video0", help="webcam device (default /dev/video0)")
     dev.add_argument("--video", default=None, metavar="FILE",
                      help="a dash-cam video as the camera instead of the webcam (bench testing on a desk)")
+    dev.add_argument("--camera-params", metavar="FILE", default=None,
+                     help="the camera's intrinsics and lens distortion (from `roadpilot calibrate-camera`)")
+    dev.add_argument("--fov", type=float, default=None, metavar="DEG",
+                     help="without a camera file: the camera's horizontal field of view in degrees (else 65.2 is "
+                          "assumed, and said)")
     dev.add_argument("--can", required=True, metavar="URL",
                      help="the CAN adapter as a python-can URL: socketcan:can0, pcan:PCAN_USBBUS1, "
                           "slcan:/dev/ttyACM0?bitrate=500000, gs_usb:0, ... (hardware/can_backends.py)")

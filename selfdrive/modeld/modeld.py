@@ -1,7 +1,8 @@
 """modeld: road camera frames (VisionIPC) -> the driving model -> modelV2, at the camera's rate (20 Hz).
 
-Each frame is warped into the model frame with the newest liveCalibration (selfdrive/modeld/warp.py) and
-run together with the previous frame's warp. modeld always works on the newest frame: when it falls behind,
+Each frame is warped into the model frame with the newest liveCalibration and the camera roadCameraState describes
+(selfdrive/modeld/warp.py: intrinsics and lens distortion in one remap) and run together with the previous frame's
+warp. modeld always works on the newest frame: when it falls behind,
 the frames queued meanwhile are skipped (counted in framesDropped and frameDropPerc), never queued up.
 A model file that does not match the contract is refused at start (exit status 1, a clear message).
 
@@ -19,10 +20,12 @@ import numpy as np
 from cereal import messaging
 from cereal.visionipc import VisionIpcClient, VisionStreamType
 from common.swaglog import cloudlog, cloudlog_bind
+from common.transformations.camera import CameraModel
+from common.transformations.camera_file import default_camera, frame_camera
 from selfdrive.modeld.constants import INPUT_SHAPE
 from selfdrive.modeld.fill_msg import all_finite, fill_model_v2
 from selfdrive.modeld.runner import DEFAULT_MODEL, ModelError, ModelRunner
-from selfdrive.modeld.warp import model_to_camera, warp_y
+from selfdrive.modeld.warp import warp_maps, warp_y
 
 DROP_WINDOW_S = 5.0
 THREADS = 2           # onnxruntime intra-op threads: the design's budget is one model frame on 2 cores
@@ -46,12 +49,13 @@ class DropCounter:
 
 
 class FrameWarper:
-    """Keeps the homography for the current calibration and frame size, and the previous model frame."""
+    """Keeps the warp maps for the current calibration and camera, and the previous model frame."""
 
     def __init__(self):
         self.rpy = (0.0, 0.0, 0.0)
+        self.camera: CameraModel | None = None  # roadCameraState's; None: not heard yet
         self._key = None
-        self._h = None
+        self._maps = None
         self.frames = np.zeros(INPUT_SHAPE, np.uint8)
         self.primed = False
 
@@ -60,13 +64,21 @@ class FrameWarper:
         if len(vals) == 3 and all(math.isfinite(v) for v in vals):
             self.rpy = tuple(vals)
 
+    def set_camera(self, camera: CameraModel) -> None:
+        self.camera = camera
+
     def push(self, y_plane: np.ndarray) -> np.ndarray:
-        """Warps one luma plane; returns the (previous, current) pair (the first frame is paired with itself)."""
-        key = (self.rpy, y_plane.shape)
+        """Warps one luma plane; returns the (previous, current) pair (the first frame is paired with itself).
+        Frames of another size than the camera said (none said yet) are taken as frame_camera's default."""
+        h, w = y_plane.shape
+        cam = self.camera
+        if cam is None or (cam.width, cam.height) != (w, h):
+            cam = default_camera(w, h)
+        key = (self.rpy, cam)
         if key != self._key:
-            self._key, self._h = key, model_to_camera(self.rpy, y_plane.shape[1], y_plane.shape[0])
+            self._key, self._maps = key, warp_maps(self.rpy, cam)
         self.frames[0, 0] = self.frames[0, 1]
-        warp_y(y_plane, self._h, self.frames[0, 1])
+        warp_y(y_plane, self._maps, self.frames[0, 1])
         if not self.primed:
             self.frames[0, 0] = self.frames[0, 1]
             self.primed = True
@@ -90,7 +102,7 @@ def newest_frame(client: VisionIpcClient, timeout_ms: int, last_id: int | None =
 def run(runner: ModelRunner) -> None:
     client = VisionIpcClient(VisionStreamType.ROAD, conflate=False)
     pm = messaging.PubMaster(["modelV2"])
-    sm = messaging.SubMaster(["liveCalibration"])
+    sm = messaging.SubMaster(["liveCalibration", "roadCameraState"])
     warper, drops = FrameWarper(), DropCounter()
     last_id = None
     pending = 0   # frames lost since the last model run, not yet reported
@@ -105,6 +117,8 @@ def run(runner: ModelRunner) -> None:
         sm.update(0)
         if sm.updated["liveCalibration"]:
             warper.set_calibration(sm["liveCalibration"].rpyCalib)
+        if sm.updated["roadCameraState"]:
+            warper.set_camera(frame_camera(sm["roadCameraState"]))
         if frame.frame_id == last_id:
             continue  # a lockstep resend of the frame we already answered
         t0 = time.monotonic()

@@ -22,7 +22,7 @@ NEAR_M = 1.0             # m of depth; nearer points are far off the bottom of t
 MAX_X = 120.0            # m ahead; beyond this everything sits on the horizon
 LEAD_MIN_PROB = 0.5
 DECIMALS = 1
-ROAD_CAMERA = CameraModel()   # the comma2k19 road camera's intrinsics: what camerad serves
+ROAD_CAMERA = CameraModel()   # until roadCameraState says which camera took the frames: the comma2k19 road camera
 
 
 def _xyz(d) -> np.ndarray:

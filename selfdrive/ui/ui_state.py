@@ -11,8 +11,9 @@ import time
 
 from cereal.services import SERVICES as SERVICE_TABLE
 from common.swaglog import cloudlog
+from common.transformations.camera_file import frame_camera
 from selfdrive.car.car_identity import describe
-from selfdrive.ui.overlay import build_overlay
+from selfdrive.ui.overlay import ROAD_CAMERA, build_overlay
 
 SERVICES = ("modelV2", "liveCalibration", "carState", "selfdriveState", "longitudinalPlan", "deviceState",
             "roadCameraState", "carParams", "liveTorqueParameters")
@@ -55,8 +56,10 @@ def _overlay(sm) -> dict | None:
     cal = sm["liveCalibration"] if fresh(sm, "liveCalibration", time.monotonic()) else None
     rpy = list(cal.rpyCalib) if cal is not None else (0.0, 0.0, 0.0)
     height = cal.height[0] if cal is not None and len(cal.height) else None
+    # the camera that took the frames shown: the lines are drawn with its intrinsics and lens
+    base = frame_camera(sm["roadCameraState"]) if sm.seen["roadCameraState"] else ROAD_CAMERA
     try:
-        return build_overlay(sm["modelV2"], rpy, height)
+        return build_overlay(sm["modelV2"], rpy, height, base)
     except (ValueError, TypeError, IndexError) as e:  # a model message we cannot draw: no overlay, never a crash
         cloudlog.warning("uid: modelV2 not drawable", extra={"error": str(e)})
         return None

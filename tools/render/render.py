@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from common.transformations.camera import CameraModel, calibrated_camera, project_car_points
+from common.transformations.camera_file import frame_camera
 from tools.lib.framereader import FrameReader, frame_locations
 from tools.lib.logreader import LogError, LogReader, ToolArgumentParser, finite_float, output_file
 
@@ -134,8 +135,10 @@ class Renderer:
                     state[self.events[k].which()] = getattr(self.events[k], self.events[k].which())
                     k += 1
                 cal = state.get("liveCalibration")
-                cam = calibrated_camera(cal.rpyCalib, cal.height[0] if len(cal.height) else None) \
-                    if cal is not None else CameraModel()
+                # the camera that took this frame, as the route recorded it (older routes: the default camera)
+                base = frame_camera(state["roadCameraState"]) if "roadCameraState" in state else CameraModel()
+                cam = calibrated_camera(cal.rpyCalib, cal.height[0] if len(cal.height) else None, base) \
+                    if cal is not None else base
                 img, note = self.background(frame_id, cam)
                 draw(img, state, cam, note)
                 if stream is None:

@@ -66,7 +66,7 @@ from common.swaglog import cloudlog, cloudlog_bind
 from hardware.canbridged import parse_safety
 from tools.sim.lib.ecus import is_diagnostic
 from tools.sim.lib.sim_car import DEFAULT_PLATFORM, SIM_PLATFORMS
-from tools.sim.lib.simulation import CAMERA_EVERY, SimConfig, Simulation, add_steer_args
+from tools.sim.lib.simulation import CAMERA_EVERY, SimConfig, Simulation, add_camera_args, add_steer_args, variant
 
 ENV = "ROADPILOT_SIM"
 STEP_TIMEOUT_S = 2.0
@@ -393,8 +393,7 @@ def config_from(args: argparse.Namespace, env: str | None) -> SimConfig:
         return SimConfig.from_json(env)
     return SimConfig(scenario=args.scenario, seed=args.seed, car=args.car, driver=args.driver,
                      use_cruise=args.use_cruise, lockstep=args.lockstep, minutes=args.minutes,
-                     camera=not args.no_camera, record=args.record, steer_gain=args.steer_gain,
-                     steer_friction=args.steer_friction, steer_delay_s=args.steer_delay)
+                     camera=not args.no_camera, record=args.record, **variant(args))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -414,6 +413,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--safety", type=parse_safety, default=None,
                     help="lockstep: force the safety mode, e.g. toyota:0x149")
     add_steer_args(ap)
+    add_camera_args(ap)
     argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
     args.explicit = bool(argv)
@@ -426,7 +426,7 @@ def main(argv: list[str] | None = None) -> None:
     camera = None
     if cfg.camera or cfg.record:
         from tools.sim.lib.camera_out import CameraOut
-        camera = CameraOut(args.look_seed, push=cfg.camera, record=cfg.record)
+        camera = CameraOut(args.look_seed, push=cfg.camera, record=cfg.record, camera=cfg.camera_model())
     bridge = Bridge(cfg, camera, args.safety)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     cloudlog.info("bridge started", extra={"config": cfg.to_json()})

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tools.sim.lib.drive_report import DriveReport
 from tools.sim.lib.scenarios import SCENARIOS
-from tools.sim.lib.simulation import SimConfig, add_steer_args
+from tools.sim.lib.simulation import SimConfig, add_camera_args, add_steer_args, variant
 from tools.sim.lib.stack_drive import Drive
 
 
@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="folder for the drives' routes and reports (default: a new one in /tmp)")
     ap.add_argument("--json", help="also write every drive's figures to this file")
     add_steer_args(ap)
+    add_camera_args(ap)
     args = ap.parse_args(argv)
     scenarios = [s for s in args.scenarios.split(",") if s]
     unknown = [s for s in scenarios if s not in SCENARIOS]
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             "--count must be >= 1 and --minutes in (0, 60]"
         print(f"seed_sweep: {why}", file=sys.stderr)
         return 2
-    steer = {"steer_gain": args.steer_gain, "steer_friction": args.steer_friction, "steer_delay_s": args.steer_delay}
+    steer = variant(args)
     try:
         SimConfig(**steer)  # the same checks a drive makes, before the first one starts
     except ValueError as e:
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or tempfile.mkdtemp(prefix="seed_sweep-"))
     seeds = range(args.first_seed, args.first_seed + args.count)
     print(f"seed_sweep: {len(scenarios)} scenarios x seeds {seeds.start}..{seeds.stop - 1}, {args.minutes:g} min each, "
-          f"car steering {steer}; drives under {out}", flush=True)
+          f"car and camera {steer}; drives under {out}", flush=True)
     rows, t0 = [], time.monotonic()
     for sc in scenarios:
         for seed in seeds:

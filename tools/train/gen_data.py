@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from selfdrive.modeld.constants import LEAD_MAX, MODEL_H, MODEL_W, NUM_EDGES, NUM_LINES, T_PATH, X_LINES
-from selfdrive.modeld.warp import model_to_camera, warp_y
+from selfdrive.modeld.warp import warp_maps, warp_y
 from tools.sim.lib.driver import DriverConfig
 from tools.sim.lib.renderer import Look, Renderer
 from tools.sim.lib.scenarios import SCENARIOS
@@ -152,8 +152,8 @@ def run_episode(split: str, scenario: str, seed: int, seconds: float, follow: bo
             continue
         cur_y = renderer.render(sim.world, sim.state)[:renderer.camera.height]
         err = np.zeros(2) if rng.random() < 0.5 else rng.uniform(-CALIB_ERR_MAX, CALIB_ERR_MAX, 2)
-        h = model_to_camera([0.0, mount[0] - err[0], mount[1] - err[1]])
-        frames.append(np.stack([warp_y(prev_y, h), warp_y(cur_y, h)]))
+        maps = warp_maps([0.0, mount[0] - err[0], mount[1] - err[1]], renderer.camera)
+        frames.append(np.stack([warp_y(prev_y, maps), warp_y(cur_y, maps)]))
         calib.append(err)
         st = sim.state
         ox, oy = _origin(st)

@@ -17,6 +17,8 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
+from common.transformations.camera import CameraModel
+
 
 class SourceError(RuntimeError):
     """A source that cannot start: the message says what is missing or wrong."""
@@ -27,6 +29,7 @@ class Frame(NamedTuple):
     sof_ns: int            # start of exposure, monotonic ns
     eof_ns: int            # end of exposure, monotonic ns
     frame_id: int | None = None
+    camera: CameraModel | None = None  # the camera that took it, where the source knows it exactly (the sim)
 
 
 class FrameSource(Protocol):
@@ -34,6 +37,7 @@ class FrameSource(Protocol):
     ended: bool
     dropped: int           # frames the source itself had to skip or reject (bad size, read errors)
     clock_start_ns: int    # monotonic ns of slot 0, set by camerad before the first read
+    native_size: tuple[int, int] | None  # its pictures' (width, height) once open; None: not known (sim)
 
     def open(self) -> None: ...
 

@@ -37,6 +37,7 @@ class VideoSource:
         self.clock_start_ns = clock_start_ns
         self.ended = False
         self.dropped = 0             # decode errors
+        self.native_size: tuple[int, int] | None = None
         self.passes = 0              # times the clip was (re)started
         self._container = None
         self._decoder = None
@@ -56,6 +57,7 @@ class VideoSource:
             raise SourceError(f"video {self.path}: cannot be decoded ({why})") from None
         stream = self._container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or 20
+        self.native_size = (stream.width, stream.height)
         self.period = Fraction(1, 1) / Fraction(rate)
         self.period_ns = int(self.period * 10**9)
         cloudlog.info("video opened", extra={"path": self.path, "codec": stream.codec_context.name,

@@ -42,6 +42,7 @@ class WebcamSource:
         self._factory = capture_factory
         self.ended = False
         self.dropped = 0
+        self.native_size: tuple[int, int] | None = None
         self.clock_start_ns = 0  # unused: frames carry their own capture times
         self.reopens = 0
         self._cap: Any = None
@@ -61,6 +62,8 @@ class WebcamSource:
                               "permission: is the user in the `video` group?)")
         self._cap = cap
         fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        self.native_size = (w, h) if w >= 16 and h >= 16 else None  # None: camerad's default size
         self.period_ns = int(1e9 / (fps if 1.0 <= fps <= 240.0 else DEFAULT_FPS))
         self._thread = threading.Thread(target=self._capture_loop, name="webcam", daemon=True)
         self._thread.start()

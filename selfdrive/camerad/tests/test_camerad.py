@@ -1,5 +1,6 @@
 """camerad as a real process: frames read back through VisionIPC, roadCameraState, start-up errors."""
 
+import json
 import os
 import shutil
 import signal
@@ -14,6 +15,8 @@ import pytest
 from cereal import messaging
 from cereal.visionipc import VisionIpcClient, VisionStreamType, shm_name
 from common.params import Params
+from common.transformations.camera import CameraModel
+from common.transformations.camera_file import camera_to_dict, frame_camera
 from selfdrive.camerad import camerad
 from selfdrive.camerad.nv12 import to_nv12
 from selfdrive.camerad.sources.sim import SimFramePusher
@@ -69,7 +72,7 @@ class CameradProcess:
 @needs_udacity
 class TestVideo(CameradProcess):
     def test_realtime_frames_match_direct_decode(self, tmp_path):
-        self.proc = start_camerad(tmp_path, "--source", "video", "--path", UDACITY)
+        self.proc = start_camerad(tmp_path, "--source", "video", "--path", UDACITY, "--fov", "60")
         got: list[tuple[int, int, np.ndarray]] = []
         deadline = time.monotonic() + 30
         while len(got) < 30:
@@ -80,15 +83,19 @@ class TestVideo(CameradProcess):
                 nv12 = np.array(buf.nv12)
                 if buf.valid_after_read():
                     got.append((buf.frame_id, buf.timestamp_eof, nv12))
-        ref = reference(UDACITY, [udacity_source_frame(fid) for fid, _, _ in got], 1164, 874)
+        ref = reference(UDACITY, [udacity_source_frame(fid) for fid, _, _ in got], 960, 540)
         for fid, _, nv12 in got:
-            assert nv12.shape == (874 * 3 // 2, 1164)
+            assert nv12.shape == (540 * 3 // 2, 960)  # the video's own size: nothing cropped
             assert (nv12 == ref[udacity_source_frame(fid)]).all(), f"frame {fid}"
         # timestamps are video time: exactly 50 ms per slot
         (f0, t0, _), (f1, t1, _) = got[0], got[-1]
         assert t1 - t0 == (f1 - f0) * 50_000_000
         states = [m.roadCameraState for m in messaging.drain_sock(self.state)]
-        assert states and all(s.sourceOk and s.source == "video" and (s.width, s.height) == (1164, 874) for s in states)
+        assert states and all(s.sourceOk and s.source == "video" and (s.width, s.height) == (960, 540) for s in states)
+        # the camera it was told: 60 deg across 960 px
+        assert states[-1].cameraFrom == "fov 60"
+        assert list(states[-1].intrinsics) == pytest.approx([831.38, 831.38, 480.0, 270.0], abs=0.01)
+        assert frame_camera(states[-1]).hfov_deg == pytest.approx(60.0, abs=1e-3)
 
     def test_lockstep_serves_every_frame(self, tmp_path):
         pm = messaging.PubMaster(["modelV2"])    # this test is the consumer: it echoes each frame id it took
@@ -114,6 +121,12 @@ class TestVideo(CameradProcess):
         ref = reference(UDACITY, [udacity_source_frame(fid) for fid in frames], 582, 436)
         for fid, nv12 in frames.items():
             assert (nv12 == ref[udacity_source_frame(fid)]).all(), f"frame {fid}"
+        # a 16:9 video served 4:3: the sides are cropped, and the camera said is the one that sees the crop
+        state = [m.roadCameraState for m in messaging.drain_sock(self.state)][-1]
+        cam = frame_camera(state)
+        assert (cam.width, cam.height) == (582, 436) and state.cameraFrom == "assumed fov 65.2"
+        assert cam.fx == pytest.approx(750.6 * 436 / 540, rel=1e-3) and cam.cx == pytest.approx(291.0, abs=0.5)
+        assert cam.hfov_deg < 52.0  # of the assumed 65.2 deg across 960 px, 720 px are left
 
 
 class TestVideoEnd(CameradProcess):
@@ -194,6 +207,10 @@ class TestStartErrors:
             ("--source", "video", "--path", str(tmp_path / "junk.mp4")): (1, "junk.mp4: cannot be decoded"),
             ("--source", "webcam", "--device", "/dev/video63"): (1, "/dev/video63: no such device"),
         }
+        if os.path.exists(UDACITY):  # a camera file of a 4:3 camera cannot be this 16:9 video's
+            (tmp_path / "cam43.json").write_text(json.dumps(camera_to_dict(CameraModel(640, 480, 500.0))))
+            cases[("--source", "video", "--path", UDACITY, "--camera-params", str(tmp_path / "cam43.json"))] = \
+                (1, "another aspect ratio")
         # side by side, so one prefix each (a prefix has one road camera)
         prefixes = {args: f"{os.environ['ROADPILOT_PREFIX']}-{i}" for i, args in enumerate(cases)}
         procs = {args: subprocess.Popen([sys.executable, "-m", "selfdrive.camerad.camerad", *args],
@@ -211,7 +228,10 @@ class TestStartErrors:
         (["--source", "video"], "needs --path"),
         (["--source", "webcam", "--pace", "consumed"], "runs with --pace realtime"),
         (["--source", "sim", "--pace", "realtime"], "runs with --pace pushed"),
-        (["--source", "sim", "--width", "641"], "even width"),
+        (["--source", "sim", "--width", "641", "--height", "480"], "even width"),
+        (["--source", "sim", "--width", "640"], "--width and --height together"),
+        (["--source", "webcam", "--fov", "200"], "10..170 degrees"),
+        (["--source", "webcam", "--camera-params", "/nonexistent.json"], "cannot read camera file"),
         (["--source", "cam"], "invalid choice"),
     ])
     def test_bad_arguments(self, args, message, capsys):
@@ -222,7 +242,9 @@ class TestStartErrors:
     def test_defaults_follow_environment_then_manager_mode(self):
         env = {"ROADPILOT_CAMERA_SOURCE": "video", "ROADPILOT_CAMERA_VIDEO": "/x.mp4"}
         cfg = camerad.parse_args([], env=env)
-        assert (cfg.source, cfg.path, cfg.pace, cfg.width, cfg.height) == ("video", "/x.mp4", "realtime", 1164, 874)
+        assert (cfg.source, cfg.path, cfg.pace, cfg.width, cfg.height) == ("video", "/x.mp4", "realtime", 0, 0)
+        assert (cfg.camera_params, cfg.fov) == (None, None)
+        assert camerad.parse_args([], env={**env, "ROADPILOT_CAMERA_FOV": "60"}).fov == 60.0
         Params().put("ManagerMode", "device")
         assert camerad.parse_args([], env={}).source == "webcam"
         Params().put("ManagerMode", "sim")

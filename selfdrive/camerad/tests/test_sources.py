@@ -12,6 +12,7 @@ import zmq
 from cereal import messaging
 from cereal.messaging.endpoints import ipc_endpoint
 from cereal.visionipc import VisionIpcClient, VisionStreamType
+from common.transformations.camera import CameraModel
 from selfdrive.camerad import camerad
 from selfdrive.camerad.nv12 import bgr_to_nv12, cover_crop, nv12_to_bgr
 from selfdrive.camerad.sources import SourceError
@@ -183,7 +184,9 @@ class TestSimSource:
     def setup_method(self):
         self.src = SimSource(self.W, self.H)
         self.src.open()
-        self.pusher = SimFramePusher(self.W, self.H)
+        self.pusher = SimFramePusher(self.W, self.H, self.CAMERA)
+
+    CAMERA = CameraModel(640, 480, 420.0, focal_y=421.0, principal=(330.0, 236.0), dist=(-0.1, 0.02, 0.0, 0.0, 0.0))
 
     def teardown_method(self):
         self.pusher.close()
@@ -194,13 +197,19 @@ class TestSimSource:
         assert self.pusher.push(good, 7, 100, 200, timeout_ms=2000)
         f = self.src.read(-1, 2.0)
         assert (f.image == good).all() and (f.frame_id, f.sof_ns, f.eof_ns) == (7, 100, 200)
+        # the camera that drew it comes with it (float32 on the wire)
+        got = (f.camera.fx, f.camera.fy, f.camera.cx, f.camera.cy, *f.camera.distortion)
+        assert got == pytest.approx((420.0, 421.0, 330.0, 236.0, -0.1, 0.02, 0.0, 0.0, 0.0), rel=1e-6)
 
         raw = zmq.Context.instance().socket(zmq.PUSH)
         raw.connect(ipc_endpoint(ENDPOINT))
         wrong_size = SimFramePusher(32, 24)
         try:
             for parts in ([b"junk"], [b"x" * SIM_HEADER.size, good.tobytes()],
-                          [SIM_HEADER.pack(b"RPSF", 1, self.W, self.H, 0, 8, 0, 0), good.tobytes()[:-1]]):
+                          [SIM_HEADER.pack(b"RPSF", 2, self.W, self.H, 0, 8, 0, 0, *[400.0] * 4, *[0.0] * 5),
+                           good.tobytes()[:-1]],
+                          [SIM_HEADER.pack(b"RPSF", 2, self.W, self.H, 0, 8, 0, 0, -400.0, 400.0, 320.0, 240.0,
+                                           *[0.0] * 5), good.tobytes()]):  # a camera that is none
                 raw.send_multipart(parts)
                 assert self.src.read(-1, 1.0) is None
             assert wrong_size.push(np.zeros((36, 32), np.uint8), 9, 0, 0, timeout_ms=2000)
@@ -210,7 +219,7 @@ class TestSimSource:
         finally:
             raw.close(0)
             wrong_size.close()
-        assert self.src.dropped == 4
+        assert self.src.dropped == 5
 
     def test_push_fails_instead_of_queueing_when_camerad_is_behind(self):
         frame = np.zeros((self.H * 3 // 2, self.W), np.uint8)

@@ -24,6 +24,9 @@ VIDEO = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "shared"
     (["--can", "no_such_interface:can0", "--camera", "/dev/null"], "CAN adapter 'no_such_interface:can0'"),
     (["--can", "sim", "--camera", "/dev/null"], "use `roadpilot sim`"),
     (["--can", "virtual:x", "--camera", "/dev/null", "--car", "TOYOTA_NOPE"], "unknown platform 'TOYOTA_NOPE'"),
+    (["--can", "virtual:x", "--camera", "/dev/null", "--camera-params", "/no/cam.json"], "cannot read camera file"),
+    (["--can", "virtual:x", "--camera", "/dev/null", "--fov", "5"], "10..170 degrees"),
+    (["--can", "virtual:x", "--camera", "/dev/null", "--fov", "60", "--camera-params", "c.json"], "not both"),
 ])
 def test_missing_camera_or_bad_adapter_is_an_error_at_start(args, says, capsys):
     assert cli.main(["device", *args]) == 2
@@ -32,7 +35,7 @@ def test_missing_camera_or_bad_adapter_is_an_error_at_start(args, says, capsys):
 
 @pytest.mark.skipif(not os.path.isfile(VIDEO), reason="the Udacity dash-cam video (../shared/data) is not here")
 def test_device_mode_runs_the_stack_on_the_camera_and_the_adapter():
-    p = subprocess.Popen([sys.executable, "-m", "selfdrive.manager.cli", "device", "--video", VIDEO,
+    p = subprocess.Popen([sys.executable, "-m", "selfdrive.manager.cli", "device", "--video", VIDEO, "--fov", "60",
                           "--can", f"virtual:rp-dev-{os.getpid()}", "--car", "TOYOTA_RAV4"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -42,8 +45,14 @@ def test_device_mode_runs_the_stack_on_the_camera_and_the_adapter():
         out, _ = p.communicate(timeout=30)
     assert p.returncode == 0, out
     assert "car forced to TOYOTA_RAV4" in out
+    assert "camera model: a 60 deg horizontal field of view" in out
     routes = os.listdir(routes_dir())
     assert len(routes) == 1, out
-    seen = {ev.which() for ev in LogReader(os.path.join(routes_dir(), routes[0]), sort_by_time=False)}
+    events = list(LogReader(os.path.join(routes_dir(), routes[0]), sort_by_time=False))
+    seen = {ev.which() for ev in events}
+    # the video's own 960x540 frames, with the camera it was said to be: the route keeps it for replay and render
+    cam = next(ev.roadCameraState for ev in events if ev.which() == "roadCameraState")
+    assert (cam.width, cam.height, cam.cameraFrom) == (960, 540, "fov 60")
+    assert list(cam.intrinsics) == pytest.approx([831.38, 831.38, 480.0, 270.0], abs=0.01)
     # the camera's frames reached the model, and the car's side ran on the adapter (card, controls)
     assert {"roadCameraState", "modelV2", "carState", "carControl", "sendcan"} <= seen, sorted(seen)

@@ -74,10 +74,10 @@ def start_uid(log_dir, port: int, *args: str, timeout: float = 20.0) -> subproce
         time.sleep(0.1)
 
 
-def start_camerad(log_dir, video: str = UDACITY) -> subprocess.Popen:
+def start_camerad(log_dir, video: str = UDACITY, *args: str) -> subprocess.Popen:
     err = open(os.path.join(log_dir, "camerad.stderr"), "ab")
     return subprocess.Popen([sys.executable, "-m", "selfdrive.camerad.camerad", "--source", "video", "--path", video,
-                             "--loop"], stdout=subprocess.DEVNULL, stderr=err)
+                             "--loop", *args], stdout=subprocess.DEVNULL, stderr=err)
 
 
 def stop(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:

@@ -4,6 +4,7 @@ the path where the projection of modelV2's path falls, the alert, and a page tha
 
 import base64
 import dataclasses
+import math
 import os
 import signal
 import time
@@ -27,7 +28,7 @@ WAIT_MS = 30_000
 
 
 def canvas_image(page) -> np.ndarray:
-    """The canvas as BGR, in its own pixels (which are the camera's: 1164 x 874)."""
+    """The canvas as BGR, in its own pixels (which are the camera's)."""
     url = page.evaluate("document.getElementById('view').toDataURL('image/png')")
     png = base64.b64decode(url.split(",", 1)[1])
     return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
@@ -37,6 +38,9 @@ def colour_at(img: np.ndarray, u: float, v: float) -> np.ndarray:
     """Mean BGR of the 5x5 pixels around (u, v)."""
     r, c = round(v), round(u)
     return img[r - 2:r + 3, c - 2:c + 3].reshape(-1, 3).mean(axis=0)
+
+
+CAM_60 = (480.0 / math.tan(math.radians(30.0)), 480.0, 270.0)  # f, cx, cy of the clip said to be 60 deg wide
 
 
 def path_green(bgr: np.ndarray) -> bool:
@@ -50,7 +54,7 @@ def path_green(bgr: np.ndarray) -> bool:
 def test_page_shows_camera_path_alert_and_recovers_after_uid_restarts(tmp_path):
     scene = Scene()
     services = SynthServices(scene)
-    camerad = stack.start_camerad(tmp_path)
+    camerad = stack.start_camerad(tmp_path, stack.UDACITY, "--fov", "60")
     port = stack.free_port()
     uid = stack.start_uid(tmp_path, port)
     try:
@@ -63,17 +67,18 @@ def test_page_shows_camera_path_alert_and_recovers_after_uid_restarts(tmp_path):
 
             # the camera: a live picture, not a blank or frozen canvas
             img = canvas_image(page)
-            assert img.shape == (874, 1164, 3)
-            sky = img[:300].astype(float)   # above the horizon: no overlay drawn there
+            assert img.shape == (540, 960, 3)  # the video's own frames
+            sky = img[:200].astype(float)   # above the horizon: no overlay drawn there
             assert sky.std() > 10 and 40 < sky.mean() < 250, "the canvas does not show a picture"
             frames = page.evaluate("rpUi.frames")
             page.wait_for_function(f"rpUi.frames >= {frames + 10}", timeout=WAIT_MS)
-            assert np.abs(canvas_image(page)[:300].astype(float) - sky).mean() > 1, "the picture does not move"
+            assert np.abs(canvas_image(page)[:200].astype(float) - sky).mean() > 1, "the picture does not move"
 
-            # the path, where modelV2's path projects (worked out by hand, with liveCalibration's pitch)
+            # the path, where modelV2's path projects through the camera camerad said (60 deg across 960 px; worked
+            # out by hand, with liveCalibration's pitch)
             for x in (8.0, 12.0, 20.0):
-                on = ground_pixel(x, float(scene.path_y(x)), scene.rpy[1], scene.cam_height)
-                off = ground_pixel(x, -float(scene.path_y(x)), scene.rpy[1], scene.cam_height)
+                on = ground_pixel(x, float(scene.path_y(x)), scene.rpy[1], scene.cam_height, *CAM_60)
+                off = ground_pixel(x, -float(scene.path_y(x)), scene.rpy[1], scene.cam_height, *CAM_60)
                 assert path_green(colour_at(img, *on)), f"no path at {x} m: {colour_at(img, *on)} at {on}"
                 assert not path_green(colour_at(img, *off)), f"path drawn on the wrong side at {x} m ({off})"
 
@@ -104,7 +109,8 @@ def test_page_shows_camera_path_alert_and_recovers_after_uid_restarts(tmp_path):
             page.wait_for_function("document.getElementById('alert1').textContent === 'Back again'", timeout=WAIT_MS)
             assert not page.is_visible("#conn")
             img = canvas_image(page)
-            assert path_green(colour_at(img, *ground_pixel(12.0, float(scene.path_y(12.0)), scene.rpy[1])))
+            assert path_green(colour_at(img, *ground_pixel(12.0, float(scene.path_y(12.0)), scene.rpy[1],
+                                                           scene.cam_height, *CAM_60)))
             browser.close()
     finally:
         stack.stop(uid)

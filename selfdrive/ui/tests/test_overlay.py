@@ -15,11 +15,12 @@ from selfdrive.ui.tests.stack import Scene, fill_model
 F, CX, CY, H = 910.0, 582.0, 437.0, 1.22
 
 
-def ground_pixel(x: float, y: float, pitch: float = 0.0, h: float = H) -> tuple[float, float]:
+def ground_pixel(x: float, y: float, pitch: float = 0.0, h: float = H, f: float = F, cx: float = CX,
+                 cy: float = CY) -> tuple[float, float]:
     """A road point (x ahead, y left) seen by a camera h above it, pitched down by `pitch`, worked out by hand:
     depth along the optical axis x cos + h sin, height below it h cos - x sin, and y to the left."""
     depth = x * math.cos(pitch) + h * math.sin(pitch)
-    return CX - F * y / depth, CY + F * (h * math.cos(pitch) - x * math.sin(pitch)) / depth
+    return cx - f * y / depth, cy + f * (h * math.cos(pitch) - x * math.sin(pitch)) / depth
 
 
 def model(sc: Scene | None = None):

@@ -43,16 +43,16 @@ class CameraStats:
 
 
 class CameraOut:
-    def __init__(self, look_seed: int | None = None, push: bool = True, record: str = ""):
+    def __init__(self, look_seed: int | None = None, push: bool = True, record: str = "", camera=None):
         from tools.sim.lib.renderer import Look, Renderer  # imported here: OpenCV only where frames are drawn
         look = Look.random(look_seed) if look_seed is not None else Look.plain()
-        self.renderer = Renderer(look=look)
+        self.renderer = Renderer(look=look, camera=camera)
         w, h = self.renderer.camera.width, self.renderer.camera.height
         self.frame = np.empty((h * 3 // 2, w), np.uint8)
         self.pusher = None
         if push:
             from selfdrive.camerad.sources.sim import SimFramePusher
-            self.pusher = SimFramePusher(w, h)
+            self.pusher = SimFramePusher(w, h, self.renderer.camera)
         self.recorder = Mp4Writer(record, w, h) if record else None
         self.stats = CameraStats()
 

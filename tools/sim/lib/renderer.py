@@ -207,13 +207,54 @@ def _distance_template(draw_distance: float) -> np.ndarray:
 
 
 # --- renderer -----------------------------------------------------------------------------------------------
+class _Lens:
+    """A distorted camera's pictures from a pinhole canvas: the world is drawn by the pinhole camera `canvas` (the
+    same focal lengths, big enough to hold every ray the lens sees), then one remap per plane bends it as the lens
+    does (for every output pixel, where its ray lies on the canvas: OpenCV's undistortPoints)."""
+
+    def __init__(self, cam: CameraModel):
+        w, h = cam.width, cam.height
+        u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+        pix = np.stack([u.ravel(), v.ravel()], -1).reshape(-1, 1, 2)
+        crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 1e-6)
+        norm = cv2.undistortPoints(pix, cam.intrinsics, cam.distortion, None, None, None, crit).reshape(h, w, 2)
+        lo, hi = norm.reshape(-1, 2).min(0), norm.reshape(-1, 2).max(0)
+        cw = int(math.ceil((hi[0] - lo[0]) * cam.fx / 2.0)) * 2 + 4
+        ch = int(math.ceil((hi[1] - lo[1]) * cam.fy / 2.0)) * 2 + 4
+        principal = (-lo[0] * cam.fx + 2.0, -lo[1] * cam.fy + 2.0)
+        self.canvas = replace(cam, width=cw, height=ch, principal=principal, dist=())
+        mx = (norm[..., 0] * cam.fx + principal[0]).astype(np.float32)
+        my = (norm[..., 1] * cam.fy + principal[1]).astype(np.float32)
+        self.y_maps = cv2.convertMaps(mx, my, cv2.CV_16SC2)
+        # chroma sample j sits at full-resolution 2 j + 0.5, on the canvas as on the output
+        self.uv_maps = cv2.convertMaps(np.ascontiguousarray((mx[::2, ::2] + mx[1::2, 1::2] - 1.0) / 4.0),
+                                       np.ascontiguousarray((my[::2, ::2] + my[1::2, 1::2] - 1.0) / 4.0),
+                                       cv2.CV_16SC2)
+        self.frame = np.empty((ch * 3 // 2, cw), np.uint8)
+
+    def bend(self, out: np.ndarray, h: int, w: int) -> None:
+        ch, cw = self.canvas.height, self.canvas.width
+        cv2.remap(self.frame[:ch], *self.y_maps, cv2.INTER_LINEAR, dst=out[:h], borderMode=cv2.BORDER_REPLICATE)
+        uv_in = self.frame[ch:].reshape(ch // 2, cw // 2, 2)
+        uv_out = out[h:].reshape(h // 2, w // 2, 2)
+        cv2.remap(uv_in, *self.uv_maps, cv2.INTER_LINEAR, dst=uv_out, borderMode=cv2.BORDER_REPLICATE)
+
+
 class Renderer:
     def __init__(self, width: int = 1164, height: int = 874, focal: float = 910.0, cam_height: float = 1.22,
                  pitch: float = 0.0, yaw: float = 0.0, roll: float = 0.0, look: Look | None = None,
-                 draw_distance: float = 250.0):
+                 draw_distance: float = 250.0, camera: CameraModel | None = None):
+        """`camera`: the camera the frames come from (intrinsics, lens distortion and mount); without it, a pinhole
+        camera of `width` x `height`, `focal`, mounted as the other arguments say."""
+        if camera is None:
+            camera = CameraModel(width, height, focal, cam_height, pitch=pitch, yaw=yaw, roll=roll)
+        width, height = camera.width, camera.height
         if width % 2 or height % 2 or width <= 0 or height <= 0:
             raise ValueError(f"NV12 needs a positive even width and height, got {width}x{height}")
-        self.camera = CameraModel(width, height, focal, cam_height, pitch=pitch, yaw=yaw, roll=roll)
+        self.camera = camera                      # what the frames are
+        self._lens = _Lens(camera) if camera.distorted else None
+        self.canvas_cam = self._lens.canvas if self._lens else camera  # what the world is drawn with
+        width, height = self.canvas_cam.width, self.canvas_cam.height
         self.draw_distance = min(draw_distance, BANDS[-1])
         self._dist = _distance_template(self.draw_distance)
         self._band_idx = [int(np.searchsorted(self._dist, b)) for b in BANDS if b <= self.draw_distance]
@@ -227,7 +268,7 @@ class Renderer:
     def set_look(self, look: Look) -> None:
         self.look = look
         self._rng = np.random.default_rng([look.seed, 0xF4A])
-        h, w = self.camera.height, self.camera.width
+        h, w = self.canvas_cam.height, self.canvas_cam.width
         self._texture = (np.clip(self._rng.normal(128, 32, (h, w)), 0, 255).astype(np.uint8)
                          if look.texture > 0 else None)
         g = max(look.gamma, 1e-3)
@@ -238,7 +279,7 @@ class Renderer:
         self._sun = np.array([math.cos(az) * math.cos(el), math.sin(az) * math.cos(el), math.sin(el)])
 
     def _vignette_base(self) -> np.ndarray:
-        h, w = self.camera.height, self.camera.width
+        h, w = self.canvas_cam.height, self.canvas_cam.width
         yy, xx = np.mgrid[0:h, 0:w]
         return (((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2) / 2.0
 
@@ -268,11 +309,14 @@ class Renderer:
             raise ValueError(f"out must be a ({h * 3 // 2}, {w}) uint8 array with contiguous rows (a padded "
                              f"stride is fine, as in a VisionIPC buffer)")
         pose = self.camera_pose(world, ego_state)
-        cv = _Canvas(out, self.camera, pose, self.look.saturation)
+        canvas = self._lens.frame if self._lens else out
+        cv = _Canvas(canvas, self.canvas_cam, pose, self.look.saturation)
         self._sky_and_ground(cv, pose)
         s_ego, _ = world.road.project(ego_state.x, ego_state.y)
         self._road(cv, world, s_ego, pose)
-        self._post(out[:h])
+        self._post(canvas[:self.canvas_cam.height])
+        if self._lens:
+            self._lens.bend(out, h, w)
         return out
 
     def render_bgr(self, world, ego_state, look: "Look | int | None" = None) -> np.ndarray:
@@ -280,7 +324,7 @@ class Renderer:
 
     def _horizon(self, cv: _Canvas, pose: Pose) -> tuple[float, float]:
         """Image rows of the horizon at the left and right image borders (a flat world's vanishing line)."""
-        cam = self.camera
+        cam = self.canvas_cam
         pts = []
         for side in (-1.0, 1.0):
             yaw = pose.yaw + cam.yaw + side * 0.5
@@ -288,13 +332,13 @@ class Renderer:
             q = cv.r @ d
             if q[2] <= 1e-6:
                 return (-1e4, -1e4) if q[1] > 0 else (1e4, 1e4)
-            pts.append((cam.cx + cam.focal * q[0] / q[2], cam.cy + cam.focal * q[1] / q[2]))
+            pts.append((cam.cx + cam.fx * q[0] / q[2], cam.cy + cam.fy * q[1] / q[2]))
         (u0, v0), (u1, v1) = pts
         slope = (v1 - v0) / (u1 - u0)
         return v0 + slope * (0.0 - u0), v0 + slope * (cam.width - u0)
 
     def _sky_and_ground(self, cv: _Canvas, pose: Pose) -> None:
-        lk, cam = self.look, self.camera
+        lk, cam = self.look, self.canvas_cam
         h, w = cam.height, cam.width
         vl, vr = self._horizon(cv, pose)
         vh = 0.5 * (vl + vr)
@@ -308,7 +352,7 @@ class Renderer:
         big = 4.0 * w
         # distant hills: a silhouette above the horizon that turns with the car's heading
         xs = np.linspace(-0.1 * w, 1.1 * w, 48)
-        az = pose.yaw + cam.yaw + np.arctan((cam.cx - xs) / cam.focal)
+        az = pose.yaw + cam.yaw + np.arctan((cam.cx - xs) / cam.fx)
         rnd = lk.seed * 0.37
         height_px = cam.focal * (0.012 + 0.01 * np.sin(3 * az + rnd) + 0.006 * np.sin(7 * az + 2 * rnd)
                                  + 0.003 * np.sin(17 * az + 3 * rnd))

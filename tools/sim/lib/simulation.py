@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
+from common.transformations.camera import CameraModel
 from tools.sim.lib import dynamics
 from tools.sim.lib.can_garbage import CanGarbage
 from tools.sim.lib.driver import DriverConfig, DriverMode, Other, ScriptedDriver, Vehicle, View
@@ -28,6 +29,25 @@ CAMERA_EVERY = 5          # steps: 20 Hz camera and simState
 
 
 STEER_RANGES = (("steer_gain", 0.25, 4.0), ("steer_friction", 0.0, 0.5), ("steer_delay_s", 0.0, 0.5))
+# the road camera: 0 for the field of view is the default camera's (comma2k19's, 65.2 deg across 1164 px)
+CAMERA_RANGES = (("camera_fov", 0.0, 120.0), ("camera_k1", -0.3, 0.1), ("camera_shift_px", -80.0, 80.0))
+VARIANT_OPTIONS = {"steer_gain": "steer_gain", "steer_friction": "steer_friction", "steer_delay": "steer_delay_s",
+                   "camera_fov": "camera_fov", "camera_k1": "camera_k1", "camera_shift": "camera_shift_px"}
+
+
+def variant(args) -> dict:
+    """The SimConfig fields that `add_steer_args` and `add_camera_args` options set."""
+    return {field: getattr(args, opt) for opt, field in VARIANT_OPTIONS.items() if hasattr(args, opt)}
+
+
+def add_camera_args(ap) -> None:
+    """The options of a road camera unlike the default one (`roadpilot sim`, the bridge, the seed sweep)."""
+    ap.add_argument("--camera-fov", type=float, default=0.0, metavar="DEG",
+                    help="the camera's horizontal field of view (30-120; default: comma2k19's camera, 65.2)")
+    ap.add_argument("--camera-k1", type=float, default=0.0, metavar="K1",
+                    help="its lens' radial distortion, OpenCV's k1 (-0.3-0.1; negative: barrel; default 0)")
+    ap.add_argument("--camera-shift", type=float, default=0.0, metavar="PX",
+                    help="its principal point this many pixels right of and below the centre (-80-80; default 0)")
 
 
 def add_steer_args(ap) -> None:
@@ -61,6 +81,10 @@ class SimConfig:
     steer_gain: float = 1.0
     steer_friction: float = 0.0
     steer_delay_s: float = 0.0
+    # the road camera the frames come from (camera_model()): every run says it to the stack through camerad
+    camera_fov: float = 0.0
+    camera_k1: float = 0.0
+    camera_shift_px: float = 0.0
 
     def __post_init__(self):
         if self.scenario not in SCENARIOS:
@@ -76,9 +100,28 @@ class SimConfig:
             raise ValueError(f"seed must be 0..2^32-1, got {self.seed}")
         if not (0 <= self.can_garbage <= 100):
             raise ValueError(f"can_garbage must be 0..100 frames per step, got {self.can_garbage}")
-        for name, lo, hi in STEER_RANGES:
+        for name, lo, hi in STEER_RANGES + CAMERA_RANGES:
             if not lo <= getattr(self, name) <= hi:
                 raise ValueError(f"{name} must be {lo:g}..{hi:g}, got {getattr(self, name)}")
+        if 0.0 < self.camera_fov < 30.0:
+            raise ValueError(f"camera_fov must be 0 (the default camera) or 30..120, got {self.camera_fov}")
+
+    def camera_model(self) -> CameraModel:
+        """The road camera this run's frames come from (1164 x 874, square pixels, mounted as the default one)."""
+        base = CameraModel()
+        cam = CameraModel.from_fov(base.width, base.height, self.camera_fov) if self.camera_fov else base
+        return replace(cam, principal=(cam.cx + self.camera_shift_px, cam.cy + self.camera_shift_px),
+                       dist=(self.camera_k1,) if self.camera_k1 else ())
+
+    def describe_variant(self) -> str:
+        """'' for the car and camera of the parameters; else what differs, for the first lines of a run."""
+        out = []
+        if (self.steer_gain, self.steer_friction, self.steer_delay_s) != (1.0, 0.0, 0.0):
+            out.append(f"its steering differs from its parameters: torque x{self.steer_gain:g}, friction "
+                       f"{self.steer_friction:g}, {self.steer_delay_s:g} s more delay")
+        if (self.camera_fov, self.camera_k1, self.camera_shift_px) != (0.0, 0.0, 0.0):
+            out.append(f"camera {self.camera_model().describe()}")
+        return f" ({'; '.join(out)})" if out else ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
