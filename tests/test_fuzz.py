@@ -749,8 +749,11 @@ class TestLogmessaged:
 W, H = 8, 4  # a camerad configured this small keeps valid fuzzed frames small
 
 
-def sim_frame(w, h, fid, magic, version, pixels):
-    return [SIM_HEADER.pack(magic, version, w, h, 0, fid, 10, 20), pixels]
+GOOD_CAMERA = (10.0, 10.0, 4.0, 2.0, -0.1, 0.0, 0.0, 0.0, 0.0)  # fx, fy, cx, cy, k1, k2, p1, p2, k3 of an 8x4 camera
+
+
+def sim_frame(w, h, fid, magic, version, camera, pixels):
+    return [SIM_HEADER.pack(magic, version, w, h, 0, fid, 10, 20, *camera), pixels]
 
 
 class TestCameradSim:
@@ -758,7 +761,8 @@ class TestCameradSim:
     @given(parts=st.one_of(
         st.lists(st.binary(max_size=64), min_size=1, max_size=3),  # ZMQ never hands over zero parts
         st.builds(sim_frame, st.sampled_from([W, 0, 7, 2**16 - 1]), st.sampled_from([H, 0, 3, 2**16 - 1]),
-                  st.integers(0, 2**32 - 1), st.sampled_from([MAGIC, b"XXXX"]), st.sampled_from([VERSION, 0, 2]),
+                  st.integers(0, 2**32 - 1), st.sampled_from([MAGIC, b"XXXX"]), st.sampled_from([VERSION, 0, 1]),
+                  st.sampled_from([GOOD_CAMERA]) | st.tuples(*[st.floats(width=32)] * 9),
                   st.sampled_from([bytes(W * H * 3 // 2), b"", bytes(W * H)]) | st.binary(max_size=60)),
     ))
     def test_a_pushed_frame_is_served_whole_or_dropped_and_counted(self, parts):
@@ -768,8 +772,10 @@ class TestCameradSim:
             assert src.dropped == 1
             return
         assert src.dropped == 0 and frame.image.shape == (H * 3 // 2, W) and frame.image.dtype == np.uint8
-        _, _, _, _, _, fid, sof, eof = SIM_HEADER.unpack(parts[0])
+        _, _, _, _, _, fid, sof, eof, *camera = SIM_HEADER.unpack(parts[0])
         assert frame.image.tobytes() == parts[1] and (frame.frame_id, frame.sof_ns, frame.eof_ns) == (fid, sof, eof)
+        got = (frame.camera.fx, frame.camera.fy, frame.camera.cx, frame.camera.cy, *frame.camera.distortion)
+        assert np.allclose(got, camera)  # a frame served comes with a camera that is one
 
 
 def npy(arr: np.ndarray) -> bytes:
