@@ -94,6 +94,7 @@ struct ControlsState {
   longitudinalPlanMonoTime @13 :UInt64;
   selfdriveStateMonoTime @14 :UInt64;
   carStateMonoTime @15 :UInt64;        # the carState this cycle answered (tools/replay/rerun pairs cycles by it)
+  liveTorqueParametersMonoTime @16 :UInt64;  # the newest steering estimate this cycle had (0: none yet)
 
   enum LongControlState {
     off @0;
@@ -201,6 +202,7 @@ struct LongitudinalPlan {
   leadSpeed @18 :Float32;           # m/s
   leadAccel @19 :Float32;           # m/s²
   liveTracksMonoTime @20 :UInt64;   # logMonoTime of the newest radar cycle this plan had (0: none yet)
+  liveTorqueParametersMonoTime @21 :UInt64;  # the newest steering estimate this plan had (0: none yet)
 
   enum LeadSource {
     none @0;

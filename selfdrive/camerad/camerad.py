@@ -26,7 +26,8 @@ stack sees the camera is gone. A source that cannot start (missing device or fil
 error at start: a message and exit status 1, never a black stream.
 
 Defaults come from the environment, read once here: ROADPILOT_CAMERA_SOURCE, ROADPILOT_CAMERA_DEVICE,
-ROADPILOT_CAMERA_VIDEO; without them the source follows the manager's mode (device: webcam, else sim).
+ROADPILOT_CAMERA_VIDEO, ROADPILOT_CAMERA_LOOP, ROADPILOT_CAMERA_PARAMS, ROADPILOT_CAMERA_FOV; without them the source
+follows the manager's mode (device: webcam, else sim).
 """
 
 import argparse
@@ -250,7 +251,8 @@ def parse_args(argv: list[str] | None = None, env: dict | None = None) -> Camera
     p.add_argument("--path", default=env.get("ROADPILOT_CAMERA_VIDEO"), help="video file (--source video)")
     p.add_argument("--pace", choices=("realtime", "consumed", "pushed"), default=None,
                    help="realtime (webcam, video; default), consumed (video lockstep), pushed (sim, the only one)")
-    p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=False, help="restart a video at its end")
+    p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=env.get("ROADPILOT_CAMERA_LOOP") == "1",
+                   help="restart a video at its end (default: $ROADPILOT_CAMERA_LOOP=1)")
     p.add_argument("--width", type=int, default=0, help=f"served width (default: the source's, else {WIDTH})")
     p.add_argument("--height", type=int, default=0, help=f"served height (default: the source's, else {HEIGHT})")
     p.add_argument("--camera-params", metavar="FILE", default=env.get("ROADPILOT_CAMERA_PARAMS") or None,

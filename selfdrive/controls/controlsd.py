@@ -67,6 +67,7 @@ class Controls:
         cs.controlsState.longitudinalPlanMonoTime = self.sm.logMonoTime["longitudinalPlan"]
         cs.controlsState.selfdriveStateMonoTime = self.sm.logMonoTime["selfdriveState"]
         cs.controlsState.carStateMonoTime = self.sm.logMonoTime["carState"]
+        cs.controlsState.liveTorqueParametersMonoTime = self.sm.logMonoTime["liveTorqueParameters"]
         self.pm.send("carControl", cc)
         self.pm.send("controlsState", cs)
 

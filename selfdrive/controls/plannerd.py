@@ -110,6 +110,7 @@ class Planner:
         p = msg.longitudinalPlan
         p.modelMonoTime = self.sm.logMonoTime["modelV2"]
         p.carStateMonoTime = self.sm.logMonoTime["carState"]
+        p.liveTorqueParametersMonoTime = self.sm.logMonoTime["liveTorqueParameters"]
         p.selfdriveStateMonoTime = self.sm.logMonoTime["selfdriveState"]
         p.liveTracksMonoTime = self.sm.logMonoTime["liveTracks"]
         p.t = out.t.tolist()

@@ -1,4 +1,9 @@
-"""Camera calibration from the driving model's path: the logic of calibrationd (no sockets here).
+"""Camera calibration from the lane lines' vanishing point and the driving model's path: the logic of calibrationd
+(no sockets here).
+
+The vanishing point (selfdrive/locationd/vanishing_point.py) measures the mount directly from the picture, while the
+car drives straight (`feed_vp`); it is what calibrates on real roads, where the model's path may bend on a straight
+road. The model's path (`feed`) counts only while no vanishing point has been seen lately (roads without lines):
 
 The model answers in the car frame that the warp's calibration believes in. Driving straight, the true path
 runs along the car's x axis on the road; seen through a calibration that is off by (pitch e_p, yaw e_y), the
@@ -25,6 +30,7 @@ MAX_BLOCKS = 8                # the calibration averages the newest blocks
 MIN_BLOCKS = 4                # blocks before the calibration counts as calibrated
 SETTLE_FRAMES = 4             # frames ignored after the calibration changes (modeld switches over)
 MAX_ANGLE = math.radians(10.0)  # beyond this the camera is mounted wrong: invalid
+VP_HOLD = 40                  # path frames (2 s) during which a recent vanishing point takes precedence over the path
 
 
 def angles_of(r: np.ndarray) -> tuple[float, float, float]:
@@ -49,6 +55,12 @@ def path_fit(x, y, z) -> tuple[float, float, float] | None:
     return math.atan(slope_z), -math.atan(slope_y), 2.0 * float(bend)
 
 
+def path_speed(x) -> float:
+    """m/s: how far the model's path (x at 0, 0.5, 1... s) reaches in 1 s; the speed the picture shows."""
+    x = np.asarray(x, dtype=float)
+    return float(np.interp(1.0, np.arange(len(x)) * 0.5, x)) if len(x) > 2 else 0.0
+
+
 def path_error(x, y, z) -> tuple[float, float] | None:
     """(pitch, yaw) error of the calibration from a straight-driving path, or None (see path_fit)."""
     fit = path_fit(x, y, z)
@@ -68,6 +80,28 @@ class Calibrator:
     valid_blocks: int = 0
     _frames: list[tuple[float, float]] = field(default_factory=list)
     _settle: int = 0
+    _vp_hold: int = 0
+
+    def feed_vp(self, pitch: float, yaw: float) -> bool:
+        """One frame's mount angles from the lane lines' vanishing point, taken while driving straight above
+        MIN_SPEED (the caller's gates). Returns True when the calibration changed."""
+        if not (math.isfinite(pitch) and math.isfinite(yaw)) or max(abs(pitch), abs(yaw)) > 2 * MAX_ANGLE:
+            return False
+        self._vp_hold = VP_HOLD
+        return self._add((pitch, yaw))
+
+    def _add(self, angles: tuple[float, float]) -> bool:
+        self._frames.append(angles)
+        if len(self._frames) < BLOCK_FRAMES:
+            return False
+        self.blocks.append(tuple(np.median(np.array(self._frames), axis=0)))
+        self.blocks = self.blocks[-MAX_BLOCKS:]
+        self._frames = []
+        self.valid_blocks += 1
+        mean = np.mean(np.array(self.blocks), axis=0)
+        self.rpy = (0.0, float(mean[0]), float(mean[1]))
+        self._settle = SETTLE_FRAMES
+        return True
 
     def feed(self, x, y, z, confidence: float = 1.0) -> bool:
         """One modelV2's path (made with the current `rpy`; x at 0, 0.5, 1... s). Returns True when the
@@ -78,7 +112,10 @@ class Calibrator:
         confidence first would never let calibration start. openpilot's calibrationd does the same with its
         odometry's uncertainty."""
         x = np.asarray(x, dtype=float)
-        speed = float(np.interp(1.0, np.arange(len(x)) * 0.5, x)) if len(x) > 2 else 0.0
+        speed = path_speed(x)
+        if self._vp_hold > 0:
+            self._vp_hold -= 1
+            return False
         if self._settle > 0:
             self._settle -= 1
             return False
@@ -90,17 +127,7 @@ class Calibrator:
         if fit is None or not abs(fit[2]) < MAX_CURVATURE:
             return False
         _, pitch, yaw = compose(self.rpy, fit[:2])
-        self._frames.append((pitch, yaw))
-        if len(self._frames) < BLOCK_FRAMES:
-            return False
-        self.blocks.append(tuple(np.median(np.array(self._frames), axis=0)))
-        self.blocks = self.blocks[-MAX_BLOCKS:]
-        self._frames = []
-        self.valid_blocks += 1
-        mean = np.mean(np.array(self.blocks), axis=0)
-        self.rpy = (0.0, float(mean[0]), float(mean[1]))
-        self._settle = SETTLE_FRAMES
-        return True
+        return self._add((pitch, yaw))
 
     @property
     def status(self) -> str:

@@ -1,22 +1,33 @@
-"""calibrationd: modelV2 -> the road camera's pitch and yaw relative to the car -> liveCalibration (4 Hz).
+"""calibrationd: road camera frames + modelV2 -> the road camera's pitch and yaw relative to the car ->
+liveCalibration (4 Hz).
 
-The estimate comes from the model's path while driving straight (selfdrive/locationd/calibration.py); it is
-stored in the CalibrationParams param whenever it changes and read back at start, so a restart goes on
-from the last calibration. The store is written in the background (a full disk costs the stored copy, never
-the calibration in memory); a stored record that is corrupt reads as none (common/params_keys.py checks its
-shape) and calibration starts over.
+Two measurements (selfdrive/locationd/calibration.py):
+  - every VP_EVERY-th camera frame, the lane lines' vanishing point (selfdrive/locationd/vanishing_point.py), with the
+    camera roadCameraState describes, while the car drives straight and fast enough: carState's steering (through
+    carParams) when the car reports it, the speed the model's path shows otherwise (a video without CAN);
+  - the model's path while driving straight, when no vanishing point has been seen lately (roads without lines).
+Progress (calPerc) and uncertainty (rpyCalibSpread: the spread of the blocks) are published with it. The estimate is
+stored in the CalibrationParams param whenever it changes and read back at start, so a restart goes on from the last
+calibration. The store is written in the background (a full disk costs the stored copy, never the calibration in
+memory); a stored record that is corrupt reads as none (common/params_keys.py checks its shape) and calibration
+starts over.
 """
 
 import math
 import time
 
 from cereal import messaging
+from cereal.visionipc import VisionIpcClient, VisionStreamType
 from common.params import Params
 from common.swaglog import cloudlog, cloudlog_bind
-from selfdrive.locationd.calibration import Calibrator
+from common.transformations.camera_file import default_camera, frame_camera
+from selfdrive.controls.lib.drive_helpers import curvature_from_steering
+from selfdrive.locationd.calibration import MAX_CURVATURE, MIN_SPEED, Calibrator, path_speed
+from selfdrive.locationd.vanishing_point import mount_angles, vanishing_point
 from selfdrive.modeld.constants import CAMERA_HEIGHT
 
 PUBLISH_S = 0.25
+VP_EVERY = 1          # every frame: ~5 ms each (tools/bench), and calibrated within seconds of straight road
 
 
 def fill_live_calibration(lc, cal: Calibrator) -> None:
@@ -28,25 +39,59 @@ def fill_live_calibration(lc, cal: Calibrator) -> None:
     lc.height = [CAMERA_HEIGHT]
 
 
+def straight_and_moving(sm) -> bool:
+    """Whether a frame now shows the car driving along the road: carState's speed and steering when the car reports
+    them (through carParams' steering ratio and wheelbase), else the speed the model's path shows (a video)."""
+    if sm.seen["carState"] and sm.seen["carParams"] and sm["carState"].vEgo > 0.0:
+        cs, cp = sm["carState"], sm["carParams"]
+        if not (cp.steerRatio > 0 and cp.wheelbase > 0):
+            return False
+        k = curvature_from_steering(cs.steeringAngleDeg, cp.steerRatio, cp.wheelbase)
+        return cs.vEgo > MIN_SPEED and abs(k) < MAX_CURVATURE
+    return sm.seen["modelV2"] and path_speed(list(sm["modelV2"].position.x)) > MIN_SPEED
+
+
 def main() -> None:
     cloudlog_bind(name="calibrationd")
     params = Params()
     cal = Calibrator.from_bytes(params.get("CalibrationParams"))
     cloudlog.info("calibrationd: start", extra={"rpy": cal.rpy, "valid_blocks": cal.valid_blocks})
-    sm = messaging.SubMaster(["modelV2"])
+    sm = messaging.SubMaster(["modelV2", "carState", "carParams", "roadCameraState"])
     pm = messaging.PubMaster(["liveCalibration"])
+    client = VisionIpcClient(VisionStreamType.ROAD, conflate=False)
     last_pub = -math.inf
+    vp_seen = vp_used = 0
     while True:
-        sm.update(int(PUBLISH_S * 1000))
+        if client.connected or client.connect(0.0):
+            frame = client.recv(int(PUBLISH_S * 1000))  # paced by the camera; the model answers each frame
+            sm.update(0)
+        else:
+            frame = None  # no camera (yet): the model's path alone, paced by the model
+            sm.update(int(PUBLISH_S * 1000))
         changed = False
         if sm.updated["modelV2"] and sm.valid["modelV2"]:
             md = sm["modelV2"]
             pos = md.position
             changed = cal.feed(list(pos.x), list(pos.y), list(pos.z), md.confidence)
+        if frame is not None and frame.frame_id % VP_EVERY == 0 and straight_and_moving(sm):
+            cam = frame_camera(sm["roadCameraState"], frame.width, frame.height) if sm.seen["roadCameraState"] \
+                else default_camera(frame.width, frame.height)
+            try:
+                with frame:
+                    vp = vanishing_point(frame.y, cam, horizon_y=-math.tan(cal.rpy[1]), seed=frame.frame_id)
+                    intact = frame.valid_after_read()
+            except Exception as e:  # FrameOverwritten: the camera lapped us while we read; the next one will do
+                cloudlog.debug("calibrationd: frame overwritten", extra={"err": str(e)})
+                vp, intact = None, False
+            vp_seen += 1
+            if vp is not None and intact:
+                vp_used += 1
+                changed = cal.feed_vp(*mount_angles(vp)) or changed
         if changed:
             params.put_nonblocking("CalibrationParams", cal.to_bytes())
             cloudlog.info("calibrationd: update", extra={"rpy_deg": [math.degrees(v) for v in cal.rpy],
-                                                          "status": cal.status, "valid_blocks": cal.valid_blocks})
+                                                          "status": cal.status, "valid_blocks": cal.valid_blocks,
+                                                          "vanishing_points": f"{vp_used}/{vp_seen}"})
         now = time.monotonic()
         if changed or now - last_pub >= PUBLISH_S:
             msg = messaging.new_message("liveCalibration")

@@ -256,7 +256,8 @@ def device_env(args: argparse.Namespace, env: dict[str, str]) -> dict[str, str]:
     if args.video:
         if not os.path.isfile(args.video):
             raise ValueError(f"video file not found: {args.video}")
-        camera = {"ROADPILOT_CAMERA_SOURCE": "video", "ROADPILOT_CAMERA_VIDEO": os.path.abspath(args.video)}
+        camera = {"ROADPILOT_CAMERA_SOURCE": "video", "ROADPILOT_CAMERA_VIDEO": os.path.abspath(args.video),
+                  "ROADPILOT_CAMERA_LOOP": "1" if args.loop else "0"}
     else:
         if not os.path.exists(args.camera):
             raise ValueError(f"camera {args.camera} not found (is the webcam plugged in? `ls /dev/video*`)")
@@ -389,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--camera", default="/dev/video0", help="webcam device (default /dev/video0)")
     dev.add_argument("--video", default=None, metavar="FILE",
                      help="a dash-cam video as the camera instead of the webcam (bench testing on a desk)")
+    dev.add_argument("--loop", action="store_true", help="--video: play it again from the start at its end")
     dev.add_argument("--camera-params", metavar="FILE", default=None,
                      help="the camera's intrinsics and lens distortion (from `roadpilot calibrate-camera`)")
     dev.add_argument("--fov", type=float, default=None, metavar="DEG",

@@ -4,7 +4,7 @@
 The frames are real: the Udacity dash-cam clip (../shared/data/udacity-dashcam/solidWhiteRight.mp4, 960x540)
 fitted to the 1164x874 road camera and converted to NV12 exactly as camerad serves it; without that clip the
 simulator's renderer draws the frames instead (and the output says so). Each frame goes through modeld's own
-code: FrameWarper.push (the homography for a non-zero calibration, cached as in modeld) and ModelRunner.run
+code: FrameWarper.push (the remap maps for a non-zero calibration, cached as in modeld) and ModelRunner.run
 with modeld's thread setting. Reading the frame from VisionIPC is not counted (it is a view into shared
 memory). Frames come at the camera's 20 Hz, as in modeld (caches and thread pools go cold between frames as
 they do live; --hz 0 runs back to back). Wall time is what the 20 Hz loop feels; CPU time (this process, all

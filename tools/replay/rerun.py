@@ -13,8 +13,8 @@ the daemon's outputs (an imported drive has only `can`) has nothing to compare: 
 Paced as the live daemon was: a route recorded under a lockstep simulator (`roadpilot sim --lockstep`; loggerd
 notes it in route.json) had its daemons wait for their inputs instead of running cycles of their own, and the
 re-run daemon is told the same (common.realtime.input_wait_s). Fed what the live daemon had: where its outputs name
-the inputs each cycle used (USED_INPUTS: controlsState names the carState it answered, the plan and selfdriveState
-it had), each of those reaches the re-run daemon before the first cycle that had it, even where the route's time
+the inputs each cycle used (USED_INPUTS: controlsState names the carState it answered, the plan, selfdriveState and
+steering estimate it had), each of those reaches the re-run daemon before the first cycle that had it, even where the route's time
 order says otherwise (a plan that arrived a fraction of a millisecond after the carState it was stamped before).
 
 Figures (60 s highway drives recorded by the lockstep sim stack on the 2-core machine): controlsd's carControl
@@ -49,10 +49,11 @@ IGNORE = ("logMonoTime", "controlsState.cumLagMs", "longitudinalPlan.solverExecu
 # counted a cycle late (at start-up on a loaded machine it was, 9 cycles of a drive).
 USED_INPUTS = {
     "controlsd": ("carState", "controlsState", "carStateMonoTime",
-                  (("longitudinalPlanMonoTime", "longitudinalPlan"), ("selfdriveStateMonoTime", "selfdriveState"))),
+                  (("longitudinalPlanMonoTime", "longitudinalPlan"), ("selfdriveStateMonoTime", "selfdriveState"),
+                   ("liveTorqueParametersMonoTime", "liveTorqueParameters"))),
     "plannerd": ("modelV2", "longitudinalPlan", "modelMonoTime",
                  (("carStateMonoTime", "carState"), ("selfdriveStateMonoTime", "selfdriveState"),
-                  ("liveTracksMonoTime", "liveTracks"))),
+                  ("liveTracksMonoTime", "liveTracks"), ("liveTorqueParametersMonoTime", "liveTorqueParameters"))),
 }
 
 

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from selfdrive.locationd.calibration import BLOCK_FRAMES, MAX_BLOCKS, MIN_BLOCKS, Calibrator
+from selfdrive.locationd.calibration import BLOCK_FRAMES, MAX_BLOCKS, MIN_BLOCKS, SETTLE_FRAMES, VP_HOLD, Calibrator
 from selfdrive.modeld.constants import T_PATH
 from tools.train.targets import rotation_tb, to_b
 
@@ -59,6 +59,28 @@ def test_only_straight_fast_driving_counts():
     nan = p.copy()
     nan[4, 1] = np.nan
     assert not cal.feed(nan[:, 0], nan[:, 1], nan[:, 2])
+
+
+def test_vanishing_points_calibrate_and_take_precedence_over_a_bent_model_path():
+    """A model whose path says a 3 deg yaw (a bent path on a straight road) while the lines' vanishing point says the
+    mount: the vanishing point wins, and the path counts again once no point has been seen for VP_HOLD frames."""
+    cal = Calibrator()
+    wrong = ideal_path((MOUNT[0], MOUNT[1] + math.radians(3.0)), cal.rpy)
+    for _ in range(MIN_BLOCKS * BLOCK_FRAMES):
+        cal.feed(wrong[:, 0], wrong[:, 1], wrong[:, 2])
+        cal.feed_vp(*MOUNT)
+    assert cal.status == "calibrated" and cal.valid_blocks == MIN_BLOCKS
+    assert np.allclose(cal.rpy[1:], MOUNT, atol=1e-9)
+    # no vanishing point any more (a road without lines): after VP_HOLD path frames the path counts again
+    frames = len(cal._frames)
+    for _ in range(VP_HOLD):
+        assert not cal.feed(wrong[:, 0], wrong[:, 1], wrong[:, 2]) and len(cal._frames) == frames
+    for _ in range(SETTLE_FRAMES + 1):  # (and the settling after the last block)
+        cal.feed(wrong[:, 0], wrong[:, 1], wrong[:, 2])
+    assert len(cal._frames) == frames + 1
+    # nonsense is no measurement
+    assert not cal.feed_vp(math.nan, 0.0) and not cal.feed_vp(0.0, math.radians(40.0))
+    assert len(cal._frames) == frames + 1
 
 
 def test_confidence_gates_only_once_calibrated():

@@ -1,6 +1,7 @@
 """`roadpilot device`: a missing camera or an adapter that cannot open is a clear error at start; with a
 camera and an adapter the stack runs on them (here a dash-cam video and python-can's virtual bus)."""
 
+import math
 import os
 import signal
 import subprocess
@@ -54,5 +55,12 @@ def test_device_mode_runs_the_stack_on_the_camera_and_the_adapter():
     cam = next(ev.roadCameraState for ev in events if ev.which() == "roadCameraState")
     assert (cam.width, cam.height, cam.cameraFrom) == (960, 540, "fov 60")
     assert list(cam.intrinsics) == pytest.approx([831.38, 831.38, 480.0, 270.0], abs=0.01)
+    # calibrationd measured the mount from the lane lines while the clip played (no CAN speed: the model's) and
+    # its blocks sit where the hand-labelled lines put the horizon (selfdrive/locationd/tests)
+    cals = [ev.liveCalibration for ev in events if ev.which() == "liveCalibration"]
+    last = cals[-1]
+    assert last.calPerc >= 25, [(c.calPerc, list(c.rpyCalib)) for c in cals[-3:]]
+    assert math.degrees(last.rpyCalib[1]) == pytest.approx(-2.32, abs=0.5)
+    assert abs(math.degrees(last.rpyCalib[2])) < 0.5
     # the camera's frames reached the model, and the car's side ran on the adapter (card, controls)
     assert {"roadCameraState", "modelV2", "carState", "carControl", "sendcan"} <= seen, sorted(seen)
