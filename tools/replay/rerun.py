@@ -14,8 +14,9 @@ Paced as the live daemon was: a route recorded under a lockstep simulator (`road
 notes it in route.json) had its daemons wait for their inputs instead of running cycles of their own, and the
 re-run daemon is told the same (common.realtime.input_wait_s). Fed what the live daemon had: where its outputs name
 the inputs each cycle used (USED_INPUTS: controlsState names the carState it answered, the plan, selfdriveState and
-steering estimate it had), each of those reaches the re-run daemon before the first cycle that had it, even where the route's time
-order says otherwise (a plan that arrived a fraction of a millisecond after the carState it was stamped before).
+steering estimate it had), each of those reaches the re-run daemon before the first cycle that had it, even where the
+route's time order says otherwise (a plan that arrived a fraction of a millisecond after the carState it was stamped
+before).
 
 Figures (60 s highway drives recorded by the lockstep sim stack on the 2-core machine): controlsd's carControl
 matches every paired cycle exactly (6298 of 6298 at a tolerance of 1e-9; the unpaired answers are from before
