@@ -3,8 +3,9 @@ liveCalibration (4 Hz).
 
 Two measurements (selfdrive/locationd/calibration.py):
   - every VP_EVERY-th camera frame, the lane lines' vanishing point (selfdrive/locationd/vanishing_point.py), with the
-    camera roadCameraState describes, while the car drives straight and fast enough: carState's steering (through
-    carParams) when the car reports it, the speed the model's path shows otherwise (a video without CAN);
+    camera roadCameraState describes, while the car drives straight and fast enough on a straight road (see
+    straight_and_moving: the model's path, carState's steering and speed; for a video without a car, the nominal
+    speed it was given (ROADPILOT_NOMINAL_SPEED), else the speed the model's path shows);
   - the model's path while driving straight, when no vanishing point has been seen lately (roads without lines).
 Progress (calPerc) and uncertainty (rpyCalibSpread: the spread of the blocks) are published with it. The estimate is
 stored in the CalibrationParams param whenever it changes and read back at start, so a restart goes on from the last
@@ -14,7 +15,11 @@ starts over.
 """
 
 import math
+import os
 import time
+
+import cv2
+import numpy as np
 
 from cereal import messaging
 from cereal.visionipc import VisionIpcClient, VisionStreamType
@@ -22,11 +27,15 @@ from common.params import Params
 from common.swaglog import cloudlog, cloudlog_bind
 from common.transformations.camera_file import default_camera, frame_camera
 from selfdrive.controls.lib.drive_helpers import curvature_from_steering
-from selfdrive.locationd.calibration import MAX_CURVATURE, MIN_SPEED, Calibrator, path_speed
+from selfdrive.locationd.calibration import MAX_CURVATURE, MIN_SPEED, Calibrator, path_fit, path_speed
 from selfdrive.locationd.vanishing_point import mount_angles, vanishing_point
 from selfdrive.modeld.constants import CAMERA_HEIGHT
 
 PUBLISH_S = 0.25
+NOMINAL_SPEED_ENV = "ROADPILOT_NOMINAL_SPEED"
+THUMB = (64, 36)            # px: what "the picture changed" compares
+MIN_CHANGE = 0.1            # grey levels, mean absolute: standing still 0-0.04, driving 0.12-1.4 (sim, udacity)
+MODEL_MAX_CURVATURE = 2e-3  # 1/m (a 500 m radius): beyond this the road ahead bends, whatever the car does
 VP_EVERY = 1          # every frame: ~5 ms each (tools/bench), and calibrated within seconds of straight road
 
 
@@ -39,16 +48,47 @@ def fill_live_calibration(lc, cal: Calibrator) -> None:
     lc.height = [CAMERA_HEIGHT]
 
 
-def straight_and_moving(sm) -> bool:
-    """Whether a frame now shows the car driving along the road: carState's speed and steering when the car reports
-    them (through carParams' steering ratio and wheelbase), else the speed the model's path shows (a video)."""
-    if sm.seen["carState"] and sm.seen["carParams"] and sm["carState"].vEgo > 0.0:
+def nominal_speed(env: dict[str, str]) -> float | None:
+    """A video without a car (evaluation: `roadpilot device --video F --assume-speed S`) is taken to move at this."""
+    try:
+        v = float(env.get(NOMINAL_SPEED_ENV) or "nan")
+    except ValueError:
+        return None
+    return v if math.isfinite(v) and v >= 0 else None
+
+
+def straight_and_moving(sm, nominal: float | None = None) -> bool:
+    """Whether a frame now shows the car driving along a straight road: the model's path must not bend much (it sees
+    the road ahead: a car that does not steer may still be on a curve), and then carState's speed and steering when
+    the car's bus reports them (through carParams' steering ratio and wheelbase); without a car, the nominal speed
+    when given, else the speed the model's path shows. The model's bound is loose (MODEL_MAX_CURVATURE): on real
+    roads today's model bends its path on a straight road (1.2e-3 1/m median on the udacity clip, issue 18)."""
+    if not sm.seen["modelV2"]:
+        return False
+    pos = sm["modelV2"].position
+    fit = path_fit(list(pos.x), list(pos.y), list(pos.z))
+    if fit is None or not abs(fit[2]) < MODEL_MAX_CURVATURE:
+        return False
+    if sm.seen["carState"] and sm.seen["carParams"] and sm["carState"].canValid:
         cs, cp = sm["carState"], sm["carParams"]
         if not (cp.steerRatio > 0 and cp.wheelbase > 0):
             return False
         k = curvature_from_steering(cs.steeringAngleDeg, cp.steerRatio, cp.wheelbase)
         return cs.vEgo > MIN_SPEED and abs(k) < MAX_CURVATURE
-    return sm.seen["modelV2"] and path_speed(list(sm["modelV2"].position.x)) > MIN_SPEED
+    if nominal is not None:
+        return nominal > MIN_SPEED
+    return path_speed(list(pos.x)) > MIN_SPEED
+
+
+def thumbnail(y_plane) -> np.ndarray:
+    return cv2.resize(y_plane, THUMB, interpolation=cv2.INTER_AREA)
+
+
+def moved(last: np.ndarray | None, thumb: np.ndarray) -> bool:
+    """Whether the picture changed since the last frame measured: the same picture again (a camera or a simulator
+    that stands still while the car's bus says it moves) is the same measurement again, and 40 copies of one would
+    make a block of it."""
+    return last is None or last.shape != thumb.shape or float(cv2.absdiff(last, thumb).mean()) >= MIN_CHANGE
 
 
 def main() -> None:
@@ -61,6 +101,8 @@ def main() -> None:
     client = VisionIpcClient(VisionStreamType.ROAD, conflate=False)
     last_pub = -math.inf
     vp_seen = vp_used = 0
+    nominal = nominal_speed(dict(os.environ))
+    last_thumb = None
     while True:
         if client.connected or client.connect(0.0):
             frame = client.recv(int(PUBLISH_S * 1000))  # paced by the camera; the model answers each frame
@@ -73,12 +115,15 @@ def main() -> None:
             md = sm["modelV2"]
             pos = md.position
             changed = cal.feed(list(pos.x), list(pos.y), list(pos.z), md.confidence)
-        if frame is not None and frame.frame_id % VP_EVERY == 0 and straight_and_moving(sm):
+        if frame is not None and frame.frame_id % VP_EVERY == 0 and straight_and_moving(sm, nominal):
             cam = frame_camera(sm["roadCameraState"], frame.width, frame.height) if sm.seen["roadCameraState"] \
                 else default_camera(frame.width, frame.height)
             try:
                 with frame:
-                    vp = vanishing_point(frame.y, cam, horizon_y=-math.tan(cal.rpy[1]), seed=frame.frame_id)
+                    thumb = thumbnail(frame.y)
+                    vp = None
+                    if moved(last_thumb, thumb):
+                        vp = vanishing_point(frame.y, cam, horizon_y=-math.tan(cal.rpy[1]), seed=frame.frame_id)
                     intact = frame.valid_after_read()
             except Exception as e:  # FrameOverwritten: the camera lapped us while we read; the next one will do
                 cloudlog.debug("calibrationd: frame overwritten", extra={"err": str(e)})
@@ -86,6 +131,7 @@ def main() -> None:
             vp_seen += 1
             if vp is not None and intact:
                 vp_used += 1
+                last_thumb = thumb
                 changed = cal.feed_vp(*mount_angles(vp)) or changed
         if changed:
             params.put_nonblocking("CalibrationParams", cal.to_bytes())

@@ -142,9 +142,10 @@ def vanishing_point(y_plane: np.ndarray, cam: CameraModel, horizon_y: float = 0.
     mid = np.median((seg_in[:, 1] + seg_in[:, 3]) / 2)
     near = (seg_in[:, 1] + seg_in[:, 3]) / 2 >= mid
     for half in (near, ~near):
-        if leans_left[half].any() and (~leans_left[half]).any():
-            q = _solve(normal[half], offset[half], length[half])
-            if q is None or np.abs(q - p).max() > STRAIGHT:
-                return None
+        if not (leans_left[half].any() and (~leans_left[half]).any()):
+            continue
+        q = _solve(normal[half], offset[half], length[half])
+        if q is None or np.abs(q - p).max() > STRAIGHT:
+            return None
     rms = float(np.sqrt(np.average((normal @ p - offset) ** 2, weights=length)))
     return VanishingPoint(float(p[0]), float(p[1]), float(length.sum()), rms)

@@ -253,11 +253,15 @@ def device_env(args: argparse.Namespace, env: dict[str, str]) -> dict[str, str]:
     opened once here first, so a missing camera or a bad adapter is a clear error now, not a daemon that
     the manager keeps restarting. Raises ValueError with the reason."""
     from hardware.can_backends import BackendError, open_backend
+    from selfdrive.locationd.calibrationd import NOMINAL_SPEED_ENV
+    if args.assume_speed is not None and not (args.video and 0 <= args.assume_speed <= 70):
+        raise ValueError("--assume-speed is for a --video without a car: 0..70 m/s")
     if args.video:
         if not os.path.isfile(args.video):
             raise ValueError(f"video file not found: {args.video}")
         camera = {"ROADPILOT_CAMERA_SOURCE": "video", "ROADPILOT_CAMERA_VIDEO": os.path.abspath(args.video),
-                  "ROADPILOT_CAMERA_LOOP": "1" if args.loop else "0"}
+                  "ROADPILOT_CAMERA_LOOP": "1" if args.loop else "0",
+                  NOMINAL_SPEED_ENV: "" if args.assume_speed is None else f"{args.assume_speed:g}"}
     else:
         if not os.path.exists(args.camera):
             raise ValueError(f"camera {args.camera} not found (is the webcam plugged in? `ls /dev/video*`)")
@@ -391,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--video", default=None, metavar="FILE",
                      help="a dash-cam video as the camera instead of the webcam (bench testing on a desk)")
     dev.add_argument("--loop", action="store_true", help="--video: play it again from the start at its end")
+    dev.add_argument("--assume-speed", type=float, default=None, metavar="M/S",
+                     help="--video without a car on the adapter: calibrate as if driving at this speed (default: the "
+                          "speed the driving model sees)")
     dev.add_argument("--camera-params", metavar="FILE", default=None,
                      help="the camera's intrinsics and lens distortion (from `roadpilot calibrate-camera`)")
     dev.add_argument("--fov", type=float, default=None, metavar="DEG",

@@ -144,3 +144,34 @@ def test_a_corrupt_stored_calibration_is_ignored(daemon, raw):
             rpy = tuple(m.liveCalibration.rpyCalib)
         time.sleep(0.005)
     assert abs(rpy[2] - MOUNT[1]) < TOL
+
+
+def test_frames_count_for_the_vanishing_point_only_driving_straight_and_fast_enough():
+    from types import SimpleNamespace as NS
+
+    from selfdrive.locationd.calibrationd import nominal_speed, straight_and_moving
+
+    class FakeSubMaster(dict):
+        """What straight_and_moving reads of a SubMaster: the messages by service, and which were seen."""
+
+    def sm(v=25.0, angle=0.0, can_valid=True, model_speed=20.0, car=True, road_curvature=0.0):
+        x = [model_speed * t for t in T_PATH]
+        out = FakeSubMaster(carState=NS(vEgo=v, steeringAngleDeg=angle, canValid=can_valid),
+                            carParams=NS(steerRatio=15.0, wheelbase=2.7),
+                            modelV2=NS(position=NS(x=x, y=[road_curvature * d * d / 2 for d in x], z=[0.0] * len(x))))
+        out.seen = {"carState": car, "carParams": car, "modelV2": True}
+        return out
+
+    assert straight_and_moving(sm())                       # a car on its bus, straight at 25 m/s
+    assert not straight_and_moving(sm(angle=5.0))          # turning: the lines bend (5 deg of wheel: 1/470 m)
+    assert not straight_and_moving(sm(v=5.0))              # too slow
+    # the car does not steer, but the road ahead bends (a driver drifting out of a curve): its lines meet elsewhere
+    assert not straight_and_moving(sm(road_curvature=4e-3))
+    assert straight_and_moving(sm(road_curvature=1.2e-3))  # today's model bends a straight road this much
+    # a video without a car: the nominal speed when given, else the model's
+    assert not straight_and_moving(sm(can_valid=False, model_speed=3.0))
+    assert straight_and_moving(sm(can_valid=False, model_speed=23.0))
+    assert straight_and_moving(sm(can_valid=False, car=False), nominal=25.0)
+    assert not straight_and_moving(sm(can_valid=False, model_speed=23.0), nominal=0.0)
+    assert nominal_speed({"ROADPILOT_NOMINAL_SPEED": "25"}) == 25.0
+    assert nominal_speed({"ROADPILOT_NOMINAL_SPEED": "fast"}) is None and nominal_speed({}) is None

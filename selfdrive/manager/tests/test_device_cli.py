@@ -28,6 +28,7 @@ VIDEO = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "shared"
     (["--can", "virtual:x", "--camera", "/dev/null", "--camera-params", "/no/cam.json"], "cannot read camera file"),
     (["--can", "virtual:x", "--camera", "/dev/null", "--fov", "5"], "10..170 degrees"),
     (["--can", "virtual:x", "--camera", "/dev/null", "--fov", "60", "--camera-params", "c.json"], "not both"),
+    (["--can", "virtual:x", "--camera", "/dev/null", "--assume-speed", "25"], "--assume-speed is for a --video"),
 ])
 def test_missing_camera_or_bad_adapter_is_an_error_at_start(args, says, capsys):
     assert cli.main(["device", *args]) == 2
