@@ -260,7 +260,9 @@ class TestStack:
         assert p.returncode == 0, p.stderr[-3000:]
         assert "car TOYOTA_RAV4; playback starts once loggerd, card subscribed to can" in p.stdout
         speeds = [m.carState.vEgoRaw * 3.6 for m in messaging.drain_sock(sock)]
-        assert len(speeds) >= 300, p.stderr[-3000:]  # one per `can` message (then card's own clock's)
+        # about one per `can` message (300 in 3 s; then card's own clock's): on a loaded machine card may take two
+        # messages that came together in one cycle
+        assert len(speeds) >= 285, p.stderr[-3000:]
         # card's first answer reads no speed yet (opendbc's parser): the second answers the second frame, at 10 ms
         assert speeds[0] == 0.0 and speeds[1] == pytest.approx(20.4, abs=0.02)
         answered_s = (speeds[1] - 20.0) / 40.0
