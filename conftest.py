@@ -34,6 +34,7 @@ STACK_TESTS = (
     "tests/test_faults.py",
     "tests/test_full_disk.py",
     "tests/test_two_stacks.py",
+    "tests/test_eval.py",
     "tests/test_identification.py",
     "tools/sim/tests/test_bridge.py",
     "selfdrive/manager/tests/test_cli.py",

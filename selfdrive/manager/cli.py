@@ -317,7 +317,13 @@ def cmd_calibrate_camera(args: argparse.Namespace) -> int:
     return calibrate.main(list(args.args))
 
 
-PASS_THROUGH = {"replay": cmd_replay, "calibrate-camera": cmd_calibrate_camera}  # their own options and --help
+def cmd_eval(args: argparse.Namespace) -> int:
+    from tools.sim import eval as sim_eval
+    return sim_eval.main(list(args.args))
+
+
+# their own options and --help
+PASS_THROUGH = {"replay": cmd_replay, "calibrate-camera": cmd_calibrate_camera, "eval": cmd_eval}
 
 
 DESCRIPTION = "roadpilot: an onboard driving assistant (adaptive cruise + lane centering) for Linux computers."
@@ -384,6 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="a camera file (intrinsics, lens distortion) from chessboard photos or a live webcam")
     cal.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     cal.set_defaults(func=cmd_calibrate_camera)
+
+    ev = sub.add_parser("eval", add_help=False, help="many simulated drives (scenarios x seeds x cars, local workers "
+                        "or Ray) and one report: km, interventions per 100 km by cause, incidents")
+    ev.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    ev.set_defaults(func=cmd_eval)
 
     dev = sub.add_parser("device", help="drive a real car: webcam + CAN adapter",
                          description="Runs the manager in device mode: camerad on the webcam, canbridged on the "
