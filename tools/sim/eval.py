@@ -109,7 +109,8 @@ def local_runner(specs: list[DriveSpec], drives_dir: Path, workers: int) -> Iter
         futures: dict[Future, DriveSpec] = {pool.submit(run_drive, s, drives_dir / s.name): s for s in specs}
         pending = set(futures)
         while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            # in slices: a main thread blocked in a lock without a timeout would not see Ctrl-C
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
             for f in done:
                 yield futures[f], f.result()
     finally:  # also on Ctrl-C: the drives under way stop now (a resumed sweep runs them again)
@@ -131,7 +132,9 @@ def ray_runner(address: str, workers: int) -> Callable[[list[DriveSpec], Path], 
             refs = {task.remote(s.to_json()): s for s in specs}
             pending = list(refs)
             while pending:
-                done, pending = ray.wait(pending, num_returns=1)
+                done, pending = ray.wait(pending, num_returns=1, timeout=0.5)  # in slices: Ctrl-C gets through
+                if not done:
+                    continue
                 spec = refs[done[0]]
                 try:
                     result, packed = ray.get(done[0])
