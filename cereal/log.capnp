@@ -331,6 +331,8 @@ struct SimState {
   leftLine @17 :List(Float32);      # lateral offsets of the lane lines at sampleDistances
   rightLine @18 :List(Float32);
   sampleDistances @19 :List(Float32);
+  wallMonoTime @20 :UInt64;         # ns, the machine's CLOCK_MONOTONIC at this step (logMonoTime is the world's in
+                                    # lockstep): how long the drive took in real time
 
   struct SimLead {
     dRel @0 :Float32;

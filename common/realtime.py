@@ -3,7 +3,8 @@
 The DT_* periods mirror the service rates in `cereal/services.py` (a test checks they agree).
 Loops woken by their input messages (controlsd, selfdrived, card) call `Ratekeeper.monitor_time()`,
 which only measures; loops that own their pace (sensors, sim, UI) call `keep_time()`, which sleeps.
-How long an input-paced loop waits for its input: `input_wait_s`.
+Time is common.clock's: the machine's on a car, the world's under the lockstep simulator (a Ratekeeper of the
+manager or the simulator itself passes `wall=True`).
 """
 
 import collections
@@ -11,6 +12,7 @@ import os
 import time
 from collections.abc import Iterable
 
+from common import clock
 from common.swaglog import cloudlog
 
 DT_CTRL = 0.01  # controlsd, card, selfdrived: 100 Hz
@@ -24,24 +26,6 @@ DT_HW = 0.5     # deviceState, managerState: 2 Hz
 PRIO_CTRL_HIGH = 53  # card, canbridged
 PRIO_CTRL_LOW = 51   # controlsd, selfdrived
 PRIO_MDL = 50        # modeld, camera
-
-# Under a lockstep simulator (`roadpilot sim --lockstep`) the world does not move until the stack has answered, so
-# an input that is late in wall time is not late at all. The manager's environment says so (set by the bridge's
-# manager_env); a daemon paced by an input then waits this long for it before running a cycle of its own.
-SIM_LOCKSTEP_ENV = "ROADPILOT_SIM_LOCKSTEP"
-LOCKSTEP_INPUT_WAIT_S = 1.0
-
-
-def world_waits() -> bool:
-    """True under a lockstep simulator: the world waits for the stack's answers."""
-    return os.environ.get(SIM_LOCKSTEP_ENV) == "1"
-
-
-def input_wait_s(realtime_s: float) -> float:
-    """How long a daemon paced by an input (card by `can`, controlsd and selfdrived by carState) waits for it before
-    running a cycle of its own: `realtime_s` on a car, where the cycle keeps the bus and the safety heartbeat going;
-    LOCKSTEP_INPUT_WAIT_S under a lockstep simulator, where such a cycle would only make the drive unrepeatable."""
-    return LOCKSTEP_INPUT_WAIT_S if world_waits() else realtime_s
 
 
 class Ratekeeper:
@@ -57,11 +41,13 @@ class Ratekeeper:
 
     LOG_EVERY_S = 1.0
 
-    def __init__(self, rate_hz: float, print_delay_threshold: float | None = None):
+    def __init__(self, rate_hz: float, print_delay_threshold: float | None = None, wall: bool = False):
         if not rate_hz > 0:
             raise ValueError(f"rate_hz must be > 0, got {rate_hz!r}")
         self.interval = 1.0 / rate_hz
         self.print_delay_threshold = print_delay_threshold
+        # the machine's clock, or the process's (the world's under a lockstep simulator: common.clock)
+        self.wall = wall
         self.frame = 0           # cycles completed
         self.remaining = 0.0     # s to this cycle's deadline at the last call; negative when late
         self.missed = 0          # cycles that overran their deadline
@@ -85,19 +71,19 @@ class Ratekeeper:
         """Sleeps until this cycle's deadline. True when the cycle overran it (no sleep then)."""
         lagged = self.monitor_time()
         if self.remaining > 0:
-            time.sleep(self.remaining)
+            (time.sleep if self.wall else clock.sleep)(self.remaining)
         return lagged
 
     def monitor_time(self) -> bool:
         """Ends a cycle without sleeping: updates frame, remaining, missed and lagging. True when it overran."""
-        now = time.monotonic()
+        now = time.monotonic() if self.wall else clock.monotonic()
         if self._next is None:
             self._next = now  # the schedule starts at the first call, not at construction
         else:
             self._dts.append(now - self._last)
         self._last = now
         self.remaining = self._next - now
-        lagged = self.remaining < 0
+        lagged = self.remaining < -1e-6  # a microsecond: float rounding of a driven clock exactly on time is not late
         if lagged:
             self.missed += 1
             self._log_lag(now, -self.remaining)

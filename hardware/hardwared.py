@@ -175,7 +175,7 @@ def main() -> None:
     status = "green"
     if not cpu_temps():
         cloudlog.info("no temperature sensors readable: cpuTempC stays empty, thermalStatus green")
-    rk = Ratekeeper(1.0 / DT_HW)
+    rk = Ratekeeper(1.0 / DT_HW, wall=True)  # deviceState is a slow input: on time in any world
     while True:
         rk.keep_time()
         msg = device_state(params.get("IsOnroad"), cpu_temps(), status, storage, time.monotonic())

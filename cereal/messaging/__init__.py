@@ -7,7 +7,6 @@ never raised out of `SubMaster.update()`.
 """
 
 import struct
-import time
 from collections import deque
 from collections.abc import Iterable
 
@@ -17,6 +16,7 @@ import zmq
 from cereal import log
 from cereal.messaging.endpoints import ipc_endpoint, tcp_endpoint
 from cereal.services import SERVICES
+from common import clock
 from common.swaglog import cloudlog
 
 __all__ = [
@@ -39,7 +39,7 @@ def _context() -> zmq.Context:
 def new_message(service: str | None = None, size: int | None = None,
                 valid: bool = True) -> capnp.lib.capnp._DynamicStructBuilder:
     """A fresh Event builder with logMonoTime set; `service` initialises that union member (`size` for lists)."""
-    msg = log.Event.new_message(logMonoTime=time.monotonic_ns(), valid=valid)
+    msg = log.Event.new_message(logMonoTime=clock.monotonic_ns(), valid=valid)
     if service is not None:
         if service not in SERVICES:
             raise KeyError(f"unknown service {service!r}; services are declared in cereal/services.py")
@@ -315,11 +315,7 @@ class SubMaster:
         return self.data[service]
 
     def update(self, timeout_ms: int = 100) -> None:
-        deadline = time.monotonic() + timeout_ms / 1000
-        while True:
-            ready = self.poller.poll(max(0, int((deadline - time.monotonic()) * 1000)))
-            if ready or time.monotonic() >= deadline:
-                break
+        clock.wait(self.poller.poll, timeout_ms / 1000)  # the process's clock: the world's in lockstep (common.clock)
         self.frame += 1
         self.updated = dict.fromkeys(self.services, False)
         for s in self.services:
@@ -340,8 +336,8 @@ class SubMaster:
                 self.parsed_total[s] += 1
                 latest = msg
             if latest is not None:
-                self._take(s, latest, time.monotonic())
-        self._check_health(time.monotonic())
+                self._take(s, latest, clock.monotonic())
+        self._check_health(clock.monotonic())
 
     def update_msgs(self, cur_time: float, msgs: list) -> None:
         """Folds already-parsed Events in (the entry point for replay and lockstep drivers)."""

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from cereal.services import SERVICES
+from common import clock as common_clock
 from common import realtime
 from common.realtime import Ratekeeper, config_realtime_process, set_core_affinity, set_realtime_priority
 from common.swaglog import cloudlog
@@ -23,6 +24,9 @@ class FakeClock:
     def monotonic(self) -> float:
         return self.t
 
+    def monotonic_ns(self) -> int:
+        return int(self.t * 1e9)
+
     def sleep(self, s: float) -> None:
         assert s >= 0
         self.sleeps.append(s)
@@ -33,6 +37,7 @@ class FakeClock:
 def clock(monkeypatch) -> FakeClock:
     c = FakeClock()
     monkeypatch.setattr(realtime, "time", c)
+    monkeypatch.setattr(common_clock, "time", c)  # the process's clock is the machine's here (no driven clock)
     return c
 
 
@@ -208,11 +213,16 @@ class TestPriority:
         assert (fifo, prio, cores) == (True, 2, [0])
 
 
-def test_inputs_are_waited_for_longer_only_under_a_lockstep_sim(monkeypatch):
-    from common.realtime import LOCKSTEP_INPUT_WAIT_S, input_wait_s
-    monkeypatch.delenv("ROADPILOT_SIM_LOCKSTEP", raising=False)
-    assert input_wait_s(0.02) == 0.02
-    monkeypatch.setenv("ROADPILOT_SIM_LOCKSTEP", "0")
-    assert input_wait_s(0.02) == 0.02
-    monkeypatch.setenv("ROADPILOT_SIM_LOCKSTEP", "1")
-    assert input_wait_s(0.02) == LOCKSTEP_INPUT_WAIT_S
+def test_on_the_driven_clock_a_loop_is_late_only_in_the_worlds_time(monkeypatch):
+    """Under the lockstep simulator a cycle is judged on the world's clock: wall time spent waiting for a world that
+    stands still is no lag, and a world stepping faster than real time is no burst."""
+    monkeypatch.setenv(common_clock.CLOCK_ENV, common_clock.DRIVEN)
+    world = common_clock.DrivenClock(5_000_000_000)
+    rk = Ratekeeper(100.0)
+    for k in range(50):
+        world.set_ns(5_000_000_000 + k * 10_000_000)
+        time.sleep(0.002 if k % 2 else 0.03)  # the machine: now slower, now faster than the world
+        assert rk.monitor_time() is False
+    assert rk.missed == 0 and rk.avg_dt == pytest.approx(0.01)
+    world.set_ns(world.ns + 35_000_000)  # the world moved 3.5 cycles: that cycle overran
+    assert rk.monitor_time() is True and rk.missed == 1

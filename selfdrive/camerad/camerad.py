@@ -183,7 +183,7 @@ class Camerad:
         self.pm.send("roadCameraState", msg)
 
     def run_realtime(self) -> None:
-        rk = Ratekeeper(1.0 / DT_MDL, print_delay_threshold=DT_MDL)
+        rk = Ratekeeper(1.0 / DT_MDL, print_delay_threshold=DT_MDL, wall=True)  # a real source: real time
         rk.monitor_time()   # starts its schedule now (slot 0): each keep_time() below then ends one slot
         last_slot = -1
         while not self.stop:

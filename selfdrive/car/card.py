@@ -26,8 +26,9 @@ from opendbc.car.carlog import carlog
 from opendbc.car.structs import CarParams
 
 from cereal import messaging
+from common import clock
 from common.params import Params
-from common.realtime import DT_CTRL, PRIO_CTRL_HIGH, Ratekeeper, input_wait_s, set_realtime_priority
+from common.realtime import DT_CTRL, PRIO_CTRL_HIGH, Ratekeeper, set_realtime_priority
 from common.swaglog import cloudlog, cloudlog_bind
 from selfdrive.car.car_logic import CarLogic
 from selfdrive.car.car_specific import CarPlan, CarSetup, build_plan
@@ -40,7 +41,7 @@ CAR_PARAMS_PERIOD_S = 50.0  # 0.02 Hz, the services table's contract
 # while the CarParams param could not be stored (a full disk), carParams is the only way daemons that start later
 # (a restarted controlsd) learn the car: wait_car_params takes either
 CAR_PARAMS_UNSTORED_PERIOD_S = 1.0
-CAN_GRACE_S = 1.5 * DT_CTRL  # `can` this late after the last one: update from our own clock, at 100 Hz (input_wait_s)
+CAN_GRACE_S = 1.5 * DT_CTRL  # `can` this late after the last one: update from our own clock, at 100 Hz (common.clock)
 FINGERPRINT_NO_CAN_S = 5.0  # a forced platform does not wait longer than this for a first frame
 FORCED_CAR_ENV = "ROADPILOT_CAR"  # `roadpilot device --car`: this run only, never stored
 CAN_WAIT_MS = 20           # identification: a `can` this late counts as a silent bus (an empty message)
@@ -146,8 +147,8 @@ class Card:
         self.dashcam = bool(plan.CP.dashcamOnly)  # not recognised: read nothing as the car, send nothing
         self.cp_sent_at = -CAR_PARAMS_PERIOD_S
         self.cp_period = CAR_PARAMS_PERIOD_S
-        self.can_grace_s = input_wait_s(CAN_GRACE_S)
-        self.can_deadline = time.monotonic() + self.can_grace_s
+        self.can_grace_s = CAN_GRACE_S
+        self.can_deadline = clock.monotonic() + self.can_grace_s
         self.last_can: tuple[int, int] | None = None  # (the newest `can`'s logMonoTime, our clock when it came)
         if params is not None:
             try:
@@ -161,24 +162,24 @@ class Card:
         """One carState (and liveTracks) per `can` message the identification window watched, in order, as if they
         had come now: the first carState answers the first frame (a replayed drive starts at its start)."""
         for m in window:
-            self.last_can = (m.logMonoTime, time.monotonic_ns())
+            self.last_can = (m.logMonoTime, clock.monotonic_ns())
             self.publish_state([m], [(m.logMonoTime, frames_of(m))])
-        self.can_deadline = time.monotonic() + self.can_grace_s
+        self.can_deadline = clock.monotonic() + self.can_grace_s
 
     def update(self) -> None:
-        wait_ms = max(0, int((self.can_deadline - time.monotonic()) * 1000))
-        first = messaging.recv_one(self.can_sock, wait_ms)
+        # on our clock: under the lockstep simulator a world waiting for our answer stands still, `can` is never late
+        first = clock.wait(lambda ms: messaging.recv_one(self.can_sock, ms), self.can_deadline - clock.monotonic())
         msgs = ([first] if first is not None else []) + messaging.drain_sock(self.can_sock)
-        now = time.monotonic()
+        now = clock.monotonic()
         if msgs:
             packets = [(m.logMonoTime, frames_of(m)) for m in msgs]
             self.can_deadline = now + self.can_grace_s
-            self.last_can = (msgs[-1].logMonoTime, time.monotonic_ns())
+            self.last_can = (msgs[-1].logMonoTime, clock.monotonic_ns())
         else:
             # silence is news too: the parsers time out. It is measured on our clock but stamped on the clock of
             # `can`'s own stamps, which need not be ours (the lockstep simulator's bus clock, a replayed route):
             # a stamp from another clock would look like a long gap (or time running backwards) to the parsers
-            mono = time.monotonic_ns()
+            mono = clock.monotonic_ns()
             stamp = mono if self.last_can is None else self.last_can[0] + mono - self.last_can[1]
             packets = [(stamp, [])]
             self.can_deadline = max(self.can_deadline + DT_CTRL, now)
@@ -205,14 +206,14 @@ class Card:
         self.sm.update(0)
         if self.dashcam or not self.sm.alive["carControl"]:
             return  # no controlsd: send nothing (canbridged's safety layer would refuse it anyway)
-        actuators, sends = self.logic.control(self.sm["carControl"], time.monotonic_ns())
+        actuators, sends = self.logic.control(self.sm["carControl"], clock.monotonic_ns())
         out = messaging.new_message("carOutput")
         out.carOutput.actuatorsOutput = actuators
         self.pm.send("carOutput", out)
         self.pm.send("sendcan", sendcan_message(sends, valid=self.sm.valid["carControl"]))
 
     def publish_params(self) -> None:
-        now = time.monotonic()
+        now = clock.monotonic()
         if now - self.cp_sent_at >= self.cp_period:
             msg = messaging.new_message("carParams")
             msg.carParams = self.logic.CP

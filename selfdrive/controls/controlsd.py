@@ -15,7 +15,7 @@ lateral acceleration factor, offset and friction in the torque controller; witho
 """
 
 from cereal import messaging
-from common.realtime import DT_CTRL, PRIO_CTRL_LOW, Ratekeeper, input_wait_s, set_realtime_priority
+from common.realtime import DT_CTRL, PRIO_CTRL_LOW, Ratekeeper, set_realtime_priority
 from common.swaglog import cloudlog_bind
 from selfdrive.controls.lib.car_params import wait_car_params
 from selfdrive.controls.lib.controls_logic import ControlsLogic, PlanView, SelfdriveView
@@ -72,7 +72,7 @@ class Controls:
         self.pm.send("controlsState", cs)
 
     def run(self) -> None:
-        poll_ms = int(input_wait_s(POLL_S) * 1000)
+        poll_ms = int(POLL_S * 1000)  # on the process's clock (common.clock: the world's in lockstep)
         while True:
             self.sm.update(poll_ms)
             self.step()

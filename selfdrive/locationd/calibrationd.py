@@ -16,13 +16,13 @@ starts over.
 
 import math
 import os
-import time
 
 import cv2
 import numpy as np
 
 from cereal import messaging
 from cereal.visionipc import VisionIpcClient, VisionStreamType
+from common import clock
 from common.params import Params
 from common.swaglog import cloudlog, cloudlog_bind
 from common.transformations.camera_file import default_camera, frame_camera
@@ -138,7 +138,7 @@ def main() -> None:
             cloudlog.info("calibrationd: update", extra={"rpy_deg": [math.degrees(v) for v in cal.rpy],
                                                           "status": cal.status, "valid_blocks": cal.valid_blocks,
                                                           "vanishing_points": f"{vp_used}/{vp_seen}"})
-        now = time.monotonic()
+        now = clock.monotonic()  # 4 Hz of the world's time in lockstep (common.clock)
         if changed or now - last_pub >= PUBLISH_S:
             msg = messaging.new_message("liveCalibration")
             fill_live_calibration(msg.liveCalibration, cal)

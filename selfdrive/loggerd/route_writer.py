@@ -31,7 +31,7 @@ import re
 import zstandard
 
 from cereal.services import Service
-from common.realtime import world_waits
+from common import clock
 from common.swaglog import cloudlog
 from selfdrive.loggerd.framing import event_mono_time, restamped
 
@@ -199,8 +199,9 @@ class RouteWriter:
     def _meta(self) -> dict:
         return {"name": self.name, "started": datetime.datetime.now().isoformat(timespec="seconds"),
                 "segment_seconds": self.segment_seconds, "qlog_decimation": self.decimation,
-                # how the daemons were paced (a re-run of them must be paced the same way: tools/replay/rerun.py)
-                "sim_lockstep": world_waits(),
+                # the clock the daemons ran on (common.clock): "driven" under the lockstep simulator, where every
+                # stamp is the world's time
+                "clock": clock.kind(),
                 "restarts": 0,        # loggerd starts after the first within this run (crash and restart)
                 "format": "rlog.zst/qlog.zst: independent zstd frames of framed capnp log.Event messages"}
 

@@ -223,7 +223,7 @@ def run(config: ManagerConfig, duration: float | None = None) -> int:
         cloudlog.info(f"manager started in {config.mode} mode",
                       extra={"mode": config.mode, "skipped": skipped, "route": env.get(ROUTE_ENV),
                              "ui_port": env.get("ROADPILOT_UI_PORT"), "params_reset": reset})
-        rk = Ratekeeper(config.rate_hz)
+        rk = Ratekeeper(config.rate_hz, wall=True)  # managerState is a slow input: on time in any world
         start = time.monotonic()
         # A stop signal is seen within one period (0.5 s): the handler only sets a flag, so it never
         # lands in the middle of starting a child.

@@ -17,12 +17,12 @@ Persisted values the manager found corrupt at start (ParamsReset) are named unti
 """
 
 import math
-import time
 
 from cereal import messaging
 from cereal.services import SERVICES as SERVICE_TABLE
+from common import clock
 from common.params import Params
-from common.realtime import DT_CTRL, PRIO_CTRL_LOW, Ratekeeper, input_wait_s, set_realtime_priority
+from common.realtime import DT_CTRL, PRIO_CTRL_LOW, Ratekeeper, set_realtime_priority
 from common.swaglog import cloudlog_bind
 from selfdrive.controls.lib.car_params import personality_name, wait_car_params
 from selfdrive.selfdrived.alertmanager import AlertManager
@@ -217,10 +217,10 @@ class SelfdriveD:
 
     def run(self) -> None:
         rk = Ratekeeper(1.0 / DT_CTRL, print_delay_threshold=None)
-        poll_ms = int(input_wait_s(POLL_S) * 1000)
+        poll_ms = int(POLL_S * 1000)  # on the process's clock (common.clock: the world's in lockstep)
         while True:
             self.sm.update(poll_ms)
-            self.step(time.monotonic())
+            self.step(clock.monotonic())
             self.publish()
             rk.monitor_time()
 

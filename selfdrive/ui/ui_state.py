@@ -7,9 +7,9 @@ its values are left out rather than shown stale (`fresh`): an absent model draws
 """
 
 import math
-import time
 
 from cereal.services import SERVICES as SERVICE_TABLE
+from common import clock
 from common.swaglog import cloudlog
 from common.transformations.camera_file import frame_camera
 from selfdrive.car.car_identity import describe
@@ -53,7 +53,7 @@ def steering_text(lt) -> str:
 
 
 def _overlay(sm) -> dict | None:
-    cal = sm["liveCalibration"] if fresh(sm, "liveCalibration", time.monotonic()) else None
+    cal = sm["liveCalibration"] if fresh(sm, "liveCalibration", clock.monotonic()) else None
     rpy = list(cal.rpyCalib) if cal is not None else (0.0, 0.0, 0.0)
     height = cal.height[0] if cal is not None and len(cal.height) else None
     # the camera that took the frames shown: the lines are drawn with its intrinsics and lens
@@ -74,7 +74,7 @@ def model_lag_ms(model, frame_eof_ns: int) -> float | None:
 
 def build_state(sm, frame_eof_ns: int = 0, frames_dropped: int = 0) -> dict:
     """The page's state from a SubMaster over SERVICES; `frame_eof_ns`: the newest frame sent to pages."""
-    now = time.monotonic()
+    now = clock.monotonic()  # SubMaster's clock (the world's in lockstep)
     alive = {s: fresh(sm, s, now) for s in SERVICES}
     model = sm["modelV2"]
     st: dict = {"type": "state", "alive": alive, "overlay": _overlay(sm) if alive["modelV2"] else None}

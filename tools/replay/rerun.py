@@ -10,13 +10,12 @@ the input it answered; the replayed one carries the input's own time), and compa
 the route's car (route.json's `car`, as the importers write it, else its carParams). A route that records none of
 the daemon's outputs (an imported drive has only `can`) has nothing to compare: said so, exit status 1.
 
-Paced as the live daemon was: a route recorded under a lockstep simulator (`roadpilot sim --lockstep`; loggerd
-notes it in route.json) had its daemons wait for their inputs instead of running cycles of their own, and the
-re-run daemon is told the same (common.realtime.input_wait_s). Fed what the live daemon had: where its outputs name
+Paced as the live daemon was: on the route's own clock (the recorded stamps; a lockstep simulator's route is stamped
+with the world's time, which its daemons ran on: common.clock). Fed what the live daemon had: where its outputs name
 the inputs each cycle used (USED_INPUTS: controlsState names the carState it answered, the plan, selfdriveState and
-steering estimate it had), each of those reaches the re-run daemon before the first cycle that had it, even where the
-route's time order says otherwise (a plan that arrived a fraction of a millisecond after the carState it was stamped
-before).
+steering estimate it had), each of those reaches the re-run daemon before the first cycle that had it, even where
+the route's time order says otherwise (a plan that arrived a fraction of a millisecond after the carState it was
+stamped before).
 
 Figures (60 s highway drives recorded by the lockstep sim stack on the 2-core machine): controlsd's carControl
 matches every paired cycle exactly (6298 of 6298 at a tolerance of 1e-9; the unpaired answers are from before
@@ -32,7 +31,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cereal import messaging
-from common.realtime import SIM_LOCKSTEP_ENV
 from selfdrive.car.fingerprinting import known_platform
 from tests.process_replay.compare import field_diffs
 from tests.process_replay.process_replay import config, declared, replay
@@ -89,12 +87,9 @@ def rerun(route: str, daemon: str = "controlsd", tolerance: float = 0.01, log_pa
     reads, writes = declared(cfg.module)
     if not reads or not writes:
         raise ValueError(f"{cfg.module} does not declare the services it reads and publishes")
-    # paced as the live daemon was: under a lockstep simulator it waited for its input instead of running cycles
-    # of its own when the input was late in wall time (common.realtime.input_wait_s; loggerd notes it in route.json).
-    # Read before the logs: a route.json that cannot say how is a refusal, not a guess.
+    # read before the logs: a route.json that cannot say which car is a refusal, not a guess
     r = route_of(route)
     meta = r.read_meta() if r is not None else {}
-    lockstep = bool(meta.get("sim_lockstep"))
     inputs, recorded = [], {}  # inputs: (service, logMonoTime, Event bytes)
     for ev in LogReader(route):  # logMonoTime order: the daemons' own clock (a lockstep simState is not fed)
         s = ev.which()
@@ -106,7 +101,6 @@ def rerun(route: str, daemon: str = "controlsd", tolerance: float = 0.01, log_pa
         raise LogError(f"{route}: none of {daemon}'s inputs ({', '.join(sorted(reads))}) are in it")
     if daemon in USED_INPUTS:
         inputs = as_used(inputs, recorded, *USED_INPUTS[daemon])
-    env = {SIM_LOCKSTEP_ENV: "1" if lockstep else "0", **(env or {})}
     # the car it ran as: what the importer wrote in route.json, else the route's carParams (process_replay.car_of)
     car = meta.get("car") or None
     if car is not None and not known_platform(car):

@@ -11,40 +11,38 @@ Real time (default): one step per 10 ms of CLOCK_MONOTONIC. The car's frames go 
 backend (hardware/sim_backend.py), which publishes `can` on its own tick and sends the stack's `sendcan`
 back after the safety layer. Timing between the stack and the world is whatever the machine does.
 
-Lockstep (--lockstep): deterministic, as fast as the stack allows but never faster than real time while a
-stack answers (its daemons check their inputs' rates on their own clocks). canbridged's logic runs inside the
-bridge (tools/sim/lib/lockstep_can.py; canbridged itself must not run). The protocol: the stack answers
-every `can` with exactly one `sendcan` (card does), and the world advances one step per answer.
+Lockstep (--lockstep): deterministic, and as fast as the stack answers. The stack runs on the world's clock
+(common.clock: the manager's environment says ROADPILOT_CLOCK=driven, manager_env), which the bridge moves to each
+step's time (its CAN bus clock: start + 10 ms per `can`) before it puts that step's `can` out: to the daemons a
+world faster than real time looks like real time (every stamp, rate and timeout is the world's), and a world
+waiting for their answer stands still (no input is late). canbridged's logic runs inside the bridge
+(tools/sim/lib/lockstep_can.py; canbridged itself must not run). The protocol: the stack answers every `can` with
+exactly one `sendcan` (card does), and the world advances one step per answer.
   1. warm-up: the world stands at t = 0 (the car reporting its start speed) while the car's frames go out
      at real-time pace and its ECUs answer card's identification queries (a `sendcan` of diagnostic frames only
      is a query, not an answer to a step), until the stack answers at all (card identified the car, controlsd
-     drives it), or
-     for at most the config's stack_wait_s (then it runs free: as fast as it can, waiting for nobody).
-     Then, still standing, one `can` per answer until the answers come one per `can` (a backlog of
-     answers is used up) and an answer carries every address the stack has sent so far: a stack that
-     sends some messages every n-th cycle (card: ACC_CONTROL every 3rd, HUDs every 20th/100th) is then at
-     the same phase of its cycle whenever the world starts.
-  2. then, for each step k: the world steps with the frames the stack sent in answer to step k-1, step k's
-     `can` goes out stamped with the bus clock (start + 10 ms per message), and the bridge waits for the
-     answer to it: one `sendcan` and, once controlsd is seen, one `carControl`. A missing answer
-     (STEP_TIMEOUT_S) is logged and counted and the world goes on; after MAX_TIMEOUTS in a row the bridge
-     stops waiting (the stack is gone) and runs on at real time, passing on whatever the stack still sends,
-     until it answers again (a stalled or restarted card): then it waits for every step again. A second
-     answer to one step (a card that ran a cycle of its own: it should not, see below) is applied, counted and
-     logged: it means the run may not repeat exactly.
-     Every 5th step a camera frame is drawn on a thread while the world steps on (as a camera works beside
-     the bus: a world standing still while it draws would be a silent bus to the stack); before the next
-     frame the bridge waits for the model's answer to this one, at most MODEL_WAIT_S, and not at all while
-     the model does not answer (modeld restarting), so the bus never stops for the model.
-  3. the steps go out no faster than real time, and a step that came late is caught up by the next ones.
+     drives it), or for at most the config's stack_wait_s (then it runs free: as fast as it can, waiting for
+     nobody). Then, still standing and still at real-time pace (whoever subscribes to the world is connected
+     before it starts), one `can` per answer until the answers come one per `can` (a backlog of answers is used
+     up) and an answer carries every address the stack has sent so far: a stack that sends some messages every
+     n-th cycle (card: ACC_CONTROL every 3rd, HUDs every 20th/100th) is then at the same phase of its cycle
+     whenever the world starts.
+  2. then, for each step k: the world steps with the frames the stack sent in answer to step k-1, the clock moves
+     to step k's time, step k's `can` goes out, and the bridge waits for the answer to it: one `sendcan` and, once
+     controlsd is seen, one `carControl`, each stamped at step k's time (an answer stamped earlier is a late one to
+     an earlier step: applied to the car, not taken for this step's). A missing answer (STEP_TIMEOUT_S of wall
+     time) is logged and counted and the world goes on; after MAX_TIMEOUTS in a row the bridge stops waiting (the
+     stack is gone) and runs on at real time, passing on whatever the stack still sends, until it answers again (a
+     stalled or restarted card): then it waits for every step again. A second answer to one step is applied,
+     counted and logged: it means the run may not repeat exactly.
+     Every 5th step a camera frame is drawn on a thread while the world steps on (in parallel with the stack's
+     work on the steps); before the next frame the bridge waits for the model's answer to this one, at most
+     MODEL_WAIT_S, and not at all while the model does not answer (modeld restarting).
 No wall-clock time enters the world, the car or the safety layer, so the simState stream is a function of
 (scenario, seed, driver) and of what the stack answers: with a stack whose answers depend only on the
-messages it gets it is identical run after run (the lockstep test proves it with timing noise added).
-The real daemons are told that the world waits for them (manager_env: card, controlsd and selfdrived then wait
-for their input instead of running a cycle of their own when it is late in wall time, which on a loaded 2-core
-machine happened dozens of times a minute). They still read their own clocks elsewhere (SubMaster freshness,
-modeld against plannerd), so a run repeats only as far as the messages meet in the same order; running them on
-the bus clock needs tools/replay/lockstep.py's virtual time (not done here).
+messages it gets it is identical run after run (the lockstep test proves it with timing noise added). The real
+daemons still run side by side, so which of two messages of one step a daemon reads first (controlsd: the plan
+and selfdriveState of this step or the last) can vary with the machine's load.
 
 Config: the command line, or (under the manager, which passes no arguments) the JSON in ROADPILOT_SIM;
 the config in use is written to the SimScenario param.
@@ -60,8 +58,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import SimpleNamespace
 
 from cereal import messaging
+from common.clock import CLOCK_ENV, DRIVEN, WALL, DrivenClock
 from common.params import Params
-from common.realtime import DT_CTRL, SIM_LOCKSTEP_ENV, Ratekeeper
+from common.realtime import DT_CTRL, Ratekeeper
 from common.swaglog import cloudlog, cloudlog_bind
 from hardware.canbridged import parse_safety
 from tools.sim.lib.ecus import is_diagnostic
@@ -75,7 +74,7 @@ MAX_TIMEOUTS = 3
 EXTRA_WAIT_MS = 1            # warm-up: a second answer this soon after the first means a backlog
 ALIGN_MIN, ALIGN_SINGLE, ALIGN_MAX = 150, 50, 1500  # warm-up answers (see warm_up)
 MANAGER_PID_ENV = "ROADPILOT_MANAGER_PID"
-PACE_MAX_LAG_S = 0.1         # lockstep: behind real time by more than this, the world does not hurry to catch up
+PACE_MAX_LAG_S = 0.1         # lockstep, stack lost: behind real time by more than this, the world does not catch up
 
 
 def is_query(dat: bytes) -> bool:
@@ -87,10 +86,18 @@ def is_query(dat: bytes) -> bool:
         return False
 
 
+def stamp_of(dat: bytes) -> int:
+    """A message's logMonoTime (0 when it cannot be read)."""
+    try:
+        return messaging.log_from_bytes(dat).logMonoTime
+    except messaging.MalformedMessage:
+        return 0
+
+
 def manager_env(cfg: SimConfig) -> dict[str, str]:
-    """What the manager's environment carries for a sim run with `cfg`: the bridge's config, and for every daemon
-    whether the world waits for the stack (common.realtime.input_wait_s)."""
-    return {ENV: cfg.to_json(), SIM_LOCKSTEP_ENV: "1" if cfg.lockstep else "0"}
+    """What the manager's environment carries for a sim run with `cfg`: the bridge's config, and every daemon's
+    clock (common.clock): in lockstep the world's, which the bridge drives."""
+    return {ENV: cfg.to_json(), CLOCK_ENV: DRIVEN if cfg.lockstep else WALL}
 
 
 def forget_learned_steering(car: str) -> None:
@@ -120,7 +127,9 @@ class Bridge:
         self.timeouts = {"sendcan": 0, "carControl": 0, "modelV2": 0}
         if cfg.lockstep:
             from tools.sim.lib.lockstep_can import LockstepCan
-            self.can = LockstepCan(self.pm, self.t0_ns, forced_safety)
+            self.world_clock = DrivenClock(self.t0_ns)  # the stack's clock: the bus clock of every `can`
+            self.t0_ns = self.world_clock.ns
+            self.can = LockstepCan(self.pm, self.t0_ns, forced_safety, self.world_clock)
             self.socks = {s: messaging.sub_sock(s, conflate=s == "carParams") for s in
                           ("sendcan", "carControl", "carParams", "carState", "modelV2")}
             self.seen = {"sendcan": False, "carControl": False, "modelV2": False}
@@ -128,6 +137,7 @@ class Bridge:
             self.extra_answers = 0
             self.stack_lost = False  # it answered, then stopped: run on (at its pace) and wait for it again
             self.resyncs = 0
+            self.late_answers = 0
         else:
             from hardware.sim_backend import SimCarLink
             self.link = SimCarLink()
@@ -163,12 +173,13 @@ class Bridge:
         if self.cfg.lockstep:
             msg.logMonoTime = ns
         self.sim.fill_sim_state(msg.simState)
+        msg.simState.wallMonoTime = time.monotonic_ns()
         self.pm.send("simState", msg)
         return True
 
     # --- real time -------------------------------------------------------------------------------------------
     def run_realtime(self) -> None:
-        rk = Ratekeeper(1.0 / DT_CTRL, print_delay_threshold=0.05)
+        rk = Ratekeeper(1.0 / DT_CTRL, print_delay_threshold=0.05, wall=True)
         while not self.finished:
             self.link.send(self.sim.step(self.link.recv()))
             self.outputs()
@@ -190,6 +201,12 @@ class Bridge:
                     continue
             elif service == "carControl":
                 self.can.on_car_control()
+            if service in ("sendcan", "carControl") and stamp_of(dat) < self.can.now_ns:
+                # stamped before this step's `can` (the stack runs on our clock): a late answer to an earlier step,
+                # applied to the car but not taken for this step's answer, so one late answer costs one step's wait,
+                # not every step after it
+                self.late_answers += 1
+                continue
             self.seen[service] = True
             return dat
 
@@ -226,7 +243,7 @@ class Bridge:
     def warm_up(self) -> None:
         """The world stands at t = 0 (the car reporting its start speed) until the stack answers, then until
         its answers are one per `can` and in phase with its own cycle (see the module doc)."""
-        rk = Ratekeeper(1.0 / DT_CTRL)
+        rk = Ratekeeper(1.0 / DT_CTRL, wall=True)
         deadline = time.monotonic() + self.cfg.stack_wait_s
         self.sim.car.motion = self.sim.motion()
         k = 0
@@ -262,7 +279,9 @@ class Bridge:
             single = single + 1 if n == 1 else 0
             if j >= ALIGN_MIN and single >= ALIGN_SINGLE and addrs >= seen:
                 break
-            due = self._pace(due)  # at the pace of the drive (the stack's daemons check their inputs' rates)
+            # still at real time (1.5 s at least): whoever subscribes to the world (loggerd, a test) is connected
+            # before it starts
+            due = self._pace(due)
         else:
             cloudlog.warning("lockstep: the stack's answers did not line up: starting anyway", extra={"steps": k})
         self._diagnose()
@@ -345,17 +364,15 @@ class Bridge:
 
     def run_lockstep(self) -> None:
         self.warm_up()
-        # never faster than real time while a stack answers: its daemons judge every input's rate on their own
-        # clocks (SubMaster: 0.8..1.25x the contract), so a faster world is a commIssue and never engages.
-        # A step answered late is caught up by the next ones, so the average stays real time; a stall longer
-        # than PACE_MAX_LAG_S is forgiven instead of run as a burst.
+        # as fast as the stack answers: its daemons run on the world's clock (common.clock), which moves one step
+        # per `can`, so a world faster than real time looks like real time to them. While the stack is lost (card
+        # restarting) the world runs on at real time, as a car would.
         due = time.monotonic()
         while not self.finished:
             self.can.publish(self.sim.step(self.can.take_commands()))
             self.outputs()
             self.wait_stack()
-            if self.seen["sendcan"] or self.stack_lost:
-                due = self._pace(due)
+            due = self._pace(due) if self.stack_lost else time.monotonic()
 
     @staticmethod
     def _pace(due: float) -> float:
@@ -381,7 +398,7 @@ class Bridge:
                "car_refused": self.sim.car.status.refused, "takeovers": self.sim.driver.takeovers}
         if self.cfg.lockstep:
             out.update(lockstep_timeouts=self.timeouts, lockstep_extra_answers=self.extra_answers,
-                       lockstep_resyncs=self.resyncs,
+                       lockstep_resyncs=self.resyncs, lockstep_late_answers=self.late_answers,
                        adapter=self.can.adapter.status())
         if self.camera is not None:
             out["camera"] = vars(self.camera.stats)

@@ -205,16 +205,16 @@ class TestRouteWriter:
         assert w.write_errors == 1
         w.close()
 
-    @pytest.mark.parametrize("env, expected", [("1", True), ("0", False), (None, False)])
-    def test_route_json_says_whether_a_lockstep_sim_paced_the_daemons(self, monkeypatch, env, expected):
-        # tools/replay/rerun.py paces a re-run daemon by it
+    @pytest.mark.parametrize("env, expected", [("driven", "driven"), ("wall", "wall"), (None, "wall")])
+    def test_route_json_says_which_clock_the_daemons_ran_on(self, monkeypatch, env, expected):
+        # a lockstep simulator's route is stamped with the world's time (common.clock)
         if env is None:
-            monkeypatch.delenv("ROADPILOT_SIM_LOCKSTEP", raising=False)
+            monkeypatch.delenv("ROADPILOT_CLOCK", raising=False)
         else:
-            monkeypatch.setenv("ROADPILOT_SIM_LOCKSTEP", env)
+            monkeypatch.setenv("ROADPILOT_CLOCK", env)
         w = RouteWriter(routes_dir(), loggerd.logged_services(), segment_seconds=60, now=0.0)
         w.close()
-        assert Route(w.name).meta()["sim_lockstep"] is expected
+        assert Route(w.name).meta()["clock"] == expected
 
     def test_route_names_never_collide(self):
         a, _ = new_route_dir(routes_dir(), base="2026-01-02--03-04-05")

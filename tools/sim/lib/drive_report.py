@@ -9,12 +9,11 @@ onroadEvents (and, for a supervised drive, why the scripted driver took over fro
 managerState (the manager's psutil reading per process), missed model frames from matching modelV2's frameIds
 against roadCameraState's.
 
-Times: every figure is on the simulator's clock (simState.t, s since the scenario started). simState's
-logMonoTime is that of the machine in real time, but in lockstep it is the bridge's bus clock, which runs
-as fast as the stack answers; the daemons stamp their messages with the machine's clock either way. So
-each simState is placed on the machine's clock (its own stamp in real time; in lockstep the stamp of the
-message loggerd wrote just before it, loggerd writing in arrival order within ~10 ms), and a daemon's
-message belongs to the last simState placed at or before it.
+Times: every figure is on the simulator's clock (simState.t, s since the scenario started). In real time every
+message is stamped with the machine's clock; in lockstep every daemon runs on the world's clock (common.clock), so
+every stamp is the world's. Either way a daemon's message belongs to the last simState placed at or before it
+(routes from before the one clock: each simState placed at the stamp of the message loggerd wrote just before
+it). How long the drive took in real time is simState.wallMonoTime's span.
 
 Definitions (also in `text()`): engaged = selfdriveState.enabled (engaged, pre-enabled, overriding or soft
 disabling); the engaged fraction is taken over the time from the first engagement to the end of the drive
@@ -189,6 +188,7 @@ class _Logs:
         self.car = ""  # the platform card drove it as (carParams)
         self.lead_sources: Counter[str] = Counter()  # plans with a lead, by who placed it (radar, vision)
         last_wall = None
+        self.real_ns = (0, 0)  # the machine's clock at the first and last simState (simState.wallMonoTime)
         recorded: list[int] = []
         for ev in self.lr:
             w, s = ev.logMonoTime, ev.which()
@@ -247,6 +247,8 @@ class _Logs:
         self.sim.append((w, last_wall, ss.t, ss.vEgo, ss.aEgo, lat, ss.steeringAngleDeg, d, v, ss.collision,
                          ss.laneDeparture, ss.vEgo * ss.yawRate))
         self.scenario, self.seed = ss.scenario, ss.seed
+        if ss.wallMonoTime:  # routes before it was recorded have none
+            self.real_ns = (self.real_ns[0] or ss.wallMonoTime, ss.wallMonoTime)
 
     def trace(self) -> tuple[Trace, bool]:
         """The simState rows on the machine's clock; True when simState was on another clock (lockstep)."""
@@ -365,7 +367,8 @@ class DriveReport:
             recording_gaps=[(float(tr.t[k]), float(tr.t[k + 1]))
                             for k in np.flatnonzero(np.diff(tr.t) > RECORDING_GAP_S)],
             minutes=total / 60.0,
-            wall_s=(hi - lo) / 1e9, lockstep=lockstep,
+            wall_s=(logs.real_ns[1] - logs.real_ns[0]) / 1e9 if logs.real_ns[0] else (hi - lo) / 1e9,
+            lockstep=lockstep,
             distance_m=float(np.sum(tr.v * dt)), engaged_minutes=engaged_s / 60.0,
             engaged_fraction=engaged_s / since if since > 0 else 0.0,
             engaged_fraction_of_drive=engaged_s / total if total > 0 else 0.0, first_engaged_t=first,

@@ -43,8 +43,10 @@ class LocalBus(Backend):
 class LockstepCan:
     """Publishes one `can` per step and applies the stack's `sendcan` through the safety layer."""
 
-    def __init__(self, pm: messaging.PubMaster, t0_ns: int, forced_safety: tuple[str, int] | None = None):
+    def __init__(self, pm: messaging.PubMaster, t0_ns: int, forced_safety: tuple[str, int] | None = None,
+                 clock=None):
         self.pm = pm
+        self.clock = clock  # common.clock.DrivenClock: the stack's clock, moved to each step's time before its `can`
         self.bus = LocalBus()
         self.adapter = CanBridge(self.bus)
         self.t0_ns = t0_ns
@@ -63,6 +65,8 @@ class LockstepCan:
     def publish(self, frames: list[Frame]) -> int:
         """Puts one step's car frames on `can` (with the echo of what was sent); returns its logMonoTime."""
         self.published += 1
+        if self.clock is not None:
+            self.clock.set_ns(self.now_ns)
         self.bus.from_car = list(frames)
         msg = can_message(self.adapter.receive(self.now_ns // 1000))
         msg.logMonoTime = self.now_ns

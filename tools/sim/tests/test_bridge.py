@@ -13,10 +13,14 @@ import pytest
 from opendbc.can import CANPacker
 
 from cereal import messaging
+from common.clock import CLOCK_ENV, DRIVEN
 from selfdrive.car.tests.helpers import wait_for_line
 from tools.sim.lib.sim_car import PT_DBC
 
 RAV4_SAFETY = "toyota:0x149"  # EPS scale 73, ALT_BRAKE, roadpilot longitudinal (what card's carParams says)
+
+
+WORLD_CLOCK = {CLOCK_ENV: DRIVEN}  # the stack runs on the lockstep world's clock, as the manager starts it
 
 
 def start(module: str, *args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -43,9 +47,17 @@ def summary(log: Path) -> dict:
     return json.loads(lines[-1].split("bridge summary ", 1)[1])["summary"]
 
 
+def world_of(dat: bytes) -> bytes:
+    """A simState's ground truth: everything but the machine's clock at that step."""
+    ss = messaging.log_from_bytes(dat).simState.as_builder()
+    ss.wallMonoTime = 0
+    return ss.to_bytes()
+
+
 def lockstep_run(tmp_path: Path, name: str, jitter_ms: float) -> tuple[list[bytes], dict]:
     sock = messaging.sub_sock("simState")
-    stack = start("tools.sim.tests.fake_stack", "--jitter-ms", str(jitter_ms), log=tmp_path / f"{name}-stack")
+    stack = start("tools.sim.tests.fake_stack", "--jitter-ms", str(jitter_ms), log=tmp_path / f"{name}-stack",
+                  env=WORLD_CLOCK)
     bridge = start("tools.sim.bridge", "--scenario", "highway", "--seed", "1", "--driver", "supervise", "--lockstep",
                    "--minutes", "0.1", "--no-camera", "--safety", RAV4_SAFETY, log=tmp_path / f"{name}-bridge")
     stream = []
@@ -54,10 +66,10 @@ def lockstep_run(tmp_path: Path, name: str, jitter_ms: float) -> tuple[list[byte
         while bridge.poll() is None and time.monotonic() < deadline:
             dat = sock.receive(100)
             if dat is not None:
-                stream.append(messaging.log_from_bytes(dat).simState.as_builder().to_bytes())
+                stream.append(world_of(dat))
         assert bridge.wait(5) == 0, (tmp_path / f"{name}-bridge").read_text()[-3000:]
         while (dat := sock.receive(200)) is not None:
-            stream.append(messaging.log_from_bytes(dat).simState.as_builder().to_bytes())
+            stream.append(world_of(dat))
     finally:
         stop(bridge, stack)
         sock.close()
@@ -148,7 +160,8 @@ def test_lockstep_waits_for_a_stack_again_once_it_answers_after_a_stall(tmp_path
     # the stack stops answering for longer than MAX_TIMEOUTS steps' waits: the world goes on at real time
     # without it, and once it answers again the bridge waits for it again (it did not before: it ran free for
     # the rest of the drive and never read the stack's commands again)
-    stack = start("tools.sim.tests.fake_stack", "--stall-after", "200", "--stall-s", "14", log=tmp_path / "stack")
+    stack = start("tools.sim.tests.fake_stack", "--stall-after", "200", "--stall-s", "14", log=tmp_path / "stack",
+                  env=WORLD_CLOCK)
     bridge = start("tools.sim.bridge", "--scenario", "highway", "--seed", "1", "--driver", "supervise", "--lockstep",
                    "--minutes", "0.25", "--no-camera", "--safety", RAV4_SAFETY, log=tmp_path / "bridge")
     try:

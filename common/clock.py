@@ -1,0 +1,148 @@
+"""The clock the driving daemons read: their timestamps, rates, input deadlines and sleeps.
+
+On a car it is the machine's CLOCK_MONOTONIC. Under the lockstep simulator it is the world's: the simulator writes
+the time of each step (its CAN bus clock, 10 ms a step) into the run directory's `clock` file before it puts that
+step's `can` on the bus, and every daemon of the stack reads it there. The manager's environment says which
+(ROADPILOT_CLOCK=driven, set by the simulator's manager_env), once, at start; the daemons' code is the same in
+every mode. On the driven clock:
+  * a world that steps faster than real time looks like real time: every message is stamped with the world's time,
+    so a service's rate (SubMaster's 0.8..1.25x check) and a message's age are the world's, whatever the machine's
+    speed;
+  * a world that waits for the stack stands still: an input is never late (card's "no `can` for 15 ms" cycle of
+    its own, controlsd's and selfdrived's poll timeouts) while the world waits for their answer.
+A wait on the driven clock also ends after DRIVEN_WAIT_CAP_S of wall time (a world that stopped: the drive ended,
+the simulator died), so a daemon still notices a stop and can be stopped.
+
+Process replay sets time itself (tools/replay/lockstep.py patches time.monotonic and the sockets' waits): the wall
+clock here reads time.monotonic at each call, so it follows. Infrastructure that must work whatever the world does
+(the manager, loggerd, camerad's source watch, the simulator itself) reads the machine's clock (`time`) directly.
+"""
+
+import mmap
+import os
+import struct
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+CLOCK_ENV = "ROADPILOT_CLOCK"
+WALL, DRIVEN = "wall", "driven"
+CLOCK_FILE = "clock"
+DRIVEN_WAIT_CAP_S = 10.0  # wall seconds a wait on a driven clock that does not move may last (a loaded machine
+                          # stalls a world for seconds: an input that late in wall time is not late)
+DRIVEN_SLICE_MS = 5       # a wait on the driven clock looks at it this often (an input ends it at once)
+_NS = struct.Struct("<q")
+
+T = TypeVar("T")
+
+
+def _path() -> str:
+    from cereal.messaging.endpoints import run_dir
+    return os.path.join(run_dir(), CLOCK_FILE)
+
+
+def kind() -> str:
+    """WALL or DRIVEN, from the environment (an unknown value is an error: a daemon must not guess its time)."""
+    k = os.environ.get(CLOCK_ENV, WALL) or WALL
+    if k not in (WALL, DRIVEN):
+        raise ValueError(f"{CLOCK_ENV}={k!r}: use {WALL} or {DRIVEN}")
+    return k
+
+
+def driven() -> bool:
+    """True when this process runs on the lockstep simulator's clock."""
+    return kind() == DRIVEN
+
+
+class _DrivenReader:
+    """The driven clock's file, mapped once it exists. Until the simulator has written it, the machine's clock
+    stands in (the simulator starts its clock from the machine's, so time does not run backwards)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.map: mmap.mmap | None = None
+
+    def ns(self) -> int:
+        if self.map is None:
+            try:
+                with open(self.path, "rb") as f:
+                    self.map = mmap.mmap(f.fileno(), _NS.size, access=mmap.ACCESS_READ)
+            except (FileNotFoundError, ValueError):  # not written yet (or still empty)
+                return time.monotonic_ns()
+        return _NS.unpack_from(self.map, 0)[0]
+
+
+_readers: dict[str, _DrivenReader] = {}  # by path: one per run directory (a process has one; tests switch)
+
+
+def _driven_ns() -> int:
+    path = _path()
+    r = _readers.get(path)
+    if r is None:
+        r = _readers[path] = _DrivenReader(path)
+    return r.ns()
+
+
+def monotonic_ns() -> int:
+    return _driven_ns() if driven() else time.monotonic_ns()
+
+
+def monotonic() -> float:
+    return _driven_ns() / 1e9 if driven() else time.monotonic()
+
+
+def wait(fn: Callable[[int], T | None], timeout_s: float) -> T | None:
+    """Calls fn(ms) (a socket's receive or a poller's poll with a timeout in ms) until it returns something or
+    `timeout_s` has passed on this clock; returns what it returned last (None or empty: nothing came)."""
+    if not driven():
+        deadline = time.monotonic() + timeout_s
+        while True:
+            ms = max(0, int((deadline - time.monotonic()) * 1000))
+            got = fn(ms)
+            # under less than a millisecond left: done (no spinning on 0 ms waits; process replay's virtual time
+            # would never move under them)
+            if got or ms == 0 or time.monotonic() >= deadline:
+                return got
+    deadline_ns = _driven_ns() + int(timeout_s * 1e9)
+    cap = time.monotonic() + max(DRIVEN_WAIT_CAP_S, timeout_s)
+    while True:
+        got = fn(DRIVEN_SLICE_MS if timeout_s > 0 else 0)
+        if got or _driven_ns() >= deadline_ns or time.monotonic() >= cap:
+            return got
+
+
+def sleep(seconds: float) -> None:
+    """Sleeps `seconds` of this clock (on the driven clock: until it has moved that far, at most the wall cap)."""
+    if not driven():
+        time.sleep(max(0.0, seconds))
+        return
+    wait(lambda ms: time.sleep(ms / 1000) or None, seconds)
+
+
+class DrivenClock:
+    """The simulator's side: the clock file, from `start_ns` (or where an earlier drive left it, if later: `ns`),
+    moved by set_ns (one writer per run directory)."""
+
+    def __init__(self, start_ns: int):
+        from cereal.messaging.endpoints import run_dir
+        run_dir(create=True)
+        # written in place, never replaced: a daemon that mapped the file (an earlier drive's, or before we started)
+        # must see our time, not keep an unlinked copy
+        fd = os.open(_path(), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.ftruncate(fd, _NS.size)  # a new file reads 0
+            self.map = mmap.mmap(fd, _NS.size)
+        finally:
+            os.close(fd)
+        # an earlier drive faster than real time may have left it ahead of the machine's clock: never backwards
+        self.ns = max(start_ns, _NS.unpack_from(self.map, 0)[0])
+        _NS.pack_into(self.map, 0, self.ns)
+
+    def set_ns(self, ns: int) -> None:
+        if ns < self.ns:
+            raise ValueError(f"the driven clock runs forwards only ({ns} < {self.ns})")
+        self.ns = ns
+        _NS.pack_into(self.map, 0, ns)
+
+    def close(self) -> None:
+        self.map.close()
