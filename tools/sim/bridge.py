@@ -29,15 +29,16 @@ exactly one `sendcan` (card does), and the world advances one step per answer.
      whenever the world starts.
   2. then, for each step k: the world steps with the frames the stack sent in answer to step k-1, the clock moves
      to step k's time, step k's `can` goes out, and the bridge waits for the answer to it: one `sendcan` and, once
-     controlsd is seen, one `carControl`, each stamped at step k's time (an answer stamped earlier is a late one to
-     an earlier step: applied to the car, not taken for this step's). A missing answer (STEP_TIMEOUT_S of wall
-     time) is logged and counted and the world goes on; after MAX_TIMEOUTS in a row the bridge stops waiting (the
-     stack is gone) and runs on at real time, passing on whatever the stack still sends, until it answers again (a
-     stalled or restarted card): then it waits for every step again. A second answer to one step is applied,
-     counted and logged: it means the run may not repeat exactly.
+     each is seen, one `carControl` and one `selfdriveState`, each stamped at step k's time (an answer stamped
+     earlier is a late one to an earlier step: applied to the car, not taken for this step's). A missing answer
+     (STEP_TIMEOUT_S of wall time) is logged and counted and the world goes on; after MAX_TIMEOUTS in a row the
+     bridge stops waiting (the stack is gone) and runs on at real time, passing on whatever the stack still sends,
+     until it answers again (a stalled or restarted card): then it waits for every step again. A second answer to
+     one step is applied, counted and logged: it means the run may not repeat exactly.
      Every 5th step a camera frame is drawn on a thread while the world steps on (in parallel with the stack's
-     work on the steps); before the next frame the bridge waits for the model's answer to this one, at most
-     MODEL_WAIT_S, and not at all while the model does not answer (modeld restarting).
+     work on the steps); before the next frame the bridge waits for the model's answer to this one and plannerd's
+     plan from it, at most MODEL_WAIT_S each, and not at all while one does not answer (modeld restarting). So no
+     daemon falls behind the world, however fast it steps.
 No wall-clock time enters the world, the car or the safety layer, so the simState stream is a function of
 (scenario, seed, driver) and of what the stack answers: with a stack whose answers depend only on the
 messages it gets it is identical run after run (the lockstep test proves it with timing noise added). The real
@@ -69,11 +70,16 @@ from tools.sim.lib.simulation import CAMERA_EVERY, SimConfig, Simulation, add_ca
 
 ENV = "ROADPILOT_SIM"
 STEP_TIMEOUT_S = 2.0
-MODEL_WAIT_S = 0.1           # lockstep: longer than this the stack would see its CAN fall silent (see wait_model)
+MODEL_WAIT_S = STEP_TIMEOUT_S  # lockstep: the model's answer to a frame (and the plan from it), at most this long
 MAX_TIMEOUTS = 3
 EXTRA_WAIT_MS = 1            # warm-up: a second answer this soon after the first means a backlog
 ALIGN_MIN, ALIGN_SINGLE, ALIGN_MAX = 150, 50, 1500  # warm-up answers (see warm_up)
 MANAGER_PID_ENV = "ROADPILOT_MANAGER_PID"
+# what the bridge waits for, once each has been seen: card's sendcan, controlsd's carControl and selfdrived's
+# selfdriveState answer every step; modeld's modelV2 and plannerd's longitudinalPlan every camera frame. The world
+# never runs ahead of any of them, so none lags in the world's time however fast the world steps
+ANSWERS = ("sendcan", "carControl", "selfdriveState", "modelV2", "longitudinalPlan")
+STEP_ANSWERS = ("carControl", "selfdriveState")  # besides sendcan
 PACE_MAX_LAG_S = 0.1         # lockstep, stack lost: behind real time by more than this, the world does not catch up
 
 
@@ -124,15 +130,15 @@ class Bridge:
         self.takeovers_logged = 0
         self.t0_ns = time.monotonic_ns()
         self.pm = messaging.PubMaster(["simState", "can", "adapterState"] if cfg.lockstep else ["simState"])
-        self.timeouts = {"sendcan": 0, "carControl": 0, "modelV2": 0}
+        self.timeouts = dict.fromkeys(ANSWERS, 0)
         if cfg.lockstep:
             from tools.sim.lib.lockstep_can import LockstepCan
             self.world_clock = DrivenClock(self.t0_ns)  # the stack's clock: the bus clock of every `can`
             self.t0_ns = self.world_clock.ns
             self.can = LockstepCan(self.pm, self.t0_ns, forced_safety, self.world_clock)
             self.socks = {s: messaging.sub_sock(s, conflate=s == "carParams") for s in
-                          ("sendcan", "carControl", "carParams", "carState", "modelV2")}
-            self.seen = {"sendcan": False, "carControl": False, "modelV2": False}
+                          ("carParams", "carState", *ANSWERS)}
+            self.seen = dict.fromkeys(ANSWERS, False)
             self.in_a_row = 0
             self.extra_answers = 0
             self.stack_lost = False  # it answered, then stopped: run on (at its pace) and wait for it again
@@ -201,7 +207,7 @@ class Bridge:
                     continue
             elif service == "carControl":
                 self.can.on_car_control()
-            if service in ("sendcan", "carControl") and stamp_of(dat) < self.can.now_ns:
+            if service in ("sendcan", *STEP_ANSWERS) and stamp_of(dat) < self.can.now_ns:
                 # stamped before this step's `can` (the stack runs on our clock): a late answer to an earlier step,
                 # applied to the car but not taken for this step's answer, so one late answer costs one step's wait,
                 # not every step after it
@@ -254,8 +260,7 @@ class Bridge:
             if k % CAMERA_EVERY == 0:
                 self.shoot()
             self._poll_params()
-            while self._take("carControl", 0) is not None:
-                pass
+            self._drain()
             self._take("sendcan", max(1, int(rk.interval * 1000)))
             rk.keep_time()
         if not self.seen["sendcan"]:
@@ -272,8 +277,7 @@ class Bridge:
             if k % CAMERA_EVERY == 0:
                 self.shoot()  # the model keeps its pace: no gap in modelV2 when the world starts
             n, addrs = self._answers(int(STEP_TIMEOUT_S * 1000), EXTRA_WAIT_MS)
-            while self._take("carControl", 0) is not None:
-                pass
+            self._drain()
             self._poll_params()
             seen |= addrs
             single = single + 1 if n == 1 else 0
@@ -300,9 +304,10 @@ class Bridge:
             self.extra_answers += n - 1
             cloudlog.warning("lockstep: the stack answered a step more than once", extra={"t": self.sim.t, "n": n})
         self.timeouts["sendcan"] += int(missed)
-        if self.seen["carControl"] and self._take("carControl", int(STEP_TIMEOUT_S * 1000)) is None:
-            self.timeouts["carControl"] += 1
-            missed = True
+        for service in STEP_ANSWERS:
+            if self.seen[service] and self._take(service, int(STEP_TIMEOUT_S * 1000)) is None:
+                self.timeouts[service] += 1
+                missed = True
         self.in_a_row = self.in_a_row + 1 if missed else 0
         if missed:
             cloudlog.warning("lockstep: the stack did not answer a step", extra={"t": self.sim.t, **self.timeouts})
@@ -311,13 +316,19 @@ class Bridge:
             self.seen = dict.fromkeys(self.seen, False)
             self.stack_lost = True
 
+    def _drain(self) -> None:
+        """Takes what the stack answered besides sendcan (while the world stands or the stack is lost: nothing
+        waits for it, but a service answering at all is then waited for)."""
+        for service in ANSWERS[1:]:
+            while self._take(service, 0) is not None:
+                pass
+
     def _listen_again(self) -> None:
         """While the stack is lost: its commands still reach the car, and once it answers (a stalled or
         restarted card) the bridge waits for it again, step by step."""
         self._poll_params()
         n, _ = self._answers(0)
-        while self._take("carControl", 0) is not None:
-            pass
+        self._drain()
         if n:
             self.stack_lost, self.in_a_row = False, 0
             self.resyncs += 1
@@ -340,27 +351,38 @@ class Bridge:
             self.shot = None
 
     def wait_model(self) -> None:
-        """The model's answer to the previous frame, before the world shows the stack the next one.
-
-        While the bridge waits, no `can` goes out: longer than MODEL_WAIT_S and the stack would see its bus fall
-        silent (canError), which no car does. A model that does not answer in time is counted, and not waited
-        for again until it answers (a modeld that died and is restarting must not stall the car's bus)."""
+        """The model's answer to the previous frame, and plannerd's plan from it, before the world shows the stack
+        the next frame: the model and the planner never fall behind the world (the stack's clock stands still while
+        the bridge waits). One that does not answer within MODEL_WAIT_S is counted, and not waited for again until
+        it answers (a modeld that died and is restarting must not stall the world)."""
         if not self.seen["sendcan"] or self.frame_id == 0:
             return
         want = self.frame_id - 1
-        deadline = time.monotonic() + (MODEL_WAIT_S if self.seen["modelV2"] else 0.0)
-        waiting = self.seen["modelV2"]
+        model = self._wait_for("modelV2", lambda ev: ev.modelV2.frameId >= want, want)
+        if model is not None:
+            self._wait_for("longitudinalPlan", lambda ev: ev.longitudinalPlan.modelMonoTime >= model.logMonoTime,
+                           want)
+
+    def _wait_for(self, service: str, answers, frame_id: int):
+        """The first `service` message for which answers(event) holds (None: it did not come or is not waited for)."""
+        if not self.seen[service]:
+            while (dat := self._take(service, 0)) is not None:  # it answers again: waited for from the next frame
+                pass
+            return None
+        deadline = time.monotonic() + MODEL_WAIT_S
         while True:
-            dat = self._take("modelV2", max(0, int((deadline - time.monotonic()) * 1000)))
-            if dat is not None and messaging.log_from_bytes(dat).modelV2.frameId >= want:
-                return
-            if dat is None and time.monotonic() >= deadline:
+            dat = self._take(service, max(0, int((deadline - time.monotonic()) * 1000)))
+            if dat is not None:
+                ev = messaging.log_from_bytes(dat)
+                if answers(ev):
+                    return ev
+            elif time.monotonic() >= deadline:
                 break
-        if waiting:
-            self.timeouts["modelV2"] += 1
-            self.seen["modelV2"] = False
-            cloudlog.warning("lockstep: the model did not answer a frame: not waiting for it until it answers",
-                             extra={"t": self.sim.t, "frame_id": want, **self.timeouts})
+        self.timeouts[service] += 1
+        self.seen[service] = False
+        cloudlog.warning(f"lockstep: {service} did not answer a frame: not waiting for it until it answers",
+                         extra={"t": self.sim.t, "frame_id": frame_id, **self.timeouts})
+        return None
 
     def run_lockstep(self) -> None:
         self.warm_up()

@@ -84,7 +84,7 @@ def test_lockstep_gives_the_same_simstate_stream_whatever_the_timing(tmp_path):
     assert a == b
     for s in (sa, sb):
         assert s["t"] == pytest.approx(6.0)
-        assert s["lockstep_timeouts"] == {"sendcan": 0, "carControl": 0, "modelV2": 0}
+        assert not any(s["lockstep_timeouts"].values()), s["lockstep_timeouts"]
         assert s["lockstep_extra_answers"] == 0
         # the stack really drove: the cruise engaged and its commands passed the safety layer to the car
         assert s["engaged_s"] > 2.0
