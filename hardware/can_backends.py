@@ -99,12 +99,19 @@ class Backend:
     """What canbridged needs from an adapter. `recv` never blocks; `send` raises BackendError on failure."""
 
     url = ""
+    # None: canbridged publishes `can` on its own 10 ms tick. A socket: the bus has its own clock (the lockstep
+    # simulator's car, hardware/sim_backend.py): canbridged publishes one `can` each time the socket has a step
+    # ready, and `recv` then returns that one step
+    step_socket = None
 
     def recv(self) -> list[RawFrame]:
         raise NotImplementedError
 
     def send(self, frame: CanFrame) -> None:
         raise NotImplementedError
+
+    def end_sendcan(self, stamp_ns: int) -> None:
+        """Everything of the `sendcan` stamped `stamp_ns` that the safety layer let through has been sent."""
 
     def close(self) -> None:
         pass

@@ -2,11 +2,14 @@
 
 Every 10 ms it publishes one `can` message with everything the backend received (empty when nothing
 came, so readers see a silent bus as a silent bus, not as a dead bridge), plus the echo of what it sent
-(bus 128+n, the car port's convention). Each `sendcan` frame goes through the C safety layer first; a
-frame it refuses is dropped and counted. The car's own frames feed the safety layer's rx hook, and each
-`carControl` from controlsd is its heartbeat. Garbage from the backend (error frames, addresses that are not
-CAN ids, over-long frames) is counted and dropped. Counters go to the log once a second while they change, and
-at exit.
+(bus 128+n, the car port's convention). A backend with its own clock (the lockstep simulator's car, whose steps
+are the driven clock's time: Backend.step_socket) sets the pace instead: one `can` per step it delivers. Its time
+is common.clock's: the machine's on a car, the world's in lockstep.
+
+Each `sendcan` frame goes through the C safety layer first; a frame it refuses is dropped and counted. The car's
+own frames feed the safety layer's rx hook, and each `carControl` from controlsd is its heartbeat. Garbage from the
+backend (error frames, addresses that are not CAN ids, over-long frames) is counted and dropped. Counters go to the
+log once a second while they change, and at exit.
 
 The safety mode follows what card knows of the car (`CarGate`):
   1. identifying (no carParams yet): ELM327, diagnostic frames only (card's firmware and VIN queries);
@@ -25,14 +28,15 @@ import json
 import os
 import signal
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterable
 from typing import TextIO
 
 import capnp
+import zmq
 
 from cereal import car, messaging
+from common import clock
 from common.params import Params
 from common.realtime import DT_CTRL, PRIO_CTRL_HIGH, Ratekeeper, set_realtime_priority
 from common.swaglog import cloudlog, cloudlog_bind
@@ -46,6 +50,7 @@ STATE_EVERY = 50      # 10 ms cycles between adapterState messages (2 Hz, as the
 LAG_LOG_S = 0.05
 PARAMS_POLL_S = 0.1  # until a safety mode is known; every wait here is time the car cannot be engaged
 ECHO_BUS_OFFSET = 128
+STEP_POLL_MS = 100   # a bus with its own clock: how often we look around while it is silent (log, stop)
 
 
 def _load_safety():
@@ -176,9 +181,11 @@ def handle_sendcan(bridge: CanBridge, dat: bytes, now_ns: int) -> None:
         return
     if now_ns - ev.logMonoTime > SENDCAN_MAX_AGE_NS:
         bridge.counts["tx_stale"] += len(frames)
+        bridge.backend.end_sendcan(ev.logMonoTime)
         return
     bridge.poll(now_ns // 1000)  # judge the frames against the freshest car state (a brake pressed just now)
     bridge.transmit(frames, now_ns // 1000)
+    bridge.backend.end_sendcan(ev.logMonoTime)
 
 
 def can_message(frames: list[CanFrame], valid: bool = True):
@@ -207,8 +214,7 @@ FORCED = "forced mode"  # no gate: the safety mode was named on the command line
 
 
 class CarGate:
-    """Which safety mode the bridge may be in, from what card says of the car (see the module doc). Shared by
-    canbridged and the lockstep simulator's adapter, so both follow the same rule."""
+    """Which safety mode the bridge may be in, from what card says of the car (see the module doc)."""
 
     def __init__(self, bridge: CanBridge):
         self.bridge = bridge
@@ -297,31 +303,48 @@ class Daemon:
             cloudlog.info("canbridged status", extra={"status": st})
             self.last_status, self.last_status_t = st, now
 
+    def tick(self, now_ns: int) -> None:
+        """One `can` message: what the car sent since the last one; then the heartbeat, the safety mode, the status."""
+        self.pm.send("can", can_message(self.bridge.receive(now_ns // 1000)))
+        self.sm.update(0)
+        if self.sm.updated["carControl"]:
+            # when controlsd was alive (the message's time), not when we got to it: never later than true
+            self.bridge.heartbeat(min(self.sm.logMonoTime["carControl"], now_ns) // 1000)
+        now = now_ns * 1e-9
+        if not self.forced:
+            self.update_mode(now)
+        self.log_status(now)
+        if self.cycles % STATE_EVERY == 0:
+            self.pm.send("adapterState", self.bridge.state_message(self.car_state))
+        self.cycles += 1
+
     def run(self) -> None:
-        # The Ratekeeper logs when a cycle runs late (LAG_LOG_S): stalls make the car's frames arrive late,
-        # which card reports as timed-out messages, and the log says why.
+        """On our own 10 ms tick; between ticks, whatever sendcan brings is sent as soon as it comes. The
+        Ratekeeper logs when a cycle runs late (LAG_LOG_S): stalls make the car's frames arrive late, which card
+        reports as timed-out messages, and the log says why."""
         rk = Ratekeeper(1.0 / DT_CTRL, print_delay_threshold=LAG_LOG_S)
         while True:
-            now_ns = time.monotonic_ns()
-            self.pm.send("can", can_message(self.bridge.receive(now_ns // 1000)))
-            self.sm.update(0)
-            if self.sm.updated["carControl"]:
-                # when controlsd was alive (the message's time), not when we got to it: never later than true
-                self.bridge.heartbeat(min(self.sm.logMonoTime["carControl"], now_ns) // 1000)
-            now = now_ns * 1e-9
-            if not self.forced:
-                self.update_mode(now)
-            self.log_status(now)
-            if self.cycles % STATE_EVERY == 0:
-                self.pm.send("adapterState", self.bridge.state_message(self.car_state))
-            self.cycles += 1
+            self.tick(clock.monotonic_ns())
             rk.monitor_time()
-            # until the next tick: send whatever sendcan brings as soon as it comes
-            deadline = time.monotonic() + rk.remaining
-            while (left := deadline - time.monotonic()) > 0:
+            deadline = clock.monotonic() + rk.remaining
+            while (left := deadline - clock.monotonic()) > 0:
                 dat = self.sendcan.receive(max(1, int(left * 1000)))
                 if dat is not None:
-                    handle_sendcan(self.bridge, dat, time.monotonic_ns())
+                    handle_sendcan(self.bridge, dat, clock.monotonic_ns())
+
+    def run_stepped(self, step_socket) -> None:
+        """The bus has its own clock (the lockstep simulator's car: Backend.step_socket): one tick per step the car
+        sends, at the step's time (on the driven clock, which the simulator moved before it sent the step); between
+        steps, whatever sendcan brings is sent as soon as it comes."""
+        poller = zmq.Poller()
+        poller.register(self.sendcan.sock, zmq.POLLIN)
+        poller.register(step_socket, zmq.POLLIN)
+        while True:
+            ready = dict(poller.poll(STEP_POLL_MS))
+            while (dat := self.sendcan.receive(0)) is not None:  # the answer to the last step before the next step
+                handle_sendcan(self.bridge, dat, clock.monotonic_ns())
+            if step_socket in ready:
+                self.tick(clock.monotonic_ns())
 
 
 def parse_safety(s: str) -> tuple[str, int]:
@@ -352,9 +375,12 @@ def main(argv: list[str] | None = None) -> None:
     daemon = Daemon(CanBridge(backend, tx_log), args.safety)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        daemon.run()
+        if backend.step_socket is not None:
+            daemon.run_stepped(backend.step_socket)
+        else:
+            daemon.run()
     finally:
-        daemon.log_status(time.monotonic(), force=True)
+        daemon.log_status(clock.monotonic(), force=True)
         backend.close()
 
 

@@ -4,8 +4,15 @@ Wire: two ZMQ PUSH -> PULL pairs in the run directory; canbridged (the adapter) 
 (the car) connects, so either may start first:
     sim_can_car  bridge -> canbridged  the car's frames of one 10 ms step, one message per step
     sim_can_cmd  canbridged -> bridge  frames the adapter puts on the bus (after the safety layer)
-A message is a sequence of frames, each `<IBB` (address, bus, length) followed by `length` bytes. A
-malformed message is handed to canbridged as one error frame, so it is counted like bus garbage.
+A car message is a sequence of frames, each `<IBB` (address, bus, length) followed by `length` bytes. A
+command message starts with a `<q` tag: 0 and one frame as the adapter sends it, or a `sendcan`'s logMonoTime and
+no frames once everything of that `sendcan` the safety layer let through was sent (its end: the lockstep bridge
+takes it as the stack's answer to a step, also when the safety layer refused every frame of it). A malformed car
+message is handed to canbridged as one error frame, so it is counted like bus garbage.
+
+Pace: on a wall clock canbridged publishes `can` on its own 10 ms tick, whatever the car sent meanwhile. On the
+driven clock (common.clock: the lockstep simulator, which moves the clock to a step's time before it sends that
+step) the car's steps are the bus's time: canbridged publishes one `can` per car message (`step_socket`).
 Like a real bus, frames sent while nobody listens are lost: a send with no car connected fails
 (BackendError, the car "does not acknowledge"), and the car's frames are dropped while canbridged is away.
 """
@@ -16,11 +23,13 @@ from collections.abc import Iterable
 import zmq
 
 from cereal.messaging.endpoints import ipc_endpoint
+from common import clock
 from hardware.can_backends import Backend, BackendError, CanFrame, RawFrame
 
 CAR_ENDPOINT = "sim_can_car"
 CMD_ENDPOINT = "sim_can_cmd"
 FRAME_HEADER = struct.Struct("<IBB")
+TAG = struct.Struct("<q")  # command messages: 0 (a frame sent) or the logMonoTime of the sendcan that ended
 QUEUE = 100        # messages (1 s of steps) a slow reader may fall behind before the sender drops
 MAX_PER_RECV = 1000
 
@@ -72,10 +81,11 @@ class SimBackend(Backend):
             raise BackendError(f"sim: cannot listen in {ipc_endpoint(CAR_ENDPOINT)} (another canbridged?): {e}") \
                 from None
         self.malformed = 0
+        self.step_socket = self.rx if clock.driven() else None
 
     def recv(self) -> list[RawFrame]:
         out: list[RawFrame] = []
-        for _ in range(MAX_PER_RECV):
+        for _ in range(1 if self.step_socket is not None else MAX_PER_RECV):  # paced: one step per `can`
             try:
                 msg = self.rx.recv(zmq.NOBLOCK)
             except zmq.Again:
@@ -91,9 +101,15 @@ class SimBackend(Backend):
 
     def send(self, frame: CanFrame) -> None:
         try:
-            self.tx.send(pack_frames([(frame.address, frame.dat, frame.src)]), zmq.NOBLOCK)
+            self.tx.send(TAG.pack(0) + pack_frames([(frame.address, frame.dat, frame.src)]), zmq.NOBLOCK)
         except zmq.Again:
             raise BackendError("sim: no simulated car on the bus (is the bridge running?)") from None
+
+    def end_sendcan(self, stamp_ns: int) -> None:
+        try:
+            self.tx.send(TAG.pack(stamp_ns), zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # no car on the bus: nobody to tell
 
     def close(self) -> None:
         for s in (self.rx, self.tx):
@@ -120,20 +136,31 @@ class SimCarLink:
             self.dropped_steps += 1
             return False
 
-    def recv(self, timeout_ms: int = 0) -> list[tuple[int, bytes, int]]:
-        """Every frame the adapter sent so far (waits up to `timeout_ms` for the first)."""
-        out: list[tuple[int, bytes, int]] = []
+    def take(self, timeout_ms: int = 0) -> tuple[int, list[tuple[int, bytes, int]]] | None:
+        """The adapter's next command message as (tag, frames) (see the module doc), waiting up to `timeout_ms`;
+        None when none came. A malformed one is counted and skipped."""
         if timeout_ms > 0 and not self.rx.poll(timeout_ms):
-            return out
+            return None
         while True:
             try:
                 msg = self.rx.recv(zmq.NOBLOCK)
             except zmq.Again:
-                return out
+                return None
             try:
-                out.extend(unpack_frames(msg))
+                if len(msg) < TAG.size:
+                    raise ValueError(f"{len(msg)} bytes: no tag")
+                return TAG.unpack_from(msg)[0], unpack_frames(msg[TAG.size:])
             except ValueError:
                 self.malformed += 1
+
+    def recv(self, timeout_ms: int = 0) -> list[tuple[int, bytes, int]]:
+        """Every frame the adapter sent so far (waits up to `timeout_ms` for the first message)."""
+        out: list[tuple[int, bytes, int]] = []
+        got = self.take(timeout_ms)
+        while got is not None:
+            out.extend(got[1])
+            got = self.take(0)
+        return out
 
     def close(self) -> None:
         for s in (self.rx, self.tx):

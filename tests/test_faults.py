@@ -104,8 +104,7 @@ def test_garbage_on_the_bus_lets_no_unsafe_frame_out_and_crashes_nothing(tmp_pat
     with d:
         r = d.drive()
     print(describe(r, d.wall_s))
-    summary = d.bridge_summary()
-    adapter = summary["adapter"]
+    summary, adapter = d.bridge_summary(), d.adapter_status()
     print({k: adapter[k] for k in ("rx", "tx", "tx_sent", "rx_garbage", "rx_safety_refused", "tx_blocked")},
           "car refused", summary["car_refused"])
     # the garbage was there: the adapter dropped what CAN cannot carry, the safety layer ignored bad tracked

@@ -6,6 +6,7 @@ import pytest
 import zmq
 
 from cereal.messaging.endpoints import ipc_endpoint
+from common.clock import CLOCK_ENV, DRIVEN
 from hardware.can_backends import BackendError, CanFrame, classify, open_backend
 from hardware.sim_backend import CAR_ENDPOINT, SimCarLink, pack_frames, unpack_frames
 
@@ -101,4 +102,58 @@ def test_car_frames_are_lost_while_no_adapter_listens():
         assert car.dropped_steps == 1
         assert car.recv(20) == []
     finally:
+        car.close()
+
+
+def connect(car: SimCarLink, backend) -> None:
+    """Waits for the link to come up in both directions (connections are asynchronous)."""
+    deadline = time.monotonic() + 5
+    while not car.send([]):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    while True:
+        try:
+            backend.send(CanFrame(0x7E0, b"\x02\x3e\x00", 0))
+            break
+        except BackendError:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    assert car.take(2000) == (0, [(0x7E0, b"\x02\x3e\x00", 0)])
+    recv_until(backend, 1, 0.2)  # the empty step
+
+
+def test_a_sendcan_ends_after_its_frames_also_when_none_went_out():
+    # the lockstep bridge's answer to a step: the end of a sendcan, with its stamp, after the frames it sent
+    backend, car = open_backend("sim"), SimCarLink()
+    try:
+        connect(car, backend)
+        backend.send(CanFrame(0x2E4, b"\x01", 0))
+        backend.end_sendcan(1_000_000_123)
+        backend.end_sendcan(1_000_000_124)  # every frame refused by the safety layer: still an end
+        assert [car.take(2000) for _ in range(3)] == [(0, [(0x2E4, b"\x01", 0)]), (1_000_000_123, []),
+                                                     (1_000_000_124, [])]
+        assert car.take(50) is None
+    finally:
+        backend.close()
+        car.close()
+
+
+def test_on_the_driven_clock_the_car_sets_the_pace_one_step_per_recv(monkeypatch):
+    wall = open_backend("sim")
+    wall.close()
+    assert wall.step_socket is None  # on a car's (wall) clock canbridged keeps its own tick
+    monkeypatch.setenv(CLOCK_ENV, DRIVEN)
+    backend, car = open_backend("sim"), SimCarLink()
+    try:
+        assert backend.step_socket is not None
+        connect(car, backend)
+        car.send(FRAMES[:2])
+        car.send(FRAMES[2:])
+        assert backend.step_socket.poll(2000)
+        assert [(r.address, r.data, r.bus) for r in backend.recv()] == FRAMES[:2]
+        assert backend.step_socket.poll(2000)
+        assert [(r.address, r.data, r.bus) for r in backend.recv()] == FRAMES[2:]
+        assert backend.recv() == []
+    finally:
+        backend.close()
         car.close()

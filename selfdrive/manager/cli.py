@@ -187,8 +187,6 @@ def cmd_sim(args: argparse.Namespace) -> int:
         print(f"roadpilot sim: {e}", file=sys.stderr)
         return 2
     env[ROUTE_ENV] = route
-    if cfg.lockstep and any(p.name == "canbridged" for p in PROCESSES):
-        env["BLOCK"] = ",".join(filter(None, [env.get("BLOCK", ""), "canbridged"]))  # the bridge is the adapter
     wall_limit = args.seconds if args.seconds is not None else cfg.minutes * 60 * 4 + 60
     print(f"Onroad UI: {ui_url(env)} (open it in a browser)")
     log_path = None

@@ -15,9 +15,11 @@ Lockstep (--lockstep): deterministic, and as fast as the stack answers. The stac
 (common.clock: the manager's environment says ROADPILOT_CLOCK=driven, manager_env), which the bridge moves to each
 step's time (its CAN bus clock: start + 10 ms per `can`) before it puts that step's `can` out: to the daemons a
 world faster than real time looks like real time (every stamp, rate and timeout is the world's), and a world
-waiting for their answer stands still (no input is late). canbridged's logic runs inside the bridge
-(tools/sim/lib/lockstep_can.py; canbridged itself must not run). The protocol: the stack answers every `can` with
-exactly one `sendcan` (card does), and the world advances one step per answer.
+waiting for their answer stands still (no input is late). canbridged runs as on a car, with the sim backend: on the
+driven clock it publishes one `can` per step the car sends (hardware/sim_backend.py), and it tells the car when it
+has passed a `sendcan` through the safety layer (the end of that sendcan, also when every frame was refused). The
+protocol: the stack answers every `can` with exactly one `sendcan` (card does), and the world advances one step per
+answer.
   1. warm-up: the world stands at t = 0 (the car reporting its start speed) while the car's frames go out
      at real-time pace and its ECUs answer card's identification queries (a `sendcan` of diagnostic frames only
      is a query, not an answer to a step), until the stack answers at all (card identified the car, controlsd
@@ -28,7 +30,7 @@ exactly one `sendcan` (card does), and the world advances one step per answer.
      n-th cycle (card: ACC_CONTROL every 3rd, HUDs every 20th/100th) is then at the same phase of its cycle
      whenever the world starts.
   2. then, for each step k: the world steps with the frames the stack sent in answer to step k-1, the clock moves
-     to step k's time, step k's `can` goes out, and the bridge waits for the answer to it: one `sendcan` and, once
+     to step k's time, step k goes to canbridged, and the bridge waits for the answer to it: one `sendcan` and, once
      each is seen, one `carControl` and one `selfdriveState`, each stamped at step k's time (an answer stamped
      earlier is a late one to an earlier step: applied to the car, not taken for this step's). A missing answer
      (STEP_TIMEOUT_S of wall time) is logged and counted and the world goes on; after MAX_TIMEOUTS in a row the
@@ -63,9 +65,9 @@ from common.clock import CLOCK_ENV, DRIVEN, WALL, DrivenClock
 from common.params import Params
 from common.realtime import DT_CTRL, Ratekeeper
 from common.swaglog import cloudlog, cloudlog_bind
-from hardware.canbridged import parse_safety
+from hardware.sim_backend import SimCarLink
 from tools.sim.lib.ecus import is_diagnostic
-from tools.sim.lib.sim_car import DEFAULT_PLATFORM, SIM_PLATFORMS
+from tools.sim.lib.sim_car import DEFAULT_PLATFORM, SIM_PLATFORMS, Frame
 from tools.sim.lib.simulation import CAMERA_EVERY, SimConfig, Simulation, add_camera_args, add_steer_args, variant
 
 ENV = "ROADPILOT_SIM"
@@ -80,16 +82,17 @@ MANAGER_PID_ENV = "ROADPILOT_MANAGER_PID"
 # never runs ahead of any of them, so none lags in the world's time however fast the world steps
 ANSWERS = ("sendcan", "carControl", "selfdriveState", "modelV2", "longitudinalPlan")
 STEP_ANSWERS = ("carControl", "selfdriveState")  # besides sendcan
+# who answers: a wait ends as soon as the manager says that daemon is gone (died, or a new one started since it
+# last answered), as a car does not wait for a daemon that restarts: the world runs at real time until it answers
+ANSWERED_BY = {"sendcan": "card", "carControl": "controlsd", "selfdriveState": "selfdrived", "modelV2": "modeld",
+               "longitudinalPlan": "plannerd"}
+WAIT_SLICE_MS = 50           # a wait for an answer looks at managerState this often
 PACE_MAX_LAG_S = 0.1         # lockstep, stack lost: behind real time by more than this, the world does not catch up
 
 
-def is_query(dat: bytes) -> bool:
-    """A `sendcan` that carries diagnostic frames only (card's identification queries)."""
-    try:
-        frames = messaging.log_from_bytes(dat).sendcan
-        return len(frames) > 0 and all(is_diagnostic(c.address) for c in frames)
-    except (messaging.MalformedMessage, AttributeError):
-        return False
+def is_query(frames: list[Frame]) -> bool:
+    """A `sendcan`'s frames that are diagnostic frames only (card's identification queries)."""
+    return len(frames) > 0 and all(is_diagnostic(address) for address, _, _ in frames)
 
 
 def stamp_of(dat: bytes) -> int:
@@ -119,7 +122,7 @@ def forget_learned_steering(car: str) -> None:
 
 
 class Bridge:
-    def __init__(self, cfg: SimConfig, camera=None, forced_safety: tuple[str, int] | None = None):
+    def __init__(self, cfg: SimConfig, camera=None):
         self.cfg = cfg
         self.sim = Simulation(cfg)
         self.camera = camera
@@ -129,27 +132,47 @@ class Bridge:
         self.frame_id = 0
         self.takeovers_logged = 0
         self.t0_ns = time.monotonic_ns()
-        self.pm = messaging.PubMaster(["simState", "can", "adapterState"] if cfg.lockstep else ["simState"])
+        self.pm = messaging.PubMaster(["simState"])
+        self.link = SimCarLink()  # the car's end of canbridged's sim backend
         self.timeouts = dict.fromkeys(ANSWERS, 0)
         if cfg.lockstep:
-            from tools.sim.lib.lockstep_can import LockstepCan
-            self.world_clock = DrivenClock(self.t0_ns)  # the stack's clock: the bus clock of every `can`
+            self.world_clock = DrivenClock(self.t0_ns)  # the stack's clock: the bus clock of every step
             self.t0_ns = self.world_clock.ns
-            self.can = LockstepCan(self.pm, self.t0_ns, forced_safety, self.world_clock)
-            self.socks = {s: messaging.sub_sock(s, conflate=s == "carParams") for s in
-                          ("carParams", "carState", *ANSWERS)}
+            self.steps = 0         # sent to canbridged
+            self.commands: list[Frame] = []  # what the adapter put on the bus since the world last took it
+            self.sent: list[Frame] = []      # ... of the sendcan that has not ended yet
+            self.frames_to_car = 0
+            self.socks = {s: messaging.sub_sock(s) for s in ANSWERS[1:]}
+            self.manager = messaging.sub_sock("managerState", conflate=True)
+            self.pids: dict[str, int] = {}         # the manager's newest word: pid of each running daemon
+            self.answer_pid: dict[str, int] = {}   # service -> the pid of its daemon when it last answered
+            self.last: dict[str, bytes] = {}       # service -> its last answer
             self.seen = dict.fromkeys(ANSWERS, False)
             self.in_a_row = 0
             self.extra_answers = 0
             self.stack_lost = False  # it answered, then stopped: run on (at its pace) and wait for it again
+            self.missing: set[str] = set()  # answered, then did not: run on at real time until they answer
             self.resyncs = 0
             self.late_answers = 0
-        else:
-            from hardware.sim_backend import SimCarLink
-            self.link = SimCarLink()
+
+    @property
+    def now_ns(self) -> int:
+        """Lockstep: the bus clock, the time of the last step sent (start + 10 ms per step)."""
+        return self.t0_ns + self.steps * 10_000_000
 
     def clock_ns(self) -> int:
-        return self.can.now_ns if self.cfg.lockstep else time.monotonic_ns()
+        return self.now_ns if self.cfg.lockstep else time.monotonic_ns()
+
+    def publish(self, frames: list[Frame]) -> None:
+        """Lockstep: one step's car frames to canbridged, at that step's time (the clock moves first: canbridged
+        stamps the step's `can` with it)."""
+        self.steps += 1
+        self.world_clock.set_ns(self.now_ns)
+        self.link.send(frames)
+
+    def take_commands(self) -> list[Frame]:
+        out, self.commands = self.commands, []
+        return out
 
     @property
     def finished(self) -> bool:
@@ -192,58 +215,92 @@ class Bridge:
             rk.keep_time()
 
     # --- lockstep --------------------------------------------------------------------------------------------
-    def _take(self, service: str, timeout_ms: int) -> bytes | None:
-        """The next message of `service` within `timeout_ms`, applied. A `sendcan` of diagnostic frames only is
-        card identifying the car (firmware queries, on its own clock): it reaches the car's ECUs but is not an
-        answer to a step, so it is applied and the wait goes on."""
+    def _take_sendcan(self, timeout_ms: int) -> bool:
+        """The end of the next `sendcan` canbridged handled, within `timeout_ms` (True: one came); the frames the
+        safety layer let through reach the car. A `sendcan` of diagnostic frames only is card identifying the car
+        (firmware queries, on its own clock): it reaches the car's ECUs but is not an answer to a step, so the wait
+        goes on."""
         deadline = time.monotonic() + timeout_ms / 1000
         while True:
-            dat = self.socks[service].receive(max(0, int((deadline - time.monotonic()) * 1000)))
-            if dat is None:
-                return None
-            if service == "sendcan":
-                self.can.on_sendcan(dat)
-                if is_query(dat):
+            got = self.link.take(min(WAIT_SLICE_MS, max(0, int((deadline - time.monotonic()) * 1000))))
+            if got is None:
+                if time.monotonic() < deadline and not self._gone("sendcan"):
                     continue
-            elif service == "carControl":
-                self.can.on_car_control()
-            if service in ("sendcan", *STEP_ANSWERS) and stamp_of(dat) < self.can.now_ns:
-                # stamped before this step's `can` (the stack runs on our clock): a late answer to an earlier step,
-                # applied to the car but not taken for this step's answer, so one late answer costs one step's wait,
-                # not every step after it
-                self.late_answers += 1
+                return False
+            stamp, frames = got
+            if frames:  # a frame as it went out; its sendcan ends with a tag
+                self.sent += frames
                 continue
-            self.seen[service] = True
+            sent, self.sent = self.sent, []
+            self.commands += sent
+            self.frames_to_car += len(sent)
+            if is_query(sent):
+                continue
+            if self._late(stamp):
+                continue
+            self._answered("sendcan")
+            return True
+
+    def _late(self, stamp: int) -> bool:
+        """An answer stamped before this step (the stack runs on our clock): a late answer to an earlier step,
+        applied to the car but not taken for this step's answer, so one late answer costs one step's wait, not
+        every step after it."""
+        if stamp >= self.now_ns:
+            return False
+        self.late_answers += 1
+        return True
+
+    def _take(self, service: str, timeout_ms: int) -> bytes | None:
+        """The next message of `service` (one the stack answers with besides sendcan) within `timeout_ms`."""
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            dat = self.socks[service].receive(min(WAIT_SLICE_MS, max(0, int((deadline - time.monotonic()) * 1000))))
+            if dat is None:
+                if time.monotonic() < deadline and not self._gone(service):
+                    continue
+                return None
+            if service in STEP_ANSWERS and self._late(stamp_of(dat)):
+                continue
+            self._answered(service)
+            self.last[service] = dat
             return dat
 
-    def _poll_params(self) -> None:
-        dat = self.socks["carParams"].receive(0)
+    def _answered(self, service: str) -> None:
+        self.seen[service] = True
+        self.missing.discard(service)
+        self._poll_manager()
+        self.answer_pid[service] = self.pids.get(ANSWERED_BY[service], 0)
+
+    def _poll_manager(self) -> None:
+        dat = self.manager.receive(0)
         if dat is not None:
             try:
-                cp = messaging.log_from_bytes(dat).carParams
-            except messaging.MalformedMessage:
-                cp = None  # damaged: no safety mode, as canbridged does
-            self.can.on_car_params_message(cp)
-        self.can.poll_params()
-        while (dat := self.socks["carState"].receive(0)) is not None:
-            self.can.on_car_state(bool(messaging.log_from_bytes(dat).carState.canValid))
+                procs = messaging.log_from_bytes(dat).managerState.processes
+                self.pids = {p.name: p.pid if p.running else 0 for p in procs}
+            except (messaging.MalformedMessage, AttributeError):
+                pass
+
+    def _gone(self, service: str) -> bool:
+        """The manager says the daemon that answers `service` is not the one that last answered (it died; a new one
+        may be starting). Without a manager (a test's stand-in stack) nothing is ever gone: waits time out."""
+        self._poll_manager()
+        name = ANSWERED_BY[service]
+        return name in self.pids and self.pids[name] != self.answer_pid.get(service, self.pids[name])
 
     def _diagnose(self) -> None:
         """While the world stands (warm-up): the car's ECUs get what the tester sent (identification); commands
         for the standing world are not the world's."""
-        for address, dat, bus in self.can.take_commands():
+        for address, dat, bus in self.take_commands():
             if is_diagnostic(address):
                 self.sim.car.ecus.receive(address, dat, bus)
 
     def _answers(self, timeout_ms: int, extra_ms: int = 0) -> tuple[int, set[int]]:
-        """The stack's answer to the last `can`, plus any more already queued or arriving within extra_ms:
-        (how many, their addresses)."""
+        """The stack's answer to the last step, plus any more already queued or arriving within extra_ms:
+        (how many, the addresses that reached the car)."""
         n, addrs = 0, set()
-        dat = self._take("sendcan", timeout_ms)
-        while dat is not None:
+        while self._take_sendcan(timeout_ms if n == 0 else extra_ms):
             n += 1
-            addrs |= {c.address for c in messaging.log_from_bytes(dat).sendcan}
-            dat = self._take("sendcan", extra_ms)
+        addrs |= {address for address, _, _ in self.commands}
         return n, addrs
 
     def warm_up(self) -> None:
@@ -256,12 +313,11 @@ class Bridge:
         while not self.seen["sendcan"] and time.monotonic() < deadline:
             k += 1
             self._diagnose()
-            self.can.publish(self.sim.car.frames(k * 10))
+            self.publish(self.sim.car.frames(k * 10))
             if k % CAMERA_EVERY == 0:
                 self.shoot()
-            self._poll_params()
             self._drain()
-            self._take("sendcan", max(1, int(rk.interval * 1000)))
+            self._take_sendcan(max(1, int(rk.interval * 1000)))
             rk.keep_time()
         if not self.seen["sendcan"]:
             cloudlog.warning("lockstep: no stack answered within the warm-up: running free",
@@ -273,12 +329,11 @@ class Bridge:
         for j in range(ALIGN_MAX):
             k += 1
             self._diagnose()
-            self.can.publish(self.sim.car.frames(k * 10))
+            self.publish(self.sim.car.frames(k * 10))
             if k % CAMERA_EVERY == 0:
                 self.shoot()  # the model keeps its pace: no gap in modelV2 when the world starts
             n, addrs = self._answers(int(STEP_TIMEOUT_S * 1000), EXTRA_WAIT_MS)
             self._drain()
-            self._poll_params()
             seen |= addrs
             single = single + 1 if n == 1 else 0
             if j >= ALIGN_MIN and single >= ALIGN_SINGLE and addrs >= seen:
@@ -297,20 +352,19 @@ class Bridge:
             if self.stack_lost:
                 self._listen_again()
             return
-        self._poll_params()
         n, _ = self._answers(int(STEP_TIMEOUT_S * 1000))
         missed = n == 0
+        if missed and self._gone("sendcan"):
+            self.in_a_row = MAX_TIMEOUTS - 1  # card died: no point in waiting for it again
         if n > 1:
             self.extra_answers += n - 1
             cloudlog.warning("lockstep: the stack answered a step more than once", extra={"t": self.sim.t, "n": n})
         self.timeouts["sendcan"] += int(missed)
-        for service in STEP_ANSWERS:
-            if self.seen[service] and self._take(service, int(STEP_TIMEOUT_S * 1000)) is None:
-                self.timeouts[service] += 1
-                missed = True
         self.in_a_row = self.in_a_row + 1 if missed else 0
         if missed:
             cloudlog.warning("lockstep: the stack did not answer a step", extra={"t": self.sim.t, **self.timeouts})
+        for service in STEP_ANSWERS:
+            self._wait_for(service, lambda ev: ev.logMonoTime >= self.now_ns, STEP_TIMEOUT_S)
         if self.in_a_row >= MAX_TIMEOUTS:
             cloudlog.error("lockstep: the stack stopped answering: running on without it until it answers again")
             self.seen = dict.fromkeys(self.seen, False)
@@ -326,7 +380,6 @@ class Bridge:
     def _listen_again(self) -> None:
         """While the stack is lost: its commands still reach the car, and once it answers (a stalled or
         restarted card) the bridge waits for it again, step by step."""
-        self._poll_params()
         n, _ = self._answers(0)
         self._drain()
         if n:
@@ -358,43 +411,44 @@ class Bridge:
         if not self.seen["sendcan"] or self.frame_id == 0:
             return
         want = self.frame_id - 1
-        model = self._wait_for("modelV2", lambda ev: ev.modelV2.frameId >= want, want)
+        model = self._wait_for("modelV2", lambda ev: ev.modelV2.frameId >= want, MODEL_WAIT_S)
         if model is not None:
             self._wait_for("longitudinalPlan", lambda ev: ev.longitudinalPlan.modelMonoTime >= model.logMonoTime,
-                           want)
+                           MODEL_WAIT_S)
 
-    def _wait_for(self, service: str, answers, frame_id: int):
-        """The first `service` message for which answers(event) holds (None: it did not come or is not waited for)."""
+    def _wait_for(self, service: str, answers, timeout_s: float):
+        """The first `service` message for which answers(event) holds (None: it did not come or is not waited for).
+        A service that does not answer within timeout_s of wall time, or whose daemon the manager says is gone (it
+        died: the manager restarts it), is not waited for again until it answers, and meanwhile the world runs at real
+        time, as a car goes on while a daemon restarts: the stack sees it gone for as long as a car would."""
         if not self.seen[service]:
-            while (dat := self._take(service, 0)) is not None:  # it answers again: waited for from the next frame
+            while self._take(service, 0) is not None:  # it answers again: waited for from the next time
                 pass
             return None
-        deadline = time.monotonic() + MODEL_WAIT_S
-        while True:
-            dat = self._take(service, max(0, int((deadline - time.monotonic()) * 1000)))
-            if dat is not None:
-                ev = messaging.log_from_bytes(dat)
-                if answers(ev):
-                    return ev
-            elif time.monotonic() >= deadline:
-                break
+        if service in self.last and answers(ev := messaging.log_from_bytes(self.last[service])):
+            return ev  # came while nothing waited (the warm-up's last frame)
+        deadline = time.monotonic() + timeout_s
+        while (dat := self._take(service, max(0, int((deadline - time.monotonic()) * 1000)))) is not None:
+            if answers(ev := messaging.log_from_bytes(dat)):
+                return ev
         self.timeouts[service] += 1
         self.seen[service] = False
-        cloudlog.warning(f"lockstep: {service} did not answer a frame: not waiting for it until it answers",
-                         extra={"t": self.sim.t, "frame_id": frame_id, **self.timeouts})
+        self.missing.add(service)
+        cloudlog.warning(f"lockstep: {service} did not answer: the world runs at real time without it until it answers",
+                         extra={"t": self.sim.t, **self.timeouts})
         return None
 
     def run_lockstep(self) -> None:
         self.warm_up()
         # as fast as the stack answers: its daemons run on the world's clock (common.clock), which moves one step
         # per `can`, so a world faster than real time looks like real time to them. While the stack is lost (card
-        # restarting) the world runs on at real time, as a car would.
+        # restarting) or one of the daemons it waits for is missing, the world runs on at real time, as a car would.
         due = time.monotonic()
         while not self.finished:
-            self.can.publish(self.sim.step(self.can.take_commands()))
+            self.publish(self.sim.step(self.take_commands()))
             self.outputs()
             self.wait_stack()
-            due = self._pace(due) if self.stack_lost else time.monotonic()
+            due = self._pace(due) if self.stack_lost or self.missing else time.monotonic()
 
     @staticmethod
     def _pace(due: float) -> float:
@@ -421,7 +475,7 @@ class Bridge:
         if self.cfg.lockstep:
             out.update(lockstep_timeouts=self.timeouts, lockstep_extra_answers=self.extra_answers,
                        lockstep_resyncs=self.resyncs, lockstep_late_answers=self.late_answers,
-                       adapter=self.can.adapter.status())
+                       frames_to_car=self.frames_to_car)
         if self.camera is not None:
             out["camera"] = vars(self.camera.stats)
         return out
@@ -449,8 +503,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-camera", action="store_true", help="render no frames")
     ap.add_argument("--record", default="", help="write the camera's frames to this mp4")
     ap.add_argument("--look-seed", type=int, default=None, help="domain randomisation of the picture (default: plain)")
-    ap.add_argument("--safety", type=parse_safety, default=None,
-                    help="lockstep: force the safety mode, e.g. toyota:0x149")
     add_steer_args(ap)
     add_camera_args(ap)
     argv = sys.argv[1:] if argv is None else argv
@@ -466,7 +518,7 @@ def main(argv: list[str] | None = None) -> None:
     if cfg.camera or cfg.record:
         from tools.sim.lib.camera_out import CameraOut
         camera = CameraOut(args.look_seed, push=cfg.camera, record=cfg.record, camera=cfg.camera_model())
-    bridge = Bridge(cfg, camera, args.safety)
+    bridge = Bridge(cfg, camera)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     cloudlog.info("bridge started", extra={"config": cfg.to_json()})
     try:

@@ -254,7 +254,7 @@ def windows(injections: list[Injection], kill_log: list[tuple[float, str]]) -> l
 def judge(d: Drive, faults: Faults, injections: list[Injection], seconds: float) -> Verdict:
     r: DriveReport = d.report()
     summary = d.bridge_summary() or {}
-    adapter = summary.get("adapter", {})
+    adapter = d.adapter_status() or {}
     check = SentFrameCheck(int(adapter.get("mode", "toyota:0").partition(":")[2] or 0))
     loggerd_kills = faults.killed["loggerd"]
     damaged, times, size = route_check(r.route, check)

@@ -12,6 +12,7 @@ import pytest
 
 from cereal import messaging
 from common.paths import routes_dir
+from hardware.can_backends import Backend, CanFrame, RawFrame
 from hardware.canbridged import CanBridge, safety_from_car_params
 from selfdrive.car.safety.tests.realdata import NOT_IN_OPENDBC
 from selfdrive.car.tests.helpers import DATA, SKIP_REASON, car_logic_for, have_data, load_npy
@@ -20,9 +21,28 @@ from tools.importers.tests.failing_writes import fail_after
 from tools.lib.logreader import LogReader
 from tools.lib.make_route import RouteExists, route_meta, write_route
 from tools.plot import plot
-from tools.sim.lib.lockstep_can import LocalBus
 
 needs_data = pytest.mark.skipif(not have_data(), reason=SKIP_REASON)
+
+
+class LocalBus(Backend):
+    """A bus in memory: what the recorded car put on it, what canbridged's logic sent to it."""
+
+    def __init__(self):
+        self.from_car: list[tuple[int, bytes, int]] = []
+        self.to_car: list[tuple[int, bytes, int]] = []
+
+    def recv(self) -> list[RawFrame]:
+        out = [RawFrame(a, d, b, is_extended=a > 0x7FF) for a, d, b in self.from_car]
+        self.from_car = []
+        return out
+
+    def send(self, frame: CanFrame) -> None:
+        self.to_car.append((frame.address, frame.dat, frame.src))
+
+    def take(self) -> list[tuple[int, bytes, int]]:
+        out, self.to_car = self.to_car, []
+        return out
 STEERING_LKA = 0x2E4
 
 

@@ -1,7 +1,7 @@
 """One closed-loop drive for the tests: the manager in sim mode, lockstep, with the real onboard stack.
 
-The bridge (the simulator in lockstep, with canbridged's logic and safety layer inside it), camerad, modeld,
-calibrationd, card, plannerd, controlsd, selfdrived, hardwared and loggerd run as the manager starts them in
+The bridge (the simulator in lockstep), canbridged (its sim backend and the safety layer), camerad, modeld,
+calibrationd, card, plannerd, controlsd, selfdrived, torqued, hardwared and loggerd run as the manager starts them in
 `roadpilot sim --lockstep`; only what neither drives nor records the drive is left out (NOT_NEEDED). The
 scripted driver supervises: it engages the cruise with the stalk and lets the stack drive, taking over when
 the car drifts or closes in too fast (tools/sim/lib/driver.py).
@@ -31,9 +31,9 @@ from tools.sim.bridge import forget_learned_steering, manager_env
 from tools.sim.lib.drive_report import DriveReport
 from tools.sim.lib.simulation import SimConfig
 
-# canbridged: in lockstep the bridge is the CAN adapter (as `roadpilot sim --lockstep` does). encoderd (the video)
-# and uid (the browser UI) take CPU from the stack on a 2-core machine and neither drives nor scores the drive.
-NOT_NEEDED = ("canbridged", "encoderd", "uid")
+# encoderd (the video) and uid (the browser UI) take CPU from the stack on a 2-core machine and neither drives nor
+# scores the drive
+NOT_NEEDED = ("encoderd", "uid")
 STACK_WAIT_S = 90.0         # the world waits this long for the stack's first answer (12 processes start on 2 cores)
 NO_PROGRESS_S = 60.0        # wall seconds without a simState: the drive is stuck
 
@@ -175,13 +175,20 @@ class Drive:
             return None
         return next((p for p in self.manager_state.processes if p.name == name), None)
 
-    def bridge_summary(self) -> dict | None:
-        """The bridge's own summary (it logs one when the drive ends or it is stopped)."""
+    def _last_logged(self, what: str, key: str) -> dict | None:
         text = self.log_path.read_text(errors="replace")
-        lines = [ln for ln in text.splitlines() if "bridge summary " in ln]
+        lines = [ln for ln in text.splitlines() if f"{what} " in ln]
         if not lines:
             return None
-        return json.loads(lines[-1].split("bridge summary ", 1)[1])["summary"]
+        return json.loads(lines[-1].split(f"{what} ", 1)[1])[key]
+
+    def bridge_summary(self) -> dict | None:
+        """The bridge's own summary (it logs one when the drive ends or it is stopped)."""
+        return self._last_logged("bridge summary", "summary")
+
+    def adapter_status(self) -> dict | None:
+        """canbridged's counters and safety mode, as it logged them last (at the latest when it stopped)."""
+        return self._last_logged("canbridged status", "status")
 
 
 def describe(r: DriveReport, wall_s: float) -> str:
