@@ -218,6 +218,7 @@ struct LiveCalibrationData {
   rpyCalibSpread @3 :List(Float32);
   validBlocks @4 :Int32;
   height @5 :List(Float32);         # m, camera height estimate
+  frameId @6 :UInt32;               # the road camera frame this answers (0 when published without a camera)
 
   enum Status {
     uncalibrated @0;

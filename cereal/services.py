@@ -30,7 +30,7 @@ SERVICES: dict[str, Service] = {
     "roadCameraState":   Service(20.0, True, 20),
     "modelV2":           Service(20.0, True, 20),
     "longitudinalPlan":  Service(20.0, True, 10),
-    "liveCalibration":   Service(4.0, True, 1),
+    "liveCalibration":   Service(20.0, True, 5),  # one per camera frame (4 Hz without a camera)
     "deviceState":       Service(2.0, True, 1),
     "managerState":      Service(2.0, True, 1),
     "onroadEvents":      Service(1.0, True, 1),

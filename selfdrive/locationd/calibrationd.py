@@ -1,5 +1,6 @@
 """calibrationd: road camera frames + modelV2 -> the road camera's pitch and yaw relative to the car ->
-liveCalibration (4 Hz).
+liveCalibration, once per camera frame (its answer to that frame, frameId: the lockstep simulator waits for it, so
+calibration never falls behind a world faster than real time), or at 4 Hz while no frame comes.
 
 Two measurements (selfdrive/locationd/calibration.py):
   - every VP_EVERY-th camera frame, the lane lines' vanishing point (selfdrive/locationd/vanishing_point.py), with the
@@ -105,7 +106,7 @@ def main() -> None:
     last_thumb = None
     while True:
         if client.connected or client.connect(0.0):
-            frame = client.recv(int(PUBLISH_S * 1000))  # paced by the camera; the model answers each frame
+            frame = client.recv(int(PUBLISH_S * 1000))  # paced by the camera
             sm.update(0)
         else:
             frame = None  # no camera (yet): the model's path alone, paced by the model
@@ -115,6 +116,7 @@ def main() -> None:
             md = sm["modelV2"]
             pos = md.position
             changed = cal.feed(list(pos.x), list(pos.y), list(pos.z), md.confidence)
+        frame_id = frame.frame_id if frame is not None else 0
         if frame is not None and frame.frame_id % VP_EVERY == 0 and straight_and_moving(sm, nominal):
             cam = frame_camera(sm["roadCameraState"], frame.width, frame.height) if sm.seen["roadCameraState"] \
                 else default_camera(frame.width, frame.height)
@@ -139,9 +141,10 @@ def main() -> None:
                                                           "status": cal.status, "valid_blocks": cal.valid_blocks,
                                                           "vanishing_points": f"{vp_used}/{vp_seen}"})
         now = clock.monotonic()  # 4 Hz of the world's time in lockstep (common.clock)
-        if changed or now - last_pub >= PUBLISH_S:
+        if frame is not None or changed or now - last_pub >= PUBLISH_S:
             msg = messaging.new_message("liveCalibration")
             fill_live_calibration(msg.liveCalibration, cal)
+            msg.liveCalibration.frameId = frame_id
             pm.send("liveCalibration", msg)
             last_pub = now
 

@@ -78,14 +78,15 @@ EXTRA_WAIT_MS = 1            # warm-up: a second answer this soon after the firs
 ALIGN_MIN, ALIGN_SINGLE, ALIGN_MAX = 150, 50, 1500  # warm-up answers (see warm_up)
 MANAGER_PID_ENV = "ROADPILOT_MANAGER_PID"
 # what the bridge waits for, once each has been seen: card's sendcan, controlsd's carControl and selfdrived's
-# selfdriveState answer every step; modeld's modelV2 and plannerd's longitudinalPlan every camera frame. The world
-# never runs ahead of any of them, so none lags in the world's time however fast the world steps
-ANSWERS = ("sendcan", "carControl", "selfdriveState", "modelV2", "longitudinalPlan")
+# selfdriveState answer every step; modeld's modelV2, plannerd's longitudinalPlan and calibrationd's liveCalibration
+# every camera frame. The world never runs ahead of any of them, so none lags in the world's time however fast the
+# world steps
+ANSWERS = ("sendcan", "carControl", "selfdriveState", "modelV2", "longitudinalPlan", "liveCalibration")
 STEP_ANSWERS = ("carControl", "selfdriveState")  # besides sendcan
 # who answers: a wait ends as soon as the manager says that daemon is gone (died, or a new one started since it
 # last answered), as a car does not wait for a daemon that restarts: the world runs at real time until it answers
 ANSWERED_BY = {"sendcan": "card", "carControl": "controlsd", "selfdriveState": "selfdrived", "modelV2": "modeld",
-               "longitudinalPlan": "plannerd"}
+               "longitudinalPlan": "plannerd", "liveCalibration": "calibrationd"}
 WAIT_SLICE_MS = 50           # a wait for an answer looks at managerState this often
 PACE_MAX_LAG_S = 0.1         # lockstep, stack lost: behind real time by more than this, the world does not catch up
 
@@ -404,13 +405,14 @@ class Bridge:
             self.shot = None
 
     def wait_model(self) -> None:
-        """The model's answer to the previous frame, and plannerd's plan from it, before the world shows the stack
-        the next frame: the model and the planner never fall behind the world (the stack's clock stands still while
-        the bridge waits). One that does not answer within MODEL_WAIT_S is counted, and not waited for again until
+        """The answers to the previous frame (calibrationd's and the model's, and plannerd's plan from the model's)
+        before the world shows the stack the next frame: none of them falls behind the world (the stack's clock stands
+        still while the bridge waits). One that does not answer within MODEL_WAIT_S is counted, and not waited for again until
         it answers (a modeld that died and is restarting must not stall the world)."""
         if not self.seen["sendcan"] or self.frame_id == 0:
             return
         want = self.frame_id - 1
+        self._wait_for("liveCalibration", lambda ev: ev.liveCalibration.frameId >= want, MODEL_WAIT_S)
         model = self._wait_for("modelV2", lambda ev: ev.modelV2.frameId >= want, MODEL_WAIT_S)
         if model is not None:
             self._wait_for("longitudinalPlan", lambda ev: ev.longitudinalPlan.modelMonoTime >= model.logMonoTime,
