@@ -18,7 +18,7 @@ from common.swaglog import cloudlog
 DT_CTRL = 0.01  # controlsd, card, selfdrived: 100 Hz
 DT_MDL = 0.05   # modeld, plannerd, camera: 20 Hz
 DT_DMON = 0.05  # driver monitoring: 20 Hz
-DT_CAL = 0.25   # calibrationd output: 4 Hz
+DT_CAL = 0.05   # calibrationd output: one per camera frame
 DT_HW = 0.5     # deviceState, managerState: 2 Hz
 
 # SCHED_FIFO priorities (1-99, higher runs first). Control outranks the model: a late model frame
