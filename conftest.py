@@ -33,6 +33,7 @@ STACK_TESTS = (
     "tests/test_closed_loop.py",
     "tests/test_faults.py",
     "tests/test_full_disk.py",
+    "tests/test_determinism.py",
     "tests/test_two_stacks.py",
     "tests/test_eval.py",
     "tests/test_identification.py",

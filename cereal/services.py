@@ -40,7 +40,7 @@ SERVICES: dict[str, Service] = {
     "liveTracks":        Service(20.0, True, 20),
     "loggerState":       Service(1.0, True, 1),
     "adapterState":      Service(2.0, True, 1),
-    "liveTorqueParameters": Service(4.0, True, 1),
+    "liveTorqueParameters": Service(100.0, True, 25),  # one per carState
 }
 
 # Fixed TCP port per service for remote readers (a viewer on another machine). Order-stable:

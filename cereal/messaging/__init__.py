@@ -280,6 +280,12 @@ class SubMaster:
       freq_ok  - the producer's rate over about the last second is within 0.8..1.25x the contract
       valid    - the newest message's own `valid` flag
     Malformed messages are counted in `malformed[service]` and logged, never raised.
+
+    On the driven clock (common.clock: the lockstep simulator) a message is taken once the clock has passed its stamp:
+    one stamped at the present step (a peer's answer to the same input) waits for the next update after the world
+    steps on, as if it had come a moment later, so whether a daemon sees a peer's answer to this step never depends on
+    which of the two the machine ran first. The poll service, which wakes us, is taken at once. On a car every message
+    is from the past: nothing waits.
     """
 
     def __init__(self, services: Iterable[str], poll: str | None = None, ignore_alive: Iterable[str] = (),
@@ -310,6 +316,9 @@ class SubMaster:
         self.malformed = dict.fromkeys(self.services, 0)
         self.parsed_total = dict.fromkeys(self.services, 0)
         self.freq = {s: _FreqTracker(SERVICES[s].frequency) for s in self.services}
+        self.hold = clock.driven()
+        # driven clock: messages stamped at the present, taken once the world steps on
+        self.pending: dict[str, deque] = {s: deque(maxlen=MAX_DRAIN) for s in self.services}
 
     def __getitem__(self, service: str):
         return self.data[service]
@@ -318,8 +327,12 @@ class SubMaster:
         clock.wait(self.poller.poll, timeout_ms / 1000)  # the process's clock: the world's in lockstep (common.clock)
         self.frame += 1
         self.updated = dict.fromkeys(self.services, False)
+        now_ns = clock.monotonic_ns() if self.hold else 0
         for s in self.services:
             sock, latest = self.sock[s].sock, None
+            held = self.pending[s] if self.hold and s != self.poll else None
+            while held and held[0].logMonoTime < now_ns:
+                latest = held.popleft()
             for _ in range(MAX_DRAIN):
                 try:
                     dat = sock.recv(zmq.NOBLOCK)
@@ -334,6 +347,9 @@ class SubMaster:
                     continue
                 self.freq[s].add(msg.logMonoTime)
                 self.parsed_total[s] += 1
+                if held is not None and (held or msg.logMonoTime >= now_ns):
+                    held.append(msg)
+                    continue
                 latest = msg
             if latest is not None:
                 self._take(s, latest, clock.monotonic())

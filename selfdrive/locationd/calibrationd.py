@@ -17,6 +17,7 @@ starts over.
 
 import math
 import os
+import zlib
 
 import cv2
 import numpy as np
@@ -103,7 +104,7 @@ def main() -> None:
     last_pub = -math.inf
     vp_seen = vp_used = 0
     nominal = nominal_speed(dict(os.environ))
-    last_thumb = None
+    last_thumb = prev_thumb = None  # the picture of the last vanishing point used, of the last frame
     while True:
         if client.connected or client.connect(0.0):
             frame = client.recv(int(PUBLISH_S * 1000))  # paced by the camera
@@ -112,29 +113,36 @@ def main() -> None:
             frame = None  # no camera (yet): the model's path alone, paced by the model
             sm.update(int(PUBLISH_S * 1000))
         changed = False
-        if sm.updated["modelV2"] and sm.valid["modelV2"]:
-            md = sm["modelV2"]
-            pos = md.position
-            changed = cal.feed(list(pos.x), list(pos.y), list(pos.z), md.confidence)
         frame_id = frame.frame_id if frame is not None else 0
-        if frame is not None and frame.frame_id % VP_EVERY == 0 and straight_and_moving(sm, nominal):
+        picture_moves, vp = True, None  # without a camera: the model's path alone
+        if frame is not None:
+            do_vp = frame.frame_id % VP_EVERY == 0 and straight_and_moving(sm, nominal)
             cam = frame_camera(sm["roadCameraState"], frame.width, frame.height) if sm.seen["roadCameraState"] \
                 else default_camera(frame.width, frame.height)
             try:
                 with frame:
                     thumb = thumbnail(frame.y)
-                    vp = None
-                    if moved(last_thumb, thumb):
-                        vp = vanishing_point(frame.y, cam, horizon_y=-math.tan(cal.rpy[1]), seed=frame.frame_id)
+                    if do_vp and moved(last_thumb, thumb):
+                        # RANSAC's draws follow the picture: the same picture gives the same point, whatever its id
+                        vp = vanishing_point(frame.y, cam, horizon_y=-math.tan(cal.rpy[1]),
+                                             seed=zlib.crc32(thumb.tobytes()))
                     intact = frame.valid_after_read()
             except Exception as e:  # FrameOverwritten: the camera lapped us while we read; the next one will do
                 cloudlog.debug("calibrationd: frame overwritten", extra={"err": str(e)})
-                vp, intact = None, False
-            vp_seen += 1
+                thumb, intact = None, False
+            # a picture that stands still (a frozen camera, the simulator's world waiting for the stack) shows the
+            # model the same road again and again: it is not a new measurement, whatever the speedometer says
+            picture_moves = intact and moved(prev_thumb, thumb)
+            prev_thumb = thumb if intact else prev_thumb
+            vp_seen += int(do_vp)
             if vp is not None and intact:
                 vp_used += 1
                 last_thumb = thumb
-                changed = cal.feed_vp(*mount_angles(vp)) or changed
+                changed = cal.feed_vp(*mount_angles(vp))
+        if sm.updated["modelV2"] and sm.valid["modelV2"] and picture_moves:
+            md = sm["modelV2"]
+            pos = md.position
+            changed = cal.feed(list(pos.x), list(pos.y), list(pos.z), md.confidence) or changed
         if changed:
             params.put_nonblocking("CalibrationParams", cal.to_bytes())
             cloudlog.info("calibrationd: update", extra={"rpy_deg": [math.degrees(v) for v in cal.rpy],

@@ -200,7 +200,8 @@ class CycleSampler:
         self.las: deque[float] = deque(maxlen=RATE_SPAN + 1)
         self.cycle = 0
 
-    def step(self, v_ego: float, angle_deg: float, torque_cmd: float, lat_active: bool, steering_pressed: bool) -> None:
+    def step(self, v_ego: float, angle_deg: float, torque_cmd: float, lat_active: bool, steering_pressed: bool) -> bool:
+        """One control cycle; True when it gave the estimator a point."""
         self.cycle += 1
         v = finite_or(v_ego, 0.0)
         angle = finite_or(angle_deg, 0.0)
@@ -209,4 +210,4 @@ class CycleSampler:
         self.las.append(la)
         rate = (self.las[-1] - self.las[0]) / ((len(self.las) - 1) * DT_CTRL) if len(self.las) > 1 else 0.0
         self.torques.append(finite_or(torque_cmd, 0.0))
-        self.est.add(self.cycle * DT_CTRL, v, la, rate, self.torques[0], lat_active, steering_pressed)
+        return self.est.add(self.cycle * DT_CTRL, v, la, rate, self.torques[0], lat_active, steering_pressed)

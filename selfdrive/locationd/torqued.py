@@ -1,11 +1,13 @@
-"""torqued: carState + carControl + carOutput -> the car's steering response -> liveTorqueParameters (4 Hz).
+"""torqued: carState + carControl + carOutput -> the car's steering response -> liveTorqueParameters, one per carState.
 
 Learns the car's lateral acceleration per unit torque, its offset and friction while roadpilot steers
 (selfdrive/locationd/torque_estimator.py says how); controlsd's torque controller uses the estimate. Paced by
-carState (100 Hz); time is counted in carState cycles, so a replay or a lockstep drive learns the same whatever the
-machine's load. The estimate is stored per car in the LiveTorqueParameters param every STORE_S while it is being
-learnt (in the background: a full disk costs the stored copy, never the estimate in memory) and is the starting
-point of the next drive of the same car; a stored record that is corrupt, another car's or implausible is ignored.
+carState (100 Hz), and every carState is answered (the lockstep simulator waits for the answer, as for controlsd's).
+Time is counted in carState cycles and the fit is redone every FIT_POINTS new points, so a replay or a lockstep drive
+learns the same, at the same cycles, whatever the machine's load and whenever torqued started. The estimate is stored
+per car in the LiveTorqueParameters param every STORE_S while it is being learnt (in the background: a full disk
+costs the stored copy, never the estimate in memory) and is the starting point of the next drive of the same car; a
+stored record that is corrupt, another car's or implausible is ignored.
 """
 
 import time
@@ -21,8 +23,7 @@ from selfdrive.locationd.torque_estimator import CycleSampler, Estimate, TorqueE
 
 SERVICES = ("carState", "carControl", "carOutput")
 PUBLISHES = ("liveTorqueParameters",)
-PUBLISH_EVERY = 25          # carState cycles: 4 Hz
-FIT_EVERY = 100             # carState cycles: refit once a second
+FIT_POINTS = 10             # new points between fits: a point is 10 steady cycles, so once a second while learning
 STORE_S = 60.0
 POLL_MS = 100
 
@@ -43,18 +44,19 @@ class Torqued:
         self.sampler = CycleSampler(self.est, CP)
         self.last_store = 0  # the carState cycle of the last store
         self.last_rejected = ""
+        self.new_points = 0
 
     def step(self) -> None:
         """One carState."""
         CS = self.sm["carState"]
         angle = finite_or(CS.steeringAngleDeg, 0.0) - finite_or(CS.steeringAngleOffsetDeg, 0.0)
         lat_active = bool(self.sm["carControl"].latActive) and self.sm.alive["carControl"]
-        self.sampler.step(CS.vEgo, angle, self.sm["carOutput"].actuatorsOutput.torque, lat_active,
-                          bool(CS.steeringPressed))
-        if self.sampler.cycle % FIT_EVERY == 0:
+        self.new_points += self.sampler.step(CS.vEgo, angle, self.sm["carOutput"].actuatorsOutput.torque, lat_active,
+                                             bool(CS.steeringPressed))
+        if self.new_points >= FIT_POINTS:
+            self.new_points = 0
             self._refit()
-        if self.sampler.cycle % PUBLISH_EVERY == 0:
-            self.publish(self.est.estimate)
+        self.publish(self.est.estimate)
 
     def _refit(self) -> None:
         e = self.est.update()

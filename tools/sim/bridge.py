@@ -37,10 +37,12 @@ answer.
      bridge stops waiting (the stack is gone) and runs on at real time, passing on whatever the stack still sends,
      until it answers again (a stalled or restarted card): then it waits for every step again. A second answer to
      one step is applied, counted and logged: it means the run may not repeat exactly.
-     Every 5th step a camera frame is drawn on a thread while the world steps on (in parallel with the stack's
-     work on the steps); before the next frame the bridge waits for the model's answer to this one and plannerd's
-     plan from it, at most MODEL_WAIT_S each, and not at all while one does not answer (modeld restarting). So no
-     daemon falls behind the world, however fast it steps.
+     Every 5th step a camera frame is drawn (on a thread, beside the stack's work on that step); once the step is
+     answered it goes to camerad, and the world waits for every answer to it: calibrationd's liveCalibration,
+     modeld's modelV2 and plannerd's plan from it, at most MODEL_WAIT_S each, and not at all while one does not
+     answer (modeld restarting). So no daemon falls behind the world, however fast it steps, and every step's
+     inputs are the same whatever the machine's speed: the frame's answers come between two steps, always the same
+     two.
 No wall-clock time enters the world, the car or the safety layer, so the simState stream is a function of
 (scenario, seed, driver) and of what the stack answers: with a stack whose answers depend only on the
 messages it gets it is identical run after run (the lockstep test proves it with timing noise added). The real
@@ -74,18 +76,22 @@ ENV = "ROADPILOT_SIM"
 STEP_TIMEOUT_S = 2.0
 MODEL_WAIT_S = STEP_TIMEOUT_S  # lockstep: the model's answer to a frame (and the plan from it), at most this long
 MAX_TIMEOUTS = 3
+EXPOSURE_NS = 25_000_000     # a frame's start of frame before its end (the step's time)
 EXTRA_WAIT_MS = 1            # warm-up: a second answer this soon after the first means a backlog
 ALIGN_MIN, ALIGN_SINGLE, ALIGN_MAX = 150, 50, 1500  # warm-up answers (see warm_up)
 MANAGER_PID_ENV = "ROADPILOT_MANAGER_PID"
-# what the bridge waits for, once each has been seen: card's sendcan, controlsd's carControl and selfdrived's
-# selfdriveState answer every step; modeld's modelV2, plannerd's longitudinalPlan and calibrationd's liveCalibration
-# every camera frame. The world never runs ahead of any of them, so none lags in the world's time however fast the
-# world steps
-ANSWERS = ("sendcan", "carControl", "selfdriveState", "modelV2", "longitudinalPlan", "liveCalibration")
-STEP_ANSWERS = ("carControl", "selfdriveState")  # besides sendcan
+# what the bridge waits for, once each has been seen: card's sendcan, controlsd's carControl, selfdrived's
+# selfdriveState and torqued's liveTorqueParameters answer every step; modeld's modelV2, plannerd's longitudinalPlan
+# and calibrationd's liveCalibration every camera frame. The world never runs ahead of any of them, so none lags in the
+# world's time however fast the world steps
+ANSWERS = ("sendcan", "carControl", "selfdriveState", "liveTorqueParameters", "modelV2", "longitudinalPlan",
+           "liveCalibration")
+STEP_ANSWERS = ("carControl", "selfdriveState", "liveTorqueParameters")  # besides sendcan
+FRAME_ANSWERS = ("modelV2", "longitudinalPlan", "liveCalibration")
 # who answers: a wait ends as soon as the manager says that daemon is gone (died, or a new one started since it
 # last answered), as a car does not wait for a daemon that restarts: the world runs at real time until it answers
-ANSWERED_BY = {"sendcan": "card", "carControl": "controlsd", "selfdriveState": "selfdrived", "modelV2": "modeld",
+ANSWERED_BY = {"sendcan": "card", "carControl": "controlsd", "selfdriveState": "selfdrived",
+               "liveTorqueParameters": "torqued", "modelV2": "modeld",
                "longitudinalPlan": "plannerd", "liveCalibration": "calibrationd"}
 WAIT_SLICE_MS = 50           # a wait for an answer looks at managerState this often
 PACE_MAX_LAG_S = 0.1         # lockstep, stack lost: behind real time by more than this, the world does not catch up
@@ -131,6 +137,7 @@ class Bridge:
         self.shots = ThreadPoolExecutor(1, thread_name_prefix="camera") if camera is not None else None
         self.shot: Future | None = None
         self.frame_id = 0
+        self.to_show: tuple[int, int] | None = None  # lockstep: (frame id, time) of the frame drawn at this step
         self.takeovers_logged = 0
         self.t0_ns = time.monotonic_ns()
         self.pm = messaging.PubMaster(["simState"])
@@ -148,7 +155,10 @@ class Bridge:
             self.pids: dict[str, int] = {}         # the manager's newest word: pid of each running daemon
             self.answer_pid: dict[str, int] = {}   # service -> the pid of its daemon when it last answered
             self.last: dict[str, bytes] = {}       # service -> its last answer
-            self.seen = dict.fromkeys(ANSWERS, False)
+            # waited for: the frame's answers from the first frame on (no frame is drawn before the world starts),
+            # the others once they have answered
+            self.seen = {s: camera is not None and s in FRAME_ANSWERS for s in ANSWERS}
+            self.answered: set[str] = set()  # ever
             self.in_a_row = 0
             self.extra_answers = 0
             self.stack_lost = False  # it answered, then stopped: run on (at its pace) and wait for it again
@@ -183,10 +193,12 @@ class Bridge:
     def outputs(self) -> bool:
         """Camera frame and simState on every CAMERA_EVERY-th step; True when this was one.
 
-        The frame is drawn on the camera thread while the world goes on stepping: drawing takes longer than a
-        10 ms step, and a world that stood still for it would be a CAN bus falling silent for the stack (card
-        runs a cycle of its own after 15 ms without `can`). One frame is in flight at most, and in lockstep
-        the model's answer to it is waited for before the next one is drawn (wait_model)."""
+        In real time the frame is drawn on the camera thread while the world goes on stepping: drawing takes
+        longer than a 10 ms step, and a world that stood still for it would be a CAN bus falling silent for the stack
+        (card runs a cycle of its own after 15 ms without `can`). In lockstep the stack's clock stands while the
+        world waits, so the frame is drawn beside the stack's work on this step and shown once the stack has answered
+        the step (show_frame); the world goes on once every answer to the frame is in: what the stack reads at each
+        step never depends on how fast the machine drew, inferred or planned."""
         takeovers = self.sim.driver.takeovers
         if len(takeovers) > self.takeovers_logged:  # the supervising driver took over: say why, for the route
             for t, why in takeovers[self.takeovers_logged:]:
@@ -196,9 +208,13 @@ class Bridge:
             return False
         ns = self.clock_ns()
         if self.camera is not None and self.cfg.lockstep:
-            self.shot_done()  # the previous frame is with camerad, so the model can answer it
-            self.wait_model()
-        self.shoot()
+            self.shot_done()
+            world, state = self.seen_by_camera()
+            self.shot = self.shots.submit(self.camera.render, world, state)
+            self.to_show = (self.frame_id, ns)
+            self.frame_id += 1
+        else:
+            self.shoot()
         msg = messaging.new_message("simState")
         if self.cfg.lockstep:
             msg.logMonoTime = ns
@@ -268,6 +284,7 @@ class Bridge:
 
     def _answered(self, service: str) -> None:
         self.seen[service] = True
+        self.answered.add(service)
         self.missing.discard(service)
         self._poll_manager()
         self.answer_pid[service] = self.pids.get(ANSWERED_BY[service], 0)
@@ -315,8 +332,6 @@ class Bridge:
             k += 1
             self._diagnose()
             self.publish(self.sim.car.frames(k * 10))
-            if k % CAMERA_EVERY == 0:
-                self.shoot()
             self._drain()
             self._take_sendcan(max(1, int(rk.interval * 1000)))
             rk.keep_time()
@@ -331,8 +346,6 @@ class Bridge:
             k += 1
             self._diagnose()
             self.publish(self.sim.car.frames(k * 10))
-            if k % CAMERA_EVERY == 0:
-                self.shoot()  # the model keeps its pace: no gap in modelV2 when the world starts
             n, addrs = self._answers(int(STEP_TIMEOUT_S * 1000), EXTRA_WAIT_MS)
             self._drain()
             seen |= addrs
@@ -388,15 +401,28 @@ class Bridge:
             self.resyncs += 1
             cloudlog.warning("lockstep: the stack answers again: waiting for it again", extra={"t": self.sim.t})
 
+    def seen_by_camera(self):
+        """What the camera sees of this step: the traffic moves on in place while it draws."""
+        return SimpleNamespace(road=self.sim.world.road, vehicles=[copy.copy(v) for v in self.sim.world.vehicles]), \
+            self.sim.state
+
     def shoot(self) -> None:
-        """Starts drawing this step's frame on the camera thread (after the one in flight is out)."""
+        """Starts drawing and showing this step's frame on the camera thread (after the one in flight is out)."""
         if self.camera is not None:
             self.shot_done()
             ns = self.clock_ns()
-            # what the camera sees of this step: the traffic moves on in place while it draws
-            world = SimpleNamespace(road=self.sim.world.road, vehicles=[copy.copy(v) for v in self.sim.world.vehicles])
-            self.shot = self.shots.submit(self.camera.shoot, world, self.sim.state, self.frame_id, ns - 25_000_000, ns)
+            self.shot = self.shots.submit(self.camera.shoot, *self.seen_by_camera(), self.frame_id, ns - EXPOSURE_NS,
+                                          ns)
         self.frame_id += 1
+
+    def show_frame(self) -> None:
+        """Lockstep: the frame drawn at this step goes to camerad, and the world waits for its answers."""
+        if self.to_show is None:
+            return
+        (frame_id, ns), self.to_show = self.to_show, None
+        self.shot_done()
+        self.camera.deliver(frame_id, ns - EXPOSURE_NS, ns)
+        self.wait_model(frame_id)
 
     def shot_done(self) -> None:
         """Waits for the frame in flight (camerad has it, or did not take it)."""
@@ -404,14 +430,13 @@ class Bridge:
             self.shot.result()
             self.shot = None
 
-    def wait_model(self) -> None:
-        """The answers to the previous frame (calibrationd's and the model's, and plannerd's plan from the model's)
-        before the world shows the stack the next frame: none of them falls behind the world (the stack's clock stands
-        still while the bridge waits). One that does not answer within MODEL_WAIT_S is counted, and not waited for again until
-        it answers (a modeld that died and is restarting must not stall the world)."""
-        if not self.seen["sendcan"] or self.frame_id == 0:
+    def wait_model(self, want: int) -> None:
+        """The answers to frame `want` (calibrationd's and the model's, and plannerd's plan from the model's) before
+        the world steps on: none of them falls behind the world (the stack's clock stands still while the bridge
+        waits). One that does not answer within MODEL_WAIT_S is counted, and not waited for again until it answers (a
+        modeld that died and is restarting must not stall the world)."""
+        if not self.seen["sendcan"]:
             return
-        want = self.frame_id - 1
         self._wait_for("liveCalibration", lambda ev: ev.liveCalibration.frameId >= want, MODEL_WAIT_S)
         model = self._wait_for("modelV2", lambda ev: ev.modelV2.frameId >= want, MODEL_WAIT_S)
         if model is not None:
@@ -435,6 +460,10 @@ class Bridge:
                 return ev
         self.timeouts[service] += 1
         self.seen[service] = False
+        if service not in self.answered:  # not running (left out, or still starting): nothing to wait for
+            cloudlog.warning(f"lockstep: {service} never answered: not waiting for it until it does",
+                             extra={"t": self.sim.t, **self.timeouts})
+            return None
         self.missing.add(service)
         cloudlog.warning(f"lockstep: {service} did not answer: the world runs at real time without it until it answers",
                          extra={"t": self.sim.t, **self.timeouts})
@@ -450,6 +479,7 @@ class Bridge:
             self.publish(self.sim.step(self.take_commands()))
             self.outputs()
             self.wait_stack()
+            self.show_frame()
             due = self._pace(due) if self.stack_lost or self.missing else time.monotonic()
 
     @staticmethod

@@ -167,11 +167,13 @@ class TestDaemon:
         p = TorqueParams.from_car_params(car_params()).learned(lt2.latAccelFactor, lt2.latAccelOffset, lt2.friction)
         assert p is not None and p.lat_accel_factor == pytest.approx(5.0, rel=0.05)
 
-    def test_publishes_at_4_hz_from_the_start(self, tmp_path):
+    def test_answers_every_carstate_from_the_start(self, tmp_path):
+        # one answer per carState: the lockstep simulator waits for it, so the estimate reaches controlsd at the same
+        # cycle whatever the machine's load
         h = Harness(2.5, tmp_path)
         h.run(2.0)
         sent = h.d.pm.sent["liveTorqueParameters"]
-        assert len(sent) == 8
+        assert len(sent) == 200
         assert sent[0].liveTorqueParameters.source == "carParams" and sent[0].liveTorqueParameters.latAccelFactor == 2.5
 
     def test_another_cars_record_is_not_used(self, tmp_path):

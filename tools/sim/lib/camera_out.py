@@ -57,8 +57,15 @@ class CameraOut:
         self.stats = CameraStats()
 
     def shoot(self, world, ego_state, frame_id: int, sof_ns: int, eof_ns: int, push_timeout_ms: int = 20) -> None:
+        self.render(world, ego_state)
+        self.deliver(frame_id, sof_ns, eof_ns, push_timeout_ms)
+
+    def render(self, world, ego_state) -> None:
+        """Draws the frame (deliver shows it to camerad and the recording)."""
         self.renderer.render(world, ego_state, out=self.frame)
         self.stats.rendered += 1
+
+    def deliver(self, frame_id: int, sof_ns: int, eof_ns: int, push_timeout_ms: int = 20) -> None:
         if self.pusher is not None:
             if self.pusher.push(self.frame, frame_id, sof_ns, eof_ns, timeout_ms=push_timeout_ms):
                 self.stats.pushed += 1
