@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SIM_S = 30
+SIM_S = 40
+# nothing stored: the camera's mounting is calibrated from nothing, which takes about 12 s of straight road (4 blocks
+# of vanishing points, each from a picture that moved); the driver engages once it is done
+CALIBRATING_S = 16
 
 
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux unshare for a tmpfs of its own")
@@ -21,7 +24,7 @@ def test_a_disk_full_from_the_start_costs_the_recording_not_the_drive(tmp_path):
     user = [] if os.geteuid() == 0 else ["--map-root-user"]
     script = ('mount -t tmpfs -o size=4m fulldisk "$ROADPILOT_DATA" && '
               '(head -c 8M /dev/zero > "$ROADPILOT_DATA/filler" 2>/dev/null; true) && '
-              f'exec "$0" -m selfdrive.manager.cli sim --lockstep --scenario highway --minutes {SIM_S / 60}')
+              f'exec "$0" -m selfdrive.manager.cli sim --lockstep --scenario straight --minutes {SIM_S / 60}')
     res = subprocess.run(["unshare", "--mount", "--propagation", "private", *user, "sh", "-c", script, sys.executable],
                          cwd=ROOT, env={**os.environ, "ROADPILOT_DATA": str(data)}, capture_output=True, text=True,
                          timeout=300)
@@ -32,7 +35,7 @@ def test_a_disk_full_from_the_start_costs_the_recording_not_the_drive(tmp_path):
     summary = json.loads(next(ln for ln in out.splitlines() if "bridge summary" in ln).split("bridge summary ", 1)[1])
     s = summary["summary"]
     assert s["t"] >= SIM_S and s["collision_steps"] == 0 and s["departure_steps"] == 0
-    assert s["engaged_s"] > SIM_S - 8, s  # the scripted driver engages within the first seconds
+    assert s["engaged_s"] > SIM_S - CALIBRATING_S, s
     adapter = json.loads(next(ln for ln in reversed(out.splitlines()) if "canbridged status " in ln)
                          .split("canbridged status ", 1)[1])["status"]
     assert adapter["mode"].startswith("toyota:") and s["car_refused"] == {}
