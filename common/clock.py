@@ -9,7 +9,9 @@ every mode. On the driven clock:
     so a service's rate (SubMaster's 0.8..1.25x check) and a message's age are the world's, whatever the machine's
     speed;
   * a world that waits for the stack stands still: an input is never late (card's "no `can` for 15 ms" cycle of
-    its own, controlsd's and selfdrived's poll timeouts) while the world waits for their answer.
+    its own, controlsd's and selfdrived's poll timeouts) while the world waits for their answer;
+  * a message stamped at the present step is a peer's answer to the same step: SubMaster takes it once the world
+    has stepped on, so which of two daemons ran first never shows (cereal/messaging).
 A wait on the driven clock also ends after DRIVEN_WAIT_CAP_S of wall time (a world that stopped: the drive ended,
 the simulator died), so a daemon still notices a stop and can be stopped.
 

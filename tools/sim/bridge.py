@@ -28,14 +28,17 @@ answer.
      before it starts), one `can` per answer until the answers come one per `can` (a backlog of answers is used
      up) and an answer carries every address the stack has sent so far: a stack that sends some messages every
      n-th cycle (card: ACC_CONTROL every 3rd, HUDs every 20th/100th) is then at the same phase of its cycle
-     whenever the world starts.
+     whenever the world starts. No camera frame is drawn before the world starts: what the daemons that run on
+     frames hold when it starts never depends on how long the stack took to start.
   2. then, for each step k: the world steps with the frames the stack sent in answer to step k-1, the clock moves
      to step k's time, step k goes to canbridged, and the bridge waits for the answer to it: one `sendcan` and, once
-     each is seen, one `carControl` and one `selfdriveState`, each stamped at step k's time (an answer stamped
-     earlier is a late one to an earlier step: applied to the car, not taken for this step's). A missing answer
-     (STEP_TIMEOUT_S of wall time) is logged and counted and the world goes on; after MAX_TIMEOUTS in a row the
-     bridge stops waiting (the stack is gone) and runs on at real time, passing on whatever the stack still sends,
-     until it answers again (a stalled or restarted card): then it waits for every step again. A second answer to
+     each is seen, one `carControl`, `selfdriveState` and `liveTorqueParameters`, each stamped at step k's time (an
+     answer stamped earlier is a late one to an earlier step: applied to the car, not taken for this step's). A
+     missing answer (STEP_TIMEOUT_S of wall time, or at once when the manager says its daemon died) is logged and
+     counted; that service is not waited for again until it answers, and meanwhile the world runs at real time, as a
+     car goes on while a daemon restarts. After MAX_TIMEOUTS missing `sendcan` in a row the bridge stops waiting
+     (the stack is gone) and runs on at real time, passing on whatever the stack still sends, until it answers again
+     (a stalled or restarted card): then it waits for every step again. A second answer to
      one step is applied, counted and logged: it means the run may not repeat exactly.
      Every 5th step a camera frame is drawn (on a thread, beside the stack's work on that step); once the step is
      answered it goes to camerad, and the world waits for every answer to it: calibrationd's liveCalibration,
@@ -45,9 +48,11 @@ answer.
      two.
 No wall-clock time enters the world, the car or the safety layer, so the simState stream is a function of
 (scenario, seed, driver) and of what the stack answers: with a stack whose answers depend only on the
-messages it gets it is identical run after run (the lockstep test proves it with timing noise added). The real
-daemons still run side by side, so which of two messages of one step a daemon reads first (controlsd: the plan
-and selfdriveState of this step or the last) can vary with the machine's load.
+messages it gets it is identical run after run (the lockstep test proves it with timing noise added). The whole
+stack's answers are such a function too: every answer it gives to a step or a frame is in before the world steps
+on, and a daemon takes a peer's message stamped at the present step only once the world has stepped on
+(cereal.messaging.SubMaster on the driven clock), so the same drive gives the same carControl at every step on an
+idle or a loaded machine (tests/test_determinism.py). Not covered: a daemon that dies (its restart takes wall time).
 
 Config: the command line, or (under the manager, which passes no arguments) the JSON in ROADPILOT_SIM;
 the config in use is written to the SimScenario param.
