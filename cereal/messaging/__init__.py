@@ -6,6 +6,8 @@ Every message is one Cap'n Proto `Event`. A malformed message is counted and log
 never raised out of `SubMaster.update()`.
 """
 
+import mmap
+import os
 import struct
 from collections import deque
 from collections.abc import Iterable
@@ -14,7 +16,7 @@ import capnp
 import zmq
 
 from cereal import log
-from cereal.messaging.endpoints import ipc_endpoint, tcp_endpoint
+from cereal.messaging.endpoints import ipc_endpoint, run_dir, tcp_endpoint
 from cereal.services import SERVICES
 from common import clock
 from common.swaglog import cloudlog
@@ -26,6 +28,7 @@ __all__ = [
 
 MAX_SEGMENTS = 512          # a sane Event never has more; a garbage header claiming more is rejected early
 MAX_DRAIN = 10_000          # messages taken from one socket per update, so one flooding producer cannot starve us
+CATCH_UP_MS = 200           # driven clock: how long a reader waits for a message of an earlier step still on its way
 
 
 class MalformedMessage(ValueError):
@@ -103,6 +106,44 @@ def log_from_bytes(dat: bytes):
     except (capnp.KjException, ValueError) as e:
         raise MalformedMessage(str(e).splitlines()[0][:200]) from e
     return msg
+
+
+class _Published:
+    """Driven clock only: `<run dir>/published` holds, per service, the stamp of the newest message sent. A reader
+    woken at a step then knows which messages of earlier steps exist, and waits for one that ZMQ has not delivered
+    yet (a loaded machine), so what it reads never depends on how fast the machine delivered."""
+
+    SLOT = struct.Struct("<q")
+    INDEX = {s: i for i, s in enumerate(SERVICES)}
+
+    def __init__(self):
+        size = len(SERVICES) * self.SLOT.size
+        fd = os.open(os.path.join(run_dir(create=True), "published"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if os.fstat(fd).st_size < size:
+                os.ftruncate(fd, size)
+            self.map = mmap.mmap(fd, size)
+        finally:
+            os.close(fd)
+
+    def put(self, service: str, stamp: int) -> None:
+        self.SLOT.pack_into(self.map, self.INDEX[service] * self.SLOT.size, stamp)
+
+    def get(self, service: str) -> int:
+        return self.SLOT.unpack_from(self.map, self.INDEX[service] * self.SLOT.size)[0]
+
+
+_published_maps: dict[str, _Published] = {}
+
+
+def _published() -> _Published | None:
+    """This run's table of newest stamps, on the driven clock; None on a car."""
+    if not clock.driven():
+        return None
+    d = run_dir()
+    if d not in _published_maps:
+        _published_maps[d] = _Published()
+    return _published_maps[d]
 
 
 class PubSocket:
@@ -236,11 +277,21 @@ class PubMaster:
         watch = set(watch)
         # (a watched one by keyword: the lockstep harness replaces PubSocket.__init__ with its own two-argument one)
         self.sock = {s: PubSocket(s, tcp_bind, watch=True) if s in watch else PubSocket(s, tcp_bind) for s in services}
+        self.published = _published()
 
     def send(self, service: str, dat) -> None:
+        stamp = None
         if not isinstance(dat, bytes | bytearray | memoryview):
+            stamp = dat.logMonoTime if self.published is not None else None
             dat = dat.to_bytes()
         self.sock[service].send(dat)
+        if self.published is not None:
+            if stamp is None:
+                try:
+                    stamp = _parse(bytes(dat), None).logMonoTime
+                except MalformedMessage:
+                    return  # not a message: nobody waits for it
+            self.published.put(service, stamp)
 
     def close(self) -> None:
         for s in self.sock.values():
@@ -317,6 +368,8 @@ class SubMaster:
         self.parsed_total = dict.fromkeys(self.services, 0)
         self.freq = {s: _FreqTracker(SERVICES[s].frequency) for s in self.services}
         self.hold = clock.driven()
+        self.published = _published()
+        self.newest = dict.fromkeys(self.services, 0)  # driven clock: the newest stamp received (taken or held)
         # driven clock: messages stamped at the present, taken once the world steps on
         self.pending: dict[str, deque] = {s: deque(maxlen=MAX_DRAIN) for s in self.services}
 
@@ -329,31 +382,45 @@ class SubMaster:
         self.updated = dict.fromkeys(self.services, False)
         now_ns = clock.monotonic_ns() if self.hold else 0
         for s in self.services:
-            sock, latest = self.sock[s].sock, None
             held = self.pending[s] if self.hold and s != self.poll else None
+            latest = None
             while held and held[0].logMonoTime < now_ns:
                 latest = held.popleft()
-            for _ in range(MAX_DRAIN):
-                try:
-                    dat = sock.recv(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                try:
-                    # every message is checked and timed; only the newest one per update is exposed
-                    msg = _parse(dat, s)
-                except MalformedMessage as e:
-                    self.malformed[s] += 1
-                    _log_drop(s, "malformed message dropped", bytes=len(dat), error=str(e))
-                    continue
-                self.freq[s].add(msg.logMonoTime)
-                self.parsed_total[s] += 1
-                if held is not None and (held or msg.logMonoTime >= now_ns):
-                    held.append(msg)
-                    continue
-                latest = msg
+            latest = self._drain(s, held, now_ns, latest)
+            if self.published is not None and s != self.poll:
+                # a message of an earlier step that was sent but has not reached us yet: wait for it
+                want = self.published.get(s)
+                if self.newest[s] < want < now_ns and self.sock[s].sock.poll(CATCH_UP_MS):
+                    latest = self._drain(s, held, now_ns, latest)
+                self.newest[s] = max(self.newest[s], min(want, now_ns - 1))  # not waited for twice
             if latest is not None:
                 self._take(s, latest, clock.monotonic())
         self._check_health(clock.monotonic())
+
+    def _drain(self, s: str, held, now_ns: int, latest):
+        """Everything waiting on `s`'s socket: checked, timed, held when stamped at the present (driven clock);
+        returns the newest one taken (or `latest`)."""
+        sock = self.sock[s].sock
+        for _ in range(MAX_DRAIN):
+            try:
+                dat = sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            try:
+                # every message is checked and timed; only the newest one per update is exposed
+                msg = _parse(dat, s)
+            except MalformedMessage as e:
+                self.malformed[s] += 1
+                _log_drop(s, "malformed message dropped", bytes=len(dat), error=str(e))
+                continue
+            self.freq[s].add(msg.logMonoTime)
+            self.parsed_total[s] += 1
+            self.newest[s] = max(self.newest[s], msg.logMonoTime)
+            if held is not None and (held or msg.logMonoTime >= now_ns):
+                held.append(msg)
+                continue
+            latest = msg
+        return latest
 
     def update_msgs(self, cur_time: float, msgs: list) -> None:
         """Folds already-parsed Events in (the entry point for replay and lockstep drivers)."""

@@ -235,3 +235,62 @@ class TestSockets:
         monkeypatch.setenv("ROADPILOT_PREFIX", "../etc")
         with pytest.raises(ValueError, match="ROADPILOT_PREFIX"):
             messaging.pub_sock("carState")
+
+
+class TestDrivenClock:
+    """SubMaster on the lockstep simulator's clock (common.clock): what a daemon takes at a step never depends on how
+    fast the machine ran its peers or delivered their messages."""
+
+    @pytest.fixture
+    def world(self, monkeypatch):
+        from common.clock import CLOCK_ENV, DRIVEN, DrivenClock
+        monkeypatch.setenv(CLOCK_ENV, DRIVEN)
+        c = DrivenClock(time.monotonic_ns())
+        yield c
+        c.close()
+
+    @staticmethod
+    def stamped(service: str, ns: int):
+        m = messaging.new_message(service)
+        m.logMonoTime = ns
+        return m
+
+    def test_a_peers_answer_to_the_present_step_is_taken_once_the_world_steps_on(self, world):
+        pm = messaging.PubMaster(["carState", "selfdriveState"], watch=["carState", "selfdriveState"])
+        sm = messaging.SubMaster(["carState", "selfdriveState"], poll="carState")
+        try:
+            while pm.sock["carState"].subscribers() < 1 or pm.sock["selfdriveState"].subscribers() < 1:
+                time.sleep(0.001)
+            t = world.ns
+            pm.send("selfdriveState", self.stamped("selfdriveState", t))  # a peer already answered this step
+            pm.send("carState", self.stamped("carState", t))              # our own input: taken at once
+            assert wait_until(sm, lambda: sm.updated["carState"])
+            assert not sm.seen["selfdriveState"]
+            world.set_ns(t + 10_000_000)
+            pm.send("carState", self.stamped("carState", world.ns))
+            assert wait_until(sm, lambda: sm.updated["carState"])
+            assert sm.seen["selfdriveState"] and sm.logMonoTime["selfdriveState"] == t
+        finally:
+            pm.close()
+            sm.close()
+
+    def test_a_message_sent_but_never_delivered_is_waited_for_once(self, world):
+        # the table of stamps says an earlier step's message exists; it never comes (a reader that joined late):
+        # one wait of CATCH_UP_MS, not one per update
+        pm = messaging.PubMaster(["carState", "selfdriveState"], watch=["carState"])
+        sm = messaging.SubMaster(["carState", "selfdriveState"], poll="carState")
+        try:
+            while pm.sock["carState"].subscribers() < 1:
+                time.sleep(0.001)
+            pm.published.put("selfdriveState", world.ns - 10_000_000)
+            waits = []
+            for _ in range(3):
+                world.set_ns(world.ns + 10_000_000)
+                pm.send("carState", self.stamped("carState", world.ns))
+                t0 = time.monotonic()
+                assert wait_until(sm, lambda: sm.updated["carState"])
+                waits.append(time.monotonic() - t0)
+            assert waits[0] >= messaging.CATCH_UP_MS / 1000 * 0.9 and max(waits[1:]) < messaging.CATCH_UP_MS / 1000
+        finally:
+            pm.close()
+            sm.close()
