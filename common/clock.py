@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from common.mapped_words import map_words
+
 CLOCK_ENV = "ROADPILOT_CLOCK"
 WALL, DRIVEN = "wall", "driven"
 CLOCK_FILE = "clock"
@@ -67,8 +69,7 @@ class _DrivenReader:
     def ns(self) -> int:
         if self.map is None:
             try:
-                with open(self.path, "rb") as f:
-                    self.map = mmap.mmap(f.fileno(), _NS.size, access=mmap.ACCESS_READ)
+                self.map = map_words(self.path, 1, writable=False)
             except (FileNotFoundError, ValueError):  # not written yet (or still empty)
                 return time.monotonic_ns()
         return _NS.unpack_from(self.map, 0)[0]
@@ -130,12 +131,7 @@ class DrivenClock:
         run_dir(create=True)
         # written in place, never replaced: a daemon that mapped the file (an earlier drive's, or before we started)
         # must see our time, not keep an unlinked copy
-        fd = os.open(_path(), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            os.ftruncate(fd, _NS.size)  # a new file reads 0
-            self.map = mmap.mmap(fd, _NS.size)
-        finally:
-            os.close(fd)
+        self.map = map_words(_path(), 1, create=True)
         # an earlier drive faster than real time may have left it ahead of the machine's clock: never backwards
         self.ns = max(start_ns, _NS.unpack_from(self.map, 0)[0])
         _NS.pack_into(self.map, 0, self.ns)

@@ -6,7 +6,6 @@ Every message is one Cap'n Proto `Event`. A malformed message is counted and log
 never raised out of `SubMaster.update()`.
 """
 
-import mmap
 import os
 import struct
 from collections import deque
@@ -19,6 +18,7 @@ from cereal import log
 from cereal.messaging.endpoints import ipc_endpoint, run_dir, tcp_endpoint
 from cereal.services import SERVICES
 from common import clock
+from common.mapped_words import map_words
 from common.swaglog import cloudlog
 
 __all__ = [
@@ -117,14 +117,7 @@ class _Published:
     INDEX = {s: i for i, s in enumerate(SERVICES)}
 
     def __init__(self):
-        size = len(SERVICES) * self.SLOT.size
-        fd = os.open(os.path.join(run_dir(create=True), "published"), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            if os.fstat(fd).st_size < size:
-                os.ftruncate(fd, size)
-            self.map = mmap.mmap(fd, size)
-        finally:
-            os.close(fd)
+        self.map = map_words(os.path.join(run_dir(create=True), "published"), len(SERVICES), create=True)
 
     def put(self, service: str, stamp: int) -> None:
         self.SLOT.pack_into(self.map, self.INDEX[service] * self.SLOT.size, stamp)

@@ -35,7 +35,6 @@ pyzmq's recv/poll in the child only; see the report proposing to move this into 
 
 import importlib
 import json
-import mmap
 import os
 import runpy
 import sys
@@ -46,6 +45,7 @@ import numpy as np
 import zmq
 
 from cereal.services import SERVICES
+from common.mapped_words import map_words
 
 ENV = "ROADPILOT_LOCKSTEP"
 SET_ENV = "ROADPILOT_LOCKSTEP_SET"  # "pkg.module:NAME=<json>;..." set before the daemon runs (tests change behaviour)
@@ -65,12 +65,12 @@ class LockstepError(RuntimeError):
 
 
 def control_block(path: str, create: bool = False) -> np.ndarray:
-    """The shared page as int64 words (a plain ndarray over the mapping: np.memmap's indexing is 10x slower)."""
+    """The shared page as int64 words (a plain ndarray over the mapping: np.memmap's indexing is 10x slower);
+    `create` zeroes it (an earlier replay's on this prefix)."""
+    cb = np.frombuffer(map_words(path, WORDS, create=create), dtype=np.int64)
     if create:
-        with open(path, "wb") as f:
-            f.write(b"\0" * (WORDS * 8))
-    with open(path, "r+b") as f:
-        return np.frombuffer(mmap.mmap(f.fileno(), WORDS * 8), dtype=np.int64)
+        cb[:] = 0
+    return cb
 
 
 def channel(path: str, kind: str) -> str:
