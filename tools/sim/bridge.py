@@ -64,8 +64,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import SimpleNamespace
+from typing import TypeVar
 
 from cereal import messaging
 from common.clock import CLOCK_ENV, DRIVEN, WALL, DrivenClock
@@ -100,6 +102,8 @@ ANSWERED_BY = {"sendcan": "card", "carControl": "controlsd", "selfdriveState": "
                "longitudinalPlan": "plannerd", "liveCalibration": "calibrationd"}
 WAIT_SLICE_MS = 50           # a wait for an answer looks at managerState this often
 PACE_MAX_LAG_S = 0.1         # lockstep, stack lost: behind real time by more than this, the world does not catch up
+
+T = TypeVar("T")
 
 
 def is_query(frames: list[Frame]) -> bool:
@@ -163,11 +167,10 @@ class Bridge:
             # waited for: the frame's answers from the first frame on (no frame is drawn before the world starts),
             # the others once they have answered
             self.seen = {s: camera is not None and s in FRAME_ANSWERS for s in ANSWERS}
-            self.answered: set[str] = set()  # ever
+            self.answered: set[str] = set()  # ever (one that answered and is not waited for now is missing)
             self.in_a_row = 0
             self.extra_answers = 0
             self.stack_lost = False  # it answered, then stopped: run on (at its pace) and wait for it again
-            self.missing: set[str] = set()  # answered, then did not: run on at real time until they answer
             self.resyncs = 0
             self.late_answers = 0
 
@@ -237,31 +240,34 @@ class Bridge:
             rk.keep_time()
 
     # --- lockstep --------------------------------------------------------------------------------------------
+    def _arrivals(self, service: str, receive: Callable[[int], T | None], timeout_ms: int) -> Iterator[T]:
+        """What receive(ms) brings for `service` within `timeout_ms` of wall time, looked at every WAIT_SLICE_MS: the
+        wait also ends as soon as the manager says the daemon that answers `service` is gone."""
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            got = receive(min(WAIT_SLICE_MS, max(0, int((deadline - time.monotonic()) * 1000))))
+            if got is not None:
+                yield got
+            elif time.monotonic() >= deadline or self._gone(service):
+                return
+
     def _take_sendcan(self, timeout_ms: int) -> bool:
         """The end of the next `sendcan` canbridged handled, within `timeout_ms` (True: one came); the frames the
         safety layer let through reach the car. A `sendcan` of diagnostic frames only is card identifying the car
         (firmware queries, on its own clock): it reaches the car's ECUs but is not an answer to a step, so the wait
         goes on."""
-        deadline = time.monotonic() + timeout_ms / 1000
-        while True:
-            got = self.link.take(min(WAIT_SLICE_MS, max(0, int((deadline - time.monotonic()) * 1000))))
-            if got is None:
-                if time.monotonic() < deadline and not self._gone("sendcan"):
-                    continue
-                return False
-            stamp, frames = got
+        for stamp, frames in self._arrivals("sendcan", self.link.take, timeout_ms):
             if frames:  # a frame as it went out; its sendcan ends with a tag
                 self.sent += frames
                 continue
             sent, self.sent = self.sent, []
             self.commands += sent
             self.frames_to_car += len(sent)
-            if is_query(sent):
-                continue
-            if self._late(stamp):
+            if is_query(sent) or self._late(stamp):
                 continue
             self._answered("sendcan")
             return True
+        return False
 
     def _late(self, stamp: int) -> bool:
         """An answer stamped before this step (the stack runs on our clock): a late answer to an earlier step,
@@ -274,23 +280,22 @@ class Bridge:
 
     def _take(self, service: str, timeout_ms: int) -> bytes | None:
         """The next message of `service` (one the stack answers with besides sendcan) within `timeout_ms`."""
-        deadline = time.monotonic() + timeout_ms / 1000
-        while True:
-            dat = self.socks[service].receive(min(WAIT_SLICE_MS, max(0, int((deadline - time.monotonic()) * 1000))))
-            if dat is None:
-                if time.monotonic() < deadline and not self._gone(service):
-                    continue
-                return None
+        for dat in self._arrivals(service, self.socks[service].receive, timeout_ms):
             if service in STEP_ANSWERS and self._late(stamp_of(dat)):
                 continue
             self._answered(service)
             self.last[service] = dat
             return dat
+        return None
+
+    @property
+    def missing(self) -> set[str]:
+        """Services that answered, then stopped (not waited for now): the world runs at real time until they answer."""
+        return {s for s in self.answered if not self.seen[s]}
 
     def _answered(self, service: str) -> None:
         self.seen[service] = True
         self.answered.add(service)
-        self.missing.discard(service)
         self._poll_manager()
         self.answer_pid[service] = self.pids.get(ANSWERED_BY[service], 0)
 
@@ -469,7 +474,6 @@ class Bridge:
             cloudlog.warning(f"lockstep: {service} never answered: not waiting for it until it does",
                              extra={"t": self.sim.t, **self.timeouts})
             return None
-        self.missing.add(service)
         cloudlog.warning(f"lockstep: {service} did not answer: the world runs at real time without it until it answers",
                          extra={"t": self.sim.t, **self.timeouts})
         return None
