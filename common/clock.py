@@ -15,9 +15,10 @@ every mode. On the driven clock:
 A wait on the driven clock also ends after DRIVEN_WAIT_CAP_S of wall time (a world that stopped: the drive ended,
 the simulator died), so a daemon still notices a stop and can be stopped.
 
-Process replay sets time itself (tools/replay/lockstep.py patches time.monotonic and the sockets' waits): the wall
-clock here reads time.monotonic at each call, so it follows. Infrastructure that must work whatever the world does
-(the manager, loggerd, camerad's source watch, the simulator itself) reads the machine's clock (`time`) directly.
+Under process replay the clock is stepped (cereal/messaging/stepped.py): time is the recording's, a word the replay's
+driver sets, and a wait ends when the driver moves it past the deadline or sends an input. Infrastructure that must
+work whatever the world does (the manager, loggerd, camerad's source watch, the simulator itself) reads the
+machine's clock (`time`) directly.
 """
 
 import mmap
@@ -30,7 +31,8 @@ from typing import TypeVar
 from common.mapped_words import map_words
 
 CLOCK_ENV = "ROADPILOT_CLOCK"
-WALL, DRIVEN = "wall", "driven"
+WALL, DRIVEN, STEPPED = "wall", "driven", "stepped"
+KINDS = (WALL, DRIVEN, STEPPED)
 CLOCK_FILE = "clock"
 DRIVEN_WAIT_CAP_S = 10.0  # wall seconds a wait on a driven clock that does not move may last (a loaded machine
                           # stalls a world for seconds: an input that late in wall time is not late)
@@ -41,21 +43,31 @@ T = TypeVar("T")
 
 
 def _path() -> str:
+    """The file whose first word is the time: the simulator's clock file, or process replay's control block."""
+    if kind() == STEPPED:
+        from cereal.messaging.stepped import control_path
+        return control_path()
     from cereal.messaging.endpoints import run_dir
     return os.path.join(run_dir(), CLOCK_FILE)
 
 
 def kind() -> str:
-    """WALL or DRIVEN, from the environment (an unknown value is an error: a daemon must not guess its time)."""
+    """WALL, DRIVEN or STEPPED, from the environment (an unknown value is an error: a daemon must not guess its
+    time)."""
     k = os.environ.get(CLOCK_ENV, WALL) or WALL
-    if k not in (WALL, DRIVEN):
-        raise ValueError(f"{CLOCK_ENV}={k!r}: use {WALL} or {DRIVEN}")
+    if k not in KINDS:
+        raise ValueError(f"{CLOCK_ENV}={k!r}: use one of {', '.join(KINDS)}")
     return k
 
 
 def driven() -> bool:
     """True when this process runs on the lockstep simulator's clock."""
     return kind() == DRIVEN
+
+
+def stepped() -> bool:
+    """True when this process runs under process replay (cereal/messaging/stepped.py)."""
+    return kind() == STEPPED
 
 
 class _DrivenReader:
@@ -87,24 +99,24 @@ def _driven_ns() -> int:
 
 
 def monotonic_ns() -> int:
-    return _driven_ns() if driven() else time.monotonic_ns()
+    return time.monotonic_ns() if kind() == WALL else _driven_ns()
 
 
 def monotonic() -> float:
-    return _driven_ns() / 1e9 if driven() else time.monotonic()
+    return time.monotonic() if kind() == WALL else _driven_ns() / 1e9
 
 
 def wait(fn: Callable[[int], T | None], timeout_s: float) -> T | None:
     """Calls fn(ms) (a socket's receive or a poller's poll with a timeout in ms) until it returns something or
     `timeout_s` has passed on this clock; returns what it returned last (None or empty: nothing came)."""
-    if not driven():
-        deadline = time.monotonic() + timeout_s
+    if not driven():  # the machine's clock, or the stepped one: fn itself waits until its deadline on this clock
+        deadline = monotonic() + timeout_s
         while True:
-            ms = max(0, int((deadline - time.monotonic()) * 1000))
+            ms = max(0, int((deadline - monotonic()) * 1000))
             got = fn(ms)
-            # under less than a millisecond left: done (no spinning on 0 ms waits; process replay's virtual time
-            # would never move under them)
-            if got or ms == 0 or time.monotonic() >= deadline:
+            # under less than a millisecond left: done (no spinning on 0 ms waits; the stepped clock would never move
+            # under them)
+            if got or ms == 0 or monotonic() >= deadline:
                 return got
     deadline_ns = _driven_ns() + int(timeout_s * 1e9)
     cap = time.monotonic() + max(DRIVEN_WAIT_CAP_S, timeout_s)
@@ -116,10 +128,19 @@ def wait(fn: Callable[[int], T | None], timeout_s: float) -> T | None:
 
 def sleep(seconds: float) -> None:
     """Sleeps `seconds` of this clock (on the driven clock: until it has moved that far, at most the wall cap)."""
+    if stepped() and (st := _stepper()) is not None:
+        if seconds > 0:
+            st.wait([], seconds * 1000.0)
+        return
     if not driven():
         time.sleep(max(0.0, seconds))
         return
     wait(lambda ms: time.sleep(ms / 1000) or None, seconds)
+
+
+def _stepper():
+    from cereal.messaging.stepped import stepper
+    return stepper()
 
 
 class DrivenClock:

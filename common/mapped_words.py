@@ -1,7 +1,7 @@
 """A small file of int64 words that several processes share through one mapping.
 
 The driven clock (common.clock), the newest stamp of each service (cereal.messaging) and process replay's control
-block (tools.replay.lockstep) are such files in the run directory: one process writes, the others read what it
+block (cereal.messaging.stepped) are such files in the run directory: one process writes, the others read what it
 wrote at once, without a message or a system call per read.
 """
 

@@ -15,6 +15,7 @@ import capnp
 import zmq
 
 from cereal import log
+from cereal.messaging import stepped
 from cereal.messaging.endpoints import ipc_endpoint, run_dir, tcp_endpoint
 from cereal.services import SERVICES
 from common import clock
@@ -151,18 +152,31 @@ class PubSocket:
         self.service = service
         self.watch = watch
         self._subscribers = 0
-        self.sock = _context().socket(zmq.XPUB if watch else zmq.PUB)
+        # stepped clock (process replay): an XPUB whose first message waits for the replay's subscription
+        self.stepper = stepped.stepper(any_thread=True)
+        self.sock = _context().socket(zmq.XPUB if watch or self.stepper else zmq.PUB)
         if watch:
             self.sock.setsockopt(zmq.XPUB_VERBOSER, 1)  # every (un)subscribe, not only a topic's first and last
         self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.SNDHWM, 2000)
+        self.sock.setsockopt(zmq.SNDHWM, 100_000 if self.stepper else 2000)  # the replay reads once per step
         self.sock.bind(ipc_endpoint(service, create=True))
         if tcp_bind is not None:
             self.sock.bind(tcp_endpoint(service, tcp_bind))
+        if self.stepper is not None:
+            self.stepper.bound(service)
 
     def send(self, dat: bytes) -> None:
-        # PUB never blocks: a subscriber that does not keep up loses messages at its high-water mark.
-        self.sock.send(dat, zmq.NOBLOCK, copy=len(dat) < 65536)
+        if self.stepper is None:
+            # PUB never blocks: a subscriber that does not keep up loses messages at its high-water mark.
+            self.sock.send(dat, zmq.NOBLOCK, copy=len(dat) < 65536)
+            return
+        if self._subscribers == 0 and not self.watch:  # stepped: the first message waits for the replay to hear it
+            if not self.sock.poll(int(stepped.FIRST_READER_S * 1000)):
+                raise stepped.LockstepError(f"nobody subscribed to {self.service} within {stepped.FIRST_READER_S} s")
+            self.sock.recv()
+            self._subscribers = 1
+        self.sock.send(dat, copy=len(dat) < 65536)
+        self.stepper.published(self.service)
 
     def subscribers(self) -> int:
         """How many subscribers are connected now (a watched socket only). Each SUB subscribes once, to everything;
@@ -198,11 +212,21 @@ class SubSocket:
             self.sock.setsockopt(zmq.RCVHWM, 2000)
         self.sock.setsockopt(zmq.SUBSCRIBE, b"")
         self.sock.connect(ipc_endpoint(service) if addr is None else tcp_endpoint(service, addr))
+        # stepped clock (process replay): what the replay sent us is counted, so a read never misses one in flight
+        self.stepper = stepped.stepper(any_thread=True) if not conflate and addr is None else None
+        if self.stepper is not None:
+            self.stepper.subscribed(self.sock, service)
 
     def receive(self, timeout_ms: int | None = 100) -> bytes | None:
         """The next message's bytes, or None after `timeout_ms` (0: don't wait). Never waits forever."""
-        if timeout_ms is not None and timeout_ms > 0 and not self.sock.poll(timeout_ms):
+        if timeout_ms is not None and timeout_ms > 0 and not wait_for_any([self], timeout_ms):
             return None
+        return self.receive_nowait()
+
+    def receive_nowait(self) -> bytes | None:
+        """The next message waiting (None: none)."""
+        if (st := _stepper(self)) is not None:
+            return st.recv(self.sock)
         try:
             return self.sock.recv(zmq.NOBLOCK)
         except zmq.Again:
@@ -210,6 +234,18 @@ class SubSocket:
 
     def close(self) -> None:
         self.sock.close(0)
+
+
+def _stepper(sock: SubSocket):
+    """The stepper when `sock` is counted by one and this is the stepped thread (else None: a plain socket)."""
+    return stepped.stepper() if sock.stepper is not None else None
+
+
+def wait_for_any(socks: list[SubSocket], timeout_ms: int) -> bool:
+    """Whether one of `socks` has a message within `timeout_ms` (on the stepped clock: of its time)."""
+    if socks and (st := _stepper(socks[0])) is not None:
+        return st.wait([s.sock for s in socks], timeout_ms)
+    return bool(zmq.zmq_poll([(s.sock, zmq.POLLIN) for s in socks], timeout_ms))
 
 
 def pub_sock(service: str, tcp_bind: str | None = None) -> PubSocket:
@@ -268,8 +304,7 @@ class PubMaster:
 
     def __init__(self, services: Iterable[str], tcp_bind: str | None = None, watch: Iterable[str] = ()):
         watch = set(watch)
-        # (a watched one by keyword: the lockstep harness replaces PubSocket.__init__ with its own two-argument one)
-        self.sock = {s: PubSocket(s, tcp_bind, watch=True) if s in watch else PubSocket(s, tcp_bind) for s in services}
+        self.sock = {s: PubSocket(s, tcp_bind, watch=s in watch) for s in services}
         self.published = _published()
 
     def send(self, service: str, dat) -> None:
@@ -343,9 +378,7 @@ class SubMaster:
         self.ignore_avg_freq = set(ignore_avg_freq)
         self.ignore_valid = set(ignore_valid)
         self.sock = {s: SubSocket(s, conflate, addr) for s in self.services}
-        self.poller = zmq.Poller()
-        for s in (self.services if poll is None else [poll]):
-            self.poller.register(self.sock[s].sock, zmq.POLLIN)
+        self.waited = [self.sock[s] for s in (self.services if poll is None else [poll])]
 
         self.frame = -1
         self.data = {s: getattr(new_message(s, 0 if s in _LIST_SERVICES else None), s) for s in self.services}
@@ -370,7 +403,8 @@ class SubMaster:
         return self.data[service]
 
     def update(self, timeout_ms: int = 100) -> None:
-        clock.wait(self.poller.poll, timeout_ms / 1000)  # the process's clock: the world's in lockstep (common.clock)
+        # the process's clock: the world's in lockstep, the recording's in process replay (common.clock)
+        clock.wait(lambda ms: wait_for_any(self.waited, ms), timeout_ms / 1000)
         self.frame += 1
         self.updated = dict.fromkeys(self.services, False)
         now_ns = clock.monotonic_ns() if self.hold else 0
@@ -393,11 +427,9 @@ class SubMaster:
     def _drain(self, s: str, held, now_ns: int, latest):
         """Everything waiting on `s`'s socket: checked, timed, held when stamped at the present (driven clock);
         returns the newest one taken (or `latest`)."""
-        sock = self.sock[s].sock
+        sock = self.sock[s]
         for _ in range(MAX_DRAIN):
-            try:
-                dat = sock.recv(zmq.NOBLOCK)
-            except zmq.Again:
+            if (dat := sock.receive_nowait()) is None:
                 break
             try:
                 # every message is checked and timed; only the newest one per update is exposed

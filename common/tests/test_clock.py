@@ -92,3 +92,20 @@ def test_a_sleep_on_the_worlds_clock_lasts_until_the_world_has_moved(driven):
     clock.sleep(0.05)  # five of the world's 10 ms steps
     assert clock.monotonic_ns() - start >= 50_000_000
     t.join()
+
+
+def test_the_stepped_clock_is_the_time_process_replay_set(monkeypatch, tmp_path):
+    """Process replay's clock: the control block's CLOCK word, which its driver sets."""
+    from cereal.messaging import stepped
+    monkeypatch.setenv(clock.CLOCK_ENV, clock.STEPPED)
+    monkeypatch.delenv(stepped.ENV, raising=False)
+    with pytest.raises(ValueError, match="ROADPILOT_LOCKSTEP"):
+        clock.monotonic_ns()
+    path = str(tmp_path / "ls-test")
+    cb = stepped.control_block(path, create=True)
+    monkeypatch.setenv(stepped.ENV, path)
+    cb[stepped.CLOCK] = 42_000_000_000
+    assert clock.stepped() and not clock.driven()
+    assert clock.monotonic_ns() == 42_000_000_000 and clock.monotonic() == 42.0
+    cb[stepped.CLOCK] += 10_000_000
+    assert clock.monotonic_ns() == 42_010_000_000

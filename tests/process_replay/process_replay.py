@@ -1,4 +1,4 @@
-"""Process replay: each daemon as a real process, in lockstep (tools/replay/lockstep.py), against a fixed
+"""Process replay: each daemon as a real process, on the stepped clock (cereal/messaging/stepped.py), against a fixed
 input route; its outputs are compared with stored reference outputs, field by field.
 
     python -m tests.process_replay.process_replay [daemon...]     compare with the references, print the diff
@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 import zstandard
 
 from cereal import messaging
+from cereal.messaging.stepped import SERVICE_INDEX, SUBSCRIBED
 from common.params import Params
 from tests.process_replay.compare import compare, format_diff
 from tests.process_replay.inputs import ROUTES, as_bytes, digest
-from tools.replay.lockstep import SERVICE_INDEX, SUBSCRIBED
 from tools.replay.lockstep_driver import LockstepDaemon
 
 REF_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref")

@@ -1,7 +1,7 @@
-"""The driver's side of lockstep (see lockstep.py for the contract): runs one daemon as a real process and
-feeds it recorded messages one at a time, returning what each one made it publish. Its inputs are bound
-when the daemon first subscribes to them (or up front with `inputs=`); its outputs are subscribed when the
-daemon binds them, so what a daemon reads and writes is learned from its own sockets.
+"""The driver's side of process replay's stepped clock (cereal/messaging/stepped.py is the contract): runs one
+daemon as a real process and feeds it recorded messages one at a time, returning what each one made it publish.
+Its inputs are bound when the daemon first subscribes to them (or up front with `inputs=`); its outputs are
+subscribed when the daemon binds them, so what a daemon reads and writes is learned from its own sockets.
 
     d = LockstepDaemon("selfdrive.car.card", ["--car", "TOYOTA_RAV4"], t_start_ns=t0)
     d.start()
@@ -21,8 +21,7 @@ from collections.abc import Iterable
 import zmq
 
 from cereal.messaging.endpoints import ipc_endpoint, run_dir
-from cereal.services import SERVICES
-from tools.replay.lockstep import (
+from cereal.messaging.stepped import (
     BINDS,
     BOUND,
     CLOCK,
@@ -39,6 +38,8 @@ from tools.replay.lockstep import (
     channel,
     control_block,
 )
+from cereal.services import SERVICES
+from common.clock import CLOCK_ENV, STEPPED
 
 SERVICE_NAMES = list(SERVICES)
 
@@ -93,7 +94,7 @@ class LockstepDaemon:
         err = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen([sys.executable, "-m", "tools.replay.lockstep", self.module, *self.args],
                                      stdout=subprocess.DEVNULL, stderr=err,
-                                     env={**os.environ, **self.env, ENV: self.path})
+                                     env={**os.environ, **self.env, CLOCK_ENV: STEPPED, ENV: self.path})
         if err is not subprocess.DEVNULL:
             err.close()
         self._wait_idle(timeout_s=max(self.step_timeout_s, 60.0))

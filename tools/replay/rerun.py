@@ -2,9 +2,9 @@
 
     python -m tools.replay.rerun ROUTE [--daemon controlsd] [--tolerance 0.01]
 
-The daemon (a process replay config: card, plannerd, controlsd, selfdrived) runs as a real process under
-tools/replay/lockstep.py and is fed the route's messages of the services it declares it reads, in their
-recorded order, at their recorded times. Each message it publishes is paired with the one the route recorded
+The daemon (a process replay config: card, plannerd, controlsd, selfdrived) runs as a real process on the
+stepped clock (cereal/messaging/stepped.py) and is fed the route's messages of the services it declares it reads,
+in their recorded order, at their recorded times. Each message it publishes is paired with the one the route recorded
 for the same service just after the same input (the live daemon stamped it a fraction of a millisecond after
 the input it answered; the replayed one carries the input's own time), and compared field by field. card runs as
 the route's car (route.json's `car`, as the importers write it, else its carParams). A route that records none of

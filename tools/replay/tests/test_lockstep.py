@@ -5,7 +5,7 @@ is reported, not waited for."""
 import pytest
 
 from cereal import messaging
-from tools.replay.lockstep import LockstepError
+from cereal.messaging.stepped import LockstepError
 from tools.replay.lockstep_driver import LockstepDaemon
 
 T0 = 50_000_000_000

@@ -3,9 +3,9 @@ without CAN (vEgo = -1), stamped by its own clock; `--sleep` sleeps 50 ms (virtu
 a `can` frame at 0x666 makes it exit with code 3."""
 
 import sys
-import time
 
 from cereal import messaging
+from common import clock
 
 
 def main() -> None:
@@ -17,7 +17,7 @@ def main() -> None:
         if msg is not None and any(c.address == 0x666 for c in msg.can):
             sys.exit(3)
         if sleep:
-            time.sleep(0.05)
+            clock.sleep(0.05)
         out = messaging.new_message("carState")
         out.carState.vEgo = -1.0 if msg is None else float(len(msg.can))
         pm.send("carState", out)
