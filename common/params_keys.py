@@ -3,9 +3,9 @@
 A key that is not declared here cannot be read or written (`Params` raises KeyError), so a typo
 never silently creates a new key, and every reader agrees on how a value is encoded.
 
-Lifetimes (`ParamFlag`): PERSISTENT keys live until something removes them; the CLEAR_ON_* keys are
-wiped by the manager at that moment (`Params.clear_all(flag)`), so a value from a previous run or
-drive is never mistaken for a current one. A key may carry several CLEAR_ON_* flags.
+Lifetimes (`ParamFlag`): PERSISTENT keys live until something removes them; CLEAR_ON_MANAGER_START keys are
+wiped by the manager when it starts (`Params.clear_all(flag)`), so a value from a previous run is never mistaken
+for a current one. Every key is read by some daemon or tool (a test checks it): a value nobody reads is not kept.
 """
 
 import enum
@@ -28,8 +28,6 @@ class ParamType(enum.Enum):
 class ParamFlag(enum.IntFlag):
     PERSISTENT = enum.auto()
     CLEAR_ON_MANAGER_START = enum.auto()
-    CLEAR_ON_ONROAD_TRANSITION = enum.auto()
-    CLEAR_ON_OFFROAD_TRANSITION = enum.auto()
 
 
 P = ParamFlag
@@ -83,11 +81,6 @@ def check_torque_params(value: Any) -> None:
             raise ValueError(f"{k} is not a finite number: {str(value.get(k))[:30]}")
 
 
-def check_json_object(value: Any) -> None:
-    if not isinstance(value, dict):
-        raise ValueError(f"not a JSON object: {type(value).__name__}")
-
-
 def check_one_of(*allowed: Any) -> Callable[[Any], None]:
     def check(value: Any) -> None:
         if value not in allowed:
@@ -99,35 +92,25 @@ _KEYS = (
     # name                      type      lifetime                                                default
     # car identity: what card fingerprinted and published; rewritten every start
     ParamKey("CarParams",         T.BYTES, P.CLEAR_ON_MANAGER_START, max_bytes=4 * 1024 * 1024),
-    ParamKey("CarName",           T.STR,   P.CLEAR_ON_MANAGER_START),
     # calibration and learned values survive reboots
     ParamKey("CalibrationParams", T.BYTES, P.PERSISTENT, check=check_calibration),
-    ParamKey("LiveParameters",    T.JSON,  P.PERSISTENT, check=check_json_object),  # learned steer ratio, offsets
     ParamKey("LiveTorqueParameters", T.JSON, P.PERSISTENT, max_bytes=4096, check=check_torque_params),  # torqued
-    ParamKey("CameraHeight",      T.FLOAT, P.PERSISTENT, 1.22),  # m above the road; webcams are mounted anywhere
     # user settings
     # 0 aggressive, 1 standard, 2 relaxed
     ParamKey("LongitudinalPersonality", T.INT, P.PERSISTENT, 1, check=check_one_of(0, 1, 2)),
     ParamKey("ExperimentalMode",  T.BOOL,  P.PERSISTENT, False),
-    ParamKey("IsMetric",          T.BOOL,  P.PERSISTENT, True),
-    # device identity and bookkeeping
-    ParamKey("DeviceId",          T.STR,   P.PERSISTENT),
-    ParamKey("RouteCount",        T.INT,   P.PERSISTENT, 0),
-    # run state, owned by the manager and selfdrived
+    # run state, owned by the manager and selfdrived (whose write of IsEngaged is how a disk that refuses writes
+    # shows to the driver: "Settings Not Saved")
     ParamKey("IsOnroad",          T.BOOL,  P.CLEAR_ON_MANAGER_START, False),
-    ParamKey("IsEngaged",         T.BOOL,  P.CLEAR_ON_MANAGER_START | P.CLEAR_ON_OFFROAD_TRANSITION, False),
-    ParamKey("CurrentRoute",      T.STR,   P.CLEAR_ON_MANAGER_START | P.CLEAR_ON_OFFROAD_TRANSITION),
-    ParamKey("ControlsReady",     T.BOOL,  P.CLEAR_ON_MANAGER_START | P.CLEAR_ON_ONROAD_TRANSITION, False),
+    ParamKey("IsEngaged",         T.BOOL,  P.CLEAR_ON_MANAGER_START, False),
     ParamKey("ManagerMode",       T.STR,   P.CLEAR_ON_MANAGER_START),  # sim / replay / device
-    ParamKey("SimScenario",       T.STR,   P.CLEAR_ON_MANAGER_START),
     # persisted values the manager found corrupt at start, moved aside and reset (selfdrived names them)
     ParamKey("ParamsReset",       T.JSON,  P.CLEAR_ON_MANAGER_START),
 )
 
 KEYS: dict[str, ParamKey] = {k.name: k for k in _KEYS}
 
-_LIFETIME_FLAGS = ParamFlag.CLEAR_ON_MANAGER_START | ParamFlag.CLEAR_ON_ONROAD_TRANSITION \
-    | ParamFlag.CLEAR_ON_OFFROAD_TRANSITION
+_LIFETIME_FLAGS = ParamFlag.CLEAR_ON_MANAGER_START
 
 
 def check_value(key: ParamKey, value: Any) -> Any:

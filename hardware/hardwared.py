@@ -4,8 +4,8 @@ Storage is watched where roadpilot writes (STORES: the params and the routes, wh
 disks): free space every cycle, and a small write probe every PROBE_EVERY_S, because "free space" alone
 misses a read-only remount, a quota or a dying card. `freeSpacePercent` is the fullest store's.
 
-`started` (onroad) mirrors the IsOnroad param, which the manager sets from its mode for now (device mode
-stays offroad until ignition can be read from the car: that needs canbridged/card, not built yet).
+`started` (onroad) mirrors the IsOnroad param, which the manager sets from its mode (device mode stays offroad:
+nothing reads the car's ignition yet, and no daemon waits for onroad).
 """
 
 import contextlib

@@ -403,9 +403,9 @@ class TestParams:
     @given(param_file())
     @example(("ParamsReset", b"[]"))
     @example(("LongitudinalPersonality", b"3"))
-    @example(("CameraHeight", b"1e999"))
-    @example(("LiveParameters", b'{"a": NaN}'))
-    @example(("LiveParameters", b'{"a": 1e999}'))
+    @example(("LongitudinalPersonality", b"1e999"))
+    @example(("LiveTorqueParameters", b'{"car": "x", "latAccelFactor": NaN}'))
+    @example(("ParamsReset", b'{"a": 1e999}'))
     def test_get_returns_the_default_or_a_value_put_accepts(self, key_raw):
         key, raw = key_raw
         params = Params()
@@ -419,8 +419,8 @@ class TestParams:
         # what get hands out, put can write and get reads back the same
         assert decode(k, encode(k, check_value(k, value))) == value
 
-    @pytest.mark.parametrize("key, raw", [("ParamsReset", b"NaN"), ("LiveParameters", b'{"a": Infinity}'),
-                                          ("LiveParameters", b'{"a": [-1e999]}')])
+    @pytest.mark.parametrize("key, raw", [("ParamsReset", b"NaN"), ("ParamsReset", b'{"a": Infinity}'),
+                                          ("LiveTorqueParameters", b'{"a": [-1e999]}')])
     def test_json_nan_and_infinity_read_as_corrupt(self, key, raw):
         # put refuses them (and FLOAT keys read them as corrupt): a JSON key's file holding one is corrupt too
         params = Params()

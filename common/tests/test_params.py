@@ -29,6 +29,21 @@ def warnings_log():
 
 CAL = b'{"rpy": [0.0, 0.01, -0.02], "blocks": [[0.01, -0.02]], "valid_blocks": 1}'
 
+# keys of every type and lifetime the table allows, declared for these tests only (the real table holds only keys
+# that something reads: test_every_key_is_used_outside_the_tests)
+TEST_KEYS = (
+    ParamKey("TestCount", ParamType.INT, ParamFlag.PERSISTENT, 0),
+    ParamKey("TestHeight", ParamType.FLOAT, ParamFlag.PERSISTENT, 1.22),
+    ParamKey("TestJson", ParamType.JSON, ParamFlag.PERSISTENT),
+    ParamKey("TestId", ParamType.STR, ParamFlag.PERSISTENT),
+)
+
+
+@pytest.fixture(autouse=True)
+def test_keys(monkeypatch):
+    for k in TEST_KEYS:
+        monkeypatch.setitem(KEYS, k.name, k)
+
 
 def temp_files(root: str) -> list[str]:
     return [n for n in os.listdir(root) if n.endswith(".tmp")]
@@ -47,17 +62,17 @@ class TestTypedValues:
         self.params = Params()
 
     @pytest.mark.parametrize("key,value", [
-        ("CarName", "TOYOTA_RAV4 — ünïcode"),
-        ("CarName", ""),
+        ("ManagerMode", "TOYOTA_RAV4 — ünïcode"),
+        ("ManagerMode", ""),
         ("CarParams", bytes(range(256)) * 3 + b"\n\x00"),
         ("CarParams", b""),
         ("LongitudinalPersonality", 2),
-        ("RouteCount", -(10 ** 30)),
-        ("CameraHeight", 0.1 + 0.2),  # repr round-trips floats exactly
+        ("TestCount", -(10 ** 30)),
+        ("TestHeight", 0.1 + 0.2),  # repr round-trips floats exactly
         ("ExperimentalMode", True),
         ("ExperimentalMode", False),
-        ("LiveParameters", {"steerRatio": 15.3, "offsets": [0.0, -1e-9], "valid": True, "name": None}),
-        ("LiveParameters", {"list": [1, "two"]}),
+        ("TestJson", {"steerRatio": 15.3, "offsets": [0.0, -1e-9], "valid": True, "name": None}),
+        ("TestJson", {"list": [1, "two"]}),
         ("CalibrationParams", CAL),
     ])
     def test_round_trip(self, key, value):
@@ -69,12 +84,12 @@ class TestTypedValues:
     def test_bytes_like_stored_as_bytes_and_int_as_float(self):
         self.params.put("CarParams", bytearray(b"abc"))
         assert self.params.get("CarParams") == b"abc"
-        self.params.put("CameraHeight", 2)
-        assert self.params.get("CameraHeight") == 2.0 and isinstance(self.params.get("CameraHeight"), float)
+        self.params.put("TestHeight", 2)
+        assert self.params.get("TestHeight") == 2.0 and isinstance(self.params.get("TestHeight"), float)
 
     @pytest.mark.parametrize("key,default", [
-        ("LongitudinalPersonality", 1), ("ExperimentalMode", False), ("RouteCount", 0), ("CarName", None),
-        ("CarParams", None), ("CameraHeight", 1.22), ("IsEngaged", False),
+        ("LongitudinalPersonality", 1), ("ExperimentalMode", False), ("TestCount", 0), ("ManagerMode", None),
+        ("CarParams", None), ("TestHeight", 1.22), ("IsEngaged", False),
     ])
     def test_missing_key_gives_declared_default(self, key, default, warnings_log):
         assert self.params.get(key) == default
@@ -82,25 +97,25 @@ class TestTypedValues:
         assert warnings_log == []  # unset is a normal state, not worth a warning
 
     def test_overwrite_and_remove(self):
-        self.params.put("RouteCount", 1)
-        self.params.put("RouteCount", 2)
-        assert self.params.get("RouteCount") == 2
-        self.params.remove("RouteCount")
-        assert self.params.get("RouteCount") == 0
-        self.params.remove("RouteCount")  # removing an unset key is fine
+        self.params.put("TestCount", 1)
+        self.params.put("TestCount", 2)
+        assert self.params.get("TestCount") == 2
+        self.params.remove("TestCount")
+        assert self.params.get("TestCount") == 0
+        self.params.remove("TestCount")  # removing an unset key is fine
         assert temp_files(self.params.root) == []
 
     def test_default_root_is_params_dir(self):
-        self.params.put("DeviceId", "abc123")
+        self.params.put("TestId", "abc123")
         assert self.params.root == params_dir()
-        with open(os.path.join(params_dir(), "DeviceId"), "rb") as f:
+        with open(os.path.join(params_dir(), "TestId"), "rb") as f:
             assert f.read() == b"abc123"
 
     def test_explicit_root(self, tmp_path):
         p = Params(str(tmp_path / "elsewhere"))
-        p.put("CarName", "x")
-        assert p.get("CarName") == "x"
-        assert self.params.get("CarName") is None
+        p.put("ManagerMode", "x")
+        assert p.get("ManagerMode") == "x"
+        assert self.params.get("ManagerMode") is None
 
 
 class TestBadInput:
@@ -109,7 +124,7 @@ class TestBadInput:
 
     @pytest.mark.parametrize("call", [
         lambda p: p.get("NoSuchKey"), lambda p: p.put("NoSuchKey", "x"), lambda p: p.remove("NoSuchKey"),
-        lambda p: p.get("carname"), lambda p: p.get(["CarName"]),
+        lambda p: p.get("carname"), lambda p: p.get(["ManagerMode"]),
     ])
     def test_undeclared_key(self, call):
         with pytest.raises(KeyError, match="params_keys.py"):
@@ -117,17 +132,17 @@ class TestBadInput:
         assert os.listdir(self.params.root) == []
 
     @pytest.mark.parametrize("key,value,exc", [
-        ("CarName", b"bytes", TypeError),
-        ("CarName", None, TypeError),
+        ("ManagerMode", b"bytes", TypeError),
+        ("ManagerMode", None, TypeError),
         ("CarParams", "text", TypeError),
         ("LongitudinalPersonality", True, TypeError),  # bool is an int in Python, not here
         ("LongitudinalPersonality", 1.5, TypeError),
         ("LongitudinalPersonality", "1", TypeError),
         ("ExperimentalMode", 1, TypeError),
-        ("CameraHeight", "1.2", TypeError),
-        ("CameraHeight", float("inf"), ValueError),
-        ("LiveParameters", {"a": object()}, TypeError),
-        ("LiveParameters", {"a": float("nan")}, ValueError),
+        ("TestHeight", "1.2", TypeError),
+        ("TestHeight", float("inf"), ValueError),
+        ("TestJson", {"a": object()}, TypeError),
+        ("TestJson", {"a": float("nan")}, ValueError),
     ])
     def test_put_wrong_type_raises_and_keeps_old_value(self, key, value, exc):
         old = KEYS[key].default if KEYS[key].default is not None else {
@@ -140,14 +155,14 @@ class TestBadInput:
 
     @pytest.mark.parametrize("key,raw", [
         ("LongitudinalPersonality", b"abc"),
-        ("RouteCount", b""),
+        ("TestCount", b""),
         ("ExperimentalMode", b"yes"),
         ("ExperimentalMode", b""),
-        ("CameraHeight", b"nan"),
-        ("CameraHeight", b"1.2.3"),
-        ("CarName", b"\xff\xfe not utf-8"),
-        ("LiveParameters", b'{"steerRatio": '),
-        ("LiveParameters", b"[" * 100_000),  # deep nesting must not blow the stack
+        ("TestHeight", b"nan"),
+        ("TestHeight", b"1.2.3"),
+        ("ManagerMode", b"\xff\xfe not utf-8"),
+        ("TestJson", b'{"steerRatio": '),
+        ("TestJson", b"[" * 100_000),  # deep nesting must not blow the stack
     ])
     def test_corrupt_file_gives_default_and_warning(self, key, raw, warnings_log):
         with open(os.path.join(self.params.root, key), "wb") as f:
@@ -162,7 +177,7 @@ class TestBadInput:
         assert [r.key for r in warnings_log] == ["LongitudinalPersonality"]
 
     def test_hand_edited_values_with_newline_still_parse(self):
-        for key, raw, want in [("RouteCount", b"7\n", 7), ("ExperimentalMode", b"1\n", True)]:
+        for key, raw, want in [("TestCount", b"7\n", 7), ("ExperimentalMode", b"1\n", True)]:
             with open(os.path.join(self.params.root, key), "wb") as f:
                 f.write(raw)
             assert self.params.get(key) == want
@@ -171,25 +186,17 @@ class TestBadInput:
 class TestClearAll:
     def setup_method(self):
         self.params = Params()
-        self.values = {"CarParams": b"cp", "CalibrationParams": CAL, "IsEngaged": True, "ControlsReady": True,
-                       "DeviceId": "dev", "SimScenario": "highway"}
+        self.values = {"CarParams": b"cp", "CalibrationParams": CAL, "IsEngaged": True, "TestId": "dev",
+                       "ManagerMode": "sim"}
         for k, v in self.values.items():
             self.params.put(k, v)
 
     def set_keys(self) -> set[str]:
         return {k for k in self.values if self.params.get(k) != KEYS[k].default}
 
-    def test_onroad_transition(self):
-        self.params.clear_all(ParamFlag.CLEAR_ON_ONROAD_TRANSITION)
-        assert self.set_keys() == set(self.values) - {"ControlsReady"}
-
-    def test_offroad_transition(self):
-        self.params.clear_all(ParamFlag.CLEAR_ON_OFFROAD_TRANSITION)
-        assert self.set_keys() == set(self.values) - {"IsEngaged"}
-
     def test_manager_start_keeps_persistent(self):
         self.params.clear_all(ParamFlag.CLEAR_ON_MANAGER_START)
-        assert self.set_keys() == {"CalibrationParams", "DeviceId"}
+        assert self.set_keys() == {"CalibrationParams", "TestId"}
 
     def test_everything(self):
         self.params.clear_all()
@@ -199,12 +206,26 @@ class TestClearAll:
 
 class TestKeyTable:
     def test_every_key_has_one_lifetime_and_a_fitting_default(self):
-        clear = ParamFlag.CLEAR_ON_MANAGER_START | ParamFlag.CLEAR_ON_ONROAD_TRANSITION \
-            | ParamFlag.CLEAR_ON_OFFROAD_TRANSITION
         for k in KEYS.values():
-            assert (ParamFlag.PERSISTENT in k.flags) != bool(k.flags & clear), k.name
+            assert (ParamFlag.PERSISTENT in k.flags) != (ParamFlag.CLEAR_ON_MANAGER_START in k.flags), k.name
             if k.default is not None:
                 assert params_keys.check_value(k, k.default) == k.default
+
+    def test_every_key_is_used_outside_the_tests(self):
+        """A key is kept only for a reader or a writer in the code itself: a value nobody uses is dead weight that a
+        reader would one day mistake for a live one."""
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        used: set[str] = set()
+        names = {k.name for k in params_keys._KEYS}
+        for top in ("selfdrive", "hardware", "common", "cereal", "tools"):
+            for dirpath, dirnames, files in os.walk(os.path.join(root, top)):
+                dirnames[:] = [d for d in dirnames if d != "tests"]
+                for f in files:
+                    if f.endswith(".py") and not f.startswith("test_") and f != "params_keys.py":
+                        with open(os.path.join(dirpath, f), encoding="utf-8") as fh:
+                            text = fh.read()
+                        used |= {n for n in names if f'"{n}"' in text}
+        assert names - used == set(), "params keys nothing outside the tests reads or writes"
 
     def test_carparams_cleared_on_manager_start(self):
         assert KEYS["CarParams"].type is ParamType.BYTES
@@ -214,7 +235,7 @@ class TestKeyTable:
         ParamKey("X", ParamType.INT, ParamFlag(0)),
         ParamKey("X", ParamType.INT, ParamFlag.PERSISTENT | ParamFlag.CLEAR_ON_MANAGER_START),
         ParamKey("X", ParamType.INT, ParamFlag.PERSISTENT, default="1"),
-        ParamKey("CarName", ParamType.STR, ParamFlag.PERSISTENT),  # declared twice
+        ParamKey("ManagerMode", ParamType.STR, ParamFlag.PERSISTENT),  # declared twice
     ])
     def test_bad_rows_rejected(self, bad, monkeypatch):
         monkeypatch.setattr(params_keys, "_KEYS", params_keys._KEYS + (bad,))
@@ -239,11 +260,12 @@ class TestBlockingGet:
     @pytest.mark.timeout(60)
     def test_returns_once_another_process_writes(self):
         # the waiter blocks without a timeout; this process writes only after the waiter is running
-        waiter = subprocess.Popen([sys.executable, "-c", WAITER, "CarName", "None"], stdout=subprocess.PIPE, text=True)
+        waiter = subprocess.Popen([sys.executable, "-c", WAITER, "ManagerMode", "None"], stdout=subprocess.PIPE,
+                                  text=True)
         assert waiter.stdout.readline().strip() == "waiting"
         time.sleep(0.3)
         assert waiter.poll() is None, "get(block=True) returned before the key existed"
-        Params().put("CarName", "TOYOTA_PRIUS")
+        Params().put("ManagerMode", "TOYOTA_PRIUS")
         out, _ = waiter.communicate(timeout=30)
         assert out.strip() == "'TOYOTA_PRIUS'" and waiter.returncode == 0
 
@@ -257,13 +279,13 @@ class TestBlockingGet:
     def test_timeout_returns_default_and_warns(self, warnings_log):
         params = Params()
         assert params.get("LongitudinalPersonality", block=True, timeout=0.1) == 1
-        assert params.get("CarName", block=True, timeout=0) is None
-        assert [r.key for r in warnings_log] == ["LongitudinalPersonality", "CarName"]
+        assert params.get("ManagerMode", block=True, timeout=0) is None
+        assert [r.key for r in warnings_log] == ["LongitudinalPersonality", "ManagerMode"]
 
     def test_existing_key_returns_at_once(self):
         params = Params()
-        params.put("CarName", "x")
-        assert params.get("CarName", block=True, timeout=0) == "x"
+        params.put("ManagerMode", "x")
+        assert params.get("ManagerMode", block=True, timeout=0) == "x"
 
 
 class TestAtomicity:
@@ -366,15 +388,15 @@ class TestStorageFaults:
     def test_reset_corrupt_moves_the_file_aside_and_names_the_key(self):
         params = Params()
         params.put("CalibrationParams", CAL)
-        params.put("DeviceId", "dev")
+        params.put("TestId", "dev")
         with open(os.path.join(params.root, "LongitudinalPersonality"), "wb") as f:
             f.write(b"9")
-        with open(os.path.join(params.root, "LiveParameters"), "wb") as f:
+        with open(os.path.join(params.root, "TestJson"), "wb") as f:
             f.write(b"{")
         reset = params.reset_corrupt()
-        assert set(reset) == {"LongitudinalPersonality", "LiveParameters"}
+        assert set(reset) == {"LongitudinalPersonality", "TestJson"}
         assert params.get("LongitudinalPersonality") == 1 and params.get("CalibrationParams") == CAL
-        with open(os.path.join(params.root, ".LiveParameters.corrupt"), "rb") as f:
+        with open(os.path.join(params.root, ".TestJson.corrupt"), "rb") as f:
             assert f.read() == b"{"  # kept for a look, not lost
         assert params.reset_corrupt() == {}
 
@@ -403,17 +425,17 @@ class TestStorageFaults:
     def test_put_nonblocking_newest_value_wins(self):
         params = Params()
         for i in range(200):
-            params.put_nonblocking("RouteCount", i)
+            params.put_nonblocking("TestCount", i)
         assert params.wait_written(10)
-        assert params.get("RouteCount") == 199
+        assert params.get("TestCount") == 199
 
     def test_prefixes_keep_their_params_apart(self, monkeypatch):
-        Params().put("CarName", "LEXUS_CTH")
+        Params().put("ManagerMode", "LEXUS_CTH")
         first = os.environ["ROADPILOT_PREFIX"]
         monkeypatch.setenv("ROADPILOT_PREFIX", "second")
         other = Params()
         assert other.root == os.path.join(os.environ["ROADPILOT_DATA"], "params-second")
-        assert other.get("CarName") is None
-        other.put("CarName", "TOYOTA_RAV4")
+        assert other.get("ManagerMode") is None
+        other.put("ManagerMode", "TOYOTA_RAV4")
         monkeypatch.setenv("ROADPILOT_PREFIX", first)
-        assert Params().get("CarName") == "LEXUS_CTH"
+        assert Params().get("ManagerMode") == "LEXUS_CTH"

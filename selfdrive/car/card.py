@@ -153,7 +153,6 @@ class Card:
         if params is not None:
             try:
                 params.put("CarParams", self.cp_bytes)
-                params.put("CarName", plan.CP.carFingerprint)
             except OSError as e:  # a full disk: the car is still ours to read (carParams goes out on its service)
                 cloudlog.error("CarParams not stored: carParams goes out every second", extra={"error": str(e)})
                 self.cp_period = CAR_PARAMS_UNSTORED_PERIOD_S

@@ -1,6 +1,6 @@
 """controlsd: carState + longitudinalPlan + selfdriveState → carControl and controlsState, at 100 Hz.
 
-Paced by carState. carControl is also the safety heartbeat: card turns every carControl into the
+Paced by carState. carControl is also the safety heartbeat: canbridged takes every carControl as the
 heartbeat that keeps the safety layer's controls allowed, so one goes out every cycle — also when
 carState is late: then the controllers run on the newest carState while it is alive (under 10 periods old: a
 late cycle on a loaded machine must not drop the steering torque, which the car's torque rate limits take

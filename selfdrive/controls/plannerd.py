@@ -40,7 +40,9 @@ from selfdrive.controls.lib.radar_lead import RadarView
 
 SERVICES = ("modelV2", "carState", "selfdriveState", "liveTracks", "liveTorqueParameters")
 PUBLISHES = ("longitudinalPlan",)
-POLL_MS = int(4 * DT_MDL * 1000)  # no model for four frames: run anyway, so the stall shows as our invalid plan
+# a plan is made only from a new model: a stalled model shows downstream as the plan going silent (controlsd and
+# selfdrived see it not alive); the wait ends this often so SubMaster's health of the other inputs stays current
+POLL_MS = int(4 * DT_MDL * 1000)
 
 
 class Planner:

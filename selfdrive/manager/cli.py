@@ -19,19 +19,15 @@ from cereal.services import SERVICES
 from common.paths import check_data_dir, data_dir, prefix, routes_dir
 from selfdrive.loggerd.route_writer import ROUTE_ENV, new_route_dir
 from selfdrive.manager import manager
-from selfdrive.manager.process_config import MODES, PLANNED, PROCESSES
+from selfdrive.manager.process_config import MODES, PROCESSES
 from selfdrive.ui.config import ui_url, with_free_port
 from tools.lib.logreader import LogError, LogReader
 
 
 def sim_stack_report() -> str:
     lines = ["Parts of the sim stack:"]
-    width = max(len(p.name) for p in (*PROCESSES, *PLANNED))
-    for p in PROCESSES:
-        if p.runs_in("sim"):
-            lines.append(f"  built          {p.name:<{width}}  {p.module}")
-    for q in PLANNED:
-        lines.append(f"  not built yet  {q.name:<{width}}  {q.module}: {q.role}")
+    width = max(len(p.name) for p in PROCESSES)
+    lines += [f"  {p.name:<{width}}  {p.module}" for p in PROCESSES if p.runs_in("sim")]
     return "\n".join(lines)
 
 

@@ -34,12 +34,13 @@ from common.realtime import Ratekeeper
 from common.swaglog import cloudlog, cloudlog_bind
 from selfdrive.loggerd.route_writer import ROUTE_ENV, new_route_dir
 from selfdrive.manager.process import MANAGER_PID_ENV, ManagedProcess
-from selfdrive.manager.process_config import MODES, PROCESSES, Mode, ProcessConfig, RunContext, planned_names
+from selfdrive.manager.process_config import MODES, PROCESSES, Mode, ProcessConfig, RunContext
 from selfdrive.ui.config import with_free_port
 
 LOCK_FILE = "manager.lock"
-# sim and replay are onroad for as long as they run; device mode goes onroad with the car's ignition,
-# which needs canbridged/card (not built yet), so for now it stays offroad.
+# sim and replay are onroad for as long as they run. Device mode stays offroad (deviceState.started false): nothing
+# reads the car's ignition (a CAN adapter has no ignition line), and no daemon waits for onroad: the stack runs from
+# the start and waits for the car's bus.
 ONROAD_MODES = frozenset({"sim", "replay"})
 
 
@@ -58,8 +59,7 @@ class ManagerConfig:
         names = {p.name for p in self.processes}
         for var, listed in (("BLOCK", self.block), ("ONLY", self.only or frozenset())):
             for n in sorted(listed - names):
-                why = "is not built yet" if n in planned_names() else "is not a process"
-                raise ValueError(f"{var} names {n!r}, which {why}; processes: {', '.join(sorted(names))}")
+                raise ValueError(f"{var} names {n!r}, which is not a process; processes: {', '.join(sorted(names))}")
 
     def should_run(self, p: ProcessConfig) -> bool:
         if p.name in self.block or (self.only is not None and p.name not in self.only):

@@ -1,11 +1,8 @@
-"""The one table of processes the manager runs, and the ones the design names that are not built yet.
+"""The one table of processes the manager runs.
 
 A process runs when its predicate says so for the current run (mode, later more). Predicates are tiny
-functions that combine (`all_of`, `any_of`, `negate`), so a row reads like a sentence.
-
-PLANNED lists the daemons of the design that do not exist yet. They are never faked: the CLI shows
-them as "not built yet", and a test fails when one of their modules appears without being moved into
-PROCESSES (or when a PROCESSES module is missing).
+functions that combine (`all_of`, `any_of`, `negate`), so a row reads like a sentence. A test fails when a
+row's module is missing or has no main().
 """
 
 from collections.abc import Callable
@@ -104,19 +101,5 @@ PROCESSES: tuple[ProcessConfig, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class PlannedProcess:
-    name: str
-    module: str                # where the design puts it; the row moves to PROCESSES once this exists
-    role: str
-
-
-PLANNED: tuple[PlannedProcess, ...] = ()
-
-
 def process_names() -> tuple[str, ...]:
     return tuple(p.name for p in PROCESSES)
-
-
-def planned_names() -> tuple[str, ...]:
-    return tuple(p.name for p in PLANNED)

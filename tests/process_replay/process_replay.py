@@ -54,7 +54,8 @@ CONFIGS: tuple[DaemonConfig, ...] = (
     DaemonConfig("plannerd", "selfdrive.controls.plannerd", "stack", ignore=("longitudinalPlan.solverExecutionTime",)),
     DaemonConfig("controlsd", "selfdrive.controls.controlsd", "stack", ignore=("controlsState.cumLagMs",)),
     DaemonConfig("selfdrived", "selfdrive.selfdrived.selfdrived", "stack"),
-    # modeld and calibrationd join here when they land (their input route needs camera frames)
+    # modeld and calibrationd are not replayed here: their inputs are camera frames, which the input routes do not
+    # carry (the closed-loop and determinism tests drive them)
 )
 
 

@@ -54,8 +54,7 @@ on, and a daemon takes a peer's message stamped at the present step only once th
 (cereal.messaging.SubMaster on the driven clock), so the same drive gives the same carControl at every step on an
 idle or a loaded machine (tests/test_determinism.py). Not covered: a daemon that dies (its restart takes wall time).
 
-Config: the command line, or (under the manager, which passes no arguments) the JSON in ROADPILOT_SIM;
-the config in use is written to the SimScenario param.
+Config: the command line, or (under the manager, which passes no arguments) the JSON in ROADPILOT_SIM.
 """
 
 import argparse
@@ -554,7 +553,6 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as e:
         cloudlog.error(f"bridge: {e}")
         sys.exit(2)
-    Params().put_nonblocking("SimScenario", cfg.to_json())  # a full disk costs this note, not the drive
     camera = None
     if cfg.camera or cfg.record:
         from tools.sim.lib.camera_out import CameraOut

@@ -12,7 +12,6 @@ import pytest
 
 from common.paths import routes_dir
 from selfdrive.manager import cli
-from selfdrive.manager.process_config import PLANNED
 
 
 def test_sim_drives_a_scenario_records_the_camera_and_reports_it(tmp_path):
@@ -27,9 +26,7 @@ def test_sim_drives_a_scenario_records_the_camera_and_reports_it(tmp_path):
     out = r.stdout
     assert ("scenario straight, seed 2, car LEXUS_CTH, 0.1 simulated min, real time; the scripted driver "
             "(supervise)") in out
-    for q in PLANNED:
-        assert re.search(rf"not built yet\s+{q.name}\s", out), f"{q.name} missing from the not-built list"
-    assert re.search(r"built\s+bridge\s+tools\.sim\.bridge", out)
+    assert re.search(r"^  bridge\s+tools\.sim\.bridge$", out, re.M)
     assert "nothing answers the car's CAN" in out  # honest: no card/controlsd in this run
     assert re.search(r"^t +[\d.]+/6 s \| +[\d.]+ km/h \| set - km/h \| no selfdriveState$", out, re.M)  # status
     sim_t = float(re.search(r"simulated ([\d.]+) s, (\d+) m", out).group(1))

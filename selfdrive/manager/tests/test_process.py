@@ -6,7 +6,7 @@ import pytest
 
 from selfdrive.manager.manager import ManagerConfig, config_from_env, parse_names
 from selfdrive.manager.process import Backoff, describe_exit
-from selfdrive.manager.process_config import PLANNED, PROCESSES, RestartPolicy
+from selfdrive.manager.process_config import PROCESSES, RestartPolicy
 
 
 class TestBackoff:
@@ -60,12 +60,6 @@ class TestConfig:
     def test_unknown_name_is_an_error(self):
         with pytest.raises(ValueError, match="ONLY names 'hardward', which is not a process"):
             config_from_env("sim", {"ONLY": "hardward"})
-
-    @pytest.mark.skipif(not PLANNED, reason="every planned daemon is built")
-    def test_planned_name_says_not_built_yet(self):
-        name = PLANNED[0].name
-        with pytest.raises(ValueError, match=f"BLOCK names '{name}', which is not built yet"):
-            config_from_env("sim", {"BLOCK": name})
 
     def test_bad_mode(self):
         with pytest.raises(ValueError, match="choose one of sim, replay, device"):

@@ -1,4 +1,4 @@
-"""Invariants of the process table, and of the list of daemons that are not built yet."""
+"""Invariants of the process table."""
 
 import importlib
 import importlib.util
@@ -7,7 +7,7 @@ import re
 import pytest
 
 from selfdrive.manager import process_config as pc
-from selfdrive.manager.process_config import MODES, PLANNED, PROCESSES
+from selfdrive.manager.process_config import MODES, PROCESSES
 
 
 def module_exists(module: str) -> bool:
@@ -19,7 +19,7 @@ def module_exists(module: str) -> bool:
 
 class TestTable:
     def test_names_unique_and_usable_as_titles(self):
-        names = [p.name for p in PROCESSES] + [p.name for p in PLANNED]
+        names = [p.name for p in PROCESSES]
         assert len(names) == len(set(names))
         for n in names:
             assert re.fullmatch(r"[a-z][a-z0-9_]*", n), n
@@ -28,15 +28,6 @@ class TestTable:
     def test_runnable_module_exists_with_main(self, p):
         assert module_exists(p.module), f"{p.name}: module {p.module} does not exist"
         assert callable(getattr(importlib.import_module(p.module), "main", None)), f"{p.module} has no main()"
-
-    @pytest.mark.parametrize("q", PLANNED, ids=lambda q: q.name)
-    def test_planned_module_is_really_missing(self, q):
-        # When this fails, the daemon got built: move its row from PLANNED to PROCESSES.
-        assert not module_exists(q.module), f"{q.module} exists now: move {q.name} from PLANNED to PROCESSES"
-
-    def test_planned_and_runnable_do_not_overlap(self):
-        assert not {p.name for p in PROCESSES} & {q.name for q in PLANNED}
-        assert not {p.module for p in PROCESSES} & {q.module for q in PLANNED}
 
     @pytest.mark.parametrize("mode", MODES)
     def test_every_mode_collects_logs(self, mode):

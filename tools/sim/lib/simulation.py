@@ -63,7 +63,7 @@ def add_steer_args(ap) -> None:
 
 @dataclass(frozen=True)
 class SimConfig:
-    """What to simulate and how; travels as JSON (ROADPILOT_SIM, the SimScenario param)."""
+    """What to simulate and how; travels as JSON (ROADPILOT_SIM)."""
     scenario: str = "highway"
     seed: int = 0
     car: str = DEFAULT_PLATFORM   # which of sim_car.SIM_PLATFORMS (the opendbc platform name)
