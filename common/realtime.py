@@ -10,7 +10,6 @@ manager or the simulator itself passes `wall=True`).
 import collections
 import os
 import time
-from collections.abc import Iterable
 
 from common import clock
 from common.swaglog import cloudlog
@@ -111,21 +110,3 @@ def set_realtime_priority(level: int) -> bool:
         cloudlog.info("realtime priority not applied", extra={"level": level, "error": repr(e)})
         return False
     return True
-
-
-def set_core_affinity(cores: Iterable[int]) -> bool:
-    """Pins this process to `cores`. Logs one line and changes nothing where not possible. True when applied."""
-    cores = list(cores)
-    try:
-        os.sched_setaffinity(0, cores)
-    except (OSError, ValueError, AttributeError) as e:
-        cloudlog.info("core affinity not applied", extra={"cores": cores, "error": repr(e)})
-        return False
-    return True
-
-
-def config_realtime_process(cores: int | Iterable[int], priority: int) -> bool:
-    """Pins the process to `cores` and sets SCHED_FIFO `priority`; each step falls back on its own.
-    True when both were applied."""
-    pinned = set_core_affinity([cores] if isinstance(cores, int) else cores)
-    return set_realtime_priority(priority) and pinned

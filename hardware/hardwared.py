@@ -90,10 +90,6 @@ def free_space(path: str) -> tuple[float, int]:
     return (100.0 * usage.free / usage.total if usage.total else 0.0), usage.free
 
 
-def free_space_percent(path: str) -> float:
-    return free_space(path)[0]
-
-
 def probe_write(folder: str) -> str:
     """Writes, fsyncs and removes a PROBE_BYTES file in `folder` (created if missing); "" when that worked, else
     why not (the OS's words, e.g. "No space left on device")."""

@@ -10,7 +10,7 @@ import pytest
 from cereal.services import SERVICES
 from common import clock as common_clock
 from common import realtime
-from common.realtime import Ratekeeper, config_realtime_process, set_core_affinity, set_realtime_priority
+from common.realtime import Ratekeeper, set_realtime_priority
 from common.swaglog import cloudlog
 
 
@@ -180,37 +180,23 @@ class TestPriority:
 
     def test_missing_on_this_os(self, monkeypatch, log_records):
         monkeypatch.delattr(os, "sched_setscheduler")
-        monkeypatch.delattr(os, "sched_setaffinity")
-        assert config_realtime_process([0], 1) is False
-        assert len(log_records) == 2
-
-    def test_affinity_not_permitted(self, monkeypatch, log_records):
-        def refuse(*args):
-            raise PermissionError(1, "Operation not permitted")
-        monkeypatch.setattr(os, "sched_setaffinity", refuse)
-        assert set_core_affinity([0]) is False
-        assert [r.getMessage() for r in log_records] == ["core affinity not applied"]
-
-    @pytest.mark.parametrize("cores", [[100_000], [], [-1]])
-    def test_bad_cores_fall_back(self, cores, log_records):
-        before = os.sched_getaffinity(0)
-        assert set_core_affinity(cores) is False
-        assert os.sched_getaffinity(0) == before and len(log_records) == 1
+        assert set_realtime_priority(1) is False
+        assert len(log_records) == 1
 
     def test_applies_where_permitted(self):
         # in a child process: SCHED_FIFO on the test runner itself could starve the shared machine
-        code = ("import json, os; from common.realtime import config_realtime_process; "
-                "ok = config_realtime_process(0, 2); "
+        code = ("import json, os; from common.realtime import set_realtime_priority; "
+                "ok = set_realtime_priority(2); "
                 "print(json.dumps([ok, os.sched_getscheduler(0) == os.SCHED_FIFO, "
-                "os.sched_getparam(0).sched_priority, sorted(os.sched_getaffinity(0))]))")
+                "os.sched_getparam(0).sched_priority]))")
         out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-        ok, fifo, prio, cores = json.loads(out)
+        ok, fifo, prio = json.loads(out)
         if not ok:
             probe = subprocess.run([sys.executable, "-c", "import os; os.sched_setscheduler(0, os.SCHED_FIFO, "
-                                    "os.sched_param(2)); os.sched_setaffinity(0, [0])"], capture_output=True)
-            assert probe.returncode != 0, "permitted here, yet config_realtime_process fell back"
-            pytest.skip("SCHED_FIFO or affinity not permitted on this machine")
-        assert (fifo, prio, cores) == (True, 2, [0])
+                                    "os.sched_param(2))"], capture_output=True)
+            assert probe.returncode != 0, "permitted here, yet set_realtime_priority fell back"
+            pytest.skip("SCHED_FIFO not permitted on this machine")
+        assert (fifo, prio) == (True, 2)
 
 
 def test_on_the_driven_clock_a_loop_is_late_only_in_the_worlds_time(monkeypatch):

@@ -17,7 +17,7 @@ from hardware.hardwared import (
     StorageWatch,
     Store,
     device_state,
-    free_space_percent,
+    free_space,
     thermal_status,
 )
 
@@ -45,7 +45,7 @@ class TestThermalStatus:
 def test_free_space_of_a_data_dir_not_created_yet(tmp_path):
     missing = tmp_path / "not" / "yet"
     u = shutil.disk_usage(tmp_path)
-    got = free_space_percent(str(missing))
+    got = free_space(str(missing))[0]
     assert 0.0 < got <= 100.0
     assert got == pytest.approx(100.0 * u.free / u.total, abs=1.0)
 

@@ -91,13 +91,3 @@ def _close(writers: tuple[FrameWriter, FrameWriter] | None) -> None:
     if writers is not None:
         for w in writers:
             w.close()
-
-
-def route_meta(route_path: str) -> dict:
-    """The route's route.json (loggerd's or an import's); {} when it has none or it is unreadable."""
-    try:
-        with open(os.path.join(route_path, "route.json")) as f:
-            meta = json.load(f)
-    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python recurses
-        return {}
-    return meta if isinstance(meta, dict) else {}

@@ -117,16 +117,3 @@ def route_of(source: str | os.PathLike) -> Route | None:
     except RouteError:
         return None
     return r if r.segments else None  # any folder opens as a Route; one without segments is not a route
-
-
-def list_routes(root: str | None = None) -> list[str]:
-    """Names of the routes under `root` (default routes_dir()) that have at least one segment, oldest first."""
-    root = routes_dir() if root is None else root
-    if not os.path.isdir(root):
-        return []
-    out = []
-    for name in sorted(os.listdir(root)):
-        p = os.path.join(root, name)
-        if os.path.isdir(p) and any(is_segment_name(d) for d in os.listdir(p)):
-            out.append(name)
-    return out

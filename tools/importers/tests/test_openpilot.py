@@ -15,7 +15,7 @@ import zstandard
 
 from tools.importers import openpilot, openpilot_log
 from tools.lib.logreader import LogReader
-from tools.lib.make_route import route_meta
+from tools.lib.route import Route
 
 # openpilot's cereal/log.capnp, stated here on its own so that a wrong number in the importer's tables fails: the
 # Event members, and FrameData and EncodeIndex with more of their fields than the importer declares
@@ -186,7 +186,7 @@ class TestImport:
         assert got["carParams"] == want["carParams"] and got["carParams"][0][1]["carFingerprint"] == CAR
         assert got["valid"] == [what["valid"] for _, _, what in sorted(written, key=lambda e: e[0]) if "valid" in what]
         assert sorted(times) == [ev.logMonoTime for ev in LogReader(out.strip(), sort_by_time=False)]  # in order
-        meta = route_meta(out.strip())
+        meta = Route(out.strip()).meta()
         assert meta["car"] == CAR and meta["log_car"] == CAR and meta["problems"] == []
         assert meta["messages_read"]["@7"] == N_STEPS // 5  # controlsState: read, counted, not kept
         assert meta["dropped"] == {"rejected_by_panda": N_STEPS // 5, "bad_length": N_STEPS // 5}
@@ -209,7 +209,7 @@ class TestImport:
         assert rc == 0 and errors(err) == [], err
         assert os.path.basename(out.strip()) == route.name  # under the data folder, named as the route
         assert route_contents(out.strip())["carState"] == expected(written)["carState"]
-        meta = route_meta(out.strip())
+        meta = Route(out.strip()).meta()
         assert meta["car"] == "TOYOTA_COROLLA_TSS2" and [os.path.basename(p) for p in meta["source"]] == [
             "rlog.bz2", "qlog.zst"]
 
@@ -230,7 +230,7 @@ class TestDamage:
         assert N_STEPS // 4 < n < N_STEPS and got["carParams"] == want["carParams"]
         # every message read is the one written; only what followed the cut (by file order) is missing
         assert all(g in want["carState"] for g in got["carState"]) and all(g in want["can"] for g in got["can"])
-        assert route_meta(out.strip())["problems"] == [errors(err)[0].split(": ", 1)[1].split("; the route")[0]]
+        assert Route(out.strip()).meta()["problems"] == [errors(err)[0].split(": ", 1)[1].split("; the route")[0]]
 
     @pytest.mark.parametrize("content", [b"hello, this is a text file\n", b"\x89PNG\r\n\x1a\n" + bytes(200),
                                          b"BZh9" + bytes(100), zstandard.ZstdCompressor().compress(b"x" * 1000), b""])
@@ -362,7 +362,7 @@ class TestVideo:
             grey = GREY0 + GREY_STEP * (frame_id - FIRST_FRAME_ID)
             # BT.601 luma of that grey, nearer to it than to the next frame's (colour conversions cost about 1.5)
             assert abs(float(nv12[:HEIGHT].mean()) - (16 + grey * 219 / 255)) < GREY_STEP * 219 / 255 / 2
-        meta = route_meta(out.strip())["video"]
+        meta = Route(out.strip()).meta()["video"]
         assert meta["frames"] == len(frames) and meta["skipped"] == {"indexed frames not decoded": 1}
         assert [os.path.basename(f) for f in meta["files"]] == ["fcamera.hevc", "qcamera.ts"]
 
