@@ -14,6 +14,8 @@ Steering response: torqued's liveTorqueParameters, when valid and plausible for 
 lateral acceleration factor, offset and friction in the torque controller; without torqued carParams' stay.
 """
 
+import dataclasses
+
 from cereal import messaging
 from common.realtime import DT_CTRL, PRIO_CTRL_LOW, Ratekeeper, set_realtime_priority
 from common.swaglog import cloudlog_bind
@@ -50,8 +52,7 @@ class Controls:
             # no plan: hold the lane we were steering for, ask for no acceleration (selfdrived is disengaging us)
             self.plan = PlanView(desired_curvature=self.plan.desired_curvature, age=age)
         else:
-            self.plan = PlanView(self.plan.t, self.plan.accels, self.plan.speeds, self.plan.should_stop,
-                                 self.plan.desired_curvature, self.plan.fcw, self.plan.has_lead, age)
+            self.plan = dataclasses.replace(self.plan, age=age)
         return view, self.plan
 
     def step(self) -> None:

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from cereal import messaging
-from cereal.visionipc import VisionIpcClient, VisionStreamType
+from cereal.visionipc import FrameOverwritten, VisionIpcClient, VisionStreamType
 from common.swaglog import cloudlog, cloudlog_bind
 from common.transformations.camera import CameraModel
 from common.transformations.camera_file import default_camera, frame_camera
@@ -125,7 +125,7 @@ def run(runner: ModelRunner) -> None:
         try:
             with frame:
                 pair = warper.push(frame.y)
-        except Exception as e:  # FrameOverwritten: the camera lapped us while we read; take the next one
+        except FrameOverwritten as e:  # the camera lapped us while we read: take the next one
             cloudlog.warning("modeld: frame overwritten while warping", extra={"frame": frame.frame_id, "err": str(e)})
             pending += 1
             continue

@@ -32,8 +32,10 @@ uint32_t microsecond_timer_get(void) { return rp_timer_us; }
 #define RP_BUS_MAX 7         // CANPacket_t's bus field has 3 bits: a larger bus would alias a real one
 
 static const char *const RP_REASON_NAMES[RP_REASON_COUNT] = {
-  "OK", "MODE", "ADDRESS", "LENGTH", "BUS", "NOT_LISTED", "RELAY", "HEARTBEAT", "NOT_ALLOWED", "REFUSED",
-  "CHECKSUM", "INVALID", "PAYLOAD", "COUNTER",
+  [RP_OK] = "OK", [RP_MODE] = "MODE", [RP_ADDRESS] = "ADDRESS", [RP_LENGTH] = "LENGTH", [RP_BUS] = "BUS",
+  [RP_NOT_LISTED] = "NOT_LISTED", [RP_RELAY] = "RELAY", [RP_HEARTBEAT] = "HEARTBEAT",
+  [RP_NOT_ALLOWED] = "NOT_ALLOWED", [RP_REFUSED] = "REFUSED", [RP_CHECKSUM] = "CHECKSUM", [RP_INVALID] = "INVALID",
+  [RP_PAYLOAD] = "PAYLOAD", [RP_COUNTER] = "COUNTER",
 };
 
 static bool rp_heartbeat_seen;
@@ -53,10 +55,14 @@ typedef struct {
 } rp_extra_tx_t;
 
 static const rp_extra_tx_t RP_EXTRA_TX[] = {
-  {SAFETY_TOYOTA, 0x2E4, 5, true, {0}},                                         // STEERING_LKA
-  {SAFETY_TOYOTA, 0x343, 8, true, {0, 0, 0, 0, 0, 0xFF, 0, 0}},                 // ACC_CONTROL: ACCEL_CMD_ALT
-  {SAFETY_TOYOTA, 0x283, 7, true, {0}},                                         // PRE_COLLISION
-  {SAFETY_TOYOTA, 0x344, 8, true, {0xFF, 0xC0, 0x02, 0x68, 0x12, 0, 0, 0}},     // PRE_COLLISION_2: no decel/trigger
+  // STEERING_LKA
+  {.mode = SAFETY_TOYOTA, .addr = 0x2E4, .len = 5, .checksum = true, .zero_mask = {0}},
+  // ACC_CONTROL: ACCEL_CMD_ALT
+  {.mode = SAFETY_TOYOTA, .addr = 0x343, .len = 8, .checksum = true, .zero_mask = {[5] = 0xFF}},
+  // PRE_COLLISION
+  {.mode = SAFETY_TOYOTA, .addr = 0x283, .len = 7, .checksum = true, .zero_mask = {0}},
+  // PRE_COLLISION_2: no decel, no trigger
+  {.mode = SAFETY_TOYOTA, .addr = 0x344, .len = 8, .checksum = true, .zero_mask = {0xFF, 0xC0, 0x02, 0x68, 0x12}},
 };
 #define RP_EXTRA_TX_LEN ((int)(sizeof(RP_EXTRA_TX) / sizeof(RP_EXTRA_TX[0])))
 #define RP_TOYOTA_STEER_ADDR 0x2E4U

@@ -59,8 +59,9 @@ class PlanView:
                             age=age)
         a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
         v = np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)
-        return PlanView(t, a, v, bool(plan.shouldStop), finite_or(plan.desiredCurvature, 0.0), bool(plan.fcw),
-                        bool(plan.hasLead), age)
+        return PlanView(t=t, accels=a, speeds=v, should_stop=bool(plan.shouldStop),
+                        desired_curvature=finite_or(plan.desiredCurvature, 0.0), fcw=bool(plan.fcw),
+                        has_lead=bool(plan.hasLead), age=age)
 
 
 @dataclass(frozen=True)
