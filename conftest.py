@@ -12,7 +12,7 @@ import pytest
 def isolated_roadpilot(tmp_path, monkeypatch):
     monkeypatch.setenv("ROADPILOT_PREFIX", f"t{uuid.uuid4().hex[:12]}")
     monkeypatch.setenv("ROADPILOT_DATA", str(tmp_path / "data"))
-    from cereal.messaging.endpoints import run_dir
+    from common.paths import run_dir
     rd = run_dir()
     yield
     shutil.rmtree(rd, ignore_errors=True)

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from common.mapped_words import map_words
+from common.paths import run_dir
 
 CLOCK_ENV = "ROADPILOT_CLOCK"
 WALL, DRIVEN, STEPPED = "wall", "driven", "stepped"
@@ -47,7 +48,6 @@ def _path() -> str:
     if kind() == STEPPED:
         from cereal.messaging.stepped import control_path
         return control_path()
-    from cereal.messaging.endpoints import run_dir
     return os.path.join(run_dir(), CLOCK_FILE)
 
 
@@ -148,7 +148,6 @@ class DrivenClock:
     moved by set_ns (one writer per run directory)."""
 
     def __init__(self, start_ns: int):
-        from cereal.messaging.endpoints import run_dir
         run_dir(create=True)
         # written in place, never replaced: a daemon that mapped the file (an earlier drive's, or before we started)
         # must see our time, not keep an unlinked copy

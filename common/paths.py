@@ -47,3 +47,12 @@ def check_data_dir() -> str | None:
     if not os.access(probe, os.W_OK | os.X_OK):
         return f"data folder {d} (ROADPILOT_DATA): {probe} is not writable"
     return None
+
+
+def run_dir(create: bool = False) -> str:
+    """The run directory of this prefix: sockets and other per-run files (the driven clock, the published stamps).
+    Short, so ipc paths fit."""
+    d = os.path.join(os.environ.get("ROADPILOT_RUN_ROOT", "/tmp"), f"rp-{prefix()}")
+    if create:
+        os.makedirs(d, exist_ok=True)
+    return d

@@ -16,14 +16,13 @@ import threading
 
 import zmq
 
+from common.paths import run_dir
+
 _STD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 _context: dict = {}
 
 
 def log_endpoint() -> str:
-    # Imported here: cereal.messaging imports this module, so a top-level import is circular and
-    # `import common.swaglog` (or anything using cloudlog, e.g. common.params) as a process's first import fails.
-    from cereal.messaging.endpoints import run_dir
     return "ipc://" + os.path.join(run_dir(create=True), "logmessage")
 
 

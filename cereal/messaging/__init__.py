@@ -16,10 +16,11 @@ import zmq
 
 from cereal import log
 from cereal.messaging import stepped
-from cereal.messaging.endpoints import ipc_endpoint, run_dir, tcp_endpoint
+from cereal.messaging.endpoints import ipc_endpoint, tcp_endpoint
 from cereal.services import SERVICES
 from common import clock
 from common.mapped_words import map_words
+from common.paths import run_dir
 from common.swaglog import cloudlog
 
 __all__ = [

@@ -3,19 +3,11 @@
 import os
 
 from cereal.services import SERVICES, TCP_PORTS
-from common.paths import prefix
+from common.paths import run_dir
 
-__all__ = ["prefix", "run_dir", "ipc_endpoint", "tcp_endpoint"]
+__all__ = ["ipc_endpoint", "tcp_endpoint"]
 
 MAX_IPC_PATH = 107  # sun_path is 108 bytes including the terminating NUL
-
-
-def run_dir(create: bool = False) -> str:
-    """The run directory of this prefix: sockets and other per-run files. Short, so ipc paths fit."""
-    d = os.path.join(os.environ.get("ROADPILOT_RUN_ROOT", "/tmp"), f"rp-{prefix()}")
-    if create:
-        os.makedirs(d, exist_ok=True)
-    return d
 
 
 def ipc_endpoint(service: str, create: bool = False) -> str:

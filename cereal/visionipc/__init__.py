@@ -32,7 +32,8 @@ import numpy as np
 import psutil
 import zmq
 
-from cereal.messaging.endpoints import ipc_endpoint, prefix
+from cereal.messaging.endpoints import ipc_endpoint
+from common.paths import prefix
 from common.swaglog import cloudlog
 
 try:

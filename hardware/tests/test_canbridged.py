@@ -16,7 +16,7 @@ from opendbc.can import CANPacker
 from opendbc.car.toyota import toyotacan
 
 from cereal import messaging
-from cereal.messaging.endpoints import run_dir
+from common.paths import run_dir
 from hardware.can_backends import Backend, CanFrame, RawFrame
 from hardware.canbridged import CanBridge, can_message, handle_sendcan, safety_from_car_params
 from selfdrive.car.car_specific import CarSetup, build_plan

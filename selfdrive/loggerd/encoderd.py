@@ -26,9 +26,8 @@ import av
 import numpy as np
 
 from cereal import messaging
-from cereal.messaging.endpoints import run_dir
 from cereal.visionipc import VisionIpcClient, VisionStreamType
-from common.paths import routes_dir
+from common.paths import routes_dir, run_dir
 from common.swaglog import cloudlog, cloudlog_bind
 from selfdrive.loggerd.video_writer import VIDEO_NAME, SegmentTracker, VideoWriter
 

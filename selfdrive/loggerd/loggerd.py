@@ -27,9 +27,8 @@ import time
 import zmq
 
 from cereal import messaging
-from cereal.messaging.endpoints import run_dir
 from cereal.services import SERVICES, Service
-from common.paths import routes_dir
+from common.paths import routes_dir, run_dir
 from common.swaglog import cloudlog, cloudlog_bind
 from selfdrive.loggerd.framing import MAX_MESSAGE_BYTES, event_which, is_one_message
 from selfdrive.loggerd.route_writer import ROUTE_ENV, RouteWriter, check_route_name

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from setproctitle import setproctitle
 
 from cereal import messaging
-from cereal.messaging.endpoints import prefix, run_dir
 from common.params import Params
 from common.params_keys import ParamFlag
-from common.paths import routes_dir
+from common.paths import prefix, routes_dir, run_dir
 from common.realtime import Ratekeeper
 from common.swaglog import cloudlog, cloudlog_bind
 from selfdrive.loggerd.route_writer import ROUTE_ENV, new_route_dir

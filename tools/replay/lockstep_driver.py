@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 import zmq
 
-from cereal.messaging.endpoints import ipc_endpoint, run_dir
+from cereal.messaging.endpoints import ipc_endpoint
 from cereal.messaging.stepped import (
     BINDS,
     BOUND,
@@ -40,6 +40,7 @@ from cereal.messaging.stepped import (
 )
 from cereal.services import SERVICES
 from common.clock import CLOCK_ENV, STEPPED
+from common.paths import run_dir
 
 SERVICE_NAMES = list(SERVICES)
 

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cereal.messaging.endpoints import prefix
 from cereal.visionipc import (
     NOTIFY,
     NOTIFY_MAGIC,
@@ -24,6 +23,7 @@ from cereal.visionipc import (
     shm_name,
 )
 from cereal.visionipc.tests.procs import frame_ok, make_frame
+from common.paths import prefix
 
 ROAD = VisionStreamType.ROAD
 

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 
 from cereal import messaging
-from cereal.messaging.endpoints import run_dir
 from cereal.visionipc import VisionIpcServer, VisionStreamType
-from common.paths import routes_dir
+from common.paths import routes_dir, run_dir
 from selfdrive.loggerd import encoderd
 from selfdrive.loggerd.tests.frame_server import pattern, timestamps
 from selfdrive.loggerd.video_writer import GOP, VIDEO_NAME, SegmentTracker, VideoWriter

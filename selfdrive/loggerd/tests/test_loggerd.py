@@ -8,9 +8,8 @@ import time
 import pytest
 
 from cereal import messaging
-from cereal.messaging.endpoints import run_dir
 from cereal.services import SERVICES
-from common.paths import routes_dir
+from common.paths import routes_dir, run_dir
 from selfdrive.loggerd import loggerd
 from selfdrive.loggerd.framing import FramingError, is_one_message, message_size, restamped
 from selfdrive.loggerd.route_writer import RouteWriter, new_route_dir

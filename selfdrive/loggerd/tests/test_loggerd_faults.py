@@ -9,8 +9,7 @@ import signal
 import time
 
 from cereal import messaging
-from cereal.messaging.endpoints import run_dir
-from common.paths import routes_dir
+from common.paths import routes_dir, run_dir
 from selfdrive.loggerd.route_writer import ROUTE_ENV, new_route_dir
 from selfdrive.loggerd.tests.test_loggerd import by_service, car_params, publish, start_loggerd
 from tools.lib.logreader import LogReader

@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from cereal import messaging
-from cereal.messaging.endpoints import run_dir
+from common.paths import run_dir
 from selfdrive.manager.tests.harness import GRACE_S
 
 WAIT_S = 20.0  # generous: two shared cores, several Python processes starting at once

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     # its own data folder and prefix (sockets, shared memory, params): other drives run beside it
     os.environ["ROADPILOT_DATA"] = str(folder / "data")
     os.environ["ROADPILOT_PREFIX"] = f"eval-{uuid.uuid4().hex[:12]}"
-    from cereal.messaging.endpoints import run_dir
+    from common.paths import run_dir
     try:
         result = drive(spec, folder)
     except Exception as e:  # noqa: BLE001 - whatever stops a drive is its result, in one line
