@@ -38,8 +38,8 @@ STACK_TESTS = (
     "tests/test_eval.py",
     "tests/test_identification.py",
     "tools/sim/tests/test_bridge.py",
-    "selfdrive/manager/tests/test_cli.py",
-    "selfdrive/manager/tests/test_device_cli.py",
+    "tests/test_cli.py",
+    "tests/test_device_cli.py",
     "selfdrive/manager/tests/test_manager.py",
 )
 

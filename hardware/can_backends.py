@@ -300,10 +300,7 @@ def load_comma2k19(d: str, dbc_by_bus: dict[int, str]) -> list[tuple[float, int,
 
 def load_roadpilot_log(path: str) -> list[tuple[float, int, int, bytes]]:
     """(t, bus, address, data) of every frame in a roadpilot log/segment/route's `can` messages."""
-    try:
-        from tools.lib.logreader import LogError, LogReader
-    except ImportError as e:
-        raise BackendError(f"reading roadpilot logs needs tools.lib.logreader: {e}") from e
+    from selfdrive.loggerd.logreader import LogError, LogReader  # only this backend reads logs
     try:
         out = []
         for ev in LogReader(path, services=["can"]):

@@ -14,12 +14,12 @@ from cereal import messaging
 from tools.lib.make_route import write_route
 
 PY = [sys.executable, "-m"]
-ROADPILOT = [*PY, "selfdrive.manager.cli"]
+ROADPILOT = [*PY, "tools.cli"]
 REPLAY = [*PY, "tools.replay.replay"]
 RERUN = [*PY, "tools.replay.rerun"]
 PLOT = [*PY, "tools.plot.plot"]
 RENDER = [*PY, "tools.render.render"]
-LOGREADER = [*PY, "tools.lib.logreader"]
+LOGREADER = [*PY, "selfdrive.loggerd.logreader"]
 IMPORT = [*PY, "tools.importers.comma2k19"]
 
 # (id, command, arguments ({name} is a path from `inputs`), what the one line says)

@@ -24,7 +24,7 @@ def test_a_disk_full_from_the_start_costs_the_recording_not_the_drive(tmp_path):
     user = [] if os.geteuid() == 0 else ["--map-root-user"]
     script = ('mount -t tmpfs -o size=4m fulldisk "$ROADPILOT_DATA" && '
               '(head -c 8M /dev/zero > "$ROADPILOT_DATA/filler" 2>/dev/null; true) && '
-              f'exec "$0" -m selfdrive.manager.cli sim --lockstep --scenario straight --minutes {SIM_S / 60}')
+              f'exec "$0" -m tools.cli sim --lockstep --scenario straight --minutes {SIM_S / 60}')
     res = subprocess.run(["unshare", "--mount", "--propagation", "private", *user, "sh", "-c", script, sys.executable],
                          cwd=ROOT, env={**os.environ, "ROADPILOT_DATA": str(data)}, capture_output=True, text=True,
                          timeout=300)

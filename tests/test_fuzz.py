@@ -46,12 +46,12 @@ from selfdrive.loggerd.framing import (
     message_size,
     restamped,
 )
+from selfdrive.loggerd.logreader import LogError, LogReader
+from selfdrive.loggerd.route import Route, RouteError
 from selfdrive.loggerd.route_writer import FrameWriter, RouteWriter
 from selfdrive.logmessaged import to_event
 from selfdrive.ui.hub import Client, Hub
 from tools.importers import comma2k19
-from tools.lib.logreader import LogError, LogReader
-from tools.lib.route import Route, RouteError
 
 SCALE = float(os.environ.get("ROADPILOT_FUZZ_SCALE", "1"))
 NOW_NS = 1_000_000_000_000  # the clock handle_sendcan is called with; valid sendcan messages are stamped with it

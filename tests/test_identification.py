@@ -27,7 +27,7 @@ from cereal import messaging
 from selfdrive.car.card import FORCED_CAR_ENV
 from selfdrive.car.fingerprinting import is_diagnostic
 from selfdrive.car.tests.helpers import Timed, write_recording
-from selfdrive.manager.cli import stop_manager
+from tools.cli import stop_manager
 from tools.sim.bridge import manager_env
 from tools.sim.lib.simulation import SimConfig
 

@@ -11,7 +11,7 @@ from opendbc.car.toyota import toyotacan
 
 from cereal import messaging
 from hardware.canbridged import ECHO_BUS_OFFSET
-from tools.lib.logreader import LogReader
+from selfdrive.loggerd.logreader import LogReader
 from tools.sim import soak
 from tools.sim.lib.sent_frames import ACC_CONTROL, PCM_CRUISE, STEERING_LKA, SentFrameCheck
 

@@ -13,9 +13,9 @@ import subprocess
 import sys
 
 from common.paths import routes_dir
+from selfdrive.loggerd.logreader import LogReader
+from selfdrive.loggerd.route import Route
 from selfdrive.ui.config import PORT_ENV
-from tools.lib.logreader import LogReader
-from tools.lib.route import Route
 from tools.sim.lib.sim_car import DEFAULT_PLATFORM as SIM_CAR  # the simulated car, identified by its firmware
 from tools.sim.lib.stack_drive import store_calibration
 
@@ -33,7 +33,7 @@ def test_two_stacks_with_only_their_prefix_apart_both_drive_and_report_their_own
         # encoderd (video) is left out: two whole stacks share 2 cores
         env = {**os.environ, "BLOCK": "encoderd", "ROADPILOT_SEGMENT_SECONDS": SEGMENT_SECONDS[suffix]}
         procs[suffix] = subprocess.Popen(
-            [sys.executable, "-m", "selfdrive.manager.cli", "sim", "--scenario", scenario, "--seed", str(seed),
+            [sys.executable, "-m", "tools.cli", "sim", "--scenario", scenario, "--seed", str(seed),
              "--minutes", "0.4", "--lockstep"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     outs = {s: p.communicate(timeout=400)[0] for s, p in procs.items()}
     for s, p in procs.items():

@@ -151,7 +151,7 @@ def save_ref(name: str, input_digest: str, outputs: list[bytes]) -> str:
 
 def load_ref(name: str) -> tuple[str, list]:
     """(input digest, output Events) of a stored reference; FileNotFoundError when there is none."""
-    from tools.lib.logreader import LogReader
+    from selfdrive.loggerd.logreader import LogReader
     evs = list(LogReader(ref_path(name), sort_by_time=False))
     head = evs[0].logMessage.msg if evs and evs[0].which() == "logMessage" else ""
     return head.removeprefix("inputs "), evs[1:]

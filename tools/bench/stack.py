@@ -108,7 +108,7 @@ class FrameWatch:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from selfdrive.manager.cli import stop_manager
+    from tools.cli import stop_manager
     from tools.sim.bridge import manager_env
     from tools.sim.lib.simulation import SimConfig
     cfg = SimConfig(scenario=args.scenario, seed=args.seed, driver="supervise", minutes=0.0)  # drives until stopped

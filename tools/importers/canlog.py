@@ -26,8 +26,8 @@ from common.paths import routes_dir
 from hardware.can_backends import MAX_BUS, classify
 from hardware.can_logs import FORMATS, SENT_BUS_OFFSET, CanLog, CanLogError, parse_bus_map, read_can_log
 from selfdrive.loggerd.loggerd import DEFAULT_SEGMENT_SECONDS
+from selfdrive.loggerd.logreader import ToolArgumentParser
 from tools.importers.can_route import BATCH_S, can_messages, write_import
-from tools.lib.logreader import ToolArgumentParser
 from tools.lib.make_route import RouteExists
 
 # Every 10 ms window of the span becomes a message, empty or not: a log whose times spread wider than a day has

@@ -34,8 +34,8 @@ from collections import defaultdict
 import numpy as np
 
 from hardware.can_backends import MAX_BUS, MAX_EXT_ADDRESS, NPY_LOAD_ERRORS
+from selfdrive.loggerd.logreader import ToolArgumentParser, finite_float
 from tools.importers.can_route import BATCH_S, can_messages, write_import
-from tools.lib.logreader import ToolArgumentParser, finite_float
 
 SENT_OFFSET = 128     # 128 + n: frames the assistant sent on bus n
 # A comma2k19 segment is one minute. Times spread over more than an hour are broken (one far-off timestamp), and

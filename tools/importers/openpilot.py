@@ -33,10 +33,10 @@ from typing import NamedTuple
 
 from common.paths import routes_dir
 from selfdrive.loggerd.loggerd import DEFAULT_SEGMENT_SECONDS
+from selfdrive.loggerd.logreader import ToolArgumentParser
 from tools.importers.can_route import write_import
 from tools.importers.openpilot_log import Damage, Msg, OpenpilotLogError, import_file
 from tools.importers.openpilot_video import CAMERA_MEMBERS, CameraEntry, encode_videos, find_videos, move_into
-from tools.lib.logreader import ToolArgumentParser
 from tools.lib.make_route import RouteExists
 
 LOG_NAMES = ("rlog", "qlog")   # preferred first: rlog holds every message, qlog a decimated part

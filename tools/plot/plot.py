@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import capnp
 import numpy as np
 
-from tools.lib.logreader import LogError, LogReader, ToolArgumentParser, output_file
+from selfdrive.loggerd.logreader import LogError, LogReader, ToolArgumentParser, output_file
 
 _STEP_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[-?\d+\])*)$")
 

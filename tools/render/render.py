@@ -20,8 +20,8 @@ import numpy as np
 
 from common.transformations.camera import CameraModel, calibrated_camera, project_car_points
 from common.transformations.camera_file import frame_camera
+from selfdrive.loggerd.logreader import LogError, LogReader, ToolArgumentParser, finite_float, output_file
 from tools.lib.framereader import FrameReader, frame_locations
-from tools.lib.logreader import LogError, LogReader, ToolArgumentParser, finite_float, output_file
 
 FPS = 20
 STATE_SERVICES = ("carState", "selfdriveState", "modelV2", "liveCalibration", "roadEncodeIdx", "roadCameraState")

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from cereal import messaging
 from cereal.services import SERVICES
 from common.swaglog import cloudlog, cloudlog_bind
-from tools.lib.logreader import LogError, LogReader, ToolArgumentParser, finite_float
-from tools.lib.route import RouteError, route_of
+from selfdrive.loggerd.logreader import LogError, LogReader, ToolArgumentParser, finite_float
+from selfdrive.loggerd.route import RouteError, route_of
 
 MIN_SPEED, MAX_SPEED = 0.1, 10.0
 SEEK_STEP_S = 10.0

@@ -32,10 +32,10 @@ import numpy as np
 
 from cereal import messaging
 from selfdrive.car.fingerprinting import known_platform
+from selfdrive.loggerd.logreader import LogError, LogReader, ToolArgumentParser, finite_float
+from selfdrive.loggerd.route import route_of
 from tests.process_replay.compare import field_diffs
 from tests.process_replay.process_replay import config, declared, replay
-from tools.lib.logreader import LogError, LogReader, ToolArgumentParser, finite_float
-from tools.lib.route import route_of
 
 PAIR_WINDOW_NS = 5_000_000   # a recorded output this soon after the replayed one's input time answered that input
 IGNORE = ("logMonoTime", "controlsState.cumLagMs", "longitudinalPlan.solverExecutionTime")

@@ -41,9 +41,9 @@ from cereal import messaging
 from common.params import Params
 from common.params_keys import KEYS
 from common.paths import routes_dir
+from selfdrive.loggerd.logreader import LogError, LogReader, ToolArgumentParser, finite_float
+from selfdrive.loggerd.route import Route
 from selfdrive.loggerd.route_writer import FLUSH_PERIOD
-from tools.lib.logreader import LogError, LogReader, ToolArgumentParser, finite_float
-from tools.lib.route import Route
 from tools.sim.lib.drive_report import DriveReport
 from tools.sim.lib.sent_frames import SentFrameCheck
 from tools.sim.lib.stack_drive import NOT_NEEDED, Drive, describe

@@ -13,10 +13,10 @@ from cereal import messaging
 from cereal.visionipc import VisionIpcServer, VisionStreamType
 from common.paths import routes_dir, run_dir
 from selfdrive.loggerd import encoderd
+from selfdrive.loggerd.logreader import LogReader
 from selfdrive.loggerd.tests.frame_server import pattern, timestamps
 from selfdrive.loggerd.video_writer import GOP, VIDEO_NAME, SegmentTracker, VideoWriter
 from tools.lib.framereader import FrameReader, frame_locations
-from tools.lib.logreader import LogReader
 
 W, H = 320, 240
 

@@ -12,9 +12,9 @@ from cereal.services import SERVICES
 from common.paths import routes_dir, run_dir
 from selfdrive.loggerd import loggerd
 from selfdrive.loggerd.framing import FramingError, is_one_message, message_size, restamped
+from selfdrive.loggerd.logreader import LogReader
+from selfdrive.loggerd.route import Route
 from selfdrive.loggerd.route_writer import RouteWriter, new_route_dir
-from tools.lib.logreader import LogReader
-from tools.lib.route import Route
 
 # service -> (Hz, field holding the test's counter)
 PUBLISHED = {

@@ -10,10 +10,10 @@ import time
 
 from cereal import messaging
 from common.paths import routes_dir, run_dir
+from selfdrive.loggerd.logreader import LogReader
+from selfdrive.loggerd.route import Route
 from selfdrive.loggerd.route_writer import ROUTE_ENV, new_route_dir
 from selfdrive.loggerd.tests.test_loggerd import by_service, car_params, publish, start_loggerd
-from tools.lib.logreader import LogReader
-from tools.lib.route import Route
 
 WAIT = 90.0  # s; generous: the machine is shared and slow
 

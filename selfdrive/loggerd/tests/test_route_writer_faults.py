@@ -8,9 +8,9 @@ import pytest
 from cereal import messaging
 from common.paths import routes_dir
 from selfdrive.loggerd import loggerd, route_writer
+from selfdrive.loggerd.logreader import LogReader
+from selfdrive.loggerd.route import Route
 from selfdrive.loggerd.route_writer import RETRY_PERIOD, ROUTE_ENV, RouteWriter, check_route_name, new_route_dir
-from tools.lib.logreader import LogReader
-from tools.lib.route import Route
 
 DT = 0.01  # one carState per step, 100 Hz
 

@@ -151,7 +151,7 @@ class TestRealTable:
     def test_the_end_of_the_run_is_recorded(self, procs):
         # the recorders stop after the daemons: the manager's word that hardwared stopped reaches the route
         from common.paths import routes_dir
-        from tools.lib.logreader import LogReader
+        from selfdrive.loggerd.logreader import LogReader
         sm = messaging.SubMaster(["managerState"])
         mgr = start(["selfdrive.manager.manager", "sim"], ONLY="logmessaged,loggerd,hardwared")
         procs[0].append(mgr)

@@ -22,7 +22,7 @@ KNOWN = dataclasses.replace(CameraModel.from_fov(1164, 874, 70.0), principal=(60
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "selfdrive.manager.cli", "calibrate-camera", *args],
+    return subprocess.run([sys.executable, "-m", "tools.cli", "calibrate-camera", *args],
                           capture_output=True, text=True, timeout=120)
 
 

@@ -26,10 +26,10 @@ from hardware.tests.can_log_files import (
 )
 from selfdrive.car.car_specific import CarSetup
 from selfdrive.car.tests.helpers import REPO, SyntheticRav4, car_logic_for
+from selfdrive.loggerd.logreader import LogReader
+from selfdrive.loggerd.route import Route
 from tools.importers import canlog
 from tools.importers.tests.failing_writes import fail_after
-from tools.lib.logreader import LogReader
-from tools.lib.make_route import route_meta
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +63,14 @@ class TestImport:
         assert np.abs(np.diff(times) - 10_000_000).max() <= 1
         frames, garbage, sent = expected(suffix, drive, keep_sent=True)
         assert [(c.address, bytes(c.dat), c.src) for e in evs for c in e.can] == frames
-        meta = route_meta(path)
+        meta = Route(path).meta()
         assert meta["importer"] == "canlog" and meta["car"] == "TOYOTA_RAV4" and meta["dropped"] == garbage
         assert meta["sent_frames"] == sent and meta["frames"] == len(frames)
 
     def test_the_route_replays_into_canbridged_and_card_reads_the_car(self, tmp_path, capsys, drive):
         log = write_log(tmp_path / "drive.asc", drive)
         rc, out, _ = run(capsys, str(log), "--out", str(tmp_path / "route"))
-        assert rc == 0 and "car" not in route_meta(out.strip())  # no --car: card identifies it
+        assert rc == 0 and "car" not in Route(out.strip()).meta()  # no --car: card identifies it
         b = open_backend(f"replay:{out.strip()}?start=0")
         frames, _, sent = expected(".asc", drive)
         assert [(f.address, f.data, f.bus) for f in b.frames] == frames and b.skipped_sent == sent

@@ -16,10 +16,11 @@ from hardware.can_backends import Backend, CanFrame, RawFrame
 from hardware.canbridged import CanBridge, safety_from_car_params
 from selfdrive.car.safety.tests.realdata import NOT_IN_OPENDBC
 from selfdrive.car.tests.helpers import DATA, SKIP_REASON, car_logic_for, have_data, load_npy
+from selfdrive.loggerd.logreader import LogReader
+from selfdrive.loggerd.route import Route
 from tools.importers import comma2k19
 from tools.importers.tests.failing_writes import fail_after
-from tools.lib.logreader import LogReader
-from tools.lib.make_route import RouteExists, route_meta, write_route
+from tools.lib.make_route import RouteExists, write_route
 from tools.plot import plot
 
 needs_data = pytest.mark.skipif(not have_data(), reason=SKIP_REASON)
@@ -180,7 +181,7 @@ class TestRealRav4Import:
     def test_cli_imports_once_and_refuses_to_overwrite_without_force(self, tmp_path, capsys):
         assert comma2k19.main([str(DATA), "--name", "r"]) == 0
         path = capsys.readouterr().out.strip()
-        assert route_meta(path)["car"] == "TOYOTA_RAV4" and os.path.isfile(os.path.join(path, "0", "rlog.zst"))
+        assert Route(path).meta()["car"] == "TOYOTA_RAV4" and os.path.isfile(os.path.join(path, "0", "rlog.zst"))
         assert comma2k19.main([str(DATA), "--name", "r"]) == 2
         assert "already exists" in capsys.readouterr().err
 

@@ -2,8 +2,8 @@
 members openpilot's ordinals with pointer-typed members everywhere else, as openpilot's own union has them) become a
 roadpilot route whose carState, carParams and CAN are what was written, in time order, with what roadpilot has no
 meaning for dropped and counted. bz2, zst and raw alike; a log cut short keeps what came before it and exits 2 with
-one line; a foreign file exits 2 with one line and writes nothing; tools.lib.logreader refuses an openpilot log in
-one line too."""
+one line; a foreign file exits 2 with one line and writes nothing; selfdrive.loggerd.logreader refuses an openpilot
+log in one line too."""
 
 import bz2
 import os
@@ -13,9 +13,9 @@ import sys
 import pytest
 import zstandard
 
+from selfdrive.loggerd.logreader import LogReader
+from selfdrive.loggerd.route import Route
 from tools.importers import openpilot, openpilot_log
-from tools.lib.logreader import LogReader
-from tools.lib.route import Route
 
 # openpilot's cereal/log.capnp, stated here on its own so that a wrong number in the importer's tables fails: the
 # Event members, and FrameData and EncodeIndex with more of their fields than the importer declares
@@ -272,8 +272,8 @@ class TestDamage:
     def test_logreader_refuses_an_openpilot_log_in_one_line(self, tmp_path, written):
         for suffix in (".bz2", ".zst", ""):
             log = write_log(tmp_path / f"rlog{suffix}", written[:50])
-            r = subprocess.run([sys.executable, "-m", "tools.lib.logreader", log], capture_output=True, text=True,
-                               timeout=60)
+            r = subprocess.run([sys.executable, "-m", "selfdrive.loggerd.logreader", log], capture_output=True,
+                               text=True, timeout=60)
             assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
             assert "not a roadpilot log" in r.stderr and r.stdout == ""
 

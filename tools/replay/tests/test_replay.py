@@ -269,7 +269,7 @@ class TestStack:
         assert answered_s <= 0.5
         # and loggerd recorded the drive from its first frame
         from common.paths import routes_dir
-        from tools.lib.logreader import LogReader
+        from selfdrive.loggerd.logreader import LogReader
         (name,) = os.listdir(routes_dir())
         cans = [ev for ev in LogReader(os.path.join(routes_dir(), name)) if ev.which() == "can"]
         first = messaging.log_from_bytes(rav4_drive(0.01)[0].to_bytes())

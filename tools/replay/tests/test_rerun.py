@@ -4,10 +4,10 @@ lockstep outputs recorded in it (as a drive that was never late would have them)
 import pytest
 
 from cereal import messaging
+from selfdrive.loggerd.route import RouteError
 from tests.process_replay.inputs import as_bytes, stack_route
 from tests.process_replay.process_replay import config, replay
 from tools.lib.make_route import write_route
-from tools.lib.route import RouteError
 from tools.replay.rerun import main, rerun
 
 

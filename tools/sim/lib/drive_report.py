@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from tools.lib.logreader import LogError, LogReader
+from selfdrive.loggerd.logreader import LogError, LogReader
 
 SERVICES = ("simState", "selfdriveState", "onroadEvents", "managerState", "modelV2", "roadCameraState", "carState",
             "logMessage", "carParams", "longitudinalPlan", "carControl", "liveTorqueParameters")

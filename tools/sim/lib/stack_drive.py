@@ -26,7 +26,7 @@ from cereal import messaging
 from common.params import Params
 from common.paths import routes_dir
 from selfdrive.locationd.calibration import MIN_BLOCKS, Calibrator
-from selfdrive.manager.cli import stop_manager
+from tools.cli import stop_manager
 from tools.sim.bridge import forget_learned_steering, manager_env
 from tools.sim.lib.drive_report import DriveReport
 from tools.sim.lib.simulation import SimConfig

@@ -247,7 +247,7 @@ def test_a_drive_without_lead_or_engagement_says_so(tmp_path):
 
 
 def test_a_route_without_simstate_is_refused(tmp_path):
-    from tools.lib.logreader import LogError
+    from selfdrive.loggerd.logreader import LogError
     msg = messaging.new_message("carState")
     with pytest.raises(LogError, match="no simState"):
         DriveReport.from_route(write_route([msg], "nosim"))

@@ -13,7 +13,7 @@ that is unreadable inside a segment or route is reported in `lr.skipped` and the
 is itself not a roadpilot log (no frame anywhere in it holds Events, or its first message is an
 openpilot Event: OPENPILOT_LOOKALIKES) raises LogError.
 
-`python -m tools.lib.logreader SOURCE [rlog|qlog]` prints the messages per service and what was lost.
+`python -m selfdrive.loggerd.logreader SOURCE [rlog|qlog]` prints the messages per service and what was lost.
 """
 
 import argparse
@@ -32,8 +32,8 @@ import zstandard
 from cereal.messaging import MalformedMessage, log_from_bytes
 from common.swaglog import cloudlog
 from selfdrive.loggerd.framing import MAX_MESSAGE_BYTES, FramingError, event_which, message_size
+from selfdrive.loggerd.route import LOG_TYPES, Route, RouteError, split_selector
 from selfdrive.loggerd.route_writer import MAX_BUFFERED
-from tools.lib.route import LOG_TYPES, Route, RouteError, split_selector
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 # loggerd flushes a frame once more than MAX_BUFFERED bytes wait; what its last loop added on top is bounded
@@ -266,7 +266,7 @@ def _merge_sorted(segments: Iterable[list]) -> Iterator:
 
 
 class LogReader:
-    """Events from a file, segment folder, route folder or `"<route>[/<selector>]"` (see tools/lib/route.py).
+    """Events from a file, segment folder, route folder or `"<route>[/<selector>]"` (see selfdrive/loggerd/route.py).
 
     sort_by_time: yield in logMonoTime order across the whole source (stable); else in file order.
     services: only these services (also `lr.filter(services)`). log_type: "rlog" or "qlog" for folders.
@@ -392,7 +392,7 @@ def output_file(*extensions: str):
 def main(argv: list[str] | None = None) -> int:
     """Messages per service and what was lost. Exit status 0: all read; 1: read, with the damage listed (PROBLEM
     lines); 2: nothing readable, or bad arguments (one line on stderr)."""
-    ap = ToolArgumentParser(prog="python -m tools.lib.logreader",
+    ap = ToolArgumentParser(prog="python -m selfdrive.loggerd.logreader",
                             description="Messages per service of a log file, segment or route, and what damage cost.")
     ap.add_argument("source", help="log file, segment or route folder, route name or name/segments (e.g. name/2:4)")
     ap.add_argument("log_type", nargs="?", choices=LOG_TYPES, default="rlog", help="for folders and routes (rlog)")

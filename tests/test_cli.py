@@ -11,14 +11,14 @@ import time
 import pytest
 
 from common.paths import routes_dir
-from selfdrive.manager import cli
+from tools import cli
 
 
 def test_sim_drives_a_scenario_records_the_camera_and_reports_it(tmp_path):
     # the bridge, camerad (sim source, the frames' consumer), loggerd and encoderd: enough to drive, see, record
     # the route and render it; no card/controlsd, so nothing engages (the report must say so, not make it up)
     out_mp4 = tmp_path / "out.mp4"
-    r = subprocess.run([sys.executable, "-m", "selfdrive.manager.cli", "sim", "--scenario", "straight", "--seed", "2",
+    r = subprocess.run([sys.executable, "-m", "tools.cli", "sim", "--scenario", "straight", "--seed", "2",
                         "--minutes", "0.1", "--record", str(out_mp4)],
                        capture_output=True, text=True, timeout=180,
                        env={**os.environ, "ONLY": "bridge,camerad,loggerd,encoderd"})
@@ -104,7 +104,7 @@ def test_manager_command_runs_until_ctrl_c_in_device_mode():
     from cereal import messaging
     from common.params import Params
     sm = messaging.SubMaster(["managerState", "deviceState"])
-    p = subprocess.Popen([sys.executable, "-m", "selfdrive.manager.cli", "manager", "--mode", "device"],
+    p = subprocess.Popen([sys.executable, "-m", "tools.cli", "manager", "--mode", "device"],
                          env={**os.environ, "ONLY": "hardwared"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                          text=True)
     try:

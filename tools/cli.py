@@ -17,11 +17,11 @@ from collections import Counter
 
 from cereal.services import SERVICES
 from common.paths import check_data_dir, data_dir, prefix, routes_dir
+from selfdrive.loggerd.logreader import LogError, LogReader
 from selfdrive.loggerd.route_writer import ROUTE_ENV, new_route_dir
 from selfdrive.manager import manager
 from selfdrive.manager.process_config import MODES, PROCESSES
 from selfdrive.ui.config import ui_url, with_free_port
-from tools.lib.logreader import LogError, LogReader
 
 
 def sim_stack_report() -> str:

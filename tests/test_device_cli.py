@@ -11,8 +11,8 @@ import time
 import pytest
 
 from common.paths import routes_dir
-from selfdrive.manager import cli
-from tools.lib.logreader import LogReader
+from selfdrive.loggerd.logreader import LogReader
+from tools import cli
 
 VIDEO = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "shared", "data", "udacity-dashcam",
                      "solidWhiteRight.mp4")
@@ -37,7 +37,7 @@ def test_missing_camera_or_bad_adapter_is_an_error_at_start(args, says, capsys):
 
 @pytest.mark.skipif(not os.path.isfile(VIDEO), reason="the Udacity dash-cam video (../shared/data) is not here")
 def test_device_mode_runs_the_stack_on_the_camera_and_the_adapter():
-    p = subprocess.Popen([sys.executable, "-m", "selfdrive.manager.cli", "device", "--video", VIDEO, "--fov", "60",
+    p = subprocess.Popen([sys.executable, "-m", "tools.cli", "device", "--video", VIDEO, "--fov", "60",
                           "--can", f"virtual:rp-dev-{os.getpid()}", "--car", "TOYOTA_RAV4"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
