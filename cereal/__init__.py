@@ -19,4 +19,9 @@ CAR_SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(opendbc.__file__))
 car = capnp.load(os.path.join(CAR_SCHEMA_DIR, "car.capnp"), imports=[CAR_SCHEMA_DIR])
 log = capnp.load(os.path.join(CEREAL_DIR, "log.capnp"), imports=[CAR_SCHEMA_DIR])
 
-__all__ = ["car", "log"]
+# the actuator values a carControl carries as floats: each must be finite before it reaches a car (controlsd checks
+# what it sends, card what it receives), read off the schema so a new field is checked too
+ACTUATOR_FLOATS = tuple(f for f in car.CarControl.Actuators.schema.fieldnames
+                        if car.CarControl.Actuators.schema.fields[f].proto.slot.type.which() in ("float32", "float64"))
+
+__all__ = ["car", "log", "ACTUATOR_FLOATS"]

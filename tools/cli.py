@@ -227,7 +227,7 @@ def camera_model_env(args: argparse.Namespace) -> dict[str, str]:
             raise ValueError(str(e)) from None
         return {"ROADPILOT_CAMERA_PARAMS": os.path.abspath(args.camera_params), "ROADPILOT_CAMERA_FOV": ""}
     if args.fov is not None:
-        CameraModel.from_fov(1164, 874, args.fov)  # its range
+        CameraModel.from_fov(CameraModel.width, CameraModel.height, args.fov)  # its range
         return {"ROADPILOT_CAMERA_PARAMS": "", "ROADPILOT_CAMERA_FOV": f"{args.fov:g}"}
     return {"ROADPILOT_CAMERA_PARAMS": "", "ROADPILOT_CAMERA_FOV": ""}
 

@@ -96,7 +96,7 @@ def fill_frame_camera(fd, cam: CameraModel, camera_from: str) -> None:
 def frame_camera(fd, width: int = 0, height: int = 0) -> CameraModel:
     """The camera of frames that a FrameData describes. One that says nothing (routes recorded before cameras were
     described) or nonsense is the comma2k19 road camera scaled to the frames' width: what camerad assumed then."""
-    w, h = int(width or fd.width or 1164), int(height or fd.height or 874)
+    w, h = int(width or fd.width or CameraModel.width), int(height or fd.height or CameraModel.height)
     try:
         k = [float(v) for v in fd.intrinsics]
         dist = tuple(float(v) for v in fd.distortion)

@@ -54,7 +54,7 @@ CONSUMERS = ("modelV2", "roadEncodeIdx")   # services that echo the frameId they
 STALL_S = 0.25        # 5 slots without a frame: the source has stopped delivering
 RESEND_S = 0.5        # consumed pace: resend an unanswered frame this often
 NUM_BUFFERS = 4       # 200 ms of frames for slow readers
-WIDTH, HEIGHT = 1164, 874   # served when the source does not say its size (the sim's default camera)
+WIDTH, HEIGHT = CameraModel.width, CameraModel.height  # served when the source does not say its size
 ASSUMED_FOV_DEG = round(CameraModel().hfov_deg, 1)  # without a camera file or --fov: comma2k19's road camera, 65.2
 
 

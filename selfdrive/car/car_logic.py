@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from opendbc.car.car_helpers import interfaces
 from opendbc.car.structs import CarControl, CarState, RadarData
 
+from cereal import ACTUATOR_FLOATS
 from common.swaglog import cloudlog
 from selfdrive.car.can_validity import FrameFilter, expect_buses, problems
 from selfdrive.car.car_specific import CarPlan
@@ -17,7 +18,6 @@ from selfdrive.car.car_specific import CarPlan
 Frame = tuple[int, bytes, int]
 Packet = tuple[int, Sequence[Frame]]  # (monotonic ns, frames of one `can` message)
 LOG_PERIOD_NS = 1_000_000_000
-ACTUATOR_FIELDS = ("torque", "steeringAngleDeg", "curvature", "accel", "gas", "brake", "speed")
 
 
 class CarLogic:
@@ -70,7 +70,7 @@ class CarLogic:
     def control(self, CC: CarControl, now_nanos: int) -> tuple[CarControl.Actuators, list[Frame]]:
         """The car port's frames for `CC` (non-finite actuator values zeroed and logged first)."""
         CC = CC.as_reader() if hasattr(CC, "as_reader") else CC  # the car port reads it (and copies actuators)
-        bad = [f for f in ACTUATOR_FIELDS if not math.isfinite(getattr(CC.actuators, f))]
+        bad = [f for f in ACTUATOR_FLOATS if not math.isfinite(getattr(CC.actuators, f))]
         # The driver's foot is on the gas in the newest carState; controlsd's carControl answered the one before it.
         # From this frame on the safety layer refuses any acceleration but none (longitudinal control is not allowed
         # while the gas is pressed), so ask for none now instead of a frame it would drop.

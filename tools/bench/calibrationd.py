@@ -44,7 +44,7 @@ def main() -> None:
         print(f"(no {CLIP}: simulator frames only)")
     sim = [f[:874].copy() for f in lane_centre_frames(100, seed=4)]
     measure("sim 1164x874 default camera", sim, CameraModel())
-    wide = dataclasses.replace(CameraModel.from_fov(1164, 874, 90.0), dist=(-0.1,))
+    wide = dataclasses.replace(CameraModel.from_fov(CameraModel.width, CameraModel.height, 90.0), dist=(-0.1,))
     from tools.sim.lib.dynamics import VehicleState
     from tools.sim.lib.scenarios import make_world
     world, r = make_world("highway", 4), Renderer(camera=wide, look=Look.random(5))

@@ -22,13 +22,14 @@ import time
 import cv2
 import numpy as np
 
+from common.transformations.camera import CameraModel
 from selfdrive.camerad.nv12 import to_nv12
 from selfdrive.modeld.modeld import THREADS, FrameWarper
 from selfdrive.modeld.runner import DEFAULT_MODEL, ModelRunner
 from tools.sim.lib.renderer import lane_centre_frames
 
 BUDGET_MS = 25.0
-W, H = 1164, 874
+W, H = CameraModel.width, CameraModel.height  # the default road camera's frames
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 UDACITY = os.path.normpath(os.path.join(REPO, "..", "shared", "data", "udacity-dashcam", "solidWhiteRight.mp4"))
 CALIB = (0.0, np.radians(1.5), np.radians(-2.0))   # a mounted camera's calibration: a real (non-identity) warp

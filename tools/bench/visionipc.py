@@ -25,7 +25,9 @@ import time
 
 import numpy as np
 
-W, H = 1164, 874
+from common.transformations.camera import CameraModel
+
+W, H = CameraModel.width, CameraModel.height  # the default road camera's frames
 FRAME_BYTES = W * H * 3 // 2
 
 

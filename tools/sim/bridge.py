@@ -74,6 +74,7 @@ from common.params import Params
 from common.realtime import DT_CTRL, Ratekeeper
 from common.swaglog import cloudlog, cloudlog_bind
 from hardware.sim_backend import SimCarLink
+from selfdrive.manager.process import MANAGER_PID_ENV
 from tools.sim.lib.ecus import is_diagnostic
 from tools.sim.lib.sim_car import DEFAULT_PLATFORM, SIM_PLATFORMS, Frame
 from tools.sim.lib.simulation import CAMERA_EVERY, SimConfig, Simulation, add_camera_args, add_steer_args, variant
@@ -85,7 +86,6 @@ MAX_TIMEOUTS = 3
 EXPOSURE_NS = 25_000_000     # a frame's start of frame before its end (the step's time)
 EXTRA_WAIT_MS = 1            # warm-up: a second answer this soon after the first means a backlog
 ALIGN_MIN, ALIGN_SINGLE, ALIGN_MAX = 150, 50, 1500  # warm-up answers (see warm_up)
-MANAGER_PID_ENV = "ROADPILOT_MANAGER_PID"
 # what the bridge waits for, once each has been seen: card's sendcan, controlsd's carControl, selfdrived's
 # selfdriveState and torqued's liveTorqueParameters answer every step; modeld's modelV2, plannerd's longitudinalPlan
 # and calibrationd's liveCalibration every camera frame. The world never runs ahead of any of them, so none lags in the

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cereal import ACTUATOR_FLOATS
 from common.realtime import DT_CTRL
 from common.swaglog import cloudlog
 from selfdrive.controls.lib.drive_helpers import (
@@ -33,7 +34,6 @@ CANCEL_UNANSWERED = 50      # cycles the car cruises without us while selfdrived
 ET_NAMES = frozenset(e.value for e in ET)
 LEAD_BARS = {"aggressive": 1, "standard": 2, "relaxed": 3}
 F32_MAX = 3.4e38            # a larger float64 turns into inf in a Float32 field
-ACTUATOR_FLOATS = ("torque", "steeringAngleDeg", "curvature", "accel", "gas", "brake", "speed")
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ class SimConfig:
             raise ValueError(f"camera_fov must be 0 (the default camera) or 30..120, got {self.camera_fov}")
 
     def camera_model(self) -> CameraModel:
-        """The road camera this run's frames come from (1164 x 874, square pixels, mounted as the default one)."""
+        """The road camera this run's frames come from (the default camera's size, square pixels, mounted as it is)."""
         base = CameraModel()
         cam = CameraModel.from_fov(base.width, base.height, self.camera_fov) if self.camera_fov else base
         return replace(cam, principal=(cam.cx + self.camera_shift_px, cam.cy + self.camera_shift_px),
