@@ -29,7 +29,7 @@ from typing import Any
 
 from common.params_keys import KEYS, ParamFlag, ParamKey, ParamType, check_value
 from common.paths import params_dir
-from common.swaglog import cloudlog
+from common.swaglog import cloudlog, log_due
 
 POLL_S = 0.02  # how often a blocking get looks for the key
 _TMP_SUFFIX = ".tmp"  # temp files are ".<key>.<pid>.<random>.tmp": hidden, and name their writer
@@ -238,7 +238,7 @@ class Params:
         self.write_failures += 1
         self.failing[key] = e.strerror or str(e)
         n = self.write_failures
-        if n & (n - 1) == 0:  # 1st, 2nd, 4th... failure: visible without flooding the log
+        if log_due(n):
             cloudlog.error("param write failed", extra={"key": key, "error": str(e), "failures_total": n})
 
     def put(self, key: str, value: Any) -> None:

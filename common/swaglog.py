@@ -22,6 +22,13 @@ _STD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"
 _context: dict = {}
 
 
+def log_due(count: int, added: int = 1) -> bool:
+    """Whether a problem that repeats (a dropped message, a bad frame, a failed write) should be logged now that its
+    count grew by `added` to `count`: on the 1st, 2nd, 4th, 8th... occurrence, so it stays visible without
+    flooding the log."""
+    return count > 0 and (count - added).bit_length() != count.bit_length()
+
+
 def log_endpoint() -> str:
     return "ipc://" + os.path.join(run_dir(create=True), "logmessage")
 

@@ -21,7 +21,7 @@ from cereal.services import SERVICES
 from common import clock
 from common.mapped_words import map_words
 from common.paths import run_dir
-from common.swaglog import cloudlog
+from common.swaglog import cloudlog, log_due
 
 __all__ = [
     "PubMaster", "SubMaster", "PubSocket", "SubSocket", "MalformedMessage",
@@ -261,9 +261,9 @@ _dropped: dict[str, int] = {}
 
 
 def _log_drop(service: str, why: str, **fields) -> None:
-    # Logged on the 1st, 2nd, 4th, 8th... drop per service: a flood of garbage stays visible without flooding the log.
+    # per service: a flood of garbage stays visible without flooding the log (log_due)
     n = _dropped[service] = _dropped.get(service, 0) + 1
-    if n & (n - 1) == 0:
+    if log_due(n):
         cloudlog.warning(why, extra={"service": service, "dropped_total": n, **fields})
 
 

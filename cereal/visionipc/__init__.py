@@ -34,7 +34,7 @@ import zmq
 
 from cereal.messaging.endpoints import ipc_endpoint
 from common.paths import prefix
-from common.swaglog import cloudlog
+from common.swaglog import cloudlog, log_due
 
 try:
     from cereal.visionipc._visionipc import ffi, lib
@@ -365,7 +365,7 @@ class VisionIpcClient:
 
     def _bad(self, why: str) -> None:
         self.malformed += 1
-        if self.malformed & (self.malformed - 1) == 0:  # 1st, 2nd, 4th, ...: visible, never a flood
+        if log_due(self.malformed):
             cloudlog.warning("visionipc: bad notification dropped", extra={"why": why, "count": self.malformed})
 
     def _handle(self, msg: bytes) -> VisionBuf | None:

@@ -42,7 +42,7 @@ from cereal import messaging
 from cereal.visionipc import VisionIpcServer, VisionStreamType
 from common.params import Params
 from common.realtime import DT_MDL, PRIO_MDL, Ratekeeper, set_realtime_priority
-from common.swaglog import cloudlog, cloudlog_bind
+from common.swaglog import cloudlog, cloudlog_bind, log_due
 from common.transformations.camera import CameraModel
 from common.transformations.camera_file import CameraFileError, fill_frame_camera, load_camera_file
 from selfdrive.camerad.nv12 import check_size, cover_crop_camera, nv12_shape, to_nv12
@@ -139,7 +139,7 @@ class Camerad:
             img = to_nv12(frame.image, self.width, self.height, self.nv12)
         except ValueError as e:
             self.bad_frames += 1
-            if self.bad_frames & (self.bad_frames - 1) == 0:
+            if log_due(self.bad_frames):
                 cloudlog.warning("frame dropped", extra={"error": str(e), "bad_frames": self.bad_frames})
             return False
         self.frame_id, self.sof, self.eof = frame_id, frame.sof_ns, frame.eof_ns

@@ -11,7 +11,7 @@ from opendbc.car.car_helpers import interfaces
 from opendbc.car.structs import CarControl, CarState, RadarData
 
 from cereal import ACTUATOR_FLOATS
-from common.swaglog import cloudlog
+from common.swaglog import cloudlog, log_due
 from selfdrive.car.can_validity import FrameFilter, expect_buses, problems
 from selfdrive.car.car_specific import CarPlan
 
@@ -85,7 +85,7 @@ class CarLogic:
             CC = fixed.as_reader()
         if bad:
             self.nonfinite_count += 1
-            if self.nonfinite_count & (self.nonfinite_count - 1) == 0:  # 1st, 2nd, 4th, ... : visible, not a flood
+            if log_due(self.nonfinite_count):
                 cloudlog.error("non-finite actuator values zeroed",
                                extra={"fields": bad, "count": self.nonfinite_count})
         actuators, sends = self.CI.apply(CC, now_nanos)

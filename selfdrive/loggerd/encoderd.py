@@ -28,7 +28,7 @@ import numpy as np
 from cereal import messaging
 from cereal.visionipc import VisionIpcClient, VisionStreamType
 from common.paths import routes_dir, run_dir
-from common.swaglog import cloudlog, cloudlog_bind
+from common.swaglog import cloudlog, cloudlog_bind, log_due
 from selfdrive.loggerd.video_writer import VIDEO_NAME, SegmentTracker, VideoWriter
 
 QUEUE_FRAMES = 20
@@ -99,7 +99,7 @@ class Encoder(threading.Thread):
 
     def _fail(self, e: Exception) -> None:
         self.write_errors += 1
-        if self.write_errors & (self.write_errors - 1) == 0:
+        if log_due(self.write_errors):
             cloudlog.error("video write failed: frames of this segment are lost",
                            extra={"target": self.target, "error": str(e), "errors_total": self.write_errors})
         self._close()
@@ -128,8 +128,8 @@ class Encoderd:
         self.stop = False
 
     def drop(self, why: str, n: int = 1) -> None:
-        before, self.dropped = self.dropped, self.dropped + n
-        if before.bit_length() != self.dropped.bit_length():  # crossed a power of two: visible, never a flood
+        self.dropped += n
+        if log_due(self.dropped, n):
             cloudlog.warning("frames dropped", extra={"why": why, "dropped_total": self.dropped})
 
     def step(self) -> None:

@@ -29,7 +29,7 @@ import zmq
 from cereal import messaging
 from cereal.services import SERVICES, Service
 from common.paths import routes_dir, run_dir
-from common.swaglog import cloudlog, cloudlog_bind
+from common.swaglog import cloudlog, cloudlog_bind, log_due
 from selfdrive.loggerd.framing import MAX_MESSAGE_BYTES, event_which, is_one_message
 from selfdrive.loggerd.route_writer import ROUTE_ENV, RouteWriter, check_route_name
 
@@ -135,7 +135,7 @@ class Loggerd:
 
     def drop(self, reason: str, service: str, dat: bytes, which: str | None = None) -> None:
         n = self.dropped[reason] = self.dropped[reason] + 1
-        if n & (n - 1) == 0:  # 1st, 2nd, 4th... drop: visible without flooding the log
+        if log_due(n):
             extra = {"service": service, "bytes": len(dat), "dropped_total": n}
             if which is not None:
                 extra["which"] = which

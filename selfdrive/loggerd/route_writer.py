@@ -32,7 +32,7 @@ import zstandard
 
 from cereal.services import Service
 from common import clock
-from common.swaglog import cloudlog
+from common.swaglog import cloudlog, log_due
 from selfdrive.loggerd.framing import event_mono_time, restamped
 
 ROUTE_ENV = "ROADPILOT_ROUTE"    # the run's route name, set by the manager for every child
@@ -327,7 +327,7 @@ class RouteWriter:
             self.lost += self.rlog.abandon()
             self.qlog.abandon()
             self.rlog = self.qlog = None
-        if self.write_errors & (self.write_errors - 1) == 0:  # 1st, 2nd, 4th...: visible without flooding the log
+        if log_due(self.write_errors):
             cloudlog.error("log write failed: logging stopped", extra={
                 "route": self.name, "segment": self.segment, "error": str(e), "errors_total": self.write_errors,
                 "retry_in_s": RETRY_PERIOD})

@@ -35,7 +35,7 @@ from websockets.http11 import Response
 from cereal import messaging
 from cereal.visionipc import VisionIpcClient, VisionStreamType
 from common.realtime import DT_MDL
-from common.swaglog import cloudlog, cloudlog_bind
+from common.swaglog import cloudlog, cloudlog_bind, log_due
 from selfdrive.ui.config import UiConfig, env_defaults
 from selfdrive.ui.frames import encode_nv12
 from selfdrive.ui.hub import Hub, frame_message
@@ -127,7 +127,7 @@ class UiServer:
             async for msg in ws:
                 if not client.on_message(msg):
                     self.bad_input += 1
-                    if self.bad_input & (self.bad_input - 1) == 0:  # 1st, 2nd, 4th, ...: seen, never a flood
+                    if log_due(self.bad_input):
                         cloudlog.warning("uid: page sent a message it should not have; ignored",
                                          extra={"count": self.bad_input, "remote": str(ws.remote_address)})
         except ConnectionClosed:

@@ -18,7 +18,7 @@ import numpy as np
 import zmq
 
 from cereal.messaging.endpoints import ipc_endpoint
-from common.swaglog import cloudlog
+from common.swaglog import cloudlog, log_due
 from common.transformations.camera import CameraModel
 from common.transformations.camera_file import FORMAT, CameraFileError, camera_from_dict
 from selfdrive.camerad.sources import Frame, SourceError
@@ -83,7 +83,7 @@ class SimSource:
 
     def _drop(self, why: str) -> None:
         self.dropped += 1
-        if self.dropped & (self.dropped - 1) == 0:
+        if log_due(self.dropped):
             cloudlog.warning("sim frame dropped", extra={"why": why, "dropped_total": self.dropped})
 
     def _parse(self, parts: list[bytes]) -> Frame | None:

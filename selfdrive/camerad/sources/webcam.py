@@ -21,7 +21,7 @@ from typing import Any
 
 import cv2
 
-from common.swaglog import cloudlog
+from common.swaglog import cloudlog, log_due
 from selfdrive.camerad.sources import Frame, SourceError
 
 REOPEN_AFTER = 10     # failed reads in a row before the device is reopened
@@ -82,7 +82,7 @@ class WebcamSource:
                 continue
             failures += 1
             self.dropped += 1
-            if self.dropped & (self.dropped - 1) == 0:
+            if log_due(self.dropped):
                 cloudlog.warning("webcam read failed", extra={"device": self.device, "failed_total": self.dropped})
             if failures >= REOPEN_AFTER and failures % REOPEN_AFTER == 0:
                 self._reopen()

@@ -15,7 +15,7 @@ import numpy as np
 
 from cereal import ACTUATOR_FLOATS
 from common.realtime import DT_CTRL
-from common.swaglog import cloudlog
+from common.swaglog import cloudlog, log_due
 from selfdrive.controls.lib.drive_helpers import (
     MAX_CURVATURE,
     clip_curvature,
@@ -207,7 +207,7 @@ class ControlsLogic:
 
     def _count_nonfinite(self, fields: list[str]) -> None:
         self.nonfinite += 1
-        if self.nonfinite & (self.nonfinite - 1) == 0:
+        if log_due(self.nonfinite):
             cloudlog.error("non-finite values zeroed", extra={"fields": fields, "count": self.nonfinite})
 
     def _fill_state(self, cst, lat: LatOutput, actual_k: float, a_target: float) -> None:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.swaglog import cloudlog
+from common.swaglog import cloudlog, log_due
 
 FPS = 20
 
@@ -71,7 +71,7 @@ class CameraOut:
                 self.stats.pushed += 1
             else:
                 self.stats.not_taken += 1
-                if self.stats.not_taken & (self.stats.not_taken - 1) == 0:
+                if log_due(self.stats.not_taken):
                     cloudlog.warning("camerad did not take a sim frame", extra={"not_taken": self.stats.not_taken})
         if self.recorder is not None:
             self.recorder.write(self.frame)
