@@ -43,6 +43,7 @@ from common.swaglog import cloudlog, cloudlog_bind
 from hardware.can_backends import Backend, BackendError, CanFrame, backend_names, classify, open_backend
 from selfdrive.controls.lib.car_params import car_params_copy
 
+PUBLISHES = ("can", "adapterState")
 BUS_AGREE_CYCLES = 50  # carStates in a row with canValid (0.5 s) before the car's safety mode is enabled
 SENDCAN_MAX_AGE_NS = 1_000_000_000  # older sendcan is not what controls wants now (openpilot's rule too)
 STATUS_PERIOD_S = 1.0
@@ -267,7 +268,7 @@ class CarGate:
 class Daemon:
     def __init__(self, bridge: CanBridge, forced_mode: tuple[str, int] | None):
         self.bridge = bridge
-        self.pm = messaging.PubMaster(["can", "adapterState"])
+        self.pm = messaging.PubMaster(list(PUBLISHES))
         self.sendcan = messaging.sub_sock("sendcan")
         self.sm = messaging.SubMaster(["carControl", "carParams", "carState"])
         self.params = Params()

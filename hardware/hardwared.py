@@ -32,6 +32,7 @@ THERMAL_BANDS: tuple[tuple[str, float], ...] = (
     ("red", 90.0),
     ("danger", 100.0),
 )
+PUBLISHES = ("deviceState",)
 HYSTERESIS_C = 5.0
 PROBE_EVERY_S = 5.0      # a write probe per store this often: a full disk is an alert within seconds
 PROBE_BYTES = 4096       # one filesystem block: what the smallest params or log write needs
@@ -166,7 +167,7 @@ def main() -> None:
     cloudlog_bind(name="hardwared")
     params = Params()
     storage = StorageWatch()
-    pm = messaging.PubMaster(["deviceState"])
+    pm = messaging.PubMaster(list(PUBLISHES))
     psutil.cpu_percent(percpu=True)  # reference point for the first reading
     status = "green"
     if not cpu_temps():

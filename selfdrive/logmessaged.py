@@ -8,6 +8,8 @@ import zmq
 from cereal import messaging
 from common.swaglog import cloudlog, cloudlog_bind, log_endpoint
 
+PUBLISHES = ("logMessage",)
+
 
 def to_event(raw: bytes):
     """One JSON record → a `logMessage` Event. A record that is not JSON is kept as text, never lost."""
@@ -33,7 +35,7 @@ def main() -> None:
     sock = zmq.Context.instance().socket(zmq.PULL)
     sock.setsockopt(zmq.LINGER, 0)
     sock.bind(log_endpoint())
-    pm = messaging.PubMaster(["logMessage"])
+    pm = messaging.PubMaster(list(PUBLISHES))
     cloudlog.info("logmessaged started")
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))

@@ -48,6 +48,7 @@ from common.transformations.camera_file import CameraFileError, fill_frame_camer
 from selfdrive.camerad.nv12 import check_size, cover_crop_camera, nv12_shape, to_nv12
 from selfdrive.camerad.sources import Frame, FrameSource, SourceError
 
+PUBLISHES = ("roadCameraState",)
 SOURCES = ("webcam", "video", "sim")
 PACES = {"webcam": ("realtime",), "video": ("realtime", "consumed"), "sim": ("pushed",)}
 CONSUMERS = ("modelV2", "roadEncodeIdx")   # services that echo the frameId they processed
@@ -118,7 +119,7 @@ class Camerad:
         cam, self.camera_from = camera or assumed
         self.camera = cover_crop_camera(cam, w, h)
         self.server = VisionIpcServer(VisionStreamType.ROAD, w, h, num_buffers=NUM_BUFFERS)
-        self.pm = messaging.PubMaster(["roadCameraState"])
+        self.pm = messaging.PubMaster(list(PUBLISHES))
         self.nv12 = np.empty(nv12_shape(w, h), dtype=np.uint8)
         self.frame_id = 0
         self.served = 0

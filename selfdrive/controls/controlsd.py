@@ -22,7 +22,7 @@ from common.swaglog import cloudlog_bind
 from selfdrive.controls.lib.car_params import wait_car_params
 from selfdrive.controls.lib.controls_logic import ControlsLogic, PlanView, SelfdriveView
 
-SERVICES = ("carState", "longitudinalPlan", "selfdriveState", "liveTorqueParameters")
+SUBSCRIBES = ("carState", "longitudinalPlan", "selfdriveState", "liveTorqueParameters")
 PUBLISHES = ("carControl", "controlsState")
 POLL_S = 2 * DT_CTRL  # carState two periods late: send a carControl anyway (the heartbeat)
 
@@ -30,7 +30,7 @@ POLL_S = 2 * DT_CTRL  # carState two periods late: send a carControl anyway (the
 class Controls:
     def __init__(self, CP, sm: messaging.SubMaster | None = None, pm: messaging.PubMaster | None = None):
         self.CP = CP
-        self.sm = sm or messaging.SubMaster(SERVICES, poll="carState", ignore_valid=["selfdriveState"])
+        self.sm = sm or messaging.SubMaster(SUBSCRIBES, poll="carState", ignore_valid=["selfdriveState"])
         self.pm = pm or messaging.PubMaster(list(PUBLISHES))
         self.logic = ControlsLogic(CP)
         self.plan = PlanView()

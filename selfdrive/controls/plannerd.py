@@ -38,7 +38,7 @@ from selfdrive.controls.lib.longitudinal_planner import (
 )
 from selfdrive.controls.lib.radar_lead import RadarView
 
-SERVICES = ("modelV2", "carState", "selfdriveState", "liveTracks", "liveTorqueParameters")
+SUBSCRIBES = ("modelV2", "carState", "selfdriveState", "liveTracks", "liveTorqueParameters")
 PUBLISHES = ("longitudinalPlan",)
 # a plan is made only from a new model: a stalled model shows downstream as the plan going silent (controlsd and
 # selfdrived see it not alive); the wait ends this often so SubMaster's health of the other inputs stays current
@@ -48,7 +48,7 @@ POLL_MS = int(4 * DT_MDL * 1000)
 class Planner:
     def __init__(self, CP, sm: messaging.SubMaster | None = None, pm: messaging.PubMaster | None = None):
         self.CP = CP
-        self.sm = sm or messaging.SubMaster(SERVICES, poll="modelV2", ignore_valid=["selfdriveState"])
+        self.sm = sm or messaging.SubMaster(SUBSCRIBES, poll="modelV2", ignore_valid=["selfdriveState"])
         self.pm = pm or messaging.PubMaster(list(PUBLISHES))
         self.long = LongitudinalPlanner(CP.longitudinalActuatorDelay, CP.vEgoStopping)
         self.steer_delay = finite_or(CP.steerActuatorDelay, 0.1)

@@ -33,6 +33,7 @@ from selfdrive.locationd.calibration import MAX_CURVATURE, MIN_SPEED, Calibrator
 from selfdrive.locationd.vanishing_point import mount_angles, vanishing_point
 from selfdrive.modeld.constants import CAMERA_HEIGHT
 
+PUBLISHES = ("liveCalibration",)
 PUBLISH_S = 0.25
 NOMINAL_SPEED_ENV = "ROADPILOT_NOMINAL_SPEED"
 THUMB = (64, 36)            # px: what "the picture changed" compares
@@ -99,7 +100,7 @@ def main() -> None:
     cal = Calibrator.from_bytes(params.get("CalibrationParams"))
     cloudlog.info("calibrationd: start", extra={"rpy": cal.rpy, "valid_blocks": cal.valid_blocks})
     sm = messaging.SubMaster(["modelV2", "carState", "carParams", "roadCameraState"])
-    pm = messaging.PubMaster(["liveCalibration"])
+    pm = messaging.PubMaster(list(PUBLISHES))
     client = VisionIpcClient(VisionStreamType.ROAD, conflate=False)
     last_pub = -math.inf
     vp_seen = vp_used = 0

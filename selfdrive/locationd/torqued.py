@@ -21,7 +21,7 @@ from selfdrive.controls.lib.drive_helpers import finite_or
 from selfdrive.controls.lib.latcontrol_torque import TorqueParams
 from selfdrive.locationd.torque_estimator import CycleSampler, Estimate, TorqueEstimator, stored_response
 
-SERVICES = ("carState", "carControl", "carOutput")
+SUBSCRIBES = ("carState", "carControl", "carOutput")
 PUBLISHES = ("liveTorqueParameters",)
 FIT_POINTS = 10             # new points between fits: a point is 10 steady cycles, so once a second while learning
 STORE_S = 60.0
@@ -33,7 +33,7 @@ class Torqued:
                  pm: messaging.PubMaster | None = None):
         self.CP = CP
         self.params = params if params is not None else Params()
-        self.sm = sm or messaging.SubMaster(SERVICES, poll="carState")
+        self.sm = sm or messaging.SubMaster(SUBSCRIBES, poll="carState")
         self.pm = pm or messaging.PubMaster(list(PUBLISHES))
         self.car = str(CP.carFingerprint)
         stored = stored_response(self.params.get("LiveTorqueParameters"), self.car)
@@ -71,7 +71,7 @@ class Torqued:
             cloudlog.info("torqued: stored", extra=record)
 
     def publish(self, e: Estimate) -> None:
-        msg = messaging.new_message("liveTorqueParameters", valid=self.sm.all_checks(list(SERVICES)))
+        msg = messaging.new_message("liveTorqueParameters", valid=self.sm.all_checks(list(SUBSCRIBES)))
         lt = msg.liveTorqueParameters
         r = e.response
         lt.latAccelFactor, lt.latAccelOffset, lt.friction = r.lat_accel_factor, r.lat_accel_offset, r.friction

@@ -31,6 +31,7 @@ from common.paths import routes_dir, run_dir
 from common.swaglog import cloudlog, cloudlog_bind, log_due
 from selfdrive.loggerd.video_writer import VIDEO_NAME, SegmentTracker, VideoWriter
 
+PUBLISHES = ("roadEncodeIdx",)
 QUEUE_FRAMES = 20
 RECV_TIMEOUT_MS = 100
 # The encoder waits this long after binding roadEncodeIdx before its first frame (the queue holds them
@@ -60,7 +61,7 @@ class Encoder(threading.Thread):
         self.write_errors = 0
 
     def run(self) -> None:
-        pm = messaging.PubMaster(["roadEncodeIdx"])  # this thread's own socket: ZMQ sockets are not thread-safe
+        pm = messaging.PubMaster(list(PUBLISHES))  # this thread's own socket: ZMQ sockets are not thread-safe
         time.sleep(PUB_SETTLE_S)
         while (job := self.jobs.get()) is not None:
             self._encode(job, pm)

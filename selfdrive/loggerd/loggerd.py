@@ -33,6 +33,7 @@ from common.swaglog import cloudlog, cloudlog_bind, log_due
 from selfdrive.loggerd.framing import MAX_MESSAGE_BYTES, event_which, is_one_message
 from selfdrive.loggerd.route_writer import ROUTE_ENV, RouteWriter, check_route_name
 
+PUBLISHES = ("loggerState",)
 DT = 0.05                 # loop period: batches ~5 messages per 100 Hz service per wake-up, keeps CPU low
 DEFAULT_SEGMENT_SECONDS = 60.0
 STATE_PERIOD = 1.0 / SERVICES["loggerState"].frequency
@@ -91,7 +92,7 @@ def publish_route_name(name: str) -> str:
 class Loggerd:
     def __init__(self, segment_seconds: float, route: str | None = None):
         self.services = logged_services()
-        self.pm = messaging.PubMaster(["loggerState"])
+        self.pm = messaging.PubMaster(list(PUBLISHES))
         # Plain (not conflated) sockets: every message counts. SubMaster would parse each one; we need not.
         self.socks = {s: messaging.sub_sock(s) for s in self.services}
         self.poller = zmq.Poller()

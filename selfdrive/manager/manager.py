@@ -36,6 +36,7 @@ from selfdrive.manager.process import MANAGER_PID_ENV, ManagedProcess
 from selfdrive.manager.process_config import MODES, PROCESSES, Mode, ProcessConfig, RunContext
 from selfdrive.ui.config import with_free_port
 
+PUBLISHES = ("managerState",)
 LOCK_FILE = "manager.lock"
 # sim and replay are onroad for as long as they run. Device mode stays offroad (deviceState.started false): nothing
 # reads the car's ignition (a CAN adapter has no ignition line), and no daemon waits for onroad: the stack runs from
@@ -112,7 +113,7 @@ class Manager:
         env = dict(env) if env is not None else {**os.environ, MANAGER_PID_ENV: str(os.getpid())}
         self.procs = [ManagedProcess(p, env) for p in config.processes]
         self.wanted = {p.name: config.should_run(p.cfg) for p in self.procs}
-        self.pm = messaging.PubMaster(["managerState"])
+        self.pm = messaging.PubMaster(list(PUBLISHES))
 
     def update(self, now: float) -> None:
         for p in self.procs:

@@ -2,7 +2,9 @@
 
 A process runs when its predicate says so for the current run (mode, later more). Predicates are tiny
 functions that combine (`all_of`, `any_of`, `negate`), so a row reads like a sentence. A test fails when a
-row's module is missing or has no main().
+row's module is missing, has no main(), or does not declare PUBLISHES (the services it publishes; a daemon that
+reads a fixed set also declares SUBSCRIBES): replay and process replay read them, and process replay checks them
+against what the daemon's sockets do.
 """
 
 from collections.abc import Callable

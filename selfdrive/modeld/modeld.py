@@ -27,6 +27,7 @@ from selfdrive.modeld.fill_msg import all_finite, fill_model_v2
 from selfdrive.modeld.runner import DEFAULT_MODEL, ModelError, ModelRunner
 from selfdrive.modeld.warp import warp_maps, warp_y
 
+PUBLISHES = ("modelV2",)
 DROP_WINDOW_S = 5.0
 THREADS = 2           # onnxruntime intra-op threads: the design's budget is one model frame on 2 cores
 
@@ -101,7 +102,7 @@ def newest_frame(client: VisionIpcClient, timeout_ms: int, last_id: int | None =
 
 def run(runner: ModelRunner) -> None:
     client = VisionIpcClient(VisionStreamType.ROAD, conflate=False)
-    pm = messaging.PubMaster(["modelV2"])
+    pm = messaging.PubMaster(list(PUBLISHES))
     sm = messaging.SubMaster(["liveCalibration", "roadCameraState"])
     warper, drops = FrameWarper(), DropCounter()
     last_id = None

@@ -19,7 +19,7 @@ Persisted values the manager found corrupt at start (ParamsReset) are named unti
 import math
 
 from cereal import messaging
-from cereal.services import SERVICES as SERVICE_TABLE
+from cereal.services import SERVICES
 from common import clock
 from common.params import Params
 from common.realtime import DT_CTRL, PRIO_CTRL_LOW, Ratekeeper, set_realtime_priority
@@ -29,14 +29,14 @@ from selfdrive.selfdrived.alertmanager import AlertManager
 from selfdrive.selfdrived.events import ET, Events
 from selfdrive.selfdrived.state import StateMachine
 
-SERVICES = ("carState", "controlsState", "longitudinalPlan", "modelV2", "liveCalibration", "deviceState",
+SUBSCRIBES = ("carState", "controlsState", "longitudinalPlan", "modelV2", "liveCalibration", "deviceState",
             "managerState", "loggerState", "adapterState")
 PUBLISHES = ("selfdriveState", "onroadEvents")
 FAST_INPUTS = ("controlsState", "longitudinalPlan", "modelV2")        # alive, valid, on frequency, fresh
 SLOW_INPUTS = ("liveCalibration", "deviceState", "managerState")      # alive and valid
 # without loggerd the car still drives; canbridged's health shows in carState (canError, carStateStale) and in
 # managerState: neither is a health input of their own
-CHECKED = tuple(s for s in SERVICES if s not in ("loggerState", "adapterState"))
+CHECKED = tuple(s for s in SUBSCRIBES if s not in ("loggerState", "adapterState"))
 STALE_PERIODS = 5
 POLL_S = 2 * DT_CTRL          # carState this late: a cycle anyway (what is missing shows in the events)
 PARAMS_EVERY = 100            # cycles between reads of the user's settings
@@ -56,7 +56,7 @@ class SelfdriveD:
                  pm: messaging.PubMaster | None = None):
         self.CP = CP
         self.params = params or Params()
-        self.sm = sm or messaging.SubMaster(SERVICES, poll="carState")
+        self.sm = sm or messaging.SubMaster(SUBSCRIBES, poll="carState")
         self.pm = pm or messaging.PubMaster(list(PUBLISHES))
         self.events = Events()
         self.state = StateMachine()
@@ -122,7 +122,7 @@ class SelfdriveD:
         if not sm.alive["carState"]:
             ev.add("carStateStale")
         bad = [s for s in FAST_INPUTS if not sm.all_checks([s])
-               or now - sm.recv_time[s] > STALE_PERIODS / SERVICE_TABLE[s].frequency]
+               or now - sm.recv_time[s] > STALE_PERIODS / SERVICES[s].frequency]
         bad += [s for s in SLOW_INPUTS if not (sm.alive[s] and sm.valid[s])]
         if bad:
             ev.add("commIssue", services=", ".join(bad))

@@ -8,14 +8,14 @@ its values are left out rather than shown stale (`fresh`): an absent model draws
 
 import math
 
-from cereal.services import SERVICES as SERVICE_TABLE
+from cereal.services import SERVICES
 from common import clock
 from common.swaglog import cloudlog
 from common.transformations.camera_file import frame_camera
 from selfdrive.car.car_identity import describe
 from selfdrive.ui.overlay import ROAD_CAMERA, build_overlay
 
-SERVICES = ("modelV2", "liveCalibration", "carState", "selfdriveState", "longitudinalPlan", "deviceState",
+SUBSCRIBES = ("modelV2", "liveCalibration", "carState", "selfdriveState", "longitudinalPlan", "deviceState",
             "roadCameraState", "carParams", "liveTorqueParameters")
 MS_TO_KPH = 3.6
 MIN_STALE_S = 0.5   # a 100 Hz service is alive for 10 periods (0.1 s); a screen should not flicker on a hiccup
@@ -28,7 +28,7 @@ def _num(v, digits: int = 1) -> float | None:
 
 def fresh(sm, s: str, now: float) -> bool:
     """Shown at all: seen, and its last message is at most 10 periods (and at least MIN_STALE_S) old."""
-    f = SERVICE_TABLE[s].frequency
+    f = SERVICES[s].frequency
     return bool(sm.seen[s]) and (f <= 0 or now - sm.recv_time[s] < max(10.0 / f, MIN_STALE_S))
 
 
@@ -73,9 +73,9 @@ def model_lag_ms(model, frame_eof_ns: int) -> float | None:
 
 
 def build_state(sm, frame_eof_ns: int = 0, frames_dropped: int = 0) -> dict:
-    """The page's state from a SubMaster over SERVICES; `frame_eof_ns`: the newest frame sent to pages."""
+    """The page's state from a SubMaster over SUBSCRIBES; `frame_eof_ns`: the newest frame sent to pages."""
     now = clock.monotonic()  # SubMaster's clock (the world's in lockstep)
-    alive = {s: fresh(sm, s, now) for s in SERVICES}
+    alive = {s: fresh(sm, s, now) for s in SUBSCRIBES}
     model = sm["modelV2"]
     st: dict = {"type": "state", "alive": alive, "overlay": _overlay(sm) if alive["modelV2"] else None}
     st["car"] = {"speedKph": _num(sm["carState"].vEgo * MS_TO_KPH)} if alive["carState"] else None

@@ -39,8 +39,9 @@ from common.swaglog import cloudlog, cloudlog_bind, log_due
 from selfdrive.ui.config import UiConfig, env_defaults
 from selfdrive.ui.frames import encode_nv12
 from selfdrive.ui.hub import Hub, frame_message
-from selfdrive.ui.ui_state import SERVICES, build_state
+from selfdrive.ui.ui_state import SUBSCRIBES, build_state
 
+PUBLISHES = ()
 STATE_HZ = 1.0 / DT_MDL      # without a camera the state still flows at the model's rate
 MAX_INPUT = 4096             # bytes per message from a page: pages only send pings; bigger closes that page
 WRITE_LIMIT = 64 * 1024      # a page's unsent bytes before its sender waits (and so starts skipping frames)
@@ -53,7 +54,7 @@ class Producer:
     def __init__(self, cfg: UiConfig, post_frame, post_state, has_pages):
         self.cfg, self.post_frame, self.post_state, self.has_pages = cfg, post_frame, post_state, has_pages
         self.vipc = VisionIpcClient(VisionStreamType.ROAD, conflate=True)
-        self.sm = messaging.SubMaster(SERVICES)
+        self.sm = messaging.SubMaster(SUBSCRIBES)
         self.last_frame_t = self.last_state_t = -1.0
         self.last_eof = 0
         self.torn = 0             # frames rewritten by camerad while we encoded them: dropped

@@ -8,7 +8,7 @@ input route; its outputs are compared with stored reference outputs, field by fi
 What a daemon is fed and what is compared is not listed here: it is what the daemon's own sockets do.
 The lockstep child reports every service the daemon subscribes to and publishes; the replay feeds it
 the route's messages of the services it subscribes to and records everything it publishes. Where a
-daemon declares its services (a module-level `SUBSCRIBES`/`SERVICES` and `PUBLISHES`), a test checks
+daemon declares its services (a module-level `SUBSCRIBES` and `PUBLISHES`), a test checks
 the declaration against what the sockets did, so neither can drift.
 """
 
@@ -125,7 +125,7 @@ def replay(cfg: DaemonConfig, inputs: list[bytes], env: dict[str, str] | None = 
 def declared(module: str) -> tuple[set[str] | None, set[str] | None]:
     """(subscribes, publishes) as the daemon module declares them; None where it declares nothing."""
     mod = importlib.import_module(module)
-    subs = getattr(mod, "SUBSCRIBES", getattr(mod, "SERVICES", None))
+    subs = getattr(mod, "SUBSCRIBES", None)
     pubs = getattr(mod, "PUBLISHES", None)
     return (None if subs is None else set(subs)), (None if pubs is None else set(pubs))
 

@@ -57,20 +57,10 @@ class TestReference:
     def test_declared_services_are_what_its_sockets_do(self, cfg, runs):
         _, result = runs(cfg)
         subs, pubs = declared(cfg.module)
-        if subs is None and pubs is None:
-            pytest.skip(f"{cfg.module} declares no SUBSCRIBES/PUBLISHES; its sockets say "
-                        f"{sorted(result.subscribed)} -> {sorted(result.published)}")
+        assert pubs is not None, f"{cfg.module} declares no PUBLISHES; its sockets say {sorted(result.published)}"
+        assert result.published == pubs  # `roadpilot replay --stack` holds these back: they must be what it does
         if subs is not None:
             assert result.subscribed == subs
-        if pubs is not None:
-            assert result.published == pubs
-
-
-    def test_replay_knows_what_it_publishes(self, cfg, runs):
-        # `roadpilot replay --stack` holds back what the live daemons publish; its table must be what they do
-        from tools.replay.replay import STACK_OUTPUTS
-        _, result = runs(cfg)
-        assert set(STACK_OUTPUTS[cfg.name]) == result.published
 
 
 @pytest.mark.skipif(config("controlsd") not in CONFIGS, reason="controlsd not built")

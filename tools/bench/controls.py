@@ -81,11 +81,11 @@ class _SerializingPM:
 
 def bench_controls(seconds: float) -> np.ndarray:
     from cereal import messaging
-    from selfdrive.controls.controlsd import SERVICES, Controls
+    from selfdrive.controls.controlsd import SUBSCRIBES, Controls
     from selfdrive.controls.tests.synth import car_params
     from selfdrive.selfdrived.tests.fake_inputs import Feeder
 
-    feeder = Feeder(SERVICES)
+    feeder = Feeder(SUBSCRIBES)
 
     def engaged(msg):
         msg.selfdriveState.enabled = msg.selfdriveState.active = True
@@ -96,7 +96,7 @@ def bench_controls(seconds: float) -> np.ndarray:
 
     feeder.edit.update(selfdriveState=engaged, carState=driving)
     cycles = [(feeder.t, feeder.step()) for _ in range(round(seconds / 0.01))]
-    sm = messaging.SubMaster(SERVICES, poll="carState", ignore_valid=["selfdriveState"])
+    sm = messaging.SubMaster(SUBSCRIBES, poll="carState", ignore_valid=["selfdriveState"])
     c = Controls(car_params(), sm=sm, pm=_SerializingPM())
     out = []
     for t, msgs in cycles:

@@ -45,19 +45,6 @@ STATUS_PERIOD_S = 0.2
 FRAME_LATE_S = 0.1           # a frame due longer ago than this is skipped, not decoded (fast playback)
 ENV_ARGS = "ROADPILOT_REPLAY_ARGS"  # the manager's replay process takes its arguments from here
 STACK_WAIT_S = 60.0          # --stack: how long the readers of `can` may take to subscribe before playing anyway
-# What each onboard process publishes, where its module declares nothing (PUBLISHES); a process replay test
-# checks these rows against what the daemons' sockets actually do.
-STACK_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "card": ("carState", "carParams", "carOutput", "sendcan", "liveTracks"),
-    "plannerd": ("longitudinalPlan",),
-    "controlsd": ("carControl", "controlsState"),
-    "selfdrived": ("selfdriveState", "onroadEvents"),
-    "modeld": ("modelV2",),
-    "calibrationd": ("liveCalibration",),
-    "hardwared": ("deviceState",),
-    "logmessaged": ("logMessage",),
-    "manager": ("managerState",),
-}
 
 
 @dataclass(frozen=True)
@@ -302,22 +289,21 @@ def play(r: Replay, interactive: bool, exit_at_end: bool) -> None:
 
 
 def stack_outputs(mode: str = "replay") -> set[str]:
-    """Services the processes the manager runs in `mode` publish (their PUBLISHES, else STACK_OUTPUTS)."""
+    """Services the manager and the processes it runs in `mode` publish (their modules' PUBLISHES)."""
     import importlib
 
+    from selfdrive.manager import manager
     from selfdrive.manager.process_config import PROCESSES
-    out = set(STACK_OUTPUTS["manager"])
+    out = set(manager.PUBLISHES)
     for p in PROCESSES:
-        if p.name == "replay" or not p.runs_in(mode):
-            continue
-        declared = getattr(importlib.import_module(p.module), "PUBLISHES", None)
-        out |= set(declared if declared is not None else STACK_OUTPUTS.get(p.name, ()))
+        if p.name != "replay" and p.runs_in(mode):
+            out |= set(importlib.import_module(p.module).PUBLISHES)
     return out
 
 
 def stack_readers(service: str, env: dict[str, str], mode: str = "replay") -> list[str]:
     """The processes the manager runs in `mode` (BLOCK/ONLY from `env`) that subscribe to `service`: those whose
-    module declares it (SUBSCRIBES, else SERVICES) and loggerd, which records every logged service."""
+    module declares it (SUBSCRIBES) and loggerd, which records every logged service."""
     import importlib
 
     from selfdrive.loggerd.loggerd import logged_services
@@ -332,7 +318,7 @@ def stack_readers(service: str, env: dict[str, str], mode: str = "replay") -> li
             reads = logged_services()
         else:
             mod = importlib.import_module(p.module)
-            reads = getattr(mod, "SUBSCRIBES", getattr(mod, "SERVICES", ()))
+            reads = getattr(mod, "SUBSCRIBES", ())
         if service in reads:
             out.append(p.name)
     return out

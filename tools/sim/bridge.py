@@ -79,6 +79,7 @@ from tools.sim.lib.ecus import is_diagnostic
 from tools.sim.lib.sim_car import DEFAULT_PLATFORM, SIM_PLATFORMS, Frame
 from tools.sim.lib.simulation import CAMERA_EVERY, SimConfig, Simulation, add_camera_args, add_steer_args, variant
 
+PUBLISHES = ("simState",)
 ENV = "ROADPILOT_SIM"
 STEP_TIMEOUT_S = 2.0
 MODEL_WAIT_S = STEP_TIMEOUT_S  # lockstep: the model's answer to a frame (and the plan from it), at most this long
@@ -148,7 +149,7 @@ class Bridge:
         self.to_show: tuple[int, int] | None = None  # lockstep: (frame id, time) of the frame drawn at this step
         self.takeovers_logged = 0
         self.t0_ns = time.monotonic_ns()
-        self.pm = messaging.PubMaster(["simState"])
+        self.pm = messaging.PubMaster(list(PUBLISHES))
         self.link = SimCarLink()  # the car's end of canbridged's sim backend
         self.timeouts = dict.fromkeys(ANSWERS, 0)
         if cfg.lockstep:

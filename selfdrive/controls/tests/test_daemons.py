@@ -3,9 +3,9 @@
 import pytest
 
 from cereal import messaging
-from selfdrive.controls.controlsd import SERVICES as CONTROLS_SERVICES
+from selfdrive.controls.controlsd import SUBSCRIBES as CONTROLS_SERVICES
 from selfdrive.controls.controlsd import Controls
-from selfdrive.controls.plannerd import SERVICES as PLANNER_SERVICES
+from selfdrive.controls.plannerd import SUBSCRIBES as PLANNER_SERVICES
 from selfdrive.controls.plannerd import Planner
 from selfdrive.controls.tests.synth import SynthLead, car_params, fill_model
 from selfdrive.selfdrived.tests.fake_inputs import FakePM, Feeder

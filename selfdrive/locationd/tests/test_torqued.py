@@ -19,7 +19,7 @@ from selfdrive.locationd.torque_estimator import (
     TorqueEstimator,
     stored_response,
 )
-from selfdrive.locationd.torqued import SERVICES, Torqued
+from selfdrive.locationd.torqued import SUBSCRIBES, Torqued
 from selfdrive.selfdrived.tests.fake_inputs import FakePM, Feeder
 
 CAR = SteerResponse(2.5, 0.0, 0.1)  # synth.car_params' torque tuning
@@ -135,11 +135,11 @@ class Harness:
         if stored is not None:
             self.params.put("LiveTorqueParameters", stored)
         CP, edit_cs, edit_out = synth_car(factor)
-        self.feeder = Feeder(SERVICES)
+        self.feeder = Feeder(SUBSCRIBES)
         self.feeder.edit["carState"] = lambda m: edit_cs(self, m)
         self.feeder.edit["carOutput"] = lambda m: edit_out(self, m)
         self.feeder.edit["carControl"] = lambda m: setattr(m.carControl, "latActive", True)
-        self.sm = messaging.SubMaster(SERVICES, poll="carState")
+        self.sm = messaging.SubMaster(SUBSCRIBES, poll="carState")
         self.d = Torqued(CP, self.params, self.sm, FakePM())
 
     def run(self, seconds: float):

@@ -5,14 +5,14 @@ import pytest
 from cereal import messaging
 from common.params import Params
 from selfdrive.controls.tests.synth import car_params
-from selfdrive.selfdrived.selfdrived import SERVICES, SelfdriveD
+from selfdrive.selfdrived.selfdrived import SUBSCRIBES, SelfdriveD
 from selfdrive.selfdrived.tests.fake_inputs import FakePM, Feeder
 
 
 class Harness:
     def __init__(self, **cp):
-        self.feeder = Feeder(SERVICES)
-        self.sm = messaging.SubMaster(SERVICES, poll="carState")
+        self.feeder = Feeder(SUBSCRIBES)
+        self.sm = messaging.SubMaster(SUBSCRIBES, poll="carState")
         self.d = SelfdriveD(car_params(**cp), sm=self.sm, pm=FakePM())
         self.cruise = False
         self.car: dict = {}

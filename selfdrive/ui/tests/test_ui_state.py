@@ -6,7 +6,7 @@ import time
 
 from cereal import messaging
 from selfdrive.ui.tests.stack import Scene, fill_model
-from selfdrive.ui.ui_state import SERVICES, build_state, model_lag_ms
+from selfdrive.ui.ui_state import SUBSCRIBES, build_state, model_lag_ms
 
 
 def feed(sm: messaging.SubMaster, at: float, **builders) -> None:
@@ -30,14 +30,14 @@ def device(ds) -> None:
 
 class TestBuildState:
     def setup_method(self):
-        self.sm = messaging.SubMaster(SERVICES)
+        self.sm = messaging.SubMaster(SUBSCRIBES)
 
     def teardown_method(self):
         self.sm.close()
 
     def test_nothing_running_shows_nothing(self):
         st = build_state(self.sm)
-        assert st["alive"] == dict.fromkeys(SERVICES, False)
+        assert st["alive"] == dict.fromkeys(SUBSCRIBES, False)
         assert all(st[k] is None for k in ("overlay", "car", "plan", "selfdrive", "device", "carIdentity", "steering"))
         assert st["status"] == {"modelLagMs": None, "modelFrameDropPerc": None, "uidFramesDropped": 0}
         json.dumps(st, allow_nan=False)
