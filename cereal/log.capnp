@@ -32,6 +32,9 @@ struct SelfdriveState {
   experimentalMode @9 :Bool;
   personality @10 :LongitudinalPersonality;
   carStateMonoTime @11 :UInt64;  # the carState this state was decided on (controlsd: has it seen the cruise?)
+  # what the alert asks of the car's own display and chime (controlsd passes them on in carControl.hudControl)
+  alertSound @12 :Car.CarControl.HUDControl.AudibleAlert;
+  alertVisual @13 :Car.CarControl.HUDControl.VisualAlert;
 
   enum OpenpilotState {
     disabled @0;

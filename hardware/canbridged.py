@@ -41,7 +41,7 @@ from common.params import Params
 from common.realtime import DT_CTRL, PRIO_CTRL_HIGH, Ratekeeper, set_realtime_priority
 from common.swaglog import cloudlog, cloudlog_bind
 from hardware.can_backends import Backend, BackendError, CanFrame, backend_names, classify, open_backend
-from selfdrive.controls.lib.car_params import car_params_copy
+from selfdrive.car.car_params import car_params_copy
 
 PUBLISHES = ("can", "adapterState")
 BUS_AGREE_CYCLES = 50  # carStates in a row with canValid (0.5 s) before the car's safety mode is enabled

@@ -35,7 +35,7 @@ from hardware.can_backends import MAX_BUS, MAX_EXT_ADDRESS, Backend, BackendErro
 from hardware.canbridged import DASHCAM, CanBridge, CarGate, Daemon, handle_sendcan, safety_from_car_params
 from hardware.sim_backend import FRAME_HEADER, pack_frames, unpack_frames
 from selfdrive.camerad.sources.sim import MAGIC, SIM_HEADER, VERSION, SimSource
-from selfdrive.controls.lib.car_params import car_params_from_bytes
+from selfdrive.car.car_params import car_params_from_bytes
 from selfdrive.locationd.calibration import MAX_ANGLE, MAX_BLOCKS, Calibrator
 from selfdrive.loggerd.framing import (
     MAX_MESSAGE_BYTES,

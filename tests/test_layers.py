@@ -44,3 +44,13 @@ def test_onboard_code_never_imports_the_tools(top):
     bad = [f"{os.path.relpath(p, ROOT)}: {m}" for p in modules(top) for m in sorted(imported(p))
            if m.split(".")[0] in ABOVE]
     assert bad == [], "onboard modules importing the tools:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("package, peer", [("selfdrive/controls", "selfdrive.selfdrived"),
+                                           ("selfdrive/selfdrived", "selfdrive.controls")])
+def test_controlsd_and_selfdrived_talk_only_through_their_messages(package, peer):
+    """What controlsd needs of an alert (its sound, its icon) comes in selfdriveState, not from selfdrived's tables;
+    what both need (the car's parameters) lives below both."""
+    bad = [f"{os.path.relpath(p, ROOT)}: {m}" for p in modules(package) for m in sorted(imported(p))
+           if m == peer or m.startswith(peer + ".")]
+    assert bad == [], "\n".join(bad)

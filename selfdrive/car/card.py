@@ -31,9 +31,9 @@ from common.params import Params
 from common.realtime import DT_CTRL, PRIO_CTRL_HIGH, Ratekeeper, set_realtime_priority
 from common.swaglog import cloudlog, cloudlog_bind
 from selfdrive.car.car_logic import CarLogic
+from selfdrive.car.car_params import car_params_from_bytes
 from selfdrive.car.car_specific import CarPlan, CarSetup, build_plan
 from selfdrive.car.fingerprinting import SOURCES, Fingerprinter, identify_by_query
-from selfdrive.controls.lib.car_params import car_params_from_bytes
 from selfdrive.manager.process import MANAGER_PID_ENV
 
 LAG_LOG_S = 0.05

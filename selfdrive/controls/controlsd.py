@@ -19,7 +19,7 @@ import dataclasses
 from cereal import messaging
 from common.realtime import DT_CTRL, PRIO_CTRL_LOW, Ratekeeper, set_realtime_priority
 from common.swaglog import cloudlog_bind
-from selfdrive.controls.lib.car_params import wait_car_params
+from selfdrive.car.car_params import wait_car_params
 from selfdrive.controls.lib.controls_logic import ControlsLogic, PlanView, SelfdriveView
 
 SUBSCRIBES = ("carState", "longitudinalPlan", "selfdriveState", "liveTorqueParameters")
@@ -43,8 +43,9 @@ class Controls:
         # before selfdrived's first message its struct is all defaults (personality "aggressive"): say "standard", as
         # selfdrived does until it reads the setting
         personality = str(sd.personality) if sm.seen["selfdriveState"] else "standard"
-        view = SelfdriveView(bool(sd.enabled) and alive, bool(sd.active) and alive, sd.alertType, personality,
-                             sd.carStateMonoTime)
+        view = SelfdriveView(enabled=bool(sd.enabled) and alive, active=bool(sd.active) and alive,
+                             alert_sound=str(sd.alertSound), alert_visual=str(sd.alertVisual), personality=personality,
+                             car_state_mono=sd.carStateMonoTime)
         age = (sm.logMonoTime["carState"] - sm.logMonoTime["longitudinalPlan"]) * 1e-9
         if sm.updated["longitudinalPlan"]:
             self.plan = PlanView.from_msg(sm["longitudinalPlan"], age)

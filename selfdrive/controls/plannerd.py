@@ -19,7 +19,7 @@ import time
 from cereal import messaging
 from common.realtime import DT_MDL, Ratekeeper
 from common.swaglog import cloudlog, cloudlog_bind
-from selfdrive.controls.lib.car_params import wait_car_params
+from selfdrive.car.car_params import wait_car_params
 from selfdrive.controls.lib.drive_helpers import (
     clip_curvature,
     curvature_from_steering,

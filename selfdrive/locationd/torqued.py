@@ -16,7 +16,7 @@ from cereal import messaging
 from common.params import Params
 from common.realtime import DT_CTRL
 from common.swaglog import cloudlog, cloudlog_bind
-from selfdrive.controls.lib.car_params import wait_car_params
+from selfdrive.car.car_params import wait_car_params
 from selfdrive.controls.lib.drive_helpers import finite_or
 from selfdrive.controls.lib.latcontrol_torque import TorqueParams
 from selfdrive.locationd.torque_estimator import CycleSampler, Estimate, TorqueEstimator, stored_response

@@ -24,11 +24,12 @@ from common import clock
 from common.params import Params
 from common.realtime import DT_CTRL, PRIO_CTRL_LOW, Ratekeeper, set_realtime_priority
 from common.swaglog import cloudlog_bind
-from selfdrive.controls.lib.car_params import personality_name, wait_car_params
+from selfdrive.car.car_params import wait_car_params
 from selfdrive.selfdrived.alertmanager import AlertManager
 from selfdrive.selfdrived.events import ET, Events
 from selfdrive.selfdrived.state import StateMachine
 
+PERSONALITIES = ("aggressive", "standard", "relaxed")  # LongitudinalPersonality param values 0, 1, 2
 SUBSCRIBES = ("carState", "controlsState", "longitudinalPlan", "modelV2", "liveCalibration", "deviceState",
             "managerState", "loggerState", "adapterState")
 PUBLISHES = ("selfdriveState", "onroadEvents")
@@ -207,6 +208,7 @@ class SelfdriveD:
             key, alert = current
             ss.alertType, ss.alertText1, ss.alertText2 = key, alert.text1, alert.text2
             ss.alertStatus, ss.alertSize = alert.status, alert.size
+            ss.alertSound, ss.alertVisual = alert.audible, alert.visual
         self.pm.send("selfdriveState", msg)
         if self.events.names != self.last_event_names or self.frame % EVENTS_EVERY == 0:
             ev = messaging.new_message("onroadEvents", len(self.events), valid=valid)
@@ -223,6 +225,11 @@ class SelfdriveD:
             self.step(clock.monotonic())
             self.publish()
             rk.monitor_time()
+
+
+def personality_name(value: int | None) -> str:
+    """The LongitudinalPersonality param's value (0, 1, 2) as selfdriveState names it; anything else is standard."""
+    return PERSONALITIES[value] if isinstance(value, int) and 0 <= value < len(PERSONALITIES) else "standard"
 
 
 def main() -> None:

@@ -27,11 +27,9 @@ from selfdrive.controls.lib.drive_helpers import (
 from selfdrive.controls.lib.latcontrol_torque import LatControlTorque, LatOutput, TorqueParams
 from selfdrive.controls.lib.long_mpc import T_IDXS
 from selfdrive.controls.lib.longcontrol import LongControl, LongInputs, LongParams, a_target_from_plan
-from selfdrive.selfdrived.events import ET, EVENTS
 
 CANCEL_AFTER = 5            # cycles selfdrived has seen the car cruise and not engaged us before we cancel the cruise
 CANCEL_UNANSWERED = 50      # cycles the car cruises without us while selfdrived has not answered (stalled, gone)
-ET_NAMES = frozenset(e.value for e in ET)
 LEAD_BARS = {"aggressive": 1, "standard": 2, "relaxed": 3}
 F32_MAX = 3.4e38            # a larger float64 turns into inf in a Float32 field
 
@@ -68,7 +66,8 @@ class PlanView:
 class SelfdriveView:
     enabled: bool = False
     active: bool = False
-    alert_type: str = ""          # "<event>/<type>", from selfdriveState
+    alert_sound: str = "none"     # the alert's CarControl.HUDControl.AudibleAlert, from selfdriveState
+    alert_visual: str = "none"    # ... and its VisualAlert
     personality: str = "standard"
     car_state_mono: int = 0       # logMonoTime of the carState selfdrived decided on
 
@@ -188,10 +187,8 @@ class ControlsLogic:
         hud.speedVisible = hud.lanesVisible = enabled
         hud.leadVisible = plan.has_lead
         hud.leadDistanceBars = LEAD_BARS.get(sd.personality, 2)
-        name, _, et = sd.alert_type.partition("/")
-        alert = EVENTS.get(name, {}).get(ET(et)) if et in ET_NAMES else None
-        hud.visualAlert = "fcw" if plan.fcw else (alert.visual if alert is not None else "none")
-        hud.audibleAlert = alert.audible if alert is not None else "none"
+        hud.visualAlert = "fcw" if plan.fcw else sd.alert_visual
+        hud.audibleAlert = sd.alert_sound
 
     def _guard(self, cc) -> None:
         act = cc.actuators

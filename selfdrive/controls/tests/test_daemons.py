@@ -232,7 +232,8 @@ class TestControlsd:
 
         def alerting(msg):
             engaged(msg)
-            msg.selfdriveState.alertType = "commIssue/softDisable"
+            sd = msg.selfdriveState
+            sd.alertType, sd.alertSound, sd.alertVisual = "commIssue/softDisable", "warningSoft", "steerRequired"
         h.feeder.edit["selfdriveState"] = alerting
         hud = h.run(0.5)[0].carControl.hudControl
         assert hud.audibleAlert == "warningSoft" and hud.visualAlert == "steerRequired"

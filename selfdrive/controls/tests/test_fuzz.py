@@ -56,7 +56,8 @@ class TestControlsFuzz:
                        cruise_speed=cruise, brakePressed=flags[0], gasPressed=flags[1], steeringPressed=flags[2],
                        standstill=flags[3], cruise_enabled=flags[4])
         plan = PlanView.from_msg(plan_msg(t, accels, speeds, curvature, flags[5]), age=finite_age(age))
-        sd = SelfdriveView(enabled=flags[6], active=flags[6] and flags[7], alert_type="fcw/warning")
+        sd = SelfdriveView(enabled=flags[6], active=flags[6] and flags[7], alert_sound="warningImmediate",
+                           alert_visual="fcw")
         for _ in range(3):
             msg, cst = messaging.new_message("carControl"), messaging.new_message("controlsState")
             logic.update(CS, sd, plan, msg.carControl, cst.controlsState)

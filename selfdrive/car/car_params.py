@@ -7,7 +7,6 @@ from cereal import car, log, messaging
 from common.params import Params
 from common.swaglog import cloudlog
 
-PERSONALITIES = ("aggressive", "standard", "relaxed")  # LongitudinalPersonality param values 0, 1, 2
 WAIT_POLL_S = 0.1
 WAIT_LOG_POLLS = 50  # a "waiting" line every 5 s
 
@@ -69,7 +68,3 @@ def wait_car_params(params: Params | None = None, sock: messaging.SubSocket | No
     finally:
         if own:
             sock.close()
-
-
-def personality_name(value: int | None) -> str:
-    return PERSONALITIES[value] if isinstance(value, int) and 0 <= value < len(PERSONALITIES) else "standard"

@@ -7,10 +7,10 @@ import time
 
 from cereal import messaging
 from common.params import Params
+from selfdrive.car.car_params import wait_car_params
 from selfdrive.car.car_specific import CarSetup, build_plan
 from selfdrive.car.card import CAR_PARAMS_UNSTORED_PERIOD_S, Card
 from selfdrive.car.fingerprinting import FingerprintResult
-from selfdrive.controls.lib.car_params import wait_car_params
 
 
 def rav4_plan():
