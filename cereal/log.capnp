@@ -337,6 +337,9 @@ struct SimState {
   sampleDistances @19 :List(Float32);
   wallMonoTime @20 :UInt64;         # ns, the machine's CLOCK_MONOTONIC at this step (logMonoTime is the world's in
                                     # lockstep): how long the drive took in real time
+  takeovers @21 :UInt32;            # times the supervising driver took over so far
+  lastTakeoverT @22 :Float64;       # s: when it last did
+  lastTakeover @23 :Text;           # why it last did ("drifting: ...", "the lead is close: ...")
 
   struct SimLead {
     dRel @0 :Float32;

@@ -5,7 +5,7 @@
 
 Ground truth comes from simState (20 Hz): speed, acceleration, offset to the lane centre, same-lane leads,
 collisions and lane departures. Engagement, disengagements and alerts come from selfdriveState and
-onroadEvents (and, for a supervised drive, why the scripted driver took over from the bridge's log), CPU from
+onroadEvents (and, for a supervised drive, why the scripted driver took over, from simState), CPU from
 managerState (the manager's psutil reading per process), missed model frames from matching modelV2's frameIds
 against roadCameraState's.
 
@@ -26,10 +26,13 @@ import math
 import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
+from common.clock import DRIVEN
 from selfdrive.loggerd.logreader import LogError, LogReader
+from selfdrive.loggerd.route import route_of
 
 SERVICES = ("simState", "selfdriveState", "onroadEvents", "managerState", "modelV2", "roadCameraState", "carState",
             "logMessage", "carParams", "longitudinalPlan", "carControl", "liveTorqueParameters")
@@ -67,7 +70,7 @@ class Disengagement:
     reason: str           # event name(s), e.g. "brakePressed, cruiseDisengaged"
     kind: str             # the strongest disable type among them, or "stale" / "unknown"
     alert: str            # what the driver was shown (may be empty)
-    driver: str = ""      # why the simulator's supervising driver took over, when it did (the bridge logs it)
+    driver: str = ""      # why the simulator's supervising driver took over, when it did (simState says)
 
 
 @dataclass
@@ -168,13 +171,42 @@ def _fmin(x: np.ndarray) -> float | None:
     return float(np.min(x)) if len(x) else None
 
 
+class _SimRow(NamedTuple):
+    """One simState, as the report reads it."""
+    wall: int            # its logMonoTime
+    prev_wall: int | None  # the logMonoTime of the message recorded just before it (on the machine's clock)
+    t: float
+    v: float
+    a: float
+    lat: float           # m off the lane centre (nan: off the lanes)
+    steer: float
+    lead_d: float        # the nearest same-lane lead (nan: none)
+    lead_v: float
+    collision: bool
+    departure: bool
+    lat_accel: float
+
+
+class _SdRow(NamedTuple):
+    """One selfdriveState, as the report reads it."""
+    wall: int
+    enabled: bool
+    state: str
+    alert_type: str
+    text1: str
+    text2: str
+
+
 class _Logs:
     """What the report needs from a route, pulled out of the capnp readers in one pass in file order."""
 
     def __init__(self, source: str):
         self.lr = LogReader(source, sort_by_time=False, services=SERVICES)
-        self.sim: list[tuple] = []
-        self.sd: list[tuple] = []
+        route = route_of(source)
+        # the clock the daemons ran on, as loggerd recorded it in route.json (None: a route from before it did)
+        self.clock: str | None = route.meta().get("clock") if route is not None else None
+        self.sim: list[_SimRow] = []
+        self.sd: list[_SdRow] = []
         self.events: list[tuple[int, list[tuple[str, tuple[str, ...]]]]] = []
         self.mgr: list[tuple[int, list[tuple[str, float, bool]]]] = []
         self.restarts: dict[str, int] = {}  # as the newest managerState counts them
@@ -183,7 +215,7 @@ class _Logs:
         self.cruise: list[tuple[int, float, bool]] = []
         self.steer_cmd: list[tuple[int, float, bool]] = []  # carControl: (wall, torque command, lateral active)
         self.torque: list[tuple[int, float, float, float, str, float]] = []  # liveTorqueParameters, see SteeringLearnt
-        self.takeovers: list[tuple[float, str]] = []  # (simulated s, why) from the bridge's log
+        self.takeovers: list[tuple[float, str]] = []  # (simulated s, why), as simState counted them
         self.scenario, self.seed = "", 0
         self.car = ""  # the platform card drove it as (carParams)
         self.lead_sources: Counter[str] = Counter()  # plans with a lead, by who placed it (radar, vision)
@@ -200,7 +232,7 @@ class _Logs:
             last_wall = w
             if s == "selfdriveState":
                 d = ev.selfdriveState
-                self.sd.append((w, d.enabled, str(d.state), d.alertType, d.alertText1, d.alertText2))
+                self.sd.append(_SdRow(w, d.enabled, str(d.state), d.alertType, d.alertText1, d.alertText2))
             elif s == "onroadEvents":
                 self.events.append((w, [(e.name, tuple(k for k in (*DISABLE_TYPES, *OVERRIDE_TYPES) if getattr(e, k)))
                                         for e in ev.onroadEvents]))
@@ -225,48 +257,47 @@ class _Logs:
                                     lt.confidence))
             elif s == "carParams" and not self.car:
                 self.car = ev.carParams.carFingerprint
-            elif s == "logMessage" and ev.logMessage.name == "bridge" and "took over" in ev.logMessage.msg:
-                self._takeover(ev.logMessage.msg)
         # the stamps of the messages on the machine's clock: where the recording itself has gaps (simState alone
         # does not tell: in lockstep the world pauses while the stack does not answer, and nothing of the world is
         # recorded then)
         self.recorded = np.sort(np.array(recorded, np.int64))
-
-    def _takeover(self, text: str) -> None:
-        try:
-            rec = json.loads(text)
-            self.takeovers.append((float(rec["t"]), str(rec["why"])))
-        except (ValueError, KeyError, TypeError):
-            pass  # a log line of another shape: not one to explain a disengagement with
 
     def _sim(self, ss, w: int, last_wall: int | None) -> None:
         same = [ld for ld in ss.leads if ld.sameLane and ld.dRel > 0]
         lead = min(same, key=lambda ld: ld.dRel) if same else None
         lat = ss.laneCenterOffset if ss.laneIndex != -128 else math.nan  # -128: off the lanes, no offset
         d, v = (lead.dRel, lead.vLead) if lead else (math.nan, math.nan)
-        self.sim.append((w, last_wall, ss.t, ss.vEgo, ss.aEgo, lat, ss.steeringAngleDeg, d, v, ss.collision,
-                         ss.laneDeparture, ss.vEgo * ss.yawRate))
+        self.sim.append(_SimRow(w, last_wall, ss.t, ss.vEgo, ss.aEgo, lat, ss.steeringAngleDeg, d, v, ss.collision,
+                                ss.laneDeparture, ss.vEgo * ss.yawRate))
+        if ss.takeovers > len(self.takeovers):  # (two within one simState: only the last one's why is known)
+            self.takeovers.append((ss.lastTakeoverT, ss.lastTakeover))
         self.scenario, self.seed = ss.scenario, ss.seed
         if ss.wallMonoTime:  # routes before it was recorded have none
             self.real_ns = (self.real_ns[0] or ss.wallMonoTime, ss.wallMonoTime)
 
-    def trace(self) -> tuple[Trace, bool]:
-        """The simState rows on the machine's clock; True when simState was on another clock (lockstep)."""
-        rows = self.sim
-        own = np.array([r[0] for r in rows], np.int64)
-        nb = np.array([r[1] if r[1] is not None else r[0] for r in rows], np.int64)
-        # A lockstep drive's simState stamps lie on the bus clock's exact 10 ms grid. Failing that, stamps far from
-        # their neighbours' (the median: one loggerd stall must not decide it) are another clock too.
+    def lockstep(self, own: np.ndarray, nb: np.ndarray) -> bool:
+        """Whether the drive ran in lockstep: as route.json records it; for a route from before it did, a lockstep
+        drive's simState stamps lie on the bus clock's exact 10 ms grid, or far from their neighbours' (the median:
+        one loggerd stall must not decide it)."""
+        if self.clock is not None:
+            return self.clock == DRIVEN
         steps = np.diff(own)
         on_grid = len(steps) > 0 and float(np.mean(steps % BUS_TICK_NS == 0)) > 0.9
-        lockstep = on_grid or bool(np.median(np.abs(own - nb)) > CLOCKS_APART_S * 1e9)
-        col = list(zip(*rows, strict=True))
-        tr = Trace(t=np.array(col[2], float), v=np.array(col[3], float), a=np.array(col[4], float),
-                   lat=np.array(col[5], float), steer=np.array(col[6], float), lead_d=np.array(col[7], float),
-                   lead_v=np.array(col[8], float), collision=np.array(col[9], bool), departure=np.array(col[10], bool),
-                   lat_accel=np.array(col[11], float),
-                   wall=np.maximum.accumulate(nb if lockstep else own))
-        return tr, lockstep
+        return on_grid or bool(np.median(np.abs(own - nb)) > CLOCKS_APART_S * 1e9)
+
+    def trace(self) -> tuple[Trace, bool]:
+        """The simState rows, placed where the daemons' messages are (in lockstep the message recorded just before
+        each simState stands in for its stamp); True when the drive ran in lockstep."""
+        rows = self.sim
+        own = np.array([r.wall for r in rows], np.int64)
+        nb = np.array([r.wall if r.prev_wall is None else r.prev_wall for r in rows], np.int64)
+        lockstep = self.lockstep(own, nb)
+
+        def col(name: str, kind=float) -> np.ndarray:
+            return np.array([getattr(r, name) for r in rows], kind)
+        return Trace(t=col("t"), v=col("v"), a=col("a"), lat=col("lat"), steer=col("steer"), lead_d=col("lead_d"),
+                     lead_v=col("lead_v"), collision=col("collision", bool), departure=col("departure", bool),
+                     lat_accel=col("lat_accel"), wall=np.maximum.accumulate(nb if lockstep else own)), lockstep
 
 
 def _latest(walls: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -331,8 +362,8 @@ class DriveReport:
             raise LogError(f"{source}: no simState in it: not a simulated drive (nothing to score)")
         tr, lockstep = logs.trace()
         lo, hi = int(tr.wall[0]), int(tr.wall[-1])
-        sd_wall = np.array([r[0] for r in logs.sd], np.int64)
-        sd_on = np.array([r[1] for r in logs.sd], bool)
+        sd_wall = np.array([r.wall for r in logs.sd], np.int64)
+        sd_on = np.array([r.enabled for r in logs.sd], bool)
         i = _latest(sd_wall, tr.wall)
         fresh = (i >= 0) & (tr.wall - sd_wall[i.clip(min=0)] < STALE_S * 1e9) if len(sd_wall) else i >= 0
         tr.engaged = fresh & sd_on[i.clip(min=0)] if len(sd_wall) else np.zeros(len(tr.t), bool)
@@ -616,15 +647,20 @@ def _reason_words(d: Disengagement) -> str:
     return "; ".join(words)
 
 
-def _text_lines(r: DriveReport) -> list[str]:
+def _headline(r: DriveReport) -> list[str]:
     short = r.verdict()
     clock = "lockstep" if r.lockstep else "real time"
     car = f", car {r.car}" if r.car else ""
-    lines = [f"Drive report: {r.scenario} (seed {r.seed}{car}), {r.minutes:.2f} simulated min, {r.distance_m:.0f} m, "
+    return [f"Drive report: {r.scenario} (seed {r.seed}{car}), {r.minutes:.2f} simulated min, {r.distance_m:.0f} m, "
              f"{clock}, {r.wall_s:.0f} s of wall time",
              f"  route {r.route}",
              "  verdict: " + (f"meets the closed-loop thresholds ({_limits_words()})" if not short
                               else "short of the thresholds: " + "; ".join(short))]
+
+
+def _engagement_lines(r: DriveReport) -> list[str]:
+    """Engaged how long, the disengagements and why, the driver's overrides."""
+    lines: list[str] = []
     if r.first_engaged_t is None:
         lines.append("  engaged: never (the stack never took over from the scripted driver)")
     else:
@@ -640,6 +676,12 @@ def _text_lines(r: DriveReport) -> list[str]:
         lines.append(f"    ... and {len(r.disengagements) - 12} more (report.json has them all)")
     if r.overrides:
         lines.append("  driver overrides while engaged: " + ", ".join(f"{n} x{c}" for n, c in r.overrides.items()))
+    return lines
+
+
+def _safety_lines(r: DriveReport) -> list[str]:
+    """Collisions, lane departures, lateral error, time gaps, the lead's source, jerk."""
+    lines: list[str] = []
     lines.append(f"  collisions: {r.collisions}" + _at(r.collision_times) +
                  f"; lane departures: {r.lane_departures}" + _at(r.lane_departure_times))
     lines.append(f"  lateral error to the lane centre while engaged: mean {_m(r.lat_err_mean_m, '.2f', 'm')}, "
@@ -653,6 +695,12 @@ def _text_lines(r: DriveReport) -> list[str]:
         f"{LEAD_SOURCE_WORDS.get(k, k)} {c / n_lead:.0%}" for k, c in r.lead_sources.items()) + f" of {n_lead} plans")
     lines.append(f"  max longitudinal jerk while engaged: {_m(r.max_jerk, '.1f', 'm/s^3')} (whole drive: "
                  f"{_m(r.max_jerk_all, '.1f', 'm/s^3')}; aEgo averaged over {JERK_SMOOTH_S:g} s)")
+    return lines
+
+
+def _steering_lines(r: DriveReport) -> list[str]:
+    """Steering comfort and torqued's estimate of the car's response."""
+    lines: list[str] = []
     osc = ("no run of lateral control long enough" if r.steer_osc_rms is None else
            f"RMS {r.steer_osc_rms:.3f} of full torque, {r.steer_osc_share:.0%} of its energy")
     lines.append(f"  steering while engaged: max lateral jerk {_m(r.max_lat_jerk, '.1f', 'm/s^3')}, wheel rate RMS "
@@ -666,6 +714,12 @@ def _text_lines(r: DriveReport) -> list[str]:
         lines.append(f"  steering response (torqued): {st.lat_accel_factor:.2f} m/s^2 per unit torque (carParams "
                      f"{st.car_lat_accel_factor:.2f}: x{st.lat_accel_factor / st.car_lat_accel_factor:.2f}), friction "
                      f"{st.friction:.2f} m/s^2; {st.source}, confidence {st.confidence:.0%}{when}")
+    return lines
+
+
+def _health_lines(r: DriveReport) -> list[str]:
+    """Alerts, CPU, restarts, missed model frames, recording gaps, log problems."""
+    lines: list[str] = []
     if r.alerts:
         lines.append("  alerts shown (times raised): " + "; ".join(
             f"{n} x{c} \"{r.alert_texts.get(n, '')}\"" for n, c in list(r.alerts.items())[:8]) +
@@ -694,6 +748,10 @@ def _text_lines(r: DriveReport) -> list[str]:
                      + ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in r.recording_gaps))
     lines += [f"  log problem: {p}" for p in r.problems]
     return lines
+
+
+def _text_lines(r: DriveReport) -> list[str]:
+    return [*_headline(r), *_engagement_lines(r), *_safety_lines(r), *_steering_lines(r), *_health_lines(r)]
 
 
 def _limits_words() -> str:

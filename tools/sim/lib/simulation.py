@@ -274,6 +274,10 @@ class Simulation:
                 setattr(dst, k, v)
         ss.collision = self.collision
         ss.laneDeparture = self.departure is not None
+        takeovers = self.driver.takeovers
+        ss.takeovers = len(takeovers)
+        if takeovers:
+            ss.lastTakeoverT, ss.lastTakeover = takeovers[-1]
 
 
 def _wrap(a: float) -> float:

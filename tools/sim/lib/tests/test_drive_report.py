@@ -45,6 +45,13 @@ def sim_state(t: float, leads: bool = True):
         ld.dRel, ld.vLead, ld.sameLane = d, 18.0, same
     ss.collision = 12.0 <= t <= 12.2
     ss.laneDeparture = 16.0 <= t <= 16.5 or 18.0 <= t <= 18.1
+    # the supervising driver took over for drifting just before the brake disengaged us at 14.0 s, and once more
+    # at 15.5 s, too early to explain the disengagement at 17.0 s
+    takeovers = [(13.99, "drifting: +0.10 m off the lane centre"), (15.5, "x")]
+    done = [x for x in takeovers if x[0] <= t]
+    ss.takeovers = len(done)
+    if done:
+        ss.lastTakeoverT, ss.lastTakeover = done[-1]
     return msg
 
 
@@ -72,11 +79,6 @@ def onroad_events(names: list[tuple[str, list[str]]]):
     return msg
 
 
-def bridge_log(text: str, **extra):
-    msg = messaging.new_message("logMessage")
-    msg.logMessage.name, msg.logMessage.levelnum = "bridge", 30
-    msg.logMessage.msg = json.dumps({"name": "bridge", "msg": text, **extra})
-    return msg
 
 
 def manager_state(cpu: dict[str, float]):
@@ -118,10 +120,6 @@ def drive(leads: bool = True, engage: bool = True) -> list[tuple[int, object]]:
         cp.carParams.carFingerprint = "LEXUS_CTH"
         out.append((0.5, cp))
         out.append((14.012, onroad_events([("brakePressed", ["userDisable", "noEntry"])])))
-        out.append((13.99, bridge_log("the driver took over at 13.99 s: drifting: +0.10 m off the lane centre, "
-                                      "+0.46 m in 0.8 s", t=13.99, why="drifting: +0.10 m off the lane centre")))
-        out.append((15.501, bridge_log("the driver took over at 15.50 s: too early to explain 17.0", t=15.5, why="x")))
-        out.append((16.5, bridge_log("bridge summary", summary={})))  # other bridge lines explain nothing
         out.append((17.012, onroad_events([("canError", ["immediateDisable", "noEntry"])])))
         out.append((8.012, onroad_events([("steerOverride", ["overrideLateral"])])))
     out.append((-1.0, manager_state({"modeld": 100.0, "bridge": 100.0})))  # before the drive: not counted
@@ -131,11 +129,16 @@ def drive(leads: bool = True, engage: bool = True) -> list[tuple[int, object]]:
 
 
 def realtime_route(name: str, root: str | None = None, **kw) -> str:
-    msgs = []
-    for k, (t, msg) in enumerate(drive(**kw)):
-        msg.logMonoTime = T0 + round(t * 1e9) + k % 7 * 1000  # the machine's clock: never an exact 10 ms grid
+    return write_route(on_the_machines_clock(drive(**kw)), name, root=root)
+
+
+def on_the_machines_clock(timed) -> list:
+    """The messages stamped as the machine's clock would: never on an exact 10 ms grid, never backwards."""
+    msgs, last = [], 0
+    for k, (t, msg) in enumerate(timed):
+        msg.logMonoTime = last = max(last + 1, T0 + round(t * 1e9) + k % 7 * 1000)
         msgs.append(msg)
-    return write_route(msgs, name, root=root)
+    return msgs
 
 
 def lockstep_route(tmp_path) -> str:
@@ -255,12 +258,8 @@ def test_a_route_without_simstate_is_refused(tmp_path):
 
 def route_without(name: str, gone, extra=()) -> str:
     """The known drive with the messages for which gone(t, service) is true left out (and `extra` added)."""
-    msgs = []
-    for k, (t, msg) in enumerate(sorted([*drive(), *extra], key=lambda x: x[0])):
-        if not gone(t, msg.which()):
-            msg.logMonoTime = T0 + round(t * 1e9) + k % 7 * 1000
-            msgs.append(msg)
-    return write_route(msgs, name)
+    kept = [(t, msg) for t, msg in sorted([*drive(), *extra], key=lambda x: x[0]) if not gone(t, msg.which())]
+    return write_route(on_the_machines_clock(kept), name)
 
 
 def test_a_recording_gap_is_not_a_disengagement_but_a_silent_selfdrived_is():
@@ -308,3 +307,13 @@ def test_restarted_processes_are_reported():
     assert r.restarts == {"modeld": 2}
     assert "processes restarted (they died): modeld x2" in r.text()
     assert DriveReport.from_route(route_without("fine", lambda t, s: False)).restarts == {}
+
+
+def test_lockstep_is_what_route_json_records_not_a_guess(tmp_path):
+    """A drive whose stamps look like real time is still lockstep when loggerd recorded the driven clock."""
+    msgs = on_the_machines_clock(drive())
+    driven = DriveReport.from_route(write_route(msgs, "driven", root=str(tmp_path), meta={"clock": "driven"}))
+    wall = DriveReport.from_route(write_route(on_the_machines_clock(drive()), "wall", root=str(tmp_path),
+                                              meta={"clock": "wall"}))
+    assert driven.lockstep and not wall.lockstep
+    assert driven.text().splitlines()[0].endswith("lockstep, 20 s of wall time")
