@@ -7,6 +7,9 @@ from SCons.Script import Action
 
 
 def _emit_c(target, source, env):
+    root = env.Dir("#").abspath  # the build files import the cdef reader (common.cffi_header) from the tree
+    if root not in sys.path:
+        sys.path.insert(0, root)
     ns = runpy.run_path(str(source[0]))
     ns["ffibuilder"].emit_c_code(str(target[0]))
     return 0
@@ -17,7 +20,7 @@ def add_cffi_builder(env) -> None:
 
     def cffi_module(env, target: str, build_py: str, sources: list[str], headers: list[str] = ()):
         wrapper = env.Command(target + "_cffi.c", build_py, Action(_emit_c, "cffi: $TARGET"))
-        env.Depends(wrapper, headers)
+        env.Depends(wrapper, [*headers, "#common/cffi_header.py"])
         # cffi's generated wrapper includes Python.h and casts freely: not our code, so not -Wextra.
         wrap_env = env.Clone()
         wrap_env.Replace(CFLAGS=[f for f in env["CFLAGS"] if f not in ("-Wextra",)] + ["-Wno-unused-parameter"])
