@@ -49,14 +49,6 @@ class TestTable:
 
 
 class TestPredicates:
-    @pytest.mark.parametrize("p", [p for p in PROCESSES if p.name != "replay"], ids=lambda p: p.name)
-    def test_every_process_declares_what_it_publishes(self, p):
-        """replay (whose services are the route's) aside: `roadpilot replay --stack` holds back what they declare."""
-        from cereal.services import SERVICES
-        pubs = getattr(importlib.import_module(p.module), "PUBLISHES", None)
-        assert isinstance(pubs, tuple), f"{p.module} declares no PUBLISHES tuple"
-        assert set(pubs) <= set(SERVICES), f"{p.module}: {set(pubs) - set(SERVICES)} are not services"
-
     @pytest.mark.parametrize("mode", MODES)
     def test_exactly_one_mode_predicate_holds(self, mode):
         ctx = pc.RunContext(mode)
