@@ -15,7 +15,6 @@ import sys
 import time
 from collections import Counter
 
-from cereal.services import SERVICES
 from common.paths import check_data_dir, data_dir, prefix, routes_dir
 from selfdrive.loggerd.logreader import LogError, LogReader
 from selfdrive.loggerd.route_writer import ROUTE_ENV, new_route_dir
@@ -77,9 +76,8 @@ def run_sim(cfg, wall_limit: float, env: dict[str, str], log_path: str | None = 
     log = open(log_path, "w") if log_path else None  # noqa: SIM115 - open for the manager's whole life
     proc = subprocess.Popen([sys.executable, "-m", "selfdrive.manager.manager", "sim"], env=env, stdout=log,
                             stderr=subprocess.STDOUT if log else None)
-    # the bridge stops at the first 10 ms step past --minutes; simState comes every 50 ms, so the last one may be
-    # up to one period short of it
-    last_sim_t = cfg.minutes * 60 - 1.0 / SERVICES["simState"].frequency
+    # the bridge stops at the first 10 ms step past --minutes and sends a simState of that step (bridge.last_state)
+    last_sim_t = cfg.minutes * 60
     try:
         while proc.poll() is None and not stop and time.monotonic() - start < wall_limit:
             if cfg.minutes and score.t >= last_sim_t - 1e-6:

@@ -223,21 +223,26 @@ class Bridge:
             self.frame_id += 1
         else:
             self.shoot()
+        self.send_sim_state(ns)
+        return True
+
+    def send_sim_state(self, ns: int) -> None:
         msg = messaging.new_message("simState")
         if self.cfg.lockstep:
             msg.logMonoTime = ns
         self.sim.fill_sim_state(msg.simState)
         msg.simState.wallMonoTime = time.monotonic_ns()
         self.pm.send("simState", msg)
-        return True
 
     # --- real time -------------------------------------------------------------------------------------------
     def run_realtime(self) -> None:
         rk = Ratekeeper(1.0 / DT_CTRL, print_delay_threshold=0.05, wall=True)
+        shown = False
         while not self.finished:
             self.link.send(self.sim.step(self.link.recv()))
-            self.outputs()
+            shown = self.outputs()
             rk.keep_time()
+        self.last_state(shown)
 
     # --- lockstep --------------------------------------------------------------------------------------------
     def _arrivals(self, service: str, receive: Callable[[int], T | None], timeout_ms: int) -> Iterator[T]:
@@ -484,12 +489,20 @@ class Bridge:
         # per `can`, so a world faster than real time looks like real time to them. While the stack is lost (card
         # restarting) or one of the daemons it waits for is missing, the world runs on at real time, as a car would.
         due = time.monotonic()
+        shown = False
         while not self.finished:
             self.publish(self.sim.step(self.take_commands()))
-            self.outputs()
+            shown = self.outputs()
             self.wait_stack()
             self.show_frame()
             due = self._pace(due) if self.stack_lost or self.missing else time.monotonic()
+        self.last_state(shown)
+
+    def last_state(self, shown: bool) -> None:
+        """The drive's last step as a simState of its own, when that step was not one that sent one: whoever waits
+        for the end of the drive (`roadpilot sim`) sees it, not a state up to one period short of it."""
+        if not shown and self.finished:
+            self.send_sim_state(self.clock_ns())
 
     @staticmethod
     def _pace(due: float) -> float:
