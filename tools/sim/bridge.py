@@ -63,6 +63,7 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import SimpleNamespace
@@ -172,7 +173,7 @@ class Bridge:
             self.extra_answers = 0
             self.stack_lost = False  # it answered, then stopped: run on (at its pace) and wait for it again
             self.resyncs = 0
-            self.late_answers = 0
+            self.late_answers: Counter[str] = Counter()  # by service: which daemon answers an earlier step
 
     @property
     def now_ns(self) -> int:
@@ -268,25 +269,25 @@ class Bridge:
             sent, self.sent = self.sent, []
             self.commands += sent
             self.frames_to_car += len(sent)
-            if is_query(sent) or self._late(stamp):
+            if is_query(sent) or self._late("sendcan", stamp):
                 continue
             self._answered("sendcan")
             return True
         return False
 
-    def _late(self, stamp: int) -> bool:
+    def _late(self, service: str, stamp: int) -> bool:
         """An answer stamped before this step (the stack runs on our clock): a late answer to an earlier step,
         applied to the car but not taken for this step's answer, so one late answer costs one step's wait, not
         every step after it."""
         if stamp >= self.now_ns:
             return False
-        self.late_answers += 1
+        self.late_answers[service] += 1
         return True
 
     def _take(self, service: str, timeout_ms: int) -> bytes | None:
         """The next message of `service` (one the stack answers with besides sendcan) within `timeout_ms`."""
         for dat in self._arrivals(service, self.socks[service].receive, timeout_ms):
-            if service in STEP_ANSWERS and self._late(stamp_of(dat)):
+            if service in STEP_ANSWERS and self._late(service, stamp_of(dat)):
                 continue
             self._answered(service)
             self.last[service] = dat
@@ -528,7 +529,7 @@ class Bridge:
                "car_refused": self.sim.car.status.refused, "takeovers": self.sim.driver.takeovers}
         if self.cfg.lockstep:
             out.update(lockstep_timeouts=self.timeouts, lockstep_extra_answers=self.extra_answers,
-                       lockstep_resyncs=self.resyncs, lockstep_late_answers=self.late_answers,
+                       lockstep_resyncs=self.resyncs, lockstep_late_answers=dict(self.late_answers),
                        frames_to_car=self.frames_to_car)
         if self.camera is not None:
             out["camera"] = vars(self.camera.stats)
