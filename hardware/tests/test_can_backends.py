@@ -138,7 +138,13 @@ class TestReplay:
     def test_a_gate_without_a_time_starts_now(self, tmp_path):
         (tmp_path / "gate").write_text("go")
         b = open_backend(f"replay:{synthetic(tmp_path)}?gate={tmp_path / 'gate'}")
-        assert len(b.recv()) <= 1 and abs(b.start - time.monotonic()) < 1.0
+        before = time.monotonic()
+        got = b.recv()
+        after = time.monotonic()
+        # the replay starts at the call that found the gate open, and gives only what was due since then
+        # (bounded by the clock, not by a wall-time guess: a loaded machine may take a while in between)
+        assert before <= b.start <= after
+        assert len(got) <= np.searchsorted(b.times, after - b.start, "right")
 
     def test_without_dbc_the_lost_lengths_stay_lost(self, tmp_path):
         b = open_backend(f"replay:{synthetic(tmp_path)}?start=0")
