@@ -244,6 +244,7 @@ struct LiveTorqueParametersData {
   points @8 :UInt32;
   source @9 :Text;                  # "carParams", "stored" (an earlier drive's), "learning", "learned"
   carLatAccelFactor @10 :Float32;   # what carParams says, for comparison
+  carStateMonoTime @11 :UInt64;     # the carState this estimate answers (the lockstep simulator waits for it)
 }
 
 # ---------------------------------------------------------------------------------------------

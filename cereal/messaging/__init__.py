@@ -8,6 +8,7 @@ never raised out of `SubMaster.update()`.
 
 import os
 import struct
+import time
 from collections import deque
 from collections.abc import Iterable
 
@@ -30,7 +31,8 @@ __all__ = [
 
 MAX_SEGMENTS = 512          # a sane Event never has more; a garbage header claiming more is rejected early
 MAX_DRAIN = 10_000          # messages taken from one socket per update, so one flooding producer cannot starve us
-CATCH_UP_MS = 200           # driven clock: how long a reader waits for a message of an earlier step still on its way
+CATCH_UP_MS = 1000          # driven clock: how long a reader waits for a message of an earlier step still on its way
+                            # (it was sent: only a loaded machine delays it)
 
 
 class MalformedMessage(ValueError):
@@ -313,14 +315,17 @@ class PubMaster:
         if not isinstance(dat, bytes | bytearray | memoryview):
             stamp = dat.logMonoTime if self.published is not None else None
             dat = dat.to_bytes()
-        self.sock[service].send(dat)
         if self.published is not None:
             if stamp is None:
                 try:
                     stamp = _parse(bytes(dat), None).logMonoTime
                 except MalformedMessage:
-                    return  # not a message: nobody waits for it
-            self.published.put(service, stamp)
+                    stamp = None  # not a message: nobody waits for it
+            # before the message goes: a peer that got it may move the world on at once, and a reader woken then
+            # must know it exists (written after, a loaded machine could let the reader look first and miss it)
+            if stamp is not None:
+                self.published.put(service, stamp)
+        self.sock[service].send(dat)
 
     def close(self) -> None:
         for s in self.sock.values():
@@ -397,6 +402,8 @@ class SubMaster:
         self.hold = clock.driven()
         self.published = _published()
         self.newest = dict.fromkeys(self.services, 0)  # driven clock: the newest stamp received (taken or held)
+        # driven clock: what was stamped up to now may have been sent before we subscribed: never waited for
+        self.subscribed_ns = clock.monotonic_ns() if self.hold else 0
         # driven clock: messages stamped at the present, taken once the world steps on
         self.pending: dict[str, deque] = {s: deque(maxlen=MAX_DRAIN) for s in self.services}
 
@@ -418,12 +425,24 @@ class SubMaster:
             if self.published is not None and s != self.poll:
                 # a message of an earlier step that was sent but has not reached us yet: wait for it
                 want = self.published.get(s)
-                if self.newest[s] < want < now_ns and self.sock[s].sock.poll(CATCH_UP_MS):
-                    latest = self._drain(s, held, now_ns, latest)
+                if max(self.newest[s], self.subscribed_ns) < want < now_ns:
+                    latest = self._catch_up(s, held, now_ns, latest, want)
                 self.newest[s] = max(self.newest[s], min(want, now_ns - 1))  # not waited for twice
             if latest is not None:
                 self._take(s, latest, clock.monotonic())
         self._check_health(clock.monotonic())
+
+    def _catch_up(self, s: str, held, now_ns: int, latest, want: int):
+        """Waits (at most CATCH_UP_MS) until the message stamped `want` has come, taking what comes meanwhile: the
+        socket may deliver an older one first, and taking that alone would make what we read depend on load."""
+        deadline = time.monotonic() + CATCH_UP_MS / 1000
+        while self.newest[s] < want:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0 or not self.sock[s].sock.poll(left_ms):
+                _log_drop(s, "a message of an earlier step did not come", want=want, newest=self.newest[s])
+                break
+            latest = self._drain(s, held, now_ns, latest)
+        return latest
 
     def _drain(self, s: str, held, now_ns: int, latest):
         """Everything waiting on `s`'s socket: checked, timed, held when stamped at the present (driven clock);

@@ -83,6 +83,7 @@ class Torqued:
         lt.points = e.points
         lt.source = e.source
         lt.carLatAccelFactor = self.est.car.lat_accel_factor
+        lt.carStateMonoTime = self.sm.logMonoTime["carState"]
         self.pm.send("liveTorqueParameters", msg)
 
     def run(self) -> None:

@@ -31,9 +31,13 @@ answer.
      whenever the world starts. No camera frame is drawn before the world starts: what the daemons that run on
      frames hold when it starts never depends on how long the stack took to start.
   2. then, for each step k: the world steps with the frames the stack sent in answer to step k-1, the clock moves
-     to step k's time, step k goes to canbridged, and the bridge waits for the answer to it: one `sendcan` and, once
-     each is seen, one `carControl`, `selfdriveState` and `liveTorqueParameters`, each stamped at step k's time (an
-     answer stamped earlier is a late one to an earlier step: applied to the car, not taken for this step's). A
+     to step k's time, step k goes to canbridged, and the bridge waits for the answer to it: one `sendcan` stamped at
+     step k's time (one stamped earlier is a late answer to an earlier step: applied to the car, not taken for this
+     step's) and, once each is seen, controlsd's `controlsState` (sent after its `carControl`), selfdrived's
+     `selfdriveState` and torqued's `liveTorqueParameters` that answer step k's carState: each names the carState it
+     was computed from (carStateMonoTime), so an answer to an earlier one is never taken for this step's, and no
+     daemon can run a step behind the world (it did: one answer late, at the warm-up or after a stall, then one
+     behind for good, and whether a daemon saw a peer's answer of this step or the last one depended on load). A
      missing answer (STEP_TIMEOUT_S of wall time, or at once when the manager says its daemon died) is logged and
      counted; that service is not waited for again until it answers, and meanwhile the world runs at real time, as a
      car goes on while a daemon restarts. After MAX_TIMEOUTS missing `sendcan` in a row the bridge stops waiting
@@ -88,17 +92,17 @@ MAX_TIMEOUTS = 3
 EXPOSURE_NS = 25_000_000     # a frame's start of frame before its end (the step's time)
 EXTRA_WAIT_MS = 1            # warm-up: a second answer this soon after the first means a backlog
 ALIGN_MIN, ALIGN_SINGLE, ALIGN_MAX = 150, 50, 1500  # warm-up answers (see warm_up)
-# what the bridge waits for, once each has been seen: card's sendcan, controlsd's carControl, selfdrived's
+# what the bridge waits for, once each has been seen: card's sendcan, controlsd's controlsState, selfdrived's
 # selfdriveState and torqued's liveTorqueParameters answer every step; modeld's modelV2, plannerd's longitudinalPlan
 # and calibrationd's liveCalibration every camera frame. The world never runs ahead of any of them, so none lags in the
 # world's time however fast the world steps
-ANSWERS = ("sendcan", "carControl", "selfdriveState", "liveTorqueParameters", "modelV2", "longitudinalPlan",
+ANSWERS = ("sendcan", "controlsState", "selfdriveState", "liveTorqueParameters", "modelV2", "longitudinalPlan",
            "liveCalibration")
-STEP_ANSWERS = ("carControl", "selfdriveState", "liveTorqueParameters")  # besides sendcan
+STEP_ANSWERS = ("controlsState", "selfdriveState", "liveTorqueParameters")  # besides sendcan: by carStateMonoTime
 FRAME_ANSWERS = ("modelV2", "longitudinalPlan", "liveCalibration")
 # who answers: a wait ends as soon as the manager says that daemon is gone (died, or a new one started since it
 # last answered), as a car does not wait for a daemon that restarts: the world runs at real time until it answers
-ANSWERED_BY = {"sendcan": "card", "carControl": "controlsd", "selfdriveState": "selfdrived",
+ANSWERED_BY = {"sendcan": "card", "controlsState": "controlsd", "selfdriveState": "selfdrived",
                "liveTorqueParameters": "torqued", "modelV2": "modeld",
                "longitudinalPlan": "plannerd", "liveCalibration": "calibrationd"}
 WAIT_SLICE_MS = 50           # a wait for an answer looks at managerState this often
@@ -110,14 +114,6 @@ T = TypeVar("T")
 def is_query(frames: list[Frame]) -> bool:
     """A `sendcan`'s frames that are diagnostic frames only (card's identification queries)."""
     return len(frames) > 0 and all(is_diagnostic(address) for address, _, _ in frames)
-
-
-def stamp_of(dat: bytes) -> int:
-    """A message's logMonoTime (0 when it cannot be read)."""
-    try:
-        return messaging.log_from_bytes(dat).logMonoTime
-    except messaging.MalformedMessage:
-        return 0
 
 
 def manager_env(cfg: SimConfig) -> dict[str, str]:
@@ -164,7 +160,7 @@ class Bridge:
             self.manager = messaging.sub_sock("managerState", conflate=True)
             self.pids: dict[str, int] = {}         # the manager's newest word: pid of each running daemon
             self.answer_pid: dict[str, int] = {}   # service -> the pid of its daemon when it last answered
-            self.last: dict[str, bytes] = {}       # service -> its last answer
+            self.last: dict[str, object] = {}      # service -> its last answer (an Event)
             # waited for: the frame's answers from the first frame on (no frame is drawn before the world starts),
             # the others once they have answered
             self.seen = {s: camera is not None and s in FRAME_ANSWERS for s in ANSWERS}
@@ -269,30 +265,39 @@ class Bridge:
             sent, self.sent = self.sent, []
             self.commands += sent
             self.frames_to_car += len(sent)
-            if is_query(sent) or self._late("sendcan", stamp):
+            if is_query(sent) or self._late_sendcan(stamp):
                 continue
             self._answered("sendcan")
             return True
         return False
 
-    def _late(self, service: str, stamp: int) -> bool:
-        """An answer stamped before this step (the stack runs on our clock): a late answer to an earlier step,
-        applied to the car but not taken for this step's answer, so one late answer costs one step's wait, not
+    def _late_sendcan(self, stamp: int) -> bool:
+        """A sendcan stamped before this step (the stack runs on our clock): a late answer to an earlier step, its
+        frames applied to the car but not taken for this step's answer, so one late answer costs one step's wait, not
         every step after it."""
         if stamp >= self.now_ns:
             return False
-        self.late_answers[service] += 1
+        self.late_answers["sendcan"] += 1
         return True
 
-    def _take(self, service: str, timeout_ms: int) -> bytes | None:
-        """The next message of `service` (one the stack answers with besides sendcan) within `timeout_ms`."""
+    def _take(self, service: str, timeout_ms: int):
+        """The next message of `service` (one the stack answers with besides sendcan) within `timeout_ms`, an Event."""
         for dat in self._arrivals(service, self.socks[service].receive, timeout_ms):
-            if service in STEP_ANSWERS and self._late(service, stamp_of(dat)):
+            try:
+                ev = messaging.log_from_bytes(dat)
+            except messaging.MalformedMessage:
+                continue
+            if service in STEP_ANSWERS and not self._answers_step(ev):
+                self.late_answers[service] += 1  # an answer to an earlier carState: not this step's
                 continue
             self._answered(service)
-            self.last[service] = dat
-            return dat
+            self.last[service] = ev
+            return ev
         return None
+
+    def _answers_step(self, ev) -> bool:
+        """A step answer computed from this step's carState (or a newer one)."""
+        return getattr(ev, ev.which()).carStateMonoTime >= self.now_ns
 
     @property
     def missing(self) -> set[str]:
@@ -394,7 +399,7 @@ class Bridge:
         if missed:
             cloudlog.warning("lockstep: the stack did not answer a step", extra={"t": self.sim.t, **self.timeouts})
         for service in STEP_ANSWERS:
-            self._wait_for(service, lambda ev: ev.logMonoTime >= self.now_ns, STEP_TIMEOUT_S)
+            self._wait_for(service, self._answers_step, STEP_TIMEOUT_S)
         if self.in_a_row >= MAX_TIMEOUTS:
             cloudlog.error("lockstep: the stack stopped answering: running on without it until it answers again")
             self.seen = dict.fromkeys(self.seen, False)
@@ -468,11 +473,11 @@ class Bridge:
             while self._take(service, 0) is not None:  # it answers again: waited for from the next time
                 pass
             return None
-        if service in self.last and answers(ev := messaging.log_from_bytes(self.last[service])):
+        if service in self.last and answers(ev := self.last[service]):
             return ev  # came while nothing waited (the warm-up's last frame)
         deadline = time.monotonic() + timeout_s
-        while (dat := self._take(service, max(0, int((deadline - time.monotonic()) * 1000)))) is not None:
-            if answers(ev := messaging.log_from_bytes(dat)):
+        while (ev := self._take(service, max(0, int((deadline - time.monotonic()) * 1000)))) is not None:
+            if answers(ev):
                 return ev
         self.timeouts[service] += 1
         self.seen[service] = False

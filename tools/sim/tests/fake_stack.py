@@ -6,7 +6,7 @@ and every `simState` with a `modelV2` carrying that frame's id. Its answers depe
 
     python -m tools.sim.tests.fake_stack [--jitter-ms N] [--stall-after K --stall-s S]
       N: sleep a pseudo-random 0..N ms before answering; K, S: after K answers, stop answering for S seconds
-      (a stalled card), then answer what queued up meanwhile and go on
+      (a stalled card), then read what queued up meanwhile, answer it once and go on
 """
 
 import argparse
@@ -47,11 +47,13 @@ def main() -> None:
         dat = can.receive(0)
         if dat is None:
             continue
-        ev = messaging.log_from_bytes(dat)
-        parser.update([(ev.logMonoTime, [(c.address, bytes(c.dat), c.src) for c in ev.can])])
         n += 1
         if n == args.stall_after:
             time.sleep(args.stall_s)
+        # everything queued meanwhile is read and answered once, as card does (it drains `can` every cycle)
+        queued = [dat, *iter(lambda: can.receive(0), None)]
+        evs = [messaging.log_from_bytes(d) for d in queued]
+        parser.update([(ev.logMonoTime, [(c.address, bytes(c.dat), c.src) for c in ev.can]) for ev in evs])
         engaged = bool(parser.vl["PCM_CRUISE"]["CRUISE_ACTIVE"])
         angle = parser.vl["STEER_ANGLE_SENSOR"]["STEER_ANGLE"] + parser.vl["STEER_ANGLE_SENSOR"]["STEER_FRACTION"]
         v_kph = sum(parser.vl["WHEEL_SPEEDS"][f"WHEEL_SPEED_{w}"] for w in ("FL", "FR", "RL", "RR")) / 4
