@@ -169,7 +169,7 @@ class Bridge:
             self.extra_answers = 0
             self.stack_lost = False  # it answered, then stopped: run on (at its pace) and wait for it again
             self.resyncs = 0
-            self.late_answers: Counter[str] = Counter()  # by service: which daemon answers an earlier step
+            self.late_answers: Counter[str] = Counter()  # by service, once the world runs: answers to an earlier step
 
     @property
     def now_ns(self) -> int:
@@ -379,6 +379,7 @@ class Bridge:
         else:
             cloudlog.warning("lockstep: the stack's answers did not line up: starting anyway", extra={"steps": k})
         self._diagnose()
+        self.late_answers.clear()  # the warm-up's steps are not waited for: late answers there are no news
         cloudlog.info("lockstep: the stack answers, the world starts", extra={"warmup_steps": k,
                                                                              "stack_sends": sorted(seen)})
 
