@@ -27,7 +27,8 @@
         the simulator's car (tools/sim/bridge.py), reached through the run directory (hardware/sim_backend.py).
 
 A backend returns raw frames as it got them (`RawFrame`); `classify` decides what is a frame and what is
-garbage, so every backend's garbage is counted the same way.
+garbage, so every backend's garbage is counted the same way. A frame that passed is opendbc's `CanData`
+(address, dat, src), the type the car port and the `can` message's CanData struct use.
 """
 
 import math
@@ -40,6 +41,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+from opendbc.car.can_definitions import CanData
 
 from common.swaglog import cloudlog
 
@@ -60,25 +62,20 @@ class BackendError(RuntimeError):
     """A backend that cannot be opened or used; the message says what to do about it."""
 
 
-class CanFrame(NamedTuple):
-    """One frame as the car port sees it (same field order as opendbc's CanData)."""
+class RawFrame(NamedTuple):
+    """One frame as a backend received it, before any checks: a CanData (same field names) plus the adapter's
+    flags, which a checked frame does not have. Nothing is known of it yet (the address may not be a CAN id,
+    the data may be too long); `classify` turns it into a CanData or garbage."""
     address: int
     dat: bytes
     src: int
-
-
-class RawFrame(NamedTuple):
-    """One frame as a backend received it, before any checks."""
-    address: int
-    data: bytes
-    bus: int
     is_extended: bool = False
     is_error: bool = False
     is_fd: bool = False
     is_remote: bool = False
 
 
-def classify(raw: RawFrame) -> tuple[CanFrame | None, str | None]:
+def classify(raw: RawFrame) -> tuple[CanData | None, str | None]:
     """(frame, None) for a well-formed frame; (None, reason) for garbage, reason being a counter name."""
     if raw.is_error:
         return None, "error_frame"
@@ -87,12 +84,12 @@ def classify(raw: RawFrame) -> tuple[CanFrame | None, str | None]:
     if not isinstance(raw.address, int) or raw.address < 0 or \
        raw.address > (MAX_EXT_ADDRESS if raw.is_extended else MAX_STD_ADDRESS):
         return None, "bad_address"
-    n = len(raw.data)
+    n = len(raw.dat)
     if (raw.is_fd and n not in CAN_FD_LENGTHS) or (not raw.is_fd and n > 8):
         return None, "bad_length"
-    if not 0 <= raw.bus <= MAX_BUS:
+    if not 0 <= raw.src <= MAX_BUS:
         return None, "bad_bus"
-    return CanFrame(raw.address, bytes(raw.data), raw.bus), None
+    return CanData(raw.address, bytes(raw.dat), raw.src), None
 
 
 class Backend:
@@ -107,7 +104,7 @@ class Backend:
     def recv(self) -> list[RawFrame]:
         raise NotImplementedError
 
-    def send(self, frame: CanFrame) -> None:
+    def send(self, frame: CanData) -> None:
         raise NotImplementedError
 
     def end_sendcan(self, stamp_ns: int) -> None:
@@ -200,7 +197,7 @@ class PythonCanBackend(Backend):
     def _own_copy(self, raw: RawFrame) -> bool:
         """Whether `raw` is the copy of a frame we sent; each sent frame is matched once. A frame another node sent
         with the same bytes in the meantime is indistinguishable from ours, and dropping either one is the same."""
-        key = (raw.bus, raw.address, raw.data)
+        key = (raw.src, raw.address, raw.dat)
         sent = self._own.get(key)
         if sent is None:
             return False
@@ -214,7 +211,7 @@ class PythonCanBackend(Backend):
             del self._own[key]
         return mine
 
-    def send(self, frame: CanFrame) -> None:
+    def send(self, frame: CanData) -> None:
         b = self.buses.get(frame.src)
         if b is None:
             raise BackendError(f"no channel for bus {frame.src} (channels: {sorted(self.buses)})")
@@ -336,8 +333,8 @@ class ReplayBackend(Backend):
         if not os.path.exists(path):
             raise BackendError(f"replay: {path!r} does not exist")
         timed = self._load(path, opts)
-        self.skipped_sent = sum(1 for _, f in timed if f.bus > MAX_BUS)
-        timed = [(t, f) for t, f in timed if f.bus <= MAX_BUS]
+        self.skipped_sent = sum(1 for _, f in timed if f.src > MAX_BUS)
+        timed = [(t, f) for t, f in timed if f.src <= MAX_BUS]
         if not timed:
             raise BackendError(f"replay: no car frames (bus < 128) in {path!r}")
         t0 = timed[0][0] + offset
@@ -424,7 +421,7 @@ class ReplayBackend(Backend):
             cloudlog.info("replay finished", extra={"url": self.url})
         return out
 
-    def send(self, frame: CanFrame) -> None:
+    def send(self, frame: CanData) -> None:
         pass  # no car behind a recording
 
 

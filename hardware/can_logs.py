@@ -274,7 +274,7 @@ def read_can_log(path: str, bus_map: dict[str, int] | None = None,
         if not is_rx:
             bus, sent = bus + SENT_BUS_OFFSET, sent + 1
         kept_times.append(t)
-        frames.append(raw._replace(bus=bus))
+        frames.append(raw._replace(src=bus))
     if not frames:
         raise CanLogError(f"{path}: the bus map skips every frame (channels: {', '.join(sorted(skipped))})")
     return CanLog(path, what, np.array(kept_times), frames,

@@ -34,13 +34,14 @@ from typing import TextIO
 
 import capnp
 import zmq
+from opendbc.car.can_definitions import CanData
 
 from cereal import car, messaging
 from common import clock
 from common.params import Params
 from common.realtime import DT_CTRL, PRIO_CTRL_HIGH, Ratekeeper, set_realtime_priority
 from common.swaglog import cloudlog, cloudlog_bind
-from hardware.can_backends import Backend, BackendError, CanFrame, backend_names, classify, open_backend
+from hardware.can_backends import Backend, BackendError, backend_names, classify, open_backend
 from selfdrive.car.car_params import car_params_copy
 
 PUBLISHES = ("can", "adapterState")
@@ -76,8 +77,8 @@ class CanBridge:
         self.rx_garbage: Counter[str] = Counter()
         self.tx_blocked: Counter[str] = Counter()  # "<reason>:0x<addr>" -> count
         self.counts: Counter[str] = Counter()      # rx, rx_safety_invalid, tx, tx_sent, tx_error, tx_stale, sendcan_bad
-        self._rx: list[CanFrame] = []
-        self._echo: list[CanFrame] = []
+        self._rx: list[CanData] = []
+        self._echo: list[CanData] = []
         self.set_mode("silent", 0)
 
     def set_mode(self, mode: str | int, param: int) -> bool:
@@ -114,13 +115,13 @@ class CanBridge:
                 self.counts["rx_safety_invalid"] += 1  # still published: card judges the car's frames itself
             self._rx.append(frame)
 
-    def receive(self, now_us: int) -> list[CanFrame]:
+    def receive(self, now_us: int) -> list[CanData]:
         """Everything for one `can` message: the car's frames since the last one, then our echoes."""
         self.poll(now_us)
         out, self._rx, self._echo = self._rx + self._echo, [], []
         return out
 
-    def transmit(self, frames: Iterable[tuple[int, bytes, int]], now_us: int) -> int:
+    def transmit(self, frames: Iterable[CanData], now_us: int) -> int:
         """Sends what the safety layer allows; returns how many frames left for the car."""
         sent = 0
         for address, dat, bus in frames:
@@ -129,14 +130,14 @@ class CanBridge:
                 self.tx_blocked[f"{self._refusal_reason()}:{address:#x}"] += 1
                 continue
             try:
-                self.backend.send(CanFrame(address, dat, bus))
+                self.backend.send(CanData(address, dat, bus))
             except BackendError as e:
                 self.counts["tx_error"] += 1
                 cloudlog.warning("CAN send failed", extra={"address": address, "bus": bus, "error": str(e)[:200]})
                 continue
             sent += 1
             self.counts["tx_sent"] += 1
-            self._echo.append(CanFrame(address, dat, bus + ECHO_BUS_OFFSET))
+            self._echo.append(CanData(address, dat, bus + ECHO_BUS_OFFSET))
             if self.tx_log is not None:
                 line = {"t_us": now_us, "address": address, "bus": bus, "data": dat.hex()}
                 self.tx_log.write(json.dumps(line) + "\n")
@@ -175,7 +176,7 @@ def handle_sendcan(bridge: CanBridge, dat: bytes, now_ns: int) -> None:
         if ev.which() != "sendcan":
             raise messaging.MalformedMessage(f"a {ev.which()} message on the sendcan socket")
         # log_from_bytes checks the root and union pointers only: a frame's dat pointer out of bounds raises here
-        frames = [(c.address, bytes(c.dat), c.src) for c in ev.sendcan]
+        frames = [CanData(c.address, bytes(c.dat), c.src) for c in ev.sendcan]
     except (messaging.MalformedMessage, AttributeError, capnp.KjException) as e:
         bridge.counts["sendcan_bad"] += 1
         cloudlog.warning("malformed sendcan dropped", extra={"error": str(e)[:200]})
@@ -189,7 +190,7 @@ def handle_sendcan(bridge: CanBridge, dat: bytes, now_ns: int) -> None:
     bridge.backend.end_sendcan(ev.logMonoTime)
 
 
-def can_message(frames: list[CanFrame], valid: bool = True):
+def can_message(frames: list[CanData], valid: bool = True):
     msg = messaging.new_message("can", len(frames), valid=valid)
     for c, f in zip(msg.can, frames, strict=True):
         c.address, c.dat, c.src = f.address, f.dat, f.src

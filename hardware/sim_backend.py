@@ -21,10 +21,11 @@ import struct
 from collections.abc import Iterable
 
 import zmq
+from opendbc.car.can_definitions import CanData
 
 from cereal.messaging.endpoints import ipc_endpoint
 from common import clock
-from hardware.can_backends import Backend, BackendError, CanFrame, RawFrame
+from hardware.can_backends import Backend, BackendError, RawFrame
 
 CAR_ENDPOINT = "sim_can_car"
 CMD_ENDPOINT = "sim_can_cmd"
@@ -34,13 +35,14 @@ QUEUE = 100        # messages (1 s of steps) a slow reader may fall behind befor
 MAX_PER_RECV = 1000
 
 
-def pack_frames(frames: Iterable[tuple[int, bytes, int]]) -> bytes:
-    """(address, data, bus) frames -> one wire message."""
+def pack_frames(frames: Iterable[CanData]) -> bytes:
+    """Frames -> one wire message."""
     return b"".join(FRAME_HEADER.pack(a, b, len(d)) + bytes(d) for a, d, b in frames)
 
 
-def unpack_frames(msg: bytes) -> list[tuple[int, bytes, int]]:
-    """One wire message -> (address, data, bus) frames; ValueError when it is not a whole number of frames."""
+def unpack_frames(msg: bytes) -> list[CanData]:
+    """One wire message -> frames; ValueError when it is not a whole number of frames. They are what the wire
+    carried, unchecked: the adapter's end (SimBackend.recv) hands them to canbridged as RawFrames."""
     out, pos, n = [], 0, len(msg)
     while pos < n:
         if pos + FRAME_HEADER.size > n:
@@ -49,7 +51,7 @@ def unpack_frames(msg: bytes) -> list[tuple[int, bytes, int]]:
         pos += FRAME_HEADER.size
         if pos + length > n:
             raise ValueError(f"frame at byte {pos} says {length} bytes, {n - pos} left")
-        out.append((address, msg[pos:pos + length], bus))
+        out.append(CanData(address, msg[pos:pos + length], bus))
         pos += length
     return out
 
@@ -99,9 +101,9 @@ class SimBackend(Backend):
             out.extend(RawFrame(a, d, b, is_extended=a > 0x7FF) for a, d, b in frames)
         return out
 
-    def send(self, frame: CanFrame) -> None:
+    def send(self, frame: CanData) -> None:
         try:
-            self.tx.send(TAG.pack(0) + pack_frames([(frame.address, frame.dat, frame.src)]), zmq.NOBLOCK)
+            self.tx.send(TAG.pack(0) + pack_frames([frame]), zmq.NOBLOCK)
         except zmq.Again:
             raise BackendError("sim: no simulated car on the bus (is the bridge running?)") from None
 
@@ -127,7 +129,7 @@ class SimCarLink:
         self.dropped_steps = 0
         self.malformed = 0
 
-    def send(self, frames: list[tuple[int, bytes, int]]) -> bool:
+    def send(self, frames: list[CanData]) -> bool:
         """One step's frames; False (and counted) when no adapter took them."""
         try:
             self.tx.send(pack_frames(frames), zmq.NOBLOCK)
@@ -136,7 +138,7 @@ class SimCarLink:
             self.dropped_steps += 1
             return False
 
-    def take(self, timeout_ms: int = 0) -> tuple[int, list[tuple[int, bytes, int]]] | None:
+    def take(self, timeout_ms: int = 0) -> tuple[int, list[CanData]] | None:
         """The adapter's next command message as (tag, frames) (see the module doc), waiting up to `timeout_ms`;
         None when none came. A malformed one is counted and skipped."""
         if timeout_ms > 0 and not self.rx.poll(timeout_ms):
@@ -153,9 +155,9 @@ class SimCarLink:
             except ValueError:
                 self.malformed += 1
 
-    def recv(self, timeout_ms: int = 0) -> list[tuple[int, bytes, int]]:
+    def recv(self, timeout_ms: int = 0) -> list[CanData]:
         """Every frame the adapter sent so far (waits up to `timeout_ms` for the first message)."""
-        out: list[tuple[int, bytes, int]] = []
+        out: list[CanData] = []
         got = self.take(timeout_ms)
         while got is not None:
             out.extend(got[1])

@@ -7,6 +7,7 @@ import sys
 
 import zstandard
 from opendbc.can.packer import CANPacker
+from opendbc.car.can_definitions import CanData
 from opendbc.car.toyota import toyotacan
 
 from cereal import messaging
@@ -18,7 +19,7 @@ from tools.sim.lib.sent_frames import ACC_CONTROL, PCM_CRUISE, STEERING_LKA, Sen
 DBC = "toyota_nodsu_pt_generated"
 
 
-def can_step(t_us: int, frames: list[tuple[int, bytes, int]]) -> bytes:
+def can_step(t_us: int, frames: list[CanData]) -> bytes:
     msg = messaging.new_message("can", len(frames))
     msg.logMonoTime = t_us * 1000
     for c, (addr, dat, src) in zip(msg.can, frames, strict=True):
@@ -26,15 +27,15 @@ def can_step(t_us: int, frames: list[tuple[int, bytes, int]]) -> bytes:
     return msg.to_bytes()
 
 
-def cruise_frame(packer: CANPacker, on: bool) -> tuple[int, bytes, int]:
+def cruise_frame(packer: CANPacker, on: bool) -> CanData:
     addr, dat, _ = packer.make_can_msg("PCM_CRUISE", 0, {"CRUISE_ACTIVE": int(on)})
-    return addr, dat, 0
+    return CanData(addr, dat, 0)
 
 
-def steer_echo(packer: CANPacker, counter: int, torque: int) -> tuple[int, bytes, int]:
+def steer_echo(packer: CANPacker, counter: int, torque: int) -> CanData:
     addr, dat, _ = packer.make_can_msg("STEERING_LKA", 0, {"STEER_REQUEST": 1, "STEER_TORQUE_CMD": torque,
                                                            "COUNTER": counter % 64})
-    return addr, dat, ECHO_BUS_OFFSET
+    return CanData(addr, dat, ECHO_BUS_OFFSET)
 
 
 def test_the_sent_frame_judge_catches_steering_while_the_cruise_is_off_and_after_a_gap_waits_for_it():

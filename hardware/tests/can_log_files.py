@@ -15,6 +15,7 @@ from pathlib import Path
 
 import can
 from can.util import len2dlc
+from opendbc.car.can_definitions import CanData
 
 from selfdrive.car.tests.helpers import SyntheticRav4
 
@@ -102,9 +103,8 @@ def write_log(path: Path, recs: list[Rec]) -> Path:
     return path
 
 
-def expected(suffix: str, recs: list[Rec], keep_sent: bool = False) -> tuple[list[tuple[int, bytes, int]],
-                                                                             dict[str, int], int]:
-    """(frames canbridged publishes (address, data, bus) in time order, its garbage counts, frames the logger sent)
+def expected(suffix: str, recs: list[Rec], keep_sent: bool = False) -> tuple[list[CanData], dict[str, int], int]:
+    """(frames canbridged publishes in time order, its garbage counts, frames the logger sent)
     for `recs` written as `suffix`. The logger's own frames are skipped, or with `keep_sent` on bus 128 + n, as the
     importer keeps them."""
     frames, garbage, sent = [], {}, 0
@@ -117,9 +117,9 @@ def expected(suffix: str, recs: list[Rec], keep_sent: bool = False) -> tuple[lis
         elif r.tx and suffix in KEEPS_DIRECTION:
             sent += 1
             if keep_sent:
-                frames.append((r.address, r.data, r.bus + 128))
+                frames.append(CanData(r.address, r.data, r.bus + 128))
         else:
-            frames.append((r.address, r.data, r.bus if suffix in KEEPS_CHANNEL else 0))
+            frames.append(CanData(r.address, r.data, r.bus if suffix in KEEPS_CHANNEL else 0))
     return frames, garbage, sent
 
 

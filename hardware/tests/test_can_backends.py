@@ -6,10 +6,10 @@ import time
 import can
 import numpy as np
 import pytest
+from opendbc.car.can_definitions import CanData
 
 from hardware.can_backends import (
     BackendError,
-    CanFrame,
     PythonCanBackend,
     RawFrame,
     ReplayBackend,
@@ -70,7 +70,7 @@ class TestClassify:
                                      RawFrame(0x123, bytes(64), 1, is_fd=True), RawFrame(0, b"", 127)])
     def test_good(self, raw):
         frame, why = classify(raw)
-        assert why is None and frame == CanFrame(raw.address, bytes(raw.data), raw.bus)
+        assert why is None and type(frame) is CanData and frame == CanData(raw.address, bytes(raw.dat), raw.src)
 
 
 class TestPythonCan:
@@ -85,14 +85,14 @@ class TestPythonCan:
             car_b.send(can.Message(arbitration_id=0x923, data=bytes(8), is_extended_id=False))  # garbage gets through
             car_b.send(can.Message(arbitration_id=0x123, data=bytes(12), is_extended_id=False))
             got = b.recv()
-            assert [(f.address, f.bus) for f in got] == [(0x1D2, 0), (0x412, 2), (0x923, 2), (0x123, 2)]
+            assert [(f.address, f.src) for f in got] == [(0x1D2, 0), (0x412, 2), (0x923, 2), (0x123, 2)]
             assert [classify(f)[1] for f in got] == [None, None, "bad_address", "bad_length"]
-            b.send(CanFrame(0x2E4, b"\x01\x00\x00\x00\x00", 2))
+            b.send(CanData(0x2E4, b"\x01\x00\x00\x00\x00", 2))
             m = car_b.recv(1.0)
             assert m is not None and m.arbitration_id == 0x2E4 and bytes(m.data) == b"\x01\x00\x00\x00\x00"
             assert b.recv() == []
             with pytest.raises(BackendError, match="no channel for bus 1"):
-                b.send(CanFrame(0x2E4, b"", 1))
+                b.send(CanData(0x2E4, b"", 1))
         finally:
             b.close()
             car_a.shutdown()
@@ -116,13 +116,13 @@ class TestReplay:
         after = time.monotonic() - b.start
         # exactly the frames due at the moment of the call: recorded time / rate <= time since start
         assert np.searchsorted(b.times, before, "right") <= len(first) <= np.searchsorted(b.times, after, "right")
-        assert len(first) >= 20 and all(f.bus == 0 for f in first)
+        assert len(first) >= 20 and all(f.src == 0 for f in first)
         time.sleep(max(0.0, b.span - (time.monotonic() - b.start)) + 0.02)
         rest = b.recv()
         assert len(first) + len(rest) == 101 and b.finished and b.recv() == []
-        assert (0x228, 1) in [(f.address, f.bus) for f in rest]
-        assert all(len(f.data) == 8 for f in first + rest if f.address == 0x1D2)  # zeros restored from the DBC
-        b.send(CanFrame(0x2E4, b"", 0))  # nowhere to go, no error
+        assert (0x228, 1) in [(f.address, f.src) for f in rest]
+        assert all(len(f.dat) == 8 for f in first + rest if f.address == 0x1D2)  # zeros restored from the DBC
+        b.send(CanData(0x2E4, b"", 0))  # nowhere to go, no error
 
     def test_gate_holds_the_replay_until_it_opens(self, tmp_path):
         gate = tmp_path / "gate"
@@ -148,7 +148,7 @@ class TestReplay:
 
     def test_without_dbc_the_lost_lengths_stay_lost(self, tmp_path):
         b = open_backend(f"replay:{synthetic(tmp_path)}?start=0")
-        assert {len(f.data) for f in b.recv() if f.address == 0x1D2} == {1}
+        assert {len(f.dat) for f in b.recv() if f.address == 0x1D2} == {1}
 
     def test_offset_duration_rate_loop(self, tmp_path):
         path = synthetic(tmp_path)
@@ -176,7 +176,7 @@ class TestReplay:
         b = open_backend(f"replay:{RAW}?start=0&{REPLAY_DBCS}")
         frames = b.recv()
         assert len(frames) == 53800 + 45000 and b.skipped_sent == 12434 + 24234
-        lengths = {(f.bus, f.address): len(f.data) for f in frames}
+        lengths = {(f.src, f.address): len(f.dat) for f in frames}
         assert lengths[(0, 0x228)] == 4 and lengths[(0, 0x262)] == 5 and lengths[(0, 0xAA)] == 8
         assert all(classify(f)[1] is None for f in frames)
         assert np.all(np.diff(b.times) >= 0)

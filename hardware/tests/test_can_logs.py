@@ -14,8 +14,9 @@ import sys
 import time
 
 import pytest
+from opendbc.car.can_definitions import CanData
 
-from hardware.can_backends import BackendError, CanFrame, open_backend
+from hardware.can_backends import BackendError, open_backend
 from hardware.can_logs import CanLogError, parse_bus_map, read_can_log
 from hardware.canbridged import CanBridge
 from hardware.tests.can_log_files import (
@@ -43,7 +44,7 @@ def drive() -> list[Rec]:
     return rav4_drive(SyntheticRav4()) + EDGE_CASES
 
 
-def play(url: str, monkeypatch) -> tuple[CanBridge, list[tuple[int, list[tuple[int, bytes, int]]]]]:
+def play(url: str, monkeypatch) -> tuple[CanBridge, list[tuple[int, list[CanData]]]]:
     """The replay through canbridged's logic, 10 ms at a time on a stepped clock (as canbridged's loop takes it):
     the bridge and the `can` packets (end of the window in ns, frames) card would get."""
     clock = [START]
@@ -55,7 +56,7 @@ def play(url: str, monkeypatch) -> tuple[CanBridge, list[tuple[int, list[tuple[i
         while not bridge.backend.finished:
             clock[0] += 0.01
             frames = bridge.receive(round(clock[0] * 1e6))
-            packets.append((round(clock[0] * 1e9), [(f.address, f.dat, f.src) for f in frames]))
+            packets.append((round(clock[0] * 1e9), frames))
     return bridge, packets
 
 
@@ -91,7 +92,7 @@ class TestFormats:
         path = write_log(tmp_path / "d.asc", drive)
         (tmp_path / "d.asc.gz").write_bytes(gzip.compress(path.read_bytes()))
         log = read_can_log(str(tmp_path / "d.asc.gz"))
-        assert [(f.address, f.data, f.bus) for f in log.frames if not (f.is_error or f.is_remote)][:3] == \
+        assert [(f.address, f.dat, f.src) for f in log.frames if not (f.is_error or f.is_remote)][:3] == \
                [(r.address, r.data, r.bus) for r in drive[:3]]
 
 
@@ -109,17 +110,17 @@ class TestBuses:
     def test_a_map_routes_channels_and_skips_the_ones_it_leaves_out(self, tmp_path):
         path = self.candump(tmp_path, [0, 1, 2, 1])
         log = read_can_log(str(path), parse_bus_map("can1:2,can0:1"))
-        assert [(f.address, f.bus) for f in log.frames] == [(0x100, 1), (0x101, 2), (0x101, 2)]
+        assert [(f.address, f.src) for f in log.frames] == [(0x100, 1), (0x101, 2), (0x101, 2)]
         assert log.skipped == {"can2": 1} and log.buses == {"can0": 1, "can1": 2, "can2": None}
         with pytest.raises(CanLogError, match="does not have"):
             read_can_log(str(path), {"can7": 0})
 
     def test_one_named_channel_is_bus_0_and_numbers_are_their_bus(self, tmp_path):
-        assert {f.bus for f in read_can_log(str(self.candump(tmp_path, [1, 1]))).frames} == {0}
+        assert {f.src for f in read_can_log(str(self.candump(tmp_path, [1, 1]))).frames} == {0}
         recs = [Rec(T0, 0, 0x100, b"\x00"), Rec(T0 + 0.01, 2, 0x102, b"\x02")]
         asc = read_can_log(str(write_log(tmp_path / "a.asc", recs)))  # ASC's channels 1 and 3
-        assert [f.bus for f in asc.frames] == [0, 2]
-        assert [f.bus for f in read_can_log(str(tmp_path / "a.asc"), {"0": 1, "2": 0}).frames] == [1, 0]
+        assert [f.src for f in asc.frames] == [0, 2]
+        assert [f.src for f in read_can_log(str(tmp_path / "a.asc"), {"0": 1, "2": 0}).frames] == [1, 0]
 
     @pytest.mark.parametrize("text", ["can0", "can0:128", "can0:-1", "can0:0,can0:1", ":1", "can0:x"])
     def test_bad_maps(self, text):
@@ -198,7 +199,7 @@ class TestRefusals:
             try:
                 log = read_can_log(str(path), parse_bus_map(CANDUMP_BUSES) if suffix == ".log" else None)
                 outcomes.add("read")
-                assert len(log.frames) == len(log.times) and all(0 <= f.bus < 256 for f in log.frames)
+                assert len(log.frames) == len(log.times) and all(0 <= f.src < 256 for f in log.frames)
             except CanLogError as e:
                 outcomes.add("refused")
                 assert "\n" not in str(e) and str(path) in str(e)
@@ -215,17 +216,18 @@ class TestRefusals:
 # test's last frame came, prints what it received (its own answers must not come back to it).
 PEER = """
 import json, sys, time
-from hardware.can_backends import CanFrame, open_backend
+from opendbc.car.can_definitions import CanData
+from hardware.can_backends import open_backend
 b = open_backend(sys.argv[1]); n = int(sys.argv[2]); got = []
 print("ready", flush=True)
 deadline = time.monotonic() + 20
 while len(got) < n and time.monotonic() < deadline:
     for f in b.recv():
-        got.append([f.address, f.data.hex(), f.bus, f.is_fd, f.is_extended])
-        b.send(CanFrame(f.address + 1, f.data[::-1], f.bus))
+        got.append([f.address, f.dat.hex(), f.src, f.is_fd, f.is_extended])
+        b.send(CanData(f.address + 1, f.dat[::-1], f.src))
     time.sleep(0.001)
 time.sleep(0.2)
-got += [[f.address, f.data.hex(), f.bus, f.is_fd, f.is_extended] for f in b.recv()]
+got += [[f.address, f.dat.hex(), f.src, f.is_fd, f.is_extended] for f in b.recv()]
 print(json.dumps(got), flush=True)
 b.close()
 """
@@ -233,8 +235,8 @@ b.close()
 
 def test_two_processes_exchange_frames_over_udp_multicast():
     url = f"udp_multicast:239.74.163.2?port={40000 + int.from_bytes(os.urandom(2)) % 20000}"  # a port of its own
-    sent = [CanFrame(0x100 + i, bytes([i] * (i % 9)), 0) for i in range(20)]
-    sent += [CanFrame(0x18DAF110, b"\x02\x10\x03", 0), CanFrame(0x456, bytes(range(64)), 0)]
+    sent = [CanData(0x100 + i, bytes([i] * (i % 9)), 0) for i in range(20)]
+    sent += [CanData(0x18DAF110, b"\x02\x10\x03", 0), CanData(0x456, bytes(range(64)), 0)]
     me = open_backend(url)
     peer = subprocess.Popen([sys.executable, "-c", PEER, url, str(len(sent))], cwd=REPO, stdout=subprocess.PIPE,
                             text=True)
@@ -249,7 +251,7 @@ def test_two_processes_exchange_frames_over_udp_multicast():
             time.sleep(0.001)
         time.sleep(0.2)
         got += me.recv()  # anything more (our own frames coming back) would be an error
-        assert [(f.address, f.data, f.bus) for f in got] == [(f.address + 1, f.dat[::-1], 0) for f in sent]
+        assert [(f.address, f.dat, f.src) for f in got] == [(f.address + 1, f.dat[::-1], 0) for f in sent]
         assert [(f.is_extended, f.is_fd) for f in got[-2:]] == [(True, False), (False, True)]
         theirs = json.loads(peer.communicate(timeout=30)[0])
         assert theirs == [[f.address, f.dat.hex(), 0, len(f.dat) > 8, f.address > 0x7FF] for f in sent]

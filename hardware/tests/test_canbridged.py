@@ -13,11 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opendbc.can import CANPacker
+from opendbc.car.can_definitions import CanData
 from opendbc.car.toyota import toyotacan
 
 from cereal import messaging
 from common.paths import run_dir
-from hardware.can_backends import Backend, CanFrame, RawFrame
+from hardware.can_backends import Backend, RawFrame
 from hardware.canbridged import CanBridge, can_message, handle_sendcan, safety_from_car_params
 from selfdrive.car.car_specific import CarSetup, build_plan
 from selfdrive.car.fingerprinting import FingerprintResult
@@ -39,7 +40,7 @@ STEERING_LKA, ACC_CONTROL = 0x2E4, 0x343
 class FakeBackend(Backend):
     def __init__(self):
         self.inbox: list[RawFrame] = []
-        self.sent: list[CanFrame] = []
+        self.sent: list[CanData] = []
 
     def recv(self):
         out, self.inbox = self.inbox, []
@@ -60,7 +61,7 @@ class TestBridge:
                            RawFrame(0x123, b"", 0, is_error=True), RawFrame(0x1D2, bytes(8), 200),
                            RawFrame(0x18DAF110, b"\x01", 0, is_extended=True)]
         out = b.receive(1_000)
-        assert out == [CanFrame(0x1D2, bytes(8), 0), CanFrame(0x18DAF110, b"\x01", 0)]
+        assert out == [CanData(0x1D2, bytes(8), 0), CanData(0x18DAF110, b"\x01", 0)]
         assert b.rx_garbage == {"bad_address": 1, "bad_length": 1, "error_frame": 1, "bad_bus": 1}
         st_ = b.status()
         assert st_["rx"] == 2 and st_["rx_garbage"]["bad_length"] == 1
@@ -156,7 +157,7 @@ class TestBridge:
         assert safety_from_car_params(b"garbage!") is None
 
     def test_can_message_roundtrip(self):
-        frames = [CanFrame(0x1D2, bytes(8), 0), CanFrame(0x2E4, b"\x01", 128)]
+        frames = [CanData(0x1D2, bytes(8), 0), CanData(0x2E4, b"\x01", 128)]
         ev = messaging.log_from_bytes(can_message(frames).to_bytes())
         assert [(c.address, bytes(c.dat), c.src) for c in ev.can] == [tuple(f) for f in frames]
 

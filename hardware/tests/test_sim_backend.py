@@ -4,13 +4,14 @@ import time
 
 import pytest
 import zmq
+from opendbc.car.can_definitions import CanData
 
 from cereal.messaging.endpoints import ipc_endpoint
 from common.clock import CLOCK_ENV, DRIVEN
-from hardware.can_backends import BackendError, CanFrame, classify, open_backend
+from hardware.can_backends import BackendError, classify, open_backend
 from hardware.sim_backend import CAR_ENDPOINT, SimCarLink, pack_frames, unpack_frames
 
-FRAMES = [(0x1D2, bytes(range(8)), 0), (0x412, b"\x01\x02", 2), (0x18DAF110, b"", 1)]
+FRAMES = [CanData(0x1D2, bytes(range(8)), 0), CanData(0x412, b"\x01\x02", 2), CanData(0x18DAF110, b"", 1)]
 
 
 def recv_until(backend, n: int, timeout: float = 5.0) -> list:
@@ -23,7 +24,8 @@ def recv_until(backend, n: int, timeout: float = 5.0) -> list:
 
 class TestWire:
     def test_roundtrip(self):
-        assert unpack_frames(pack_frames(FRAMES)) == FRAMES
+        got = unpack_frames(pack_frames(FRAMES))
+        assert got == FRAMES and all(type(f) is CanData for f in got)
         assert unpack_frames(b"") == []
 
     @pytest.mark.parametrize("msg", [b"\x01", pack_frames(FRAMES)[:-1], pack_frames([(1, b"\0" * 8, 0)])[:10]])
@@ -48,7 +50,7 @@ class TestBackend:
             time.sleep(0.01)
         self.car.send(FRAMES[2:])
         got = recv_until(self.backend, 3)
-        assert [(r.address, r.data, r.bus) for r in got] == FRAMES
+        assert [(r.address, r.dat, r.src) for r in got] == FRAMES
         assert got[2].is_extended and not got[0].is_extended
         assert all(classify(r)[0] is not None for r in got)
 
@@ -56,12 +58,12 @@ class TestBackend:
         deadline = time.monotonic() + 5
         while True:
             try:
-                self.backend.send(CanFrame(0x2E4, b"\x01\x02\x03\x04\x05", 0))
+                self.backend.send(CanData(0x2E4, b"\x01\x02\x03\x04\x05", 0))
                 break
             except BackendError:
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
-        self.backend.send(CanFrame(0x343, bytes(8), 0))
+        self.backend.send(CanData(0x343, bytes(8), 0))
         got = []
         while len(got) < 2 and time.monotonic() < deadline:
             got += self.car.recv(100)
@@ -85,7 +87,7 @@ def test_sending_with_no_car_on_the_bus_fails():
     backend = open_backend("sim")
     try:
         with pytest.raises(BackendError, match="no simulated car"):
-            backend.send(CanFrame(0x2E4, bytes(5), 0))
+            backend.send(CanData(0x2E4, bytes(5), 0))
     finally:
         backend.close()
 
@@ -113,7 +115,7 @@ def connect(car: SimCarLink, backend) -> None:
         time.sleep(0.01)
     while True:
         try:
-            backend.send(CanFrame(0x7E0, b"\x02\x3e\x00", 0))
+            backend.send(CanData(0x7E0, b"\x02\x3e\x00", 0))
             break
         except BackendError:
             assert time.monotonic() < deadline
@@ -127,7 +129,7 @@ def test_a_sendcan_ends_after_its_frames_also_when_none_went_out():
     backend, car = open_backend("sim"), SimCarLink()
     try:
         connect(car, backend)
-        backend.send(CanFrame(0x2E4, b"\x01", 0))
+        backend.send(CanData(0x2E4, b"\x01", 0))
         backend.end_sendcan(1_000_000_123)
         backend.end_sendcan(1_000_000_124)  # every frame refused by the safety layer: still an end
         assert [car.take(2000) for _ in range(3)] == [(0, [(0x2E4, b"\x01", 0)]), (1_000_000_123, []),
@@ -150,9 +152,9 @@ def test_on_the_driven_clock_the_car_sets_the_pace_one_step_per_recv(monkeypatch
         car.send(FRAMES[:2])
         car.send(FRAMES[2:])
         assert backend.step_socket.poll(2000)
-        assert [(r.address, r.data, r.bus) for r in backend.recv()] == FRAMES[:2]
+        assert [(r.address, r.dat, r.src) for r in backend.recv()] == FRAMES[:2]
         assert backend.step_socket.poll(2000)
-        assert [(r.address, r.data, r.bus) for r in backend.recv()] == FRAMES[2:]
+        assert [(r.address, r.dat, r.src) for r in backend.recv()] == FRAMES[2:]
         assert backend.recv() == []
     finally:
         backend.close()

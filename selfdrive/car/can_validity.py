@@ -16,8 +16,7 @@ from collections.abc import Iterable, Mapping
 from opendbc.can import CANParser
 from opendbc.can.dbc import SignalType
 from opendbc.can.parser import MAX_BAD_COUNTER, get_raw_value
-
-Frame = tuple[int, bytes, int]
+from opendbc.car.can_definitions import CanData
 
 
 class FrameFilter:
@@ -48,14 +47,15 @@ class FrameFilter:
             return "checksum"
         return None
 
-    def filter(self, frames: Iterable[Frame]) -> list[Frame]:
+    def filter(self, frames: Iterable[CanData]) -> list[CanData]:
         out = []
         for f in frames:
             why = self.check(*f)
             if why is None:
                 out.append(f)
             else:
-                self.dropped[(f[2], self.rules[f[2]][f[0]][0], why)] += 1
+                address, _, bus = f
+                self.dropped[(bus, self.rules[bus][address][0], why)] += 1
         return out
 
 

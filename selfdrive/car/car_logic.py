@@ -7,6 +7,7 @@ Tests drive it directly with recorded frames in 10 ms batches; card.py only adds
 import math
 from collections.abc import Sequence
 
+from opendbc.car.can_definitions import CanData
 from opendbc.car.car_helpers import interfaces
 from opendbc.car.structs import CarControl, CarState, RadarData
 
@@ -15,8 +16,7 @@ from common.swaglog import cloudlog, log_due
 from selfdrive.car.can_validity import FrameFilter, expect_buses, problems
 from selfdrive.car.car_specific import CarPlan
 
-Frame = tuple[int, bytes, int]
-Packet = tuple[int, Sequence[Frame]]  # (monotonic ns, frames of one `can` message)
+Packet = tuple[int, Sequence[CanData]]  # (monotonic ns, frames of one `can` message)
 LOG_PERIOD_NS = 1_000_000_000
 
 
@@ -67,7 +67,7 @@ class CarLogic:
             return
         self.logged_problems, self.logged_at_ns = self.problems, now_nanos
 
-    def control(self, CC: CarControl, now_nanos: int) -> tuple[CarControl.Actuators, list[Frame]]:
+    def control(self, CC: CarControl, now_nanos: int) -> tuple[CarControl.Actuators, list[CanData]]:
         """The car port's frames for `CC` (non-finite actuator values zeroed and logged first)."""
         CC = CC.as_reader() if hasattr(CC, "as_reader") else CC  # the car port reads it (and copies actuators)
         bad = [f for f in ACTUATOR_FLOATS if not math.isfinite(getattr(CC.actuators, f))]
@@ -94,5 +94,5 @@ class CarLogic:
             if (address, bus) in self.plan.tx_drop:
                 self.tx_dropped += 1
                 continue
-            out.append((address, bytes(dat), bus))
+            out.append(CanData(address, bytes(dat), bus))
         return actuators, out

@@ -19,6 +19,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 
 from opendbc.car.can_definitions import CanData
@@ -49,12 +50,13 @@ SUBSCRIBES = ("can", "carControl")
 PUBLISHES = ("carState", "carParams", "carOutput", "sendcan", "liveTracks")
 
 
-def frames_of(msg) -> list[tuple[int, bytes, int]]:
-    return [(c.address, bytes(c.dat), c.src) for c in msg.can]
+def frames_of(msg) -> list[CanData]:
+    return [CanData(c.address, bytes(c.dat), c.src) for c in msg.can]
 
 
-def sendcan_message(frames, valid: bool = True):
-    """A `sendcan` message of (address, data, bus) frames (opendbc's CanData is one)."""
+def sendcan_message(frames: Sequence[CanData], valid: bool = True):
+    """A `sendcan` message of the car port's frames (CanData, or the plain (address, dat, src) tuples opendbc's
+    packer makes)."""
     sc = messaging.new_message("sendcan", len(frames), valid=valid)
     for c, (address, dat, bus) in zip(sc.sendcan, frames, strict=True):
         c.address, c.dat, c.src = address, bytes(dat), bus
@@ -93,7 +95,7 @@ class QueryBus:
             # a silent bus (or a stalled bridge) is an empty message, so opendbc's windows end in bounded time
             msgs = [first] if first is not None else [None]
         msgs += messaging.drain_sock(self.can_sock)
-        return [[] if m is None else [CanData(a, d, b) for a, d, b in frames_of(m)] for m in msgs]
+        return [[] if m is None else frames_of(m) for m in msgs]
 
     def send(self, msgs: list[CanData]) -> None:
         self.pm.send("sendcan", sendcan_message(msgs))

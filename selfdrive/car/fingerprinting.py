@@ -72,7 +72,7 @@ class Fingerprinter:
         self.fingerprint = gen_empty_fingerprint()
         self.frames = 0
 
-    def add(self, frames: Iterable[tuple[int, bytes, int]]) -> None:
+    def add(self, frames: Iterable[CanData]) -> None:
         """One `can` message's frames. The window starts at the first frame: empty messages before it
         (an adapter up before the car wakes, a replay not started yet) say nothing about the car."""
         frames = list(frames)

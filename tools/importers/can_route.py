@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Iterable, Iterator
 
 import numpy as np
+from opendbc.car.can_definitions import CanData
 
 from cereal import messaging
 from common.paths import routes_dir
@@ -18,9 +19,9 @@ from tools.lib.make_route import write_route
 BATCH_S = 0.01        # canbridged publishes one `can` message per 10 ms
 
 
-def can_messages(t: np.ndarray, frames: list[tuple[int, bytes, int]]) -> Iterator:
+def can_messages(t: np.ndarray, frames: list[CanData]) -> Iterator:
     """One `can` Event per 10 ms window from the first frame on, stamped with the window's end.
-    `t`: each frame's time in seconds, in order; `frames`: (address, data, bus)."""
+    `t`: each frame's time in seconds, in order; `frames`: the frames, in the same order."""
     t0 = float(t[0])
     n_windows = int((float(t[-1]) - t0) / BATCH_S) + 1
     ends = t0 + BATCH_S * np.arange(1, n_windows + 1)

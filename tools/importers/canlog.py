@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
+from opendbc.car.can_definitions import CanData
 
 from common.paths import routes_dir
 from hardware.can_backends import MAX_BUS, classify
@@ -37,17 +38,17 @@ MAX_TIME_S = 2**64 / 1e9 - MAX_SPAN_S  # logMonoTime is a u64 of ns
 PROGRESS_STEPS = 10
 
 
-def usable_frames(log: CanLog) -> tuple[np.ndarray, list[tuple[int, bytes, int]], Counter]:
-    """(times, frames (address, data, bus), dropped: classify's reason -> count) of a read CanLog."""
+def usable_frames(log: CanLog) -> tuple[np.ndarray, list[CanData], Counter]:
+    """(times, frames, dropped: classify's reason -> count) of a read CanLog."""
     times, frames, dropped = [], [], Counter()
     for t, raw in zip(log.times.tolist(), log.frames, strict=True):
-        sent = raw.bus > MAX_BUS  # judged on the bus it was sent on; kept at 128 + n
-        frame, why = classify(raw._replace(bus=raw.bus - SENT_BUS_OFFSET) if sent else raw)
+        sent = raw.src > MAX_BUS  # judged on the bus it was sent on; kept at 128 + n
+        frame, why = classify(raw._replace(src=raw.src - SENT_BUS_OFFSET) if sent else raw)
         if frame is None:
             dropped[why] += 1
             continue
         times.append(t)
-        frames.append((frame.address, frame.dat, raw.bus))
+        frames.append(frame._replace(src=raw.src))
     return np.array(times), frames, dropped
 
 

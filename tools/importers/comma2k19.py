@@ -32,6 +32,7 @@ import sys
 from collections import defaultdict
 
 import numpy as np
+from opendbc.car.can_definitions import CanData
 
 from hardware.can_backends import MAX_BUS, MAX_EXT_ADDRESS, NPY_LOAD_ERRORS
 from selfdrive.loggerd.logreader import ToolArgumentParser, finite_float
@@ -50,8 +51,6 @@ DEFAULT_CAR = "TOYOTA_RAV4"
 # brand (opendbc's package name) -> opendbc's reference DBC of its powertrain bus, for the messages the platforms'
 # generated DBCs leave out (module doc); a platform's own DBC wins where both list a message
 REFERENCE_DBCS = {"toyota": "toyota_2017_ref_pt"}
-
-Frame = tuple[int, bytes, int]  # (address, data, bus)
 
 
 class SourceError(ValueError):
@@ -115,7 +114,7 @@ def dbc_messages(car: str) -> dict[int, dict]:
     return out
 
 
-def restore_echo_order(t: np.ndarray, frames: list[Frame], dbc: dict[int, dict]) -> int:
+def restore_echo_order(t: np.ndarray, frames: list[CanData], dbc: dict[int, dict]) -> int:
     """Puts the sent frames of counted messages that share a timestamp back in counter order, in place (module
     doc); returns how many frames moved. `t`: the frames' times, in order."""
     from opendbc.can.dbc import SignalType
@@ -137,18 +136,17 @@ def restore_echo_order(t: np.ndarray, frames: list[Frame], dbc: dict[int, dict])
                 j += 1
             group = [frames[i] for i in pos[k:j]]
             if prev is not None and len(group) > 1:
-                group.sort(key=lambda f, after=prev: (get_raw_value(f[1], sig) - after) % (1 << sig.size))
+                group.sort(key=lambda f, after=prev: (get_raw_value(f.dat, sig) - after) % (1 << sig.size))
                 for i, f in zip(pos[k:j], group, strict=True):
                     moved += frames[i] is not f
                     frames[i] = f
-            prev = get_raw_value(group[-1][1], sig)
+            prev = get_raw_value(group[-1].dat, sig)
             k = j
     return moved
 
 
-def load_frames(src: str, car: str = DEFAULT_CAR) -> tuple[np.ndarray, list[Frame], dict]:
-    """(times s, frames (address, data, bus) in time order, stats) with lengths and echo order restored as the
-    doc says."""
+def load_frames(src: str, car: str = DEFAULT_CAR) -> tuple[np.ndarray, list[CanData], dict]:
+    """(times s, frames in time order, stats) with lengths and echo order restored as the doc says."""
     d = raw_can_dir(src)
     columns = []
     for name, kinds, what in COLUMNS:
@@ -180,7 +178,7 @@ def load_frames(src: str, car: str = DEFAULT_CAR) -> tuple[np.ndarray, list[Fram
         else:
             size = longest[(b, a)]
             estimated += 1
-        frames.append((a, bytes(raw8[i, :size]), b))
+        frames.append(CanData(a, bytes(raw8[i, :size]), b))
     t = t[order]
     reordered = restore_echo_order(t, frames, dbc)
     stats = {"frames": len(frames), "lengths_from_dbc": exact, "lengths_estimated": estimated,

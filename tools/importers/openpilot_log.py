@@ -191,7 +191,7 @@ def _can(ev, name: str, msg, dropped: Counter) -> None:
         if frame is None:
             dropped[why] += 1
         else:
-            kept.append((frame.address, frame.dat, bus))
+            kept.append(frame._replace(src=bus))
     for c, (address, dat, bus) in zip(msg.init(name, len(kept)), kept, strict=True):
         c.address, c.dat, c.src = address, dat, bus
 

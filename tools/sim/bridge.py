@@ -73,6 +73,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import TypeVar
 
+from opendbc.car.can_definitions import CanData
+
 from cereal import messaging
 from common.clock import CLOCK_ENV, DRIVEN, WALL, DrivenClock
 from common.params import Params
@@ -81,7 +83,7 @@ from common.swaglog import cloudlog, cloudlog_bind
 from hardware.sim_backend import SimCarLink
 from selfdrive.manager.process import MANAGER_PID_ENV
 from tools.sim.lib.ecus import is_diagnostic
-from tools.sim.lib.sim_car import DEFAULT_PLATFORM, SIM_PLATFORMS, Frame
+from tools.sim.lib.sim_car import DEFAULT_PLATFORM, SIM_PLATFORMS
 from tools.sim.lib.simulation import CAMERA_EVERY, SimConfig, Simulation, add_camera_args, add_steer_args, variant
 
 PUBLISHES = ("simState",)
@@ -111,7 +113,7 @@ PACE_MAX_LAG_S = 0.1         # lockstep, stack lost: behind real time by more th
 T = TypeVar("T")
 
 
-def is_query(frames: list[Frame]) -> bool:
+def is_query(frames: list[CanData]) -> bool:
     """A `sendcan`'s frames that are diagnostic frames only (card's identification queries)."""
     return len(frames) > 0 and all(is_diagnostic(address) for address, _, _ in frames)
 
@@ -153,8 +155,8 @@ class Bridge:
             self.world_clock = DrivenClock(self.t0_ns)  # the stack's clock: the bus clock of every step
             self.t0_ns = self.world_clock.ns
             self.steps = 0         # sent to canbridged
-            self.commands: list[Frame] = []  # what the adapter put on the bus since the world last took it
-            self.sent: list[Frame] = []      # ... of the sendcan that has not ended yet
+            self.commands: list[CanData] = []  # what the adapter put on the bus since the world last took it
+            self.sent: list[CanData] = []    # ... of the sendcan that has not ended yet
             self.frames_to_car = 0
             self.socks = {s: messaging.sub_sock(s) for s in ANSWERS[1:]}
             self.manager = messaging.sub_sock("managerState", conflate=True)
@@ -179,14 +181,14 @@ class Bridge:
     def clock_ns(self) -> int:
         return self.now_ns if self.cfg.lockstep else time.monotonic_ns()
 
-    def publish(self, frames: list[Frame]) -> None:
+    def publish(self, frames: list[CanData]) -> None:
         """Lockstep: one step's car frames to canbridged, at that step's time (the clock moves first: canbridged
         stamps the step's `can` with it)."""
         self.steps += 1
         self.world_clock.set_ns(self.now_ns)
         self.link.send(frames)
 
-    def take_commands(self) -> list[Frame]:
+    def take_commands(self) -> list[CanData]:
         out, self.commands = self.commands, []
         return out
 

@@ -26,7 +26,6 @@ PT_DBC = "toyota_new_mc_pt_generated"  # TOYOTA_RAV4 in opendbc
 RADAR_DBC = "toyota_adas"
 REPLAY_DBCS = f"dbc0={PT_DBC}&dbc1={RADAR_DBC}"
 
-Frame = tuple[int, bytes, int]
 Timed = tuple[float, int, int, bytes]  # (t s, bus, address, data), as can_backends loads recordings
 
 
@@ -44,19 +43,19 @@ def real_frames() -> list[Timed]:
     return [f for f in load_comma2k19(str(RAW), {0: PT_DBC, 1: RADAR_DBC}) if f[1] < 128]
 
 
-def batches(frames: list[Timed], dt: float = 0.01) -> list[tuple[int, list[Frame]]]:
+def batches(frames: list[Timed], dt: float = 0.01) -> list[tuple[int, list[CanData]]]:
     """10 ms packets as card gets them from canbridged: (end of the window in ns, frames in it)."""
     t = np.array([f[0] for f in frames])
     ends = t[0] + dt * np.arange(1, int((t[-1] - t[0]) / dt) + 2)
     cut = np.searchsorted(t, ends)
     out, prev = [], 0
     for end, c in zip(ends, cut, strict=True):
-        out.append((int(round(end * 1e9)), [(a, d, b) for _, b, a, d in frames[prev:c]]))
+        out.append((int(round(end * 1e9)), [CanData(a, d, b) for _, b, a, d in frames[prev:c]]))
         prev = c
     return out
 
 
-def car_logic_for(packets: list[tuple[int, list[Frame]]], platform: str = "TOYOTA_RAV4",
+def car_logic_for(packets: list[tuple[int, list[CanData]]], platform: str = "TOYOTA_RAV4",
                   setup: CarSetup | None = None) -> tuple[CarLogic, int]:
     """A CarLogic set up the way card does it (fingerprint window first); returns it and the packets used."""
     fp = Fingerprinter(platform)

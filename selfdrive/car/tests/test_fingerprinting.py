@@ -3,6 +3,7 @@ unknown car, and what the plan says about the wiring. The firmware path against 
 """
 
 import pytest
+from opendbc.car.can_definitions import CanData
 from opendbc.car.fingerprints import _FINGERPRINTS
 from opendbc.car.structs import CarParams
 from opendbc.car.toyota.values import ToyotaFlags
@@ -13,8 +14,8 @@ from selfdrive.car.fingerprinting import FINGERPRINT_FRAMES, Fingerprinter, Fing
 from selfdrive.car.tests.helpers import VirtualBus, start
 
 
-def frames_of(fingerprint: dict[int, int], bus: int = 0) -> list[tuple[int, bytes, int]]:
-    return [(a, bytes(n), bus) for a, n in fingerprint.items() if a < 0x800]
+def frames_of(fingerprint: dict[int, int], bus: int = 0) -> list[CanData]:
+    return [CanData(a, bytes(n), bus) for a, n in fingerprint.items() if a < 0x800]
 
 
 @pytest.mark.parametrize("platform, dashcam", [("CHEVROLET_BOLT_EUV", False), ("CADILLAC_ESCALADE", True)])

@@ -73,7 +73,7 @@ class TestImport:
         assert rc == 0 and "car" not in Route(out.strip()).meta()  # no --car: card identifies it
         b = open_backend(f"replay:{out.strip()}?start=0")
         frames, _, sent = expected(".asc", drive)
-        assert [(f.address, f.data, f.bus) for f in b.frames] == frames and b.skipped_sent == sent
+        assert [(f.address, f.dat, f.src) for f in b.frames] == frames and b.skipped_sent == sent
         packets = [(ev.logMonoTime, [(c.address, bytes(c.dat), c.src) for c in ev.can])
                    for ev in LogReader(out.strip(), services=["can"])]
         logic, used = car_logic_for(packets, setup=CarSetup(dsu="absent", buses=frozenset({0})))

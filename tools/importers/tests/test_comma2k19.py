@@ -9,10 +9,11 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from opendbc.car.can_definitions import CanData
 
 from cereal import messaging
 from common.paths import routes_dir
-from hardware.can_backends import Backend, CanFrame, RawFrame
+from hardware.can_backends import Backend, RawFrame
 from hardware.canbridged import CanBridge, safety_from_car_params
 from selfdrive.car.safety.tests.realdata import NOT_IN_OPENDBC
 from selfdrive.car.tests.helpers import DATA, SKIP_REASON, car_logic_for, have_data, load_npy
@@ -30,18 +31,18 @@ class LocalBus(Backend):
     """A bus in memory: what the recorded car put on it, what canbridged's logic sent to it."""
 
     def __init__(self):
-        self.from_car: list[tuple[int, bytes, int]] = []
-        self.to_car: list[tuple[int, bytes, int]] = []
+        self.from_car: list[CanData] = []
+        self.to_car: list[CanData] = []
 
     def recv(self) -> list[RawFrame]:
         out = [RawFrame(a, d, b, is_extended=a > 0x7FF) for a, d, b in self.from_car]
         self.from_car = []
         return out
 
-    def send(self, frame: CanFrame) -> None:
-        self.to_car.append((frame.address, frame.dat, frame.src))
+    def send(self, frame: CanData) -> None:
+        self.to_car.append(frame)
 
-    def take(self) -> list[tuple[int, bytes, int]]:
+    def take(self) -> list[CanData]:
         out, self.to_car = self.to_car, []
         return out
 STEERING_LKA = 0x2E4
@@ -56,9 +57,9 @@ def imported(tmp_path_factory):
     return path, t, frames, stats
 
 
-def can_packets(route_path: str) -> list[tuple[int, list[tuple[int, bytes, int]]]]:
-    """The route's `can` messages: (logMonoTime, frames (address, data, bus))."""
-    return [(ev.logMonoTime, [(c.address, bytes(c.dat), c.src) for c in ev.can])
+def can_packets(route_path: str) -> list[tuple[int, list[CanData]]]:
+    """The route's `can` messages: (logMonoTime, frames)."""
+    return [(ev.logMonoTime, [CanData(c.address, bytes(c.dat), c.src) for c in ev.can])
             for ev in LogReader(route_path, services=["can"])]
 
 
@@ -123,12 +124,12 @@ class TestRealRav4Import:
             now_us = t_ns // 1000
             for address, dat, b in frames:
                 if b < comma2k19.SENT_OFFSET:
-                    bus.from_car.append((address, dat, b))
+                    bus.from_car.append(CanData(address, dat, b))
                 elif b == comma2k19.SENT_OFFSET:
                     bridge.poll(now_us)  # the car's frames before it, as handle_sendcan does
                     if address == STEERING_LKA:
                         bridge.heartbeat(now_us)
-                    bridge.transmit([(address, dat, 0)], now_us)
+                    bridge.transmit([CanData(address, dat, 0)], now_us)
                     tried[address] += 1
         sent = Counter(a for a, _, _ in bus.take())
         assert bridge.mode_name.startswith("toyota:") and tried[STEERING_LKA] == 6000

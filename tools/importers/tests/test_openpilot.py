@@ -12,6 +12,7 @@ import sys
 
 import pytest
 import zstandard
+from opendbc.car.can_definitions import CanData
 
 from selfdrive.loggerd.logreader import LogReader
 from selfdrive.loggerd.route import Route
@@ -73,19 +74,19 @@ def rlog_schema():
     return capnp_log
 
 
-def can_frames(i: int) -> list[tuple[int, bytes, int]]:
+def can_frames(i: int) -> list[CanData]:
     """A step's frames: powertrain and radar, an extended id, a CAN FD frame, what was sent (128 + n), what the panda
     refused (192 + n), and a 9-byte classic frame canbridged refuses."""
-    frames = [(0x260, bytes([i & 0xFF, 1, 2, 3, 4, 5, 6, 7]), 0), (0x2E4, bytes([i >> 8 & 0xFF, i & 0xFF, 9]), 1),
-              (0x18DAF100, bytes([2, 0x3E, 0]), 0)]
+    frames = [CanData(0x260, bytes([i & 0xFF, 1, 2, 3, 4, 5, 6, 7]), 0),
+              CanData(0x2E4, bytes([i >> 8 & 0xFF, i & 0xFF, 9]), 1), CanData(0x18DAF100, bytes([2, 0x3E, 0]), 0)]
     if i % 5 == 0:
-        frames += [(0x2E4, bytes([0x80, i & 0xFF, 0, 0, 0]), 128), (0x343, bytes(8), 192),
-                   (0x1A0, bytes(range(64)), 2), (0x7FF, bytes(9), 0)]
+        frames += [CanData(0x2E4, bytes([0x80, i & 0xFF, 0, 0, 0]), 128), CanData(0x343, bytes(8), 192),
+                   CanData(0x1A0, bytes(range(64)), 2), CanData(0x7FF, bytes(9), 0)]
     return frames
 
 
-def kept(frames: list[tuple[int, bytes, int]]) -> list[tuple[int, bytes, int]]:
-    return [f for f in frames if f[2] < 192 and len(f[1]) != 9]
+def kept(frames: list[CanData]) -> list[CanData]:
+    return [f for f in frames if f.src < 192 and len(f.dat) != 9]
 
 
 def drive() -> list[tuple[int, bytes, dict]]:
@@ -112,7 +113,7 @@ def drive() -> list[tuple[int, bytes, dict]]:
         out.append((cs.logMonoTime, cs.to_bytes(), {"carState": state.to_dict(), "valid": cs.valid}))
         if i % 10 == 0:
             sc = WRITER.Event.new_message(logMonoTime=t + 1)
-            sent = [(0x2E4, bytes([0x80, i & 0xFF, 0, 0, 0]), 0)]
+            sent = [CanData(0x2E4, bytes([0x80, i & 0xFF, 0, 0, 0]), 0)]
             for c, (address, dat, bus) in zip(sc.init("sendcan", 1), sent, strict=True):
                 c.address, c.dat, c.src = address, dat, bus
             out.append((t + 1, sc.to_bytes(), {"sendcan": sent}))

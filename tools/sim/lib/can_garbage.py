@@ -17,8 +17,8 @@ Deterministic: a numpy Generator seeded with the drive's seed.
 import numpy as np
 from opendbc.can.dbc import DBC, SignalType
 from opendbc.can.parser import get_raw_value
+from opendbc.car.can_definitions import CanData
 
-Frame = tuple[int, bytes, int]  # (address, data, bus)
 KINDS = ("unknown", "length", "checksum", "long")
 # Every address a Toyota safety mode relay-checks on bus 0 (opendbc's modes/toyota.h, check_relay): STEERING_LKA,
 # STEERING_LTA, STEERING_LTA_2, LKAS_HUD, ACC_CONTROL and ACC_CONTROL_2, plus PRE_COLLISION and PRE_COLLISION_2 that
@@ -44,11 +44,11 @@ class CanGarbage:
                 self.checksummed.append((a, m.size, csum))
         self.counts = dict.fromkeys(KINDS, 0)
 
-    def frames(self) -> list[Frame]:
+    def frames(self) -> list[CanData]:
         """This step's garbage (Poisson, `per_step` frames on average)."""
         return [self.frame() for _ in range(int(self.rng.poisson(self.per_step)))]
 
-    def frame(self) -> Frame:
+    def frame(self) -> CanData:
         rng = self.rng
         kind = KINDS[int(rng.integers(len(KINDS)))]
         self.counts[kind] += 1
@@ -57,20 +57,20 @@ class CanGarbage:
             while (addr := int(rng.integers(0x800)) if rng.random() < 0.7 else int(rng.integers(0x800, 1 << 29))) \
                     in self.avoid:
                 pass
-            return addr, self._bytes(int(rng.integers(9))), bus
+            return CanData(addr, self._bytes(int(rng.integers(9))), bus)
         if kind == "length":
             addr, size = self.messages[int(rng.integers(len(self.messages)))]
             n = int(rng.choice([k for k in range(9) if k != size]))
-            return addr, self._bytes(n), 0
+            return CanData(addr, self._bytes(n), 0)
         if kind == "checksum":
             addr, size, csum = self.checksummed[int(rng.integers(len(self.checksummed)))]
             while True:
                 dat = self._bytes(size)
                 if get_raw_value(dat, csum) != csum.calc_checksum(addr, csum, bytearray(dat)):
-                    return addr, dat, 0
+                    return CanData(addr, dat, 0)
         while (addr := int(rng.integers(0x800))) in RELAY_ADDRESSES:
             pass
-        return addr, self._bytes(int(rng.choice(FD_LENGTHS))), bus
+        return CanData(addr, self._bytes(int(rng.choice(FD_LENGTHS))), bus)
 
     def _bytes(self, n: int) -> bytes:
         return self.rng.integers(0, 256, n, dtype=np.uint8).tobytes()

@@ -15,6 +15,7 @@ control, one per 10 ms step (the separation time opendbc asks for). Frames are p
 from dataclasses import dataclass, field
 
 from opendbc.car import uds
+from opendbc.car.can_definitions import CanData
 from opendbc.car.fw_query_definitions import StdQueries
 from opendbc.car.fw_versions import FW_QUERY_CONFIGS, VERSIONS
 
@@ -22,7 +23,6 @@ from selfdrive.car.fingerprinting import is_diagnostic
 
 __all__ = ["Ecu", "SimEcus", "check_digit", "is_diagnostic", "sim_vin"]
 
-Frame = tuple[int, bytes, int]
 DIAG_BUS = 0
 FUNCTIONAL_ADDR = 0x7DF
 OBD_ADDRS = range(0x7E0, 0x7E8)       # emission-related ECUs: they answer functional OBD requests
@@ -171,7 +171,7 @@ class SimEcus:
             e.receive(dat, functional=False)
         return True
 
-    def frames(self) -> list[Frame]:
+    def frames(self) -> list[CanData]:
         """The responses of one 10 ms step."""
-        return [(e.response_address, dat, DIAG_BUS) for e in self.ecus for dat in e.step()]
+        return [CanData(e.response_address, dat, DIAG_BUS) for e in self.ecus for dat in e.step()]
 

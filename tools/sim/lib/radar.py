@@ -20,9 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 from opendbc.can import CANPacker
 from opendbc.car import Bus
+from opendbc.car.can_definitions import CanData
 from opendbc.car.toyota.values import DBC as TOYOTA_DBC
 
-from tools.sim.lib.sim_car import Frame, Periodic
+from tools.sim.lib.sim_car import Periodic
 
 RADAR_BUS = 1
 SLOTS = 16
@@ -79,7 +80,7 @@ class SimRadar:
         """Whether a radar cycle falls in (t_ms - dt_ms, t_ms]."""
         return CYCLE.due(t_ms, dt_ms)
 
-    def frames(self, seen: list[Target]) -> list[Frame]:
+    def frames(self, seen: list[Target]) -> list[CanData]:
         """One radar cycle: TRACK_A then TRACK_B for every slot, the nearest SLOTS targets in them."""
         seen = sorted(seen, key=lambda tg: tg.d_rel)[:SLOTS]
         by_id = {tg.id: tg for tg in seen}
@@ -104,9 +105,9 @@ class SimRadar:
                      "LAT_DIST": -(tg.y_rel + LAT_STD * noise[i, 1]),  # the DBC's lateral axis points right
                      "REL_SPEED": tg.v_rel + SPEED_STD * noise[i, 2], "VALID": 1, "NEW_TRACK": int(new[i])}
                 score = self.scores[i]
-            a_frames.append(self.packer.make_can_msg(TRACK_A + i, RADAR_BUS, {**a, "COUNTER": self.counter}))
+            a_frames.append(CanData(*self.packer.make_can_msg(TRACK_A + i, RADAR_BUS, {**a, "COUNTER": self.counter})))
             # REL_ACCEL's unit is not published and opendbc does not read it: left 0
-            b_frames.append(self.packer.make_can_msg(TRACK_B + i, RADAR_BUS,
-                                                     {"SCORE": score, "REL_ACCEL": 0, "COUNTER": self.counter}))
+            b = {"SCORE": score, "REL_ACCEL": 0, "COUNTER": self.counter}
+            b_frames.append(CanData(*self.packer.make_can_msg(TRACK_B + i, RADAR_BUS, b)))
         self.counter = (self.counter + 1) % 256
         return a_frames + b_frames

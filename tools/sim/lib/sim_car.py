@@ -32,14 +32,13 @@ from opendbc.can import CANPacker
 from opendbc.can.dbc import DBC, SignalType
 from opendbc.can.parser import get_raw_value
 from opendbc.car import Bus
+from opendbc.car.can_definitions import CanData
 from opendbc.car.common.conversions import Conversions as CV
 from opendbc.car.toyota.values import CAR, EPS_SCALE, MIN_ACC_SPEED, CarControllerParams
 from opendbc.car.toyota.values import DBC as TOYOTA_DBC
 
 from tools.sim.lib.dynamics import VehicleParams
 from tools.sim.lib.ecus import SimEcus, is_diagnostic
-
-Frame = tuple[int, bytes, int]  # (address, data, bus), as opendbc's packer and the car port use them
 
 
 @dataclass(frozen=True)
@@ -249,12 +248,12 @@ class SimCar:
         self.prev_distance_btn = 0
         self.sent_blinker = TURN_NONE
         self.speed_encoder = 0.0
-        self._packed: dict[str, tuple[tuple, Frame]] = {}
+        self._packed: dict[str, tuple[tuple, CanData]] = {}
         self.cam_lka_counter = 0
         self.ecus = SimEcus(platform.name)  # what answers a tester's firmware and VIN queries
 
     # --- commands from the bus ------------------------------------------------------------------------
-    def receive(self, frames: Iterable[Frame], t: float) -> None:
+    def receive(self, frames: Iterable[CanData], t: float) -> None:
         """Frames the car's ECUs get on bus 0 (what canbridged let through) at time t."""
         for address, dat, bus in frames:
             if is_diagnostic(address):
@@ -367,7 +366,7 @@ class SimCar:
         return self.steer_gain * self.motor_torque
 
     # --- what the car sends --------------------------------------------------------------------------
-    def frames(self, t_ms: int, dt_ms: int = 10) -> list[Frame]:
+    def frames(self, t_ms: int, dt_ms: int = 10) -> list[CanData]:
         """The frames due in (t_ms - dt_ms, t_ms], packed with the car's state as of the last update."""
         out = []
         blinker = {1: TURN_LEFT, -1: TURN_RIGHT}.get(self.driver.blinker, TURN_NONE)
@@ -382,13 +381,13 @@ class SimCar:
         self.speed_encoder = (self.speed_encoder + self.motion.v * dt_ms * 1e-3 * 10) % 256
         return out
 
-    def _pack(self, name: str, bus: int) -> Frame:
+    def _pack(self, name: str, bus: int) -> CanData:
         # Equal values pack to equal bytes: reuse them (the one counter, the camera's, is among the values)
         values = getattr(self, f"_v_{name.lower()}")()
         key = tuple(values.items())
         hit = self._packed.get(name)
         if hit is None or hit[0] != key:
-            hit = self._packed[name] = (key, self.packer.make_can_msg(name, bus, values))
+            hit = self._packed[name] = (key, CanData(*self.packer.make_can_msg(name, bus, values)))
         return hit[1]
 
     def _v_kinematics(self) -> dict[str, float]:

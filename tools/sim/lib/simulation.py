@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
+from opendbc.car.can_definitions import CanData
 
 from common.transformations.camera import CameraModel
 from tools.sim.lib import dynamics
@@ -19,7 +20,7 @@ from tools.sim.lib.can_garbage import CanGarbage
 from tools.sim.lib.driver import DriverConfig, DriverMode, Other, ScriptedDriver, Vehicle, View
 from tools.sim.lib.radar import SimRadar, targets
 from tools.sim.lib.scenarios import SCENARIOS, make_world
-from tools.sim.lib.sim_car import DEFAULT_PLATFORM, PT_DBC, DriverControls, Frame, Motion, SimCar, sim_platform
+from tools.sim.lib.sim_car import DEFAULT_PLATFORM, PT_DBC, DriverControls, Motion, SimCar, sim_platform
 from tools.sim.lib.traffic import Box
 from tools.sim.lib.truth import SAMPLE_DISTANCES, DepartureJudge, Footprint, leads, line_offsets
 
@@ -206,7 +207,7 @@ class Simulation:
         return Footprint(self.s, self.d, self.heading(), self.ego.length, self.ego.width)
 
     # --- one step --------------------------------------------------------------------------------------------
-    def step(self, commands: list[Frame] = (), can: bool = True) -> list[Frame]:
+    def step(self, commands: list[CanData] = (), can: bool = True) -> list[CanData]:
         """Advances 10 ms: the car gets `commands` (frames on its bus), the driver acts, the vehicle and the
         traffic move. Returns the car's frames of this step (empty when `can` is False)."""
         t_next = (self.k + 1) * DT

@@ -21,7 +21,7 @@ SENT = 128  # the panda's echo of what the assistant sent on bus 0
 # the only sent frames a safety layer refuses (NOT_LISTED)
 NOT_IN_OPENDBC = frozenset({0x367, 0x414, 0x489, 0x48A, 0x48B, 0x4D3})
 
-Frame = tuple[int, int, int, bytes]
+Recorded = tuple[int, int, int, bytes]  # (t µs, bus, address, data): a frame of the recording and its time
 
 
 def available() -> bool:
@@ -29,7 +29,7 @@ def available() -> bool:
 
 
 @lru_cache(maxsize=1)
-def frames() -> tuple[Frame, ...]:
+def frames() -> tuple[Recorded, ...]:
     """Buses 0, 1 (the car's frames) and 128 (what the assistant sent on bus 0), in time order."""
     from tools.importers import comma2k19
     t, imported, _ = comma2k19.load_frames(str(RAW), "TOYOTA_RAV4")
