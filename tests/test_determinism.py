@@ -1,11 +1,13 @@
 """Lockstep is deterministic: the same drive of the whole stack (the manager in sim mode, every daemon a process of
 its own, the model on every frame) twice, once with both cores kept busy by other processes, gives the same world and
-the same carControl at every step.
+the same carControl at every step, computed from the same inputs (controlsState names the carState, plan,
+selfdriveState and steering estimate each cycle used).
 
 The world's time is the stack's clock (common.clock), so how fast the machine is never enters what a daemon sees:
-every step and every camera frame waits for all its answers (tools/sim/bridge.py), a message stamped at the present
-step is taken only once the world steps on (cereal.messaging.SubMaster), and nothing the stack does before the world
-starts depends on how long it took to start.
+every step and every camera frame waits for all its answers (tools/sim/bridge.py; a step's answers name the carState
+they answer), a message stamped at the present step is taken only once the world steps on, one of an earlier step
+still on its way is waited for (cereal.messaging.SubMaster), and nothing the stack does before the world starts
+depends on how long it took to start.
 """
 
 import multiprocessing
@@ -31,7 +33,7 @@ def drive(tmp_path, name: str, load: bool) -> dict[str, dict[int, bytes]]:
     try:
         out = tmp_path / name
         out.mkdir()
-        d = Drive(out, "highway", SEED, SECONDS, watch=("simState", "carControl"))
+        d = Drive(out, "highway", SEED, SECONDS, watch=("simState", "carControl", "controlsState"))
         with d:
             start = time.monotonic()
             d.run_until(SECONDS)
@@ -58,16 +60,25 @@ def drive(tmp_path, name: str, load: bool) -> dict[str, dict[int, bytes]]:
     def no_wall_clock(ss) -> None:
         ss.wallMonoTime = 0
 
+    def inputs_by_step(cs) -> None:
+        # which carState, plan, selfdriveState and steering estimate controlsd used, as world steps: the same
+        # inputs at every step, not only the same outputs (an input one step older often gives the same output)
+        cs.cumLagMs = 0.0
+        for f in ("carStateMonoTime", "longitudinalPlanMonoTime", "selfdriveStateMonoTime",
+                  "liveTorqueParametersMonoTime"):
+            setattr(cs, f, max(0, getattr(cs, f) - start_ns) // 10_000_000)
+
     print(f"{name}: {SECONDS:g} s simulated in {wall:.1f} s of wall time, load={load}")
     return {"simState": by_step(states, no_wall_clock),
-            "carControl": by_step(messaging.log_from_bytes(m) for m in d.raw["carControl"])}
+            "carControl": by_step(messaging.log_from_bytes(m) for m in d.raw["carControl"]),
+            "controlsState": by_step((messaging.log_from_bytes(m) for m in d.raw["controlsState"]), inputs_by_step)}
 
 
 def test_the_same_drive_gives_the_same_carcontrol_at_every_step_on_an_idle_and_a_loaded_machine(tmp_path):
     idle = drive(tmp_path, "idle", load=False)
     loaded = drive(tmp_path, "loaded", load=True)
     steps = int(SECONDS * 100)
-    for service, n in (("simState", steps // 5), ("carControl", steps)):
+    for service, n in (("simState", steps // 5), ("carControl", steps), ("controlsState", steps)):
         # every step but the last (the drive may stop before its answer is taken), in both drives
         a, b = ({k: v for k, v in run[service].items() if k < steps - 1} for run in (idle, loaded))
         assert len(a) >= n - 1 and set(a) == set(b), (service, len(a), len(b), sorted(set(a) ^ set(b))[:5])
