@@ -111,8 +111,11 @@ def test_calibrates_stores_and_resumes_after_a_restart(daemon):
     assert [s.calPerc for s in states] == sorted(s.calPerc for s in states), "progress only grows"
     assert any(0 < s.calPerc < 100 and s.calStatus == "uncalibrated" for s in states)
 
-    stored = Calibrator.from_bytes(params.get("CalibrationParams"))
-    assert stored.valid_blocks == final.validBlocks
+    # the store is written in the background: on a loaded machine the newest block may not be in it yet
+    deadline = time.monotonic() + 10
+    while (stored := Calibrator.from_bytes(params.get("CalibrationParams"))).valid_blocks != final.validBlocks:
+        assert time.monotonic() < deadline, f"stored {stored.valid_blocks} blocks, published {final.validBlocks}"
+        time.sleep(0.05)
     assert np.allclose(stored.rpy, final.rpyCalib, atol=1e-6)
 
     # a restart goes on from the stored calibration
