@@ -29,13 +29,8 @@ from selfdrive.controls.lib.drive_helpers import (
     smooth_curvature,
 )
 from selfdrive.controls.lib.latcontrol_torque import TorqueParams
-from selfdrive.controls.lib.longitudinal_planner import (
-    LongitudinalPlanner,
-    PlanOutput,
-    curve_lat_accel,
-    parse_model,
-    parse_radar,
-)
+from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner, PlanOutput, curve_lat_accel, parse_radar
+from selfdrive.controls.lib.model_data import parse_model
 from selfdrive.controls.lib.radar_lead import RadarView
 
 SUBSCRIBES = ("modelV2", "carState", "selfdriveState", "liveTracks", "liveTorqueParameters")

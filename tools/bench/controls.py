@@ -30,7 +30,8 @@ def bench_planner(seconds: float) -> tuple[np.ndarray, np.ndarray, dict[str, int
     from selfdrive.controls.lib.drive_helpers import desired_curvature
     from selfdrive.controls.lib.long_mpc import Lead
     from selfdrive.controls.lib.longcontrol import LongControl, LongInputs, LongParams, a_target_from_plan
-    from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner, ModelData
+    from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner
+    from selfdrive.controls.lib.model_data import ModelData
     from selfdrive.controls.tests.plants import LeadCar, LongPlant
     from selfdrive.controls.tests.synth import MODEL_T, arc, car_params
 

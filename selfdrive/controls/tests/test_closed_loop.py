@@ -10,7 +10,8 @@ from selfdrive.controls.lib.drive_helpers import clip_curvature, curvature_from_
 from selfdrive.controls.lib.latcontrol_torque import LatControlTorque, TorqueParams
 from selfdrive.controls.lib.long_mpc import ACCEL_MIN, Lead
 from selfdrive.controls.lib.longcontrol import LongControl, LongInputs, LongParams, a_target_from_plan
-from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner, ModelData
+from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner
+from selfdrive.controls.lib.model_data import ModelData
 from selfdrive.controls.tests.plants import LatPlant, LeadCar, LongPlant
 from selfdrive.controls.tests.synth import MODEL_T, arc, car_params
 

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from cereal import car, messaging
 from selfdrive.controls.lib.controls_logic import ControlsLogic, PlanView, SelfdriveView
 from selfdrive.controls.lib.drive_helpers import LaneView, desired_curvature
-from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner, ModelData, parse_model
+from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner
+from selfdrive.controls.lib.model_data import ModelData, parse_model
 from selfdrive.controls.tests.synth import SynthLead, car_params, model_msg
 
 ANY_FLOAT = st.floats(allow_nan=True, allow_infinity=True, width=32)
