@@ -109,7 +109,7 @@ def run_lat(step: float, v: float, seconds: float, plant: LatPlant) -> tuple[np.
     desired = 0.0
     t, err = [], []
     for i in range(round(seconds / DT_CTRL)):
-        desired, _ = clip_curvature(v, desired, step, DT_CTRL)  # what controlsd does with the plan
+        desired, _ = clip_curvature(v, desired, step, DT_CTRL)  # what controlsd does with the lateral plan's target
         actual = curvature_from_steering(plant.steering_angle_deg, CP.steerRatio, CP.wheelbase)
         out = lat.update(True, v, actual, desired)
         plant.step(out.torque)
