@@ -79,8 +79,8 @@ struct OnroadEvent {
 }
 
 struct ControlsState {
-  curvature @0 :Float32;            # 1/m, measured from the car's yaw rate
-  desiredCurvature @1 :Float32;     # 1/m
+  curvature @0 :Float32;            # 1/m, the car's, from its steering angle (drive_helpers.curvature_from_steering)
+  desiredCurvature @1 :Float32;     # 1/m, commanded: the lateral plan's target, rate limited (controls_logic)
   lateralError @2 :Float32;         # m/s^2, lateral acceleration error of the torque controller
   lateralP @3 :Float32;
   lateralI @4 :Float32;
@@ -98,6 +98,7 @@ struct ControlsState {
   selfdriveStateMonoTime @14 :UInt64;
   carStateMonoTime @15 :UInt64;        # the carState this cycle answered (tools/replay/rerun pairs cycles by it)
   liveTorqueParametersMonoTime @16 :UInt64;  # the newest steering estimate this cycle had (0: none yet)
+  modelV2MonoTime @17 :UInt64;      # the newest model frame this cycle had (0: none yet): the lateral plan's input
 
   enum LongControlState {
     off @0;
@@ -193,7 +194,9 @@ struct LongitudinalPlan {
   fcw @8 :Bool;
   vCruise @9 :Float32;              # m/s, the set speed the plan respects
   solverExecutionTime @10 :Float32;
-  desiredCurvature @11 :Float32;    # lateral plan, delay compensated and rate limited
+  # unused: the lateral plan moved to controlsd (from modelV2; controlsState.desiredCurvature is what it commands).
+  # Kept so that older routes still read; nothing writes or reads it
+  desiredCurvatureDEPRECATED @11 :Float32;
   personality @12 :LongitudinalPersonality;
   allowThrottle @13 :Bool;
   # logMonoTime of the newest carState and selfdriveState this plan had (tools/replay/rerun.py)

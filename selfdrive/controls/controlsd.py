@@ -1,4 +1,4 @@
-"""controlsd: carState + longitudinalPlan + selfdriveState → carControl and controlsState, at 100 Hz.
+"""controlsd: carState + modelV2 + longitudinalPlan + selfdriveState → carControl and controlsState, at 100 Hz.
 
 Paced by carState. carControl is also the safety heartbeat: canbridged takes every carControl as the
 heartbeat that keeps the safety layer's controls allowed, so one goes out every cycle — also when
@@ -7,7 +7,11 @@ late cycle on a loaded machine must not drop the steering torque, which the car'
 0.4 s to bring back), and everything is released after that (enabled = false). Never "enabled" unless
 selfdrived is alive and says so. The maths lives in lib/controls_logic.py.
 
-Validity: carControl/controlsState are valid when carState and the plan are alive, on frequency and
+Lateral is planned here, from each new modelV2 (lib/lateral_planner.py); longitudinal by plannerd (longitudinalPlan).
+A model gone quiet leaves the steering on its last frame's target, a plan gone quiet asks for no acceleration: either
+way selfdrived, which checks both for being alive and fresh, is disengaging us (commIssue) meanwhile.
+
+Validity: carControl/controlsState are valid when carState, modelV2 and the plan are alive, on frequency and
 valid, and selfdriveState is alive (its validity depends on ours, see plannerd).
 
 Steering response: torqued's liveTorqueParameters, when valid and plausible for the car, replace carParams'
@@ -21,8 +25,10 @@ from common.realtime import DT_CTRL, PRIO_CTRL_LOW, Ratekeeper, set_realtime_pri
 from common.swaglog import cloudlog_bind
 from selfdrive.car.car_params import wait_car_params
 from selfdrive.controls.lib.controls_logic import ControlsLogic, PlanView, SelfdriveView
+from selfdrive.controls.lib.model_data import ModelData, parse_model
 
-SUBSCRIBES = ("carState", "longitudinalPlan", "selfdriveState", "liveTorqueParameters")
+SUBSCRIBES = ("carState", "modelV2", "longitudinalPlan", "selfdriveState", "liveTorqueParameters")
+CHECKED = ("carState", "modelV2", "longitudinalPlan")  # alive, on frequency and valid for our outputs to be valid
 PUBLISHES = ("carControl", "controlsState")
 POLL_S = 2 * DT_CTRL  # carState two periods late: send a carControl anyway (the heartbeat)
 
@@ -36,7 +42,7 @@ class Controls:
         self.plan = PlanView()
         self.rk = Ratekeeper(1.0 / DT_CTRL, print_delay_threshold=None)
 
-    def inputs(self) -> tuple[SelfdriveView, PlanView]:
+    def inputs(self) -> tuple[SelfdriveView, PlanView, ModelData | None]:
         sm = self.sm
         sd = sm["selfdriveState"]
         alive = sm.alive["selfdriveState"] and sm.alive["carState"]
@@ -50,22 +56,24 @@ class Controls:
         if sm.updated["longitudinalPlan"]:
             self.plan = PlanView.from_msg(sm["longitudinalPlan"], age)
         elif not sm.alive["longitudinalPlan"]:
-            # no plan: hold the lane we were steering for, ask for no acceleration (selfdrived is disengaging us)
-            self.plan = PlanView(desired_curvature=self.plan.desired_curvature, age=age)
+            # no plan: ask for no acceleration (selfdrived is disengaging us)
+            self.plan = PlanView(age=age)
         else:
             self.plan = dataclasses.replace(self.plan, age=age)
-        return view, self.plan
+        model = parse_model(sm["modelV2"]) if sm.updated["modelV2"] else None
+        return view, self.plan, model
 
     def step(self) -> None:
-        sd, plan = self.inputs()
+        sd, plan, model = self.inputs()
         if self.sm.updated["liveTorqueParameters"] and self.sm.valid["liveTorqueParameters"]:
             self.logic.update_torque(self.sm["liveTorqueParameters"])
-        valid = self.sm.all_checks(["carState", "longitudinalPlan"]) and self.sm.all_alive(["selfdriveState"])
+        valid = self.sm.all_checks(CHECKED) and self.sm.all_alive(["selfdriveState"])
         cc = messaging.new_message("carControl", valid=valid)
         cs = messaging.new_message("controlsState", valid=valid)
         self.logic.update(self.sm["carState"], sd, plan, cc.carControl, cs.controlsState,
-                          self.sm.logMonoTime["carState"])
+                          self.sm.logMonoTime["carState"], model)
         cs.controlsState.cumLagMs = max(-self.rk.remaining * 1000.0, 0.0)
+        cs.controlsState.modelV2MonoTime = self.sm.logMonoTime["modelV2"]
         cs.controlsState.longitudinalPlanMonoTime = self.sm.logMonoTime["longitudinalPlan"]
         cs.controlsState.selfdriveStateMonoTime = self.sm.logMonoTime["selfdriveState"]
         cs.controlsState.carStateMonoTime = self.sm.logMonoTime["carState"]

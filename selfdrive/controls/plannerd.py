@@ -1,9 +1,8 @@
 """plannerd: modelV2 → longitudinalPlan at the model's rate (20 Hz).
 
-Longitudinal: the MPC plan (speeds/accels over 10 s) behind the model's lead, toward the car's set speed,
-slowing for the path's curves, with the forward collision warning. Lateral: the desired curvature towards the
-lane centre between the model's lane lines, or along the model's path (compensated for the steering delay)
-where it sees no clear lines; rate limited (controlsd limits it again at 100 Hz).
+The MPC plan (speeds/accels over 10 s) behind the model's lead, toward the car's set speed, slowing for the path's
+curves, with the forward collision warning. Longitudinal only: controlsd plans the steering from modelV2 itself
+(controls/lib/lateral_planner.py).
 
 The lead: the car's radar track that is the model's lead (liveTracks, from card), else the model's lead
 (controls/lib/radar_lead.py).
@@ -20,22 +19,10 @@ from cereal import messaging
 from common.realtime import DT_MDL, Ratekeeper
 from common.swaglog import cloudlog, cloudlog_bind
 from selfdrive.car.car_params import wait_car_params
-from selfdrive.controls.lib.drive_helpers import (
-    clip_curvature,
-    curvature_from_steering,
-    desired_curvature,
-    finite_or,
-    slip_factor,
-    smooth_curvature,
-)
+from selfdrive.controls.lib.drive_helpers import finite_or
 from selfdrive.controls.lib.latcontrol_torque import TorqueParams
-from selfdrive.controls.lib.longitudinal_planner import (
-    LongitudinalPlanner,
-    PlanOutput,
-    curve_lat_accel,
-    parse_model,
-    parse_radar,
-)
+from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner, PlanOutput, curve_lat_accel, parse_radar
+from selfdrive.controls.lib.model_data import parse_model
 from selfdrive.controls.lib.radar_lead import RadarView
 
 SUBSCRIBES = ("modelV2", "carState", "selfdriveState", "liveTracks", "liveTorqueParameters")
@@ -51,10 +38,6 @@ class Planner:
         self.sm = sm or messaging.SubMaster(SUBSCRIBES, poll="modelV2", ignore_valid=["selfdriveState"])
         self.pm = pm or messaging.PubMaster(list(PUBLISHES))
         self.long = LongitudinalPlanner(CP.longitudinalActuatorDelay, CP.vEgoStopping)
-        self.steer_delay = finite_or(CP.steerActuatorDelay, 0.1)
-        self.slip = slip_factor(CP)
-        self.curvature = 0.0
-        self.smoothed = 0.0  # the pursuit's curvature, low-passed (drive_helpers.PLAN_SMOOTH_S)
         try:
             self.car_torque: TorqueParams | None = TorqueParams.from_car_params(CP)
         except ValueError:
@@ -74,8 +57,8 @@ class Planner:
             self.radar_ok = ok
         return parse_radar(self.sm["liveTracks"], self.sm.logMonoTime["liveTracks"] * 1e-9) if ok else None
 
-    def step(self) -> tuple[PlanOutput, float]:
-        """One plan from the newest inputs: (longitudinal plan, desired curvature)."""
+    def step(self) -> PlanOutput:
+        """One plan from the newest inputs."""
         CS, sd = self.sm["carState"], self.sm["selfdriveState"]
         model = parse_model(self.sm["modelV2"])
         v_ego = finite_or(CS.vEgo, 0.0)
@@ -84,16 +67,8 @@ class Planner:
         long_active = sd.active and not CS.gasPressed
         # the schema's default personality (enum 0) is aggressive: until selfdrived speaks, plan as standard
         personality = str(sd.personality) if self.sm.seen["selfdriveState"] else "standard"
-        out = self.long.update(v_ego, CS.aEgo, v_cruise, model, long_active, personality, self.radar(),
-                               self.sm.logMonoTime["modelV2"] * 1e-9, self.curve_lat_accel())
-        angle = finite_or(CS.steeringAngleDeg, 0.0) - finite_or(CS.steeringAngleOffsetDeg, 0.0)
-        k_now = curvature_from_steering(angle, self.CP.steerRatio, self.CP.wheelbase, v_ego, self.slip) \
-            if abs(angle) < 3600.0 else 0.0
-        k = desired_curvature(model.x, model.y, model.desired_curvature, v_ego, self.steer_delay, model.geometry,
-                              model.lanes, finite_or(k_now, 0.0))
-        self.smoothed = smooth_curvature(self.smoothed, k, DT_MDL)
-        self.curvature, _ = clip_curvature(v_ego, self.curvature, self.smoothed, DT_MDL)
-        return out, self.curvature
+        return self.long.update(v_ego, CS.aEgo, v_cruise, model, long_active, personality, self.radar(),
+                                self.sm.logMonoTime["modelV2"] * 1e-9, self.curve_lat_accel())
 
     def curve_lat_accel(self) -> float:
         """What curves are slowed down to: within what the car's steering turns at full torque, as torqued learnt it
@@ -106,7 +81,7 @@ class Planner:
             p = self.car_torque.learned(lt.latAccelFactor, lt.latAccelOffset, lt.friction) or self.car_torque
         return curve_lat_accel(p.lat_accel_factor)
 
-    def publish(self, out: PlanOutput, curvature: float) -> None:
+    def publish(self, out: PlanOutput) -> None:
         msg = messaging.new_message("longitudinalPlan", valid=self.sm.all_checks(["modelV2", "carState"])
                                     and self.sm.all_alive(["selfdriveState"]))
         p = msg.longitudinalPlan
@@ -128,7 +103,6 @@ class Planner:
         p.fcw = out.fcw
         p.vCruise = out.v_cruise
         p.solverExecutionTime = out.solve_time
-        p.desiredCurvature = curvature
         p.personality = self.sm["selfdriveState"].personality
         p.allowThrottle = True
         self.pm.send("longitudinalPlan", msg)
@@ -140,8 +114,8 @@ class Planner:
             self.sm.update(POLL_MS)
             if not self.sm.updated["modelV2"]:
                 continue
-            out, curvature = self.step()
-            self.publish(out, curvature)
+            out = self.step()
+            self.publish(out)
             if not out.solver_ok and time.monotonic() - last_log > 1.0:
                 cloudlog.warning("longitudinal MPC gave no usable solution: fallback plan")
                 last_log = time.monotonic()

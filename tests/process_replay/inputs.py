@@ -97,7 +97,6 @@ def _drive(service: str, t: float) -> Callable | None:
     def plan(m):
         p = m.longitudinalPlan
         p.t, p.speeds, p.accels = [0.0, 1.0, 10.0], [v, v - 0.3, v - 2.0], [-0.3, -0.3, -0.2]
-        p.desiredCurvature = curvature
         p.hasLead = lead is not None
 
     return {"carState": car_state, "selfdriveState": selfdrive_state, "modelV2": model,

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """plannerd and controlsd compute time per cycle, against the design's budgets (as ratios).
 
-plannerd: the longitudinal planner (model parsing → MPC → plan) on a closed-loop drive whose scenes
-change under it: cruising through curves, a lead cutting in, braking hard to a stop, driving off.
-Reported: the QP solve alone and the whole planner step. Budget: p99 ≤ 5 ms.
-controlsd: one cycle of the daemon (SubMaster taking the inputs, the controllers, building and
-serializing carControl + controlsState), fed by a synthetic timeline, engaged. Budget: p99 ≤ 2 ms.
+plannerd: the longitudinal planner (MPC → plan) on a closed-loop drive whose scenes change under it: cruising
+through curves, a lead cutting in, braking hard to a stop, driving off. Reported: the QP solve alone and the whole
+planner step. Budget: p99 ≤ 5 ms.
+controlsd: one cycle of the daemon (SubMaster taking the inputs, on every 5th cycle a model frame parsed and the
+lateral plan made from its lane lines, the controllers, building and serializing carControl + controlsState), fed by
+a synthetic timeline through a curve, engaged. Budget: p99 ≤ 2 ms.
 Input generation and socket I/O are outside the timed region. Both wall and CPU time are printed: on a
 shared machine wall time includes waiting for a core; the budget is on compute (CPU time).
 """
@@ -27,10 +28,10 @@ def _since(start: tuple[int, int]) -> tuple[float, float]:
 
 
 def bench_planner(seconds: float) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-    from selfdrive.controls.lib.drive_helpers import desired_curvature
     from selfdrive.controls.lib.long_mpc import Lead
     from selfdrive.controls.lib.longcontrol import LongControl, LongInputs, LongParams, a_target_from_plan
-    from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner, ModelData
+    from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner
+    from selfdrive.controls.lib.model_data import ModelData
     from selfdrive.controls.tests.plants import LeadCar, LongPlant
     from selfdrive.controls.tests.synth import MODEL_T, arc, car_params
 
@@ -58,7 +59,6 @@ def bench_planner(seconds: float) -> tuple[np.ndarray, np.ndarray, dict[str, int
             start = _now()
             model = ModelData(MODEL_T, x, y, seen, curvature)
             plan = planner.update(ego.v, ego.a, 27.0, model, True)
-            desired_curvature(x, y, curvature, ego.v, CP.steerActuatorDelay, model.geometry)
             step.append(_since(start))
             solve.append(plan.solve_time * 1e3)
             status = planner.prev.status if planner.prev is not None else "none"
@@ -82,7 +82,9 @@ class _SerializingPM:
 def bench_controls(seconds: float) -> np.ndarray:
     from cereal import messaging
     from selfdrive.controls.controlsd import SUBSCRIBES, Controls
-    from selfdrive.controls.tests.synth import car_params
+    from selfdrive.controls.lib.drive_helpers import LaneView
+    from selfdrive.controls.tests.synth import arc, car_params, fill_model
+    from selfdrive.modeld.constants import X_LINES
     from selfdrive.selfdrived.tests.fake_inputs import Feeder
 
     feeder = Feeder(SUBSCRIBES)
@@ -94,7 +96,14 @@ def bench_controls(seconds: float) -> np.ndarray:
         cs = msg.carState
         cs.cruiseState.enabled, cs.steeringAngleDeg, cs.aEgo = True, 3.0 * float(np.sin(feeder.t)), 0.2
 
-    feeder.edit.update(selfdriveState=engaged, carState=driving)
+    def road(msg):
+        # the curve and the lane lines around it that modeld sees, so the lane pursuit runs as on a road
+        curvature = 0.002 * float(np.sin(feeder.t / 3.0))
+        _, centre = arc(20.0, curvature, X_LINES / 20.0)
+        lanes = LaneView(X_LINES, centre + 1.8, centre - 1.8, (0.9, 0.9), (0.1, 0.1))
+        fill_model(msg.modelV2, v=20.0, curvature=curvature, frame_id=msg.modelV2.frameId, lanes=lanes)
+
+    feeder.edit.update(selfdriveState=engaged, carState=driving, modelV2=road)
     cycles = [(feeder.t, feeder.step()) for _ in range(round(seconds / 0.01))]
     sm = messaging.SubMaster(SUBSCRIBES, poll="carState", ignore_valid=["selfdriveState"])
     c = Controls(car_params(), sm=sm, pm=_SerializingPM())

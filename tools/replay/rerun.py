@@ -12,10 +12,10 @@ the daemon's outputs (an imported drive has only `can`) has nothing to compare: 
 
 Paced as the live daemon was: on the route's own clock (the recorded stamps; a lockstep simulator's route is stamped
 with the world's time, which its daemons ran on: common.clock). Fed what the live daemon had: where its outputs name
-the inputs each cycle used (USED_INPUTS: controlsState names the carState it answered, the plan, selfdriveState and
-steering estimate it had), each of those reaches the re-run daemon before the first cycle that had it, even where
-the route's time order says otherwise (a plan that arrived a fraction of a millisecond after the carState it was
-stamped before).
+the inputs each cycle used (USED_INPUTS: controlsState names the carState it answered, the model frame, plan,
+selfdriveState and steering estimate it had), each of those reaches the re-run daemon before the first cycle that
+had it, even where the route's time order says otherwise (a plan that arrived a fraction of a millisecond after the
+carState it was stamped before).
 
 Figures (60 s highway drives recorded by the lockstep sim stack on the 2-core machine): controlsd's carControl
 matches every paired cycle exactly (6298 of 6298 at a tolerance of 1e-9; the unpaired answers are from before
@@ -48,7 +48,8 @@ IGNORE = ("logMonoTime", "controlsState.cumLagMs", "longitudinalPlan.solverExecu
 # counted a cycle late (at start-up on a loaded machine it was, 9 cycles of a drive).
 USED_INPUTS = {
     "controlsd": ("carState", "controlsState", "carStateMonoTime",
-                  (("longitudinalPlanMonoTime", "longitudinalPlan"), ("selfdriveStateMonoTime", "selfdriveState"),
+                  (("modelV2MonoTime", "modelV2"), ("longitudinalPlanMonoTime", "longitudinalPlan"),
+                   ("selfdriveStateMonoTime", "selfdriveState"),
                    ("liveTorqueParametersMonoTime", "liveTorqueParameters"))),
     "plannerd": ("modelV2", "longitudinalPlan", "modelMonoTime",
                  (("carStateMonoTime", "carState"), ("selfdriveStateMonoTime", "selfdriveState"),

@@ -1,4 +1,9 @@
-"""controlsd's logic without sockets: carState + selfdriveState + the plan in, carControl + controlsState out.
+"""controlsd's logic without sockets: carState + selfdriveState + the longitudinal plan + the model's newest frame in,
+carControl + controlsState out.
+
+Lateral: each new model frame sets the curvature to steer for (lateral_planner.py, with this cycle's curvature of
+the car); every cycle the commanded curvature moves towards it within the lateral jerk and acceleration limits
+(clip_curvature at DT_CTRL): the one rate limit between the model and the torque controller.
 
 Engagement comes from selfdrived, one cycle old; the driver's pedals act in this very cycle (brake
 releases everything, gas releases longitudinal), so the car never waits on a message hop to let go.
@@ -25,8 +30,10 @@ from selfdrive.controls.lib.drive_helpers import (
     steering_from_curvature,
 )
 from selfdrive.controls.lib.latcontrol_torque import LatControlTorque, LatOutput, TorqueParams
+from selfdrive.controls.lib.lateral_planner import LateralPlanner
 from selfdrive.controls.lib.long_mpc import T_IDXS
 from selfdrive.controls.lib.longcontrol import LongControl, LongInputs, LongParams, a_target_from_plan
+from selfdrive.controls.lib.model_data import ModelData
 
 CANCEL_AFTER = 5            # cycles selfdrived has seen the car cruise and not engaged us before we cancel the cruise
 CANCEL_UNANSWERED = 50      # cycles the car cruises without us while selfdrived has not answered (stalled, gone)
@@ -41,7 +48,6 @@ class PlanView:
     accels: np.ndarray = field(default_factory=lambda: np.zeros(len(T_IDXS)))
     speeds: np.ndarray = field(default_factory=lambda: np.zeros(len(T_IDXS)))
     should_stop: bool = False
-    desired_curvature: float = 0.0
     fcw: bool = False
     has_lead: bool = False
     age: float = 0.0
@@ -53,12 +59,10 @@ class PlanView:
         ok = n >= 2 and len(a) == n and len(v) == n and np.isfinite(t).all() and np.all(np.diff(t) > 0)
         if not ok:
             # unusable arrays: hold still (an engaged car slows gently through longcontrol's PID on 0 accel)
-            return PlanView(should_stop=bool(plan.shouldStop), desired_curvature=finite_or(plan.desiredCurvature, 0.0),
-                            age=age)
+            return PlanView(should_stop=bool(plan.shouldStop), age=age)
         a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
         v = np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)
-        return PlanView(t=t, accels=a, speeds=v, should_stop=bool(plan.shouldStop),
-                        desired_curvature=finite_or(plan.desiredCurvature, 0.0), fcw=bool(plan.fcw),
+        return PlanView(t=t, accels=a, speeds=v, should_stop=bool(plan.shouldStop), fcw=bool(plan.fcw),
                         has_lead=bool(plan.hasLead), age=age)
 
 
@@ -91,7 +95,8 @@ class ControlsLogic:
         self.long = LongControl(LongParams.from_car_params(CP))
         self.long_delay = max(finite_or(CP.longitudinalActuatorDelay, 0.15), 0.0)
         self.slip = slip_factor(CP)  # the curvature the car really drives at speed, not the wheels' (see update)
-        self.desired_curvature = 0.0
+        self.lat_plan = LateralPlanner(CP.steerActuatorDelay)
+        self.desired_curvature = 0.0  # what we command: towards lat_plan's target, rate limited
         self.cruise_without_us = 0
         self.cruise_refused = 0
         self.cruise_on_since: int | None = None  # logMonoTime of the first carState of the cruise without us
@@ -111,9 +116,10 @@ class ControlsLogic:
             self.torque_source = source
         self.lat.update_params(p if p is not None else self.car_torque)
 
-    def update(self, CS, sd: SelfdriveView, plan: PlanView, cc, cst, cs_mono: int = 0) -> None:
+    def update(self, CS, sd: SelfdriveView, plan: PlanView, cc, cst, cs_mono: int = 0,
+               model: ModelData | None = None) -> None:
         """Fills the carControl builder `cc` and controlsState builder `cst` for this cycle (cs_mono: CS's
-        logMonoTime)."""
+        logMonoTime; `model`: the model frame that came since the last cycle, None when none did)."""
         CP = self.CP
         v_ego, a_ego = float(CS.vEgo), float(CS.aEgo)
         angle = float(CS.steeringAngleDeg) - float(CS.steeringAngleOffsetDeg)
@@ -133,8 +139,11 @@ class ControlsLogic:
         # kinematic bicycle's with the same steering angle, and closing the loop on that would leave it running
         # wide in every curve
         actual_k = curvature_from_steering(angle, CP.steerRatio, CP.wheelbase, v_ego, self.slip)
+        # planned on every frame, engaged or not: the low-pass is settled on the road when we engage
+        if model is not None:
+            self.lat_plan.update(model, v_ego, actual_k)
         if lat_active:
-            self.desired_curvature, _ = clip_curvature(v_ego, self.desired_curvature, plan.desired_curvature, DT_CTRL)
+            self.desired_curvature, _ = clip_curvature(v_ego, self.desired_curvature, self.lat_plan.curvature, DT_CTRL)
         else:
             self.desired_curvature = min(max(actual_k, -MAX_CURVATURE), MAX_CURVATURE)  # engage from where we are
         lat = self.lat.update(lat_active, v_ego, actual_k, self.desired_curvature, bool(CS.steeringPressed)) \

@@ -40,7 +40,7 @@ LANE_STD_FULL = (0.3, 0.6)    # m, max of their near std: lines only below the f
 # aims 30 m out at highway speed, where the model's lines bend too little, and the car ran 0.15-0.2 m wide in
 # curves; 0.6 s held highway and curvy within 0.16 m and 0.14 m (mean 0.06 and 0.04 m)
 LANE_LOOKAHEAD_T = 0.6
-LANE_LOOKAHEAD_M = (5.0, 60.0)
+LANE_LOOKAHEAD_M = (5.0, 60.0)  # m, the model's line samples (X_LINES) the aim point stays within
 # s, the plan's curvature is low-passed with this time constant. The model's lane lines jitter from frame to frame
 # (its lane centre 15 m ahead: 0.013 m RMS above 1 Hz on the sim's highway, which pure pursuit turns into 0.09 m/s²
 # of lateral acceleration asked at 25 m/s), and the steering followed it: 0.065 of full torque above 1 Hz, peaking
@@ -48,7 +48,7 @@ LANE_LOOKAHEAD_M = (5.0, 60.0)
 # lane lines with that jitter) 0.2 s halves that oscillation and the lateral acceleration error at 15-32 m/s and
 # leaves the distance to the lane centre as it was; 0.4 s lets a car with half the torque run wide; compensating the
 # lag in the delay the pursuit predicts over made it worse
-PLAN_SMOOTH_S = 0.2  # m, the model's line samples (X_LINES) the aim point stays within
+PLAN_SMOOTH_S = 0.2
 
 
 def finite_or(x: float, default: float) -> float:

@@ -10,7 +10,8 @@ from selfdrive.controls.lib.drive_helpers import clip_curvature, curvature_from_
 from selfdrive.controls.lib.latcontrol_torque import LatControlTorque, TorqueParams
 from selfdrive.controls.lib.long_mpc import ACCEL_MIN, Lead
 from selfdrive.controls.lib.longcontrol import LongControl, LongInputs, LongParams, a_target_from_plan
-from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner, ModelData
+from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner
+from selfdrive.controls.lib.model_data import ModelData
 from selfdrive.controls.tests.plants import LatPlant, LeadCar, LongPlant
 from selfdrive.controls.tests.synth import MODEL_T, arc, car_params
 
@@ -108,7 +109,7 @@ def run_lat(step: float, v: float, seconds: float, plant: LatPlant) -> tuple[np.
     desired = 0.0
     t, err = [], []
     for i in range(round(seconds / DT_CTRL)):
-        desired, _ = clip_curvature(v, desired, step, DT_CTRL)  # what controlsd does with the plan
+        desired, _ = clip_curvature(v, desired, step, DT_CTRL)  # what controlsd does with the lateral plan's target
         actual = curvature_from_steering(plant.steering_angle_deg, CP.steerRatio, CP.wheelbase)
         out = lat.update(True, v, actual, desired)
         plant.step(out.torque)

@@ -1,10 +1,13 @@
 """plannerd's and controlsd's cycles on a synthetic timeline (SubMaster.update_msgs), without sockets."""
 
+import numpy as np
 import pytest
 
 from cereal import messaging
+from common.realtime import DT_CTRL, DT_MDL
 from selfdrive.controls.controlsd import SUBSCRIBES as CONTROLS_SERVICES
 from selfdrive.controls.controlsd import Controls
+from selfdrive.controls.lib.drive_helpers import MAX_LATERAL_JERK, PLAN_SMOOTH_S
 from selfdrive.controls.plannerd import SUBSCRIBES as PLANNER_SERVICES
 from selfdrive.controls.plannerd import Planner
 from selfdrive.controls.tests.synth import SynthLead, car_params, fill_model
@@ -26,7 +29,7 @@ class PlannerHarness:
         for _ in range(round(seconds / 0.01)):
             self.sm.update_msgs(self.feeder.t, self.feeder.step())
             if self.sm.updated["modelV2"]:
-                self.p.publish(*self.p.step())
+                self.p.publish(self.p.step())
         return self.p.pm.last("longitudinalPlan")
 
 
@@ -42,7 +45,6 @@ class TestPlannerd:
         assert m.valid and p.hasLead and not p.fcw
         assert len(p.t) == len(p.speeds) == len(p.accels) == len(p.jerks) == 27
         assert p.aTarget < 0 and min(p.speeds) < 15.5  # closing in on a slower lead: slow down to its speed
-        assert p.desiredCurvature == pytest.approx(0.004, rel=0.05)
         assert p.vCruise == 25.0 and p.personality == "standard" and p.modelMonoTime == h.sm.logMonoTime["modelV2"]
         assert p.solverExecutionTime > 0
 
@@ -62,12 +64,6 @@ class TestPlannerd:
         nominal, weak = plan(None), plan(1.0)
         assert min(weak.speeds) < min(nominal.speeds) - 1.0
         assert list(plan(10.0).speeds) == list(nominal.speeds)  # beyond x3 of carParams: not believed
-
-    def test_curvature_is_rate_limited(self):
-        h = PlannerHarness()
-        h.feeder.edit["modelV2"] = lambda m: fill_model(m.modelV2, v=20.0, curvature=0.006)
-        first = h.run(0.05).longitudinalPlan.desiredCurvature
-        assert 0 < first < 0.006 / 4
 
     def test_validity_follows_model_and_carstate_not_selfdrivestate(self):
         h = PlannerHarness()
@@ -141,6 +137,11 @@ class TestPlannerdRadar:
         assert h.run(0.5).longitudinalPlan.leadSource == "vision"
 
 
+def curve(curvature: float):
+    """A modelV2 editor: the road ahead bends at `curvature` (1/m), seen at our 20 m/s."""
+    return lambda m: fill_model(m.modelV2, v=20.0, curvature=curvature, frame_id=m.modelV2.frameId)
+
+
 class ControlsHarness:
     def __init__(self):
         self.feeder = Feeder(CONTROLS_SERVICES)
@@ -168,7 +169,7 @@ class TestControlsd:
         def torque(factor: float | None) -> float:
             h = ControlsHarness()
             h.feeder.edit["selfdriveState"] = engaged
-            h.feeder.edit["longitudinalPlan"] = lambda m: setattr(m.longitudinalPlan, "desiredCurvature", 0.002)
+            h.feeder.edit["modelV2"] = curve(0.002)
             if factor is not None:
                 def learnt(m):
                     lt = m.liveTorqueParameters
@@ -218,14 +219,48 @@ class TestControlsd:
         cc, _ = h.run(0.01)
         assert not cc.carControl.enabled and not cc.carControl.longActive
 
-    def test_plan_gone_asks_for_no_acceleration(self):
+    def test_plan_gone_asks_for_no_acceleration_and_steers_on(self):
         h = ControlsHarness()
         h.feeder.edit["selfdriveState"] = engaged
+        h.feeder.edit["modelV2"] = curve(0.002)
         h.feeder.edit["longitudinalPlan"] = lambda m: setattr(m.longitudinalPlan, "accels", [1.0, 1.0, 1.0])
         assert h.run(1.0)[1].controlsState.aTarget == pytest.approx(1.0)
         h.feeder.stopped.add("longitudinalPlan")
         cc, cs = h.run(0.6)
         assert cs.controlsState.aTarget == 0.0 and not cc.valid
+        assert cc.carControl.actuators.curvature == pytest.approx(0.002, rel=0.05)  # the steering is the model's
+
+    def test_steers_for_the_models_curve(self):
+        h = ControlsHarness()
+        h.feeder.edit["selfdriveState"] = engaged
+        h.feeder.edit["modelV2"] = curve(0.004)
+        cc, cs = h.run(2.0)
+        assert cs.controlsState.desiredCurvature == pytest.approx(0.004, rel=0.05)
+        assert cc.carControl.actuators.curvature == cs.controlsState.desiredCurvature
+        assert cs.controlsState.modelV2MonoTime == h.sm.logMonoTime["modelV2"] > 0
+
+    def test_a_new_curve_is_low_passed_once_per_frame_and_rate_limited_every_cycle(self):
+        h = ControlsHarness()
+        h.feeder.edit["selfdriveState"] = engaged
+        h.run(1.0)
+        h.feeder.edit["modelV2"] = curve(0.006)
+        h.run(0.05)  # one model frame: the target moves a quarter of the way (DT_MDL / PLAN_SMOOTH_S)
+        assert h.c.logic.lat_plan.curvature == pytest.approx(0.006 * DT_MDL / PLAN_SMOOTH_S, rel=0.05)
+        # what we command moves towards it at the lateral jerk limit at 20 m/s, cycle by cycle: once, not twice
+        step = MAX_LATERAL_JERK / 20.0 ** 2 * DT_CTRL
+        got = [m.controlsState.desiredCurvature for m in h.c.pm.sent["controlsState"][-5:]]
+        assert got[-1] > 0 and np.diff(got) == pytest.approx(np.full(4, step), rel=1e-3)
+
+    def test_model_gone_holds_the_curvature_and_is_invalid(self):
+        h = ControlsHarness()
+        h.feeder.edit["selfdriveState"] = engaged
+        h.feeder.edit["modelV2"] = curve(0.002)
+        h.run(2.0)
+        held = h.c.pm.last("controlsState").controlsState.desiredCurvature
+        h.feeder.stopped.add("modelV2")
+        cc, cs = h.run(0.6)  # selfdrived sees the model stale after 0.25 s and disengages us: until then, the lane
+        assert cs.controlsState.desiredCurvature == pytest.approx(held, abs=1e-6) and held > 0.0019
+        assert not cc.valid and cc.carControl.latActive
 
     def test_alert_reaches_the_car_as_sound_and_icon(self):
         h = ControlsHarness()

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from cereal import car, messaging
 from selfdrive.controls.lib.controls_logic import ControlsLogic, PlanView, SelfdriveView
 from selfdrive.controls.lib.drive_helpers import LaneView, desired_curvature
-from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner, ModelData, parse_model
+from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner
+from selfdrive.controls.lib.model_data import ModelData, parse_model
 from selfdrive.controls.tests.synth import SynthLead, car_params, model_msg
 
 ANY_FLOAT = st.floats(allow_nan=True, allow_infinity=True, width=32)
@@ -37,42 +38,53 @@ def car_state(**kw):
     return CS.as_reader()
 
 
-def plan_msg(t, accels, speeds, curvature, should_stop=False):
+def plan_msg(t, accels, speeds, should_stop=False):
     msg = messaging.new_message("longitudinalPlan")
     p = msg.longitudinalPlan
-    p.t, p.accels, p.speeds, p.desiredCurvature, p.shouldStop = t, accels, speeds, curvature, should_stop
+    p.t, p.accels, p.speeds, p.shouldStop = t, accels, speeds, should_stop
     return messaging.log_from_bytes(msg.to_bytes()).longitudinalPlan
+
+
+def parsed_model(**kw) -> ModelData:
+    """ModelData as controlsd and plannerd get it: through a serialized modelV2."""
+    return parse_model(messaging.log_from_bytes(model_msg(**kw).to_bytes()).modelV2)
 
 
 class TestControlsFuzz:
     @settings(max_examples=200, deadline=None)
     @given(v=FLOAT, a=FLOAT, angle=FLOAT, offset=FLOAT, cruise=FLOAT, v_cruise=FLOAT,
-           t=FLOATS, accels=FLOATS, speeds=FLOATS, curvature=FLOAT, age=FLOAT,
+           t=FLOATS, accels=FLOATS, speeds=FLOATS, curvature=FLOAT, x=FLOATS, y=FLOATS, lines=FLOATS, age=FLOAT,
            flags=st.lists(st.booleans(), min_size=8, max_size=8))
     def test_car_control_is_always_finite(self, v, a, angle, offset, cruise, v_cruise, t, accels, speeds, curvature,
-                                          age, flags):
+                                          x, y, lines, age, flags):
         logic = ControlsLogic(car_params())
         CS = car_state(vEgo=v, aEgo=a, steeringAngleDeg=angle, steeringAngleOffsetDeg=offset, vCruise=v_cruise,
                        cruise_speed=cruise, brakePressed=flags[0], gasPressed=flags[1], steeringPressed=flags[2],
                        standstill=flags[3], cruise_enabled=flags[4])
-        plan = PlanView.from_msg(plan_msg(t, accels, speeds, curvature, flags[5]), age=finite_age(age))
+        plan = PlanView.from_msg(plan_msg(t, accels, speeds, flags[5]), age=finite_age(age))
+        n = min(len(x), len(y))
+        m = min(len(lines), len(y), 8)  # the ego lane: its lines sampled at x = `lines`, centred on `y`
+        lanes = LaneView(np.array(lines[:m]), np.array(y[:m]) + 1.8, np.array(y[:m]) - 1.8, (0.9, 0.9), (0.1, 0.1))
+        model = parsed_model(curvature=curvature, path=(np.array(x[:n]), np.array(y[:n])), lanes=lanes)
         sd = SelfdriveView(enabled=flags[6], active=flags[6] and flags[7], alert_sound="warningImmediate",
                            alert_visual="fcw")
         for _ in range(3):
             msg, cst = messaging.new_message("carControl"), messaging.new_message("controlsState")
-            logic.update(CS, sd, plan, msg.carControl, cst.controlsState)
+            logic.update(CS, sd, plan, msg.carControl, cst.controlsState, model=model)
             values = floats_in(msg.carControl.to_dict()) + floats_in(cst.controlsState.to_dict())
             assert all(math.isfinite(x) for x in values), msg.carControl
 
     def test_one_bad_carstate_does_not_poison_the_controllers(self):
         logic = ControlsLogic(car_params())
         sd = SelfdriveView(enabled=True, active=True)
-        plan = PlanView(accels=np.full(27, 0.5), speeds=np.full(27, 20.0), desired_curvature=0.002)
+        plan = PlanView(accels=np.full(27, 0.5), speeds=np.full(27, 20.0))
+        model = parsed_model(v=20.0, curvature=0.002)
         msg, cst = messaging.new_message("carControl"), messaging.new_message("controlsState")
-        logic.update(car_state(vEgo=math.nan, aEgo=0.0), sd, plan, msg.carControl, cst.controlsState)
+        logic.update(car_state(vEgo=math.nan, aEgo=0.0), sd, plan, msg.carControl, cst.controlsState, model=model)
         assert not msg.carControl.latActive and msg.carControl.actuators.accel == 0.0
-        for _ in range(20):
-            logic.update(car_state(vEgo=20.0, aEgo=0.0), sd, plan, msg.carControl, cst.controlsState)
+        for i in range(20):
+            logic.update(car_state(vEgo=20.0, aEgo=0.0), sd, plan, msg.carControl, cst.controlsState,
+                         model=model if i % 5 == 0 else None)
         act = msg.carControl.actuators
         assert msg.carControl.latActive and msg.carControl.longActive
         assert 0 < act.torque < 1 and 0.3 < act.accel < 1.0

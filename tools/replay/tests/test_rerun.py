@@ -44,12 +44,13 @@ def test_the_command_prints_the_shares_and_refuses_bad_input(recorded, tmp_path,
     assert "rerun:" in capsys.readouterr().err
 
 
-def _late_plans(inputs: list[bytes]) -> list[bytes]:
-    """`inputs` with every plan delivered after the carState that follows it (a live controlsd on a busy machine)."""
+def _late_frames(inputs: list[bytes]) -> list[bytes]:
+    """`inputs` with every model frame and plan delivered after the carState that follows it (a live controlsd on a
+    busy machine)."""
     out, held = [], []
     for d in inputs:
         which = messaging.log_from_bytes(d).which()
-        if which == "longitudinalPlan":
+        if which in ("modelV2", "longitudinalPlan"):
             held.append(d)
             continue
         out.append(d)
@@ -63,23 +64,25 @@ def _zero_used_fields(ev):
     b = ev.as_builder()
     if ev.which() == "controlsState":
         b.controlsState.longitudinalPlanMonoTime = 0
+        b.controlsState.modelV2MonoTime = 0
         b.controlsState.selfdriveStateMonoTime = 0
     return b
 
 
-def test_a_plan_that_came_late_live_comes_late_in_the_rerun(tmp_path_factory):
+def test_a_model_frame_and_plan_that_came_late_live_come_late_in_the_rerun(tmp_path_factory):
     root = tmp_path_factory.mktemp("late")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ROADPILOT_PREFIX", "rerun-late")
         mp.setenv("ROADPILOT_DATA", str(root / "data"))
         inputs = [d for d in as_bytes(stack_route(8.0)) if messaging.log_from_bytes(d).which() != "controlsState"]
-        outputs = replay(config("controlsd"), _late_plans(inputs)).outputs
+        outputs = replay(config("controlsd"), _late_frames(inputs)).outputs
     evs = sorted((messaging.log_from_bytes(d) for d in inputs + outputs), key=lambda e: e.logMonoTime)
-    # the route logs every message by its own time, so in it each plan comes before the carState it missed
+    # the route logs every message by its own time, so in it each frame and plan comes before the carState it missed
     route = write_route([e.as_builder() for e in evs], "late", root=str(root))
     r = rerun(route, "controlsd")
     assert r.compared["carControl"] > 700 and r.share("carControl") == 1.0
-    # what makes it so: controlsState names the plan each cycle had; without that the recorded order is replayed
+    # what makes it so: controlsState names the frame and plan each cycle had; without that the recorded order is
+    # replayed
     blind = write_route([_zero_used_fields(e) for e in evs], "blind", root=str(root))
     assert rerun(blind, "controlsd").share("carControl") < 0.99
 

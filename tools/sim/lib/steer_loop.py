@@ -36,7 +36,8 @@ from tools.sim.lib.dynamics import Inputs, cruising_state, step
 from tools.sim.lib.sim_car import DEFAULT_PLATFORM, LKA_FULL_UNITS, sim_platform
 
 PIPELINE_STEPS = 2          # carState -> controlsd -> card -> the car: cycles from a measurement to its torque
-VISION_DELAY_STEPS = 5      # a camera frame's lane lines reach the plan this many cycles later (model + plannerd)
+VISION_DELAY_STEPS = 5      # a camera frame's lane lines reach the lateral plan this many cycles later (modeld and
+                            # controlsd's next cycle)
 LANE_WIDTH = 3.7
 # the model's frame-to-frame jitter of the lane centre, independent per frame: measured on the sim's highway drive
 # (models/driving.onnx), its lane centre 15 m ahead moves 0.013 m RMS above 1 Hz, and the plan's lane-centre
@@ -92,10 +93,10 @@ def run(gain: float = 1.0, extra_delay_s: float = 0.0, friction: float = 0.0, v:
     """The loop on `platform`'s simulated car whose EPS delivers `gain` times the torque asked, `extra_delay_s`
     later than the pipeline's own delay, holding `friction` (of full torque) before it moves. `torque`: the
     controller's parameters (default: what carParams says). With `lanes` the plan steers for the lane centre as
-    plannerd does, from perfect lane lines seen at 20 Hz VISION_DELAY_STEPS late (the camera loop closes through
-    the car's motion); without, the plan is the road's curvature (the steering loop alone). With `learn`, torqued's
-    estimator learns the car's response from the loop (as torqued does, once a second) and the controller takes it
-    (as controlsd does)."""
+    controlsd's lateral planner does, from perfect lane lines seen at 20 Hz VISION_DELAY_STEPS late (the camera loop
+    closes through the car's motion); without, the plan is the road's curvature (the steering loop alone). With
+    `learn`, torqued's estimator learns the car's response from the loop (as torqued does, once a second) and the
+    controller takes it (as controlsd does)."""
     CP = car_params(platform)
     vp = replace(sim_platform(platform).vehicle, eps_friction=friction)
     car_torque = torque or TorqueParams.from_car_params(CP)
@@ -108,7 +109,7 @@ def run(gain: float = 1.0, extra_delay_s: float = 0.0, friction: float = 0.0, v:
     slip = slip_factor(CP)
     state = cruising_state(vp, 0.0, 0.0, 0.0, v)
     pipe: deque[int] = deque([0] * (PIPELINE_STEPS + round(extra_delay_s / DT_CTRL)))
-    plan_k = desired = smoothed = 0.0
+    plan_k = desired = 0.0
     last = 0
     offset = heading = 0.0  # the car against the lane centre: m left of it, rad left of its direction
     seen: deque[np.ndarray] = deque()
@@ -124,11 +125,10 @@ def run(gain: float = 1.0, extra_delay_s: float = 0.0, friction: float = 0.0, v:
         if not lanes:
             plan_k = float(road(dist + v * steer_delay, v)) if i % PLAN_EVERY == 0 else plan_k
         elif i % PLAN_EVERY == VISION_DELAY_STEPS % PLAN_EVERY and len(seen) > VISION_DELAY_STEPS // PLAN_EVERY:
-            # plannerd: the lines of a frame that is a while old, the newest carState's curvature
+            # controlsd's lateral plan: the lines of a frame that is a while old, the newest carState's curvature
             centre = seen.popleft() + rng.normal(0.0, LINE_NOISE_M) + rng.normal(0.0, LINE_NOISE_RAD) * X_LINES
             k = lane_centre_curvature(X_LINES, centre + LANE_WIDTH / 2, centre - LANE_WIDTH / 2, v, steer_delay, actual)
-            smoothed = smooth_curvature(smoothed, k if k is not None else smoothed, DT_MDL)
-            plan_k, _ = clip_curvature(v, plan_k, smoothed, DT_MDL)
+            plan_k = smooth_curvature(plan_k, k if k is not None else plan_k, DT_MDL)
         desired, _ = clip_curvature(v, desired, plan_k, DT_CTRL)
         out = lat.update(True, v, actual, desired)
         applied = apply_meas_steer_torque_limits(round(out.torque * LKA_FULL_UNITS), last, last, limits)

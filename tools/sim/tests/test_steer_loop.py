@@ -1,5 +1,5 @@
-"""The lateral loop's margin (tools/sim/lib/steer_loop.py: controlsd's torque controller and plannerd's lane pursuit
-steering the sim's car through opendbc's torque limits, lane lines seen late and with the model's jitter)."""
+"""The lateral loop's margin (tools/sim/lib/steer_loop.py: controlsd's lane pursuit and torque controller steering the
+sim's car through opendbc's torque limits, lane lines seen late and with the model's jitter)."""
 
 import pytest
 
