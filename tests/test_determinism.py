@@ -1,7 +1,7 @@
 """Lockstep is deterministic: the same drive of the whole stack (the manager in sim mode, every daemon a process of
 its own, the model on every frame) twice, once with both cores kept busy by other processes, gives the same world and
-the same carControl at every step, computed from the same inputs (controlsState names the carState, plan,
-selfdriveState and steering estimate each cycle used).
+the same carControl at every step, computed from the same inputs (controlsState names the carState, model frame,
+plan, selfdriveState and steering estimate each cycle used).
 
 The world's time is the stack's clock (common.clock), so how fast the machine is never enters what a daemon sees:
 every step and every camera frame waits for all its answers (tools/sim/bridge.py; a step's answers name the carState
@@ -61,10 +61,10 @@ def drive(tmp_path, name: str, load: bool) -> dict[str, dict[int, bytes]]:
         ss.wallMonoTime = 0
 
     def inputs_by_step(cs) -> None:
-        # which carState, plan, selfdriveState and steering estimate controlsd used, as world steps: the same
-        # inputs at every step, not only the same outputs (an input one step older often gives the same output)
+        # which carState, model frame, plan, selfdriveState and steering estimate controlsd used, as world steps:
+        # the same inputs at every step, not only the same outputs (an input one step older often gives the same one)
         cs.cumLagMs = 0.0
-        for f in ("carStateMonoTime", "longitudinalPlanMonoTime", "selfdriveStateMonoTime",
+        for f in ("carStateMonoTime", "modelV2MonoTime", "longitudinalPlanMonoTime", "selfdriveStateMonoTime",
                   "liveTorqueParametersMonoTime"):
             setattr(cs, f, max(0, getattr(cs, f) - start_ns) // 10_000_000)
 
