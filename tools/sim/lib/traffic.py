@@ -5,7 +5,9 @@ A vehicle lives in road coordinates: s (arc length of its centre) and d (lateral
 left positive), moving along +s (direction 1) or, in the oncoming lane, along -s (direction -1). Its
 behaviour is data: a speed profile (Phase rows: from time t aim for speed v using at most `accel`) and
 lane changes (LaneChange rows). Behaviours built from these: cruise (no phases), slow down, brake hard to
-a stop, stop-and-go, cut-in from the next lane, a stopped car (v = 0, no phases).
+a stop, stop-and-go, cut-in from the next lane, a stopped car (v = 0, no phases). A lane change that is due waits
+until the target lane has room (MERGE_GAP_M to whatever is in it, the ego included), as a driver checks the mirror:
+a seed's jitter once had a cut-in start while the car was still beside the ego, and it drove into the ego's side.
 
 Stepping is synchronous (every vehicle sees the others' state from the start of the step), uses only
 float arithmetic on the vehicles' own state and is free of randomness, so a world evolves identically
@@ -26,6 +28,7 @@ FOLLOW_DECEL = 3.0      # m/s², comfortable braking (IDM's b)
 EMERGENCY_DECEL = 9.0   # m/s², when the gap is gone
 LOOKAHEAD = 150.0       # m, vehicles further ahead do not influence a follower
 IDM_ROOT = 2.0 * math.sqrt(FOLLOW_ACCEL * FOLLOW_DECEL)
+MERGE_GAP_M = 5.0       # m, bumper to bumper, a lane change needs ahead of and behind it in the target lane
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,7 @@ def profile_accel(veh: Vehicle, t: float) -> float:
 def step_vehicles(vehicles: list[Vehicle], road: Road, t: float, dt: float, ego: Box | None = None) -> None:
     """Advances every vehicle by dt from time t, in place. All accelerations come from the state at t."""
     boxes = [v.box() for v in vehicles]
+    everyone = boxes + ([ego] if ego is not None else [])
     accels = []
     for i, veh in enumerate(vehicles):
         # the ego leads only vehicles behind it: traffic ahead does not react to it (scenarios stay scripted)
@@ -150,7 +154,7 @@ def step_vehicles(vehicles: list[Vehicle], road: Road, t: float, dt: float, ego:
             others.append(ego)
         want = min(profile_accel(veh, t), follow_accel(veh, others))
         accels.append(min(veh.a + JERK_MAX * dt, max(veh.a - JERK_MAX * dt, want)))
-    for veh, a in zip(vehicles, accels, strict=True):
+    for i, (veh, a) in enumerate(zip(vehicles, accels, strict=True)):
         v_new = veh.v + a * dt
         if v_new <= 0.0:                # stopping: stands still instead of reversing
             v_new = 0.0
@@ -158,12 +162,24 @@ def step_vehicles(vehicles: list[Vehicle], road: Road, t: float, dt: float, ego:
                 a = max(a, 0.0)
         veh.s += veh.direction * 0.5 * (veh.v + v_new) * dt
         veh.v, veh.a = v_new, a
-        _lane_change(veh, road, t + dt)
+        _lane_change(veh, road, t + dt, everyone[:i] + everyone[i + 1:])
 
 
-def _lane_change(veh: Vehicle, road: Road, t: float) -> None:
+def _room(veh: Vehicle, d: float, others: list[Box]) -> bool:
+    """Whether a vehicle could move to lateral offset d now: MERGE_GAP_M clear ahead of and behind it there."""
+    for b in others:
+        if b.direction == veh.direction and _overlaps_laterally(d, veh.width, b, margin=0.0):
+            gap = abs(b.s - veh.s) - 0.5 * (b.length + veh.length)
+            if gap < MERGE_GAP_M:
+                return False
+    return True
+
+
+def _lane_change(veh: Vehicle, road: Road, t: float, others: list[Box]) -> None:
     if veh._lc_start is None and veh._lc_done < len(veh.lane_changes) and veh.lane_changes[veh._lc_done].t <= t:
         lc = veh.lane_changes[veh._lc_done]
+        if not _room(veh, road.lane_center_offset(lc.lane), others):
+            return  # due, but the lane is taken beside us: again next step
         veh._lc_start = (t, veh.d, road.lane_center_offset(lc.lane), lc.duration, lc.lane)
     if veh._lc_start is None:
         return

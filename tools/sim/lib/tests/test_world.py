@@ -5,7 +5,7 @@ import pytest
 
 from tools.sim.lib.road import DS, MAX_HEADING, ROAD_KINDS, Road
 from tools.sim.lib.scenarios import SCENARIOS, World, boxes_overlap, make_world
-from tools.sim.lib.traffic import Box, Phase, Vehicle, step_vehicles
+from tools.sim.lib.traffic import MERGE_GAP_M, Box, LaneChange, Phase, Vehicle, step_vehicles
 
 KINDS = list(ROAD_KINDS)
 
@@ -206,6 +206,26 @@ class TestScenarios:
         for i in range(round(40 / 0.01)):
             step_vehicles([veh], road, i * 0.01, 0.01, ego)
         assert veh.v == 0.0 and 0.0 < ego.s - veh.s - 0.5 * (veh.length + ego.length) < 6.0
+
+    def test_a_cut_in_waits_until_it_is_clear_of_the_ego(self):
+        # due to cut in while still beside the ego (a seed's jitter did this: it drove into the ego's side), the car
+        # waits until it is MERGE_GAP_M ahead, and never overlaps the ego
+        road = Road(0, "straight", 3000, num_lanes=2)
+        ego_d, right = road.lane_center_offset(1), road.lane_center_offset(0)
+        veh = Vehicle(0, s=100.0, d=right, lane=0, v=26.0, lane_changes=(LaneChange(1.0, 1, 3.0),))
+        ego = Box(s=100.0, d=ego_d, v=25.0)
+        started = None
+        for i in range(round(20 / 0.01)):
+            before = veh.s - ego.s - 0.5 * (veh.length + ego.length)  # bumper to bumper as this step starts
+            step_vehicles([veh], road, i * 0.01, 0.01, ego)
+            ego = Box(s=ego.s + 25.0 * 0.01, d=ego_d, v=25.0)
+            if started is None and veh.d != right:
+                started = (i * 0.01, before)
+            assert not (abs(veh.d - ego.d) < 0.5 * (veh.width + ego.width)
+                        and abs(veh.s - ego.s) < 0.5 * (veh.length + ego.length)), f"hit the ego at {i * 0.01:.2f} s"
+        # (the start is judged after the car's own move of that step: a quarter metre further on)
+        assert started is not None and started[0] > 5.0 and started[1] >= MERGE_GAP_M - 0.5
+        assert veh.lane == 1 and veh.d == pytest.approx(ego_d)
 
     def test_oncoming_traffic_drives_towards_the_ego(self):
         world = make_world("suburban", 1)
