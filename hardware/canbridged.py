@@ -37,6 +37,7 @@ import zmq
 from opendbc.car.can_definitions import CanData
 
 from cereal import car, messaging
+from cereal.can_frames import can_list_message, frames_of
 from common import clock
 from common.params import Params
 from common.realtime import DT_CTRL, PRIO_CTRL_HIGH, Ratekeeper, set_realtime_priority
@@ -176,7 +177,7 @@ def handle_sendcan(bridge: CanBridge, dat: bytes, now_ns: int) -> None:
         if ev.which() != "sendcan":
             raise messaging.MalformedMessage(f"a {ev.which()} message on the sendcan socket")
         # log_from_bytes checks the root and union pointers only: a frame's dat pointer out of bounds raises here
-        frames = [CanData(c.address, bytes(c.dat), c.src) for c in ev.sendcan]
+        frames = frames_of(ev.sendcan)
     except (messaging.MalformedMessage, AttributeError, capnp.KjException) as e:
         bridge.counts["sendcan_bad"] += 1
         cloudlog.warning("malformed sendcan dropped", extra={"error": str(e)[:200]})
@@ -188,13 +189,6 @@ def handle_sendcan(bridge: CanBridge, dat: bytes, now_ns: int) -> None:
     bridge.poll(now_ns // 1000)  # judge the frames against the freshest car state (a brake pressed just now)
     bridge.transmit(frames, now_ns // 1000)
     bridge.backend.end_sendcan(ev.logMonoTime)
-
-
-def can_message(frames: list[CanData], valid: bool = True):
-    msg = messaging.new_message("can", len(frames), valid=valid)
-    for c, f in zip(msg.can, frames, strict=True):
-        c.address, c.dat, c.src = f.address, f.dat, f.src
-    return msg
 
 
 def safety_from_car_params(cp_bytes: bytes) -> tuple[int, int] | None:
@@ -307,7 +301,7 @@ class Daemon:
 
     def tick(self, now_ns: int) -> None:
         """One `can` message: what the car sent since the last one; then the heartbeat, the safety mode, the status."""
-        self.pm.send("can", can_message(self.bridge.receive(now_ns // 1000)))
+        self.pm.send("can", can_list_message("can", self.bridge.receive(now_ns // 1000)))
         self.sm.update(0)
         if self.sm.updated["carControl"]:
             # when controlsd was alive (the message's time), not when we got to it: never later than true

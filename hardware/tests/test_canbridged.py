@@ -17,9 +17,10 @@ from opendbc.car.can_definitions import CanData
 from opendbc.car.toyota import toyotacan
 
 from cereal import messaging
+from cereal.can_frames import can_list_message
 from common.paths import run_dir
 from hardware.can_backends import Backend, RawFrame
-from hardware.canbridged import CanBridge, can_message, handle_sendcan, safety_from_car_params
+from hardware.canbridged import CanBridge, handle_sendcan, safety_from_car_params
 from selfdrive.car.car_specific import CarSetup, build_plan
 from selfdrive.car.fingerprinting import FingerprintResult
 from selfdrive.car.safety import toyota_param
@@ -158,7 +159,7 @@ class TestBridge:
 
     def test_can_message_roundtrip(self):
         frames = [CanData(0x1D2, bytes(8), 0), CanData(0x2E4, b"\x01", 128)]
-        ev = messaging.log_from_bytes(can_message(frames).to_bytes())
+        ev = messaging.log_from_bytes(can_list_message("can", frames).to_bytes())
         assert [(c.address, bytes(c.dat), c.src) for c in ev.can] == [tuple(f) for f in frames]
 
 

@@ -19,7 +19,6 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import replace
 
 from opendbc.car.can_definitions import CanData
@@ -27,6 +26,7 @@ from opendbc.car.carlog import carlog
 from opendbc.car.structs import CarParams
 
 from cereal import messaging
+from cereal.can_frames import can_list_message, frames_of
 from common import clock
 from common.params import Params
 from common.realtime import DT_CTRL, PRIO_CTRL_HIGH, Ratekeeper, set_realtime_priority
@@ -48,19 +48,6 @@ FORCED_CAR_ENV = "ROADPILOT_CAR"  # `roadpilot device --car`: this run only, nev
 CAN_WAIT_MS = 20           # identification: a `can` this late counts as a silent bus (an empty message)
 SUBSCRIBES = ("can", "carControl")
 PUBLISHES = ("carState", "carParams", "carOutput", "sendcan", "liveTracks")
-
-
-def frames_of(msg) -> list[CanData]:
-    return [CanData(c.address, bytes(c.dat), c.src) for c in msg.can]
-
-
-def sendcan_message(frames: Sequence[CanData], valid: bool = True):
-    """A `sendcan` message of the car port's frames (CanData, or the plain (address, dat, src) tuples opendbc's
-    packer makes)."""
-    sc = messaging.new_message("sendcan", len(frames), valid=valid)
-    for c, (address, dat, bus) in zip(sc.sendcan, frames, strict=True):
-        c.address, c.dat, c.src = address, bytes(dat), bus
-    return sc
 
 
 def wait_for_bus(can_sock, forced: str | None) -> list:
@@ -95,10 +82,10 @@ class QueryBus:
             # a silent bus (or a stalled bridge) is an empty message, so opendbc's windows end in bounded time
             msgs = [first] if first is not None else [None]
         msgs += messaging.drain_sock(self.can_sock)
-        return [[] if m is None else frames_of(m) for m in msgs]
+        return [[] if m is None else frames_of(m.can) for m in msgs]
 
     def send(self, msgs: list[CanData]) -> None:
-        self.pm.send("sendcan", sendcan_message(msgs))
+        self.pm.send("sendcan", can_list_message("sendcan", msgs))
         self.sent += len(msgs)
 
 
@@ -120,11 +107,11 @@ def identify(can_sock, pm: messaging.PubMaster, forced: str | None, setup: CarSe
     else:
         window = list(first)
         for m in first:
-            finger.add(frames_of(m))
+            finger.add(frames_of(m.can))
         while not finger.done:
             msg = messaging.recv_one(can_sock, 100)
             if msg is not None:
-                finger.add(frames_of(msg))
+                finger.add(frames_of(msg.can))
                 window.append(msg)
             if finger.frames == 0 and time.monotonic() - started > FINGERPRINT_NO_CAN_S:
                 break  # nothing to learn the wiring from: the plan says so and expects every bus
@@ -164,7 +151,7 @@ class Card:
         had come now: the first carState answers the first frame (a replayed drive starts at its start)."""
         for m in window:
             self.last_can = (m.logMonoTime, clock.monotonic_ns())
-            self.publish_state([m], [(m.logMonoTime, frames_of(m))])
+            self.publish_state([m], [(m.logMonoTime, frames_of(m.can))])
         self.can_deadline = clock.monotonic() + self.can_grace_s
 
     def update(self) -> None:
@@ -173,7 +160,7 @@ class Card:
         msgs = ([first] if first is not None else []) + messaging.drain_sock(self.can_sock)
         now = clock.monotonic()
         if msgs:
-            packets = [(m.logMonoTime, frames_of(m)) for m in msgs]
+            packets = [(m.logMonoTime, frames_of(m.can)) for m in msgs]
             self.can_deadline = now + self.can_grace_s
             self.last_can = (msgs[-1].logMonoTime, clock.monotonic_ns())
         else:
@@ -211,7 +198,7 @@ class Card:
         out = messaging.new_message("carOutput")
         out.carOutput.actuatorsOutput = actuators
         self.pm.send("carOutput", out)
-        self.pm.send("sendcan", sendcan_message(sends, valid=self.sm.valid["carControl"]))
+        self.pm.send("sendcan", can_list_message("sendcan", sends, valid=self.sm.valid["carControl"]))
 
     def publish_params(self) -> None:
         now = clock.monotonic()

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 from opendbc.car.can_definitions import CanData
 
-from cereal import messaging
+from cereal.can_frames import can_list_message
 from common.paths import routes_dir
 from tools.lib.make_route import write_route
 
@@ -29,10 +29,8 @@ def can_messages(t: np.ndarray, frames: list[CanData]) -> Iterator:
     prev = 0
     for end, cut in zip(ends.tolist(), cuts.tolist(), strict=True):
         batch = frames[prev:cut]
-        msg = messaging.new_message("can", len(batch))
+        msg = can_list_message("can", batch)
         msg.logMonoTime = int(round(end * 1e9))
-        for c, (address, dat, bus) in zip(msg.can, batch, strict=True):
-            c.address, c.dat, c.src = address, dat, bus
         prev = cut
         yield msg
 

@@ -338,3 +338,15 @@ class TestDrivenClock:
         finally:
             pm.close()
             sm.close()
+
+
+def test_can_frames_go_through_a_message_unchanged_and_come_back_as_candata():
+    from opendbc.car.can_definitions import CanData
+
+    from cereal.can_frames import can_list_message, frames_of
+    frames = [CanData(0x2E4, b"\x01\x02", 0), (0x343, bytearray(b"\x00" * 8), 2), CanData(0x18DAF100, b"", 129)]
+    for service in ("can", "sendcan"):
+        ev = messaging.log_from_bytes(can_list_message(service, frames, valid=False).to_bytes())
+        got = frames_of(getattr(ev, service))
+        assert got == [(a, bytes(d), s) for a, d, s in frames] and all(type(f) is CanData for f in got)
+        assert not ev.valid
