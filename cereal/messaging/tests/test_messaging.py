@@ -1,3 +1,4 @@
+import contextlib
 import os
 import subprocess
 import sys
@@ -256,12 +257,23 @@ class TestDrivenClock:
         m.logMonoTime = ns
         return m
 
-    def test_a_peers_answer_to_the_present_step_is_taken_once_the_world_steps_on(self, world):
-        pm = messaging.PubMaster(["carState", "selfdriveState"], watch=["carState", "selfdriveState"])
-        sm = messaging.SubMaster(["carState", "selfdriveState"], poll="carState")
+    @staticmethod
+    @contextlib.contextmanager
+    def connected(peer: str, watch: tuple[str, ...]):
+        """carState (our poll service) and a peer's service: their publisher, our SubMaster, and the publisher's
+        `watch`ed sockets subscribed to before the test sends anything."""
+        pm = messaging.PubMaster(["carState", peer], watch=watch)
+        sm = messaging.SubMaster(["carState", peer], poll="carState")
         try:
-            while pm.sock["carState"].subscribers() < 1 or pm.sock["selfdriveState"].subscribers() < 1:
+            while any(pm.sock[s].subscribers() < 1 for s in watch):
                 time.sleep(0.001)
+            yield pm, sm
+        finally:
+            pm.close()
+            sm.close()
+
+    def test_a_peers_answer_to_the_present_step_is_taken_once_the_world_steps_on(self, world):
+        with self.connected("selfdriveState", ("carState", "selfdriveState")) as (pm, sm):
             t = world.ns
             pm.send("selfdriveState", self.stamped("selfdriveState", t))  # a peer already answered this step
             pm.send("carState", self.stamped("carState", t))              # our own input: taken at once
@@ -271,18 +283,11 @@ class TestDrivenClock:
             pm.send("carState", self.stamped("carState", world.ns))
             assert wait_until(sm, lambda: sm.updated["carState"])
             assert sm.seen["selfdriveState"] and sm.logMonoTime["selfdriveState"] == t
-        finally:
-            pm.close()
-            sm.close()
 
     def test_a_message_sent_but_never_delivered_is_waited_for_once(self, world):
         # the table of stamps says an earlier step's message exists; it never comes (ZMQ dropped it):
         # one wait of CATCH_UP_MS, not one per update
-        pm = messaging.PubMaster(["carState", "selfdriveState"], watch=["carState"])
-        sm = messaging.SubMaster(["carState", "selfdriveState"], poll="carState")
-        try:
-            while pm.sock["carState"].subscribers() < 1:
-                time.sleep(0.001)
+        with self.connected("selfdriveState", ("carState",)) as (pm, sm):
             world.set_ns(world.ns + 10_000_000)
             pm.published.put("selfdriveState", world.ns)
             waits = []
@@ -293,39 +298,25 @@ class TestDrivenClock:
                 assert wait_until(sm, lambda: sm.updated["carState"])
                 waits.append(time.monotonic() - t0)
             assert waits[0] >= messaging.CATCH_UP_MS / 1000 * 0.9 and max(waits[1:]) < messaging.CATCH_UP_MS / 1000
-        finally:
-            pm.close()
-            sm.close()
 
     def test_a_message_stamped_before_the_reader_subscribed_is_not_waited_for(self, world):
         # a daemon (re)started mid-drive: what its peers sent before it subscribed never reaches it
-        pm = messaging.PubMaster(["carState", "selfdriveState"], watch=["carState"])
-        pm.published.put("selfdriveState", world.ns)
-        sm = messaging.SubMaster(["carState", "selfdriveState"], poll="carState")
-        try:
-            while pm.sock["carState"].subscribers() < 1:
-                time.sleep(0.001)
+        messaging.PubMaster([]).published.put("selfdriveState", world.ns)  # the run's table of stamps, before us
+        with self.connected("selfdriveState", ("carState",)) as (pm, sm):
             world.set_ns(world.ns + 10_000_000)
             pm.send("carState", self.stamped("carState", world.ns))
             t0 = time.monotonic()
             assert wait_until(sm, lambda: sm.updated["carState"])
             assert time.monotonic() - t0 < messaging.CATCH_UP_MS / 1000 and not sm.seen["selfdriveState"]
-        finally:
-            pm.close()
-            sm.close()
 
     def test_the_newest_earlier_message_is_waited_for_even_when_an_older_one_comes_first(self, world):
         # a loaded machine delivers a peer's answer to the step before last first and its answer to the last step
         # later: the reader must take the last step's (it took whatever came first: what it read depended on load)
-        pm = messaging.PubMaster(["carState", "liveTorqueParameters"], watch=["carState", "liveTorqueParameters"])
-        sm = messaging.SubMaster(["carState", "liveTorqueParameters"], poll="carState")
-        try:
-            while pm.sock["carState"].subscribers() < 1 or pm.sock["liveTorqueParameters"].subscribers() < 1:
-                time.sleep(0.001)
+        service = "liveTorqueParameters"
+        with self.connected(service, ("carState", service)) as (pm, sm):
             older, last = world.ns + 10_000_000, world.ns + 20_000_000
             world.set_ns(last + 10_000_000)
-            pm.published.put("liveTorqueParameters", last)  # both sent, both still on their way
-            service = "liveTorqueParameters"
+            pm.published.put(service, last)  # both sent, both still on their way
             on_the_way = [threading.Timer(delay, pm.send, (service, self.stamped(service, t)))
                           for delay, t in ((0.1, older), (0.4, last))]
             for timer in on_the_way:
@@ -334,11 +325,7 @@ class TestDrivenClock:
             assert wait_until(sm, lambda: sm.updated["carState"])
             for timer in on_the_way:
                 timer.join()
-            assert sm.logMonoTime["liveTorqueParameters"] == last
-        finally:
-            pm.close()
-            sm.close()
-
+            assert sm.logMonoTime[service] == last
 
 def test_can_frames_go_through_a_message_unchanged_and_come_back_as_candata():
     from opendbc.car.can_definitions import CanData
