@@ -14,8 +14,8 @@ from common.paths import routes_dir
 from selfdrive.loggerd.logreader import LogReader
 from tools import cli
 
-VIDEO = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "shared", "data", "udacity-dashcam",
-                     "solidWhiteRight.mp4")
+# ../shared beside the checkout (this file is <checkout>/tests/)
+VIDEO = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "udacity-dashcam", "solidWhiteRight.mp4")
 
 
 @pytest.mark.parametrize(("args", "says"), [
