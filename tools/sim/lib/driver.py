@@ -81,6 +81,11 @@ class Vehicle:
                    p.rolling_resistance, p.drive_accel_max, p.drive_power_max, p.brake_decel_max, car.min_engage_speed)
 
 
+REACT_S = 0.8     # s ahead a supervising driver judges the car's drift over
+DRIFT_M = 0.45    # m off the lane centre, now or in REACT_S, at which it takes over
+SETTLED_M = 0.3   # m off its own target, now and in REACT_S, within which it engages
+
+
 @dataclass
 class View:
     """One step's view: pose in road coordinates and the car's state."""
@@ -236,7 +241,10 @@ class ScriptedDriver:
         want = self.cfg.use_cruise or self.cfg.mode == "supervise"
         if not want or car.engaged or view.t - self.took_over_t < 5.0:
             return
-        if abs(view.d - self.target_offset(view.t)) > 0.3:  # engage only when settled in the lane
+        # engage only when settled in the lane: there now and still there in REACT_S (heading along it). A driver
+        # who engaged 0.3 m off while still steering back had the car drifting when it let go, and took over
+        # seconds later for a drift it had left the assistant (4 of suburban 500000's 8 takeovers, issue 22)
+        if max(abs(x) for x in self._off_and_ahead(view, self.target_offset(view.t))) > SETTLED_M:
             return
         if self.change is not None:  # and not with a lane change of its own under way (blinker on or moving over)
             return
@@ -277,16 +285,20 @@ class ScriptedDriver:
                               set=pressed == "set", resume=pressed == "resume", cancel=pressed == "cancel",
                               blinker=self.blinker)
 
+    @staticmethod
+    def _off_and_ahead(view: View, centre: float) -> tuple[float, float]:
+        """(m off `centre` now, m off it in REACT_S if nothing changes): a driver reacts to the drift, not the line."""
+        offset = view.d - centre
+        return offset, offset + view.v * math.sin(view.heading) * REACT_S
+
     def _must_take_over(self, view: View) -> str:
         """Why the driver takes over now ("" while it lets the assistant drive)."""
-        # where the car will be in 0.8 s if nothing changes: a driver reacts to the drift, not the line
-        offset = view.d - self.road.lane_center_offset(self.lane)
-        ahead = offset + view.v * math.sin(view.heading) * 0.8
+        offset, ahead = self._off_and_ahead(view, self.road.lane_center_offset(self.lane))
         lead = self.lead(view)
         if lead is not None and view.v > lead.v:
             gap = lead.s - view.s - (lead.length + self.veh.length) / 2
             if gap / (view.v - lead.v) < 1.5:
                 return f"closing in: {gap:.1f} m at {view.v - lead.v:.1f} m/s"
-        if max(abs(offset), abs(ahead)) > 0.45:
-            return f"drifting: {offset:+.2f} m off the lane centre, {ahead:+.2f} m in 0.8 s"
+        if max(abs(offset), abs(ahead)) > DRIFT_M:
+            return f"drifting: {offset:+.2f} m off the lane centre, {ahead:+.2f} m in {REACT_S} s"
         return ""

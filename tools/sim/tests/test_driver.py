@@ -118,3 +118,18 @@ def test_supervising_driver_says_why_it_takes_over():
     closing = replace(steady, others=[Other(s=115.0, d=centre, v=15.0)])  # 10.5 m gap (a 4.32 m CT) closing at 10 m/s
     drv2.update(closing)
     assert drv2.takeovers and drv2.takeovers[0][1].startswith("closing in: 10.5 m at 10.0 m/s")
+
+
+def test_supervising_driver_engages_only_once_settled_along_the_lane_too():
+    # on its target offset but still heading off it (0.6 m in 0.8 s): a driver who let go now would hand over a
+    # drifting car and take it back a moment later; heading along the lane it presses SET
+    from dataclasses import replace
+
+    from tools.sim.lib.driver import View
+    drv = Simulation(SimConfig(scenario="straight", seed=1, driver="supervise")).driver
+    status = replace(Simulation(SimConfig(scenario="straight", seed=1)).car.status, main_on=True, engaged=False)
+    on_target = View(10.0, 300.0, drv.target_offset(10.0), 0.03, drv.v_target, 0.0, 0.0, [], status)
+    for k in range(300):
+        assert not drv.update(replace(on_target, t=10.0 + k * 0.01)).set
+    settled = replace(on_target, t=13.0, heading=0.0)
+    assert any(drv.update(replace(settled, t=13.0 + k * 0.01)).set for k in range(100))
