@@ -84,6 +84,7 @@ class Vehicle:
 REACT_S = 0.8     # s ahead a supervising driver judges the car's drift over
 DRIFT_M = 0.45    # m off the lane centre, now or in REACT_S, at which it takes over
 SETTLED_M = 0.3   # m off its own target, now and in REACT_S, within which it engages
+ENGAGE_STEER_DEG = 15.0  # and with the steering wheel within this of centre
 
 
 @dataclass
@@ -245,6 +246,10 @@ class ScriptedDriver:
         # who engaged 0.3 m off while still steering back had the car drifting when it let go, and took over
         # seconds later for a drift it had left the assistant (4 of suburban 500000's 8 takeovers, issue 22)
         if max(abs(x) for x in self._off_and_ahead(view, self.target_offset(view.t))) > SETTLED_M:
+            return
+        # nor mid-corner: it lets go of the wheel at once, and the assistant's torque may only ramp up from nothing
+        # (rate-limited: ~1 s to the full torque a 50 m corner takes), and a car handed over there ran wide
+        if abs(view.steer_deg) > ENGAGE_STEER_DEG:
             return
         if self.change is not None:  # and not with a lane change of its own under way (blinker on or moving over)
             return

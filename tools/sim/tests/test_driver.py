@@ -122,7 +122,8 @@ def test_supervising_driver_says_why_it_takes_over():
 
 def test_supervising_driver_engages_only_once_settled_along_the_lane_too():
     # on its target offset but still heading off it (0.6 m in 0.8 s): a driver who let go now would hand over a
-    # drifting car and take it back a moment later; heading along the lane it presses SET
+    # drifting car and take it back a moment later; nor in a corner, where the car runs wide while the assistant's
+    # torque ramps up. Heading along the lane with the wheel near centre it presses SET
     from dataclasses import replace
 
     from tools.sim.lib.driver import View
@@ -131,5 +132,8 @@ def test_supervising_driver_engages_only_once_settled_along_the_lane_too():
     on_target = View(10.0, 300.0, drv.target_offset(10.0), 0.03, drv.v_target, 0.0, 0.0, [], status)
     for k in range(300):
         assert not drv.update(replace(on_target, t=10.0 + k * 0.01)).set
-    settled = replace(on_target, t=13.0, heading=0.0)
-    assert any(drv.update(replace(settled, t=13.0 + k * 0.01)).set for k in range(100))
+    cornering = replace(on_target, heading=0.0, steer_deg=40.0)     # settled, but holding the wheel in a corner
+    for k in range(300):
+        assert not drv.update(replace(cornering, t=13.0 + k * 0.01)).set
+    settled = replace(cornering, t=16.0, steer_deg=5.0)
+    assert any(drv.update(replace(settled, t=16.0 + k * 0.01)).set for k in range(100))
