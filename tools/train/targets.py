@@ -76,3 +76,16 @@ def load_split(data: str, split: str) -> tuple[dict[str, np.ndarray], list[tuple
         spans.append((os.path.splitext(os.path.basename(f))[0], start, start + n))
         start += n
     return {k: np.concatenate([p[k] for p in parts]) for k in KEYS}, spans
+
+
+# How much more often a sample in a corner is drawn: weight 1 + CORNER_BOOST * min(k / CORNER_K, 1), k the largest
+# curvature its path bends with over 10-40 m ahead. Corners tighter than 70 m are ~1% of the samples of `full`.
+CORNER_K, CORNER_BOOST = 0.015, 3.0
+
+
+def corner_weights(path: np.ndarray) -> np.ndarray:
+    """(n,) sampling weights from (n, NT, 3) path targets: y ~ k x^2 / 2 where the path is 10-40 m ahead."""
+    x, y = path[..., 0], path[..., 1]
+    far = (x >= 10.0) & (x <= 40.0)
+    k = np.where(far, 2.0 * np.abs(y) / np.maximum(x, 1.0) ** 2, 0.0).max(axis=1)
+    return 1.0 + CORNER_BOOST * np.minimum(k / CORNER_K, 1.0)

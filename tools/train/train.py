@@ -1,10 +1,11 @@
 """Trains the driving model on gen_data's episodes and exports it to ONNX (verified against torch).
 
-  python -m tools.train.train --data data/driving --config small --out models/driving.onnx
+  python -m tools.train.train --data data/driving [data/corners ...] --config small --out models/driving.onnx
 
 A compact CNN on two consecutive model frames; one head per output of selfdrive/modeld/constants.OUTPUTS.
 Losses: Laplace negative log-likelihood with a learned scale for path, lane lines, road edges and the lead
-(the scale is the published std), binary cross-entropy for lane-line and lead presence, L1 for curvature.
+(the scale is the published std), plain L1 on the path's y and z and the lines as well, binary cross-entropy for
+lane-line and lead presence, L1 for curvature. Samples in corners are drawn more often (corner_weights).
 Targets are expressed in the frame the warp's calibration believes in (tools/train/targets.py).
 Early stopping on the validation loss; the best epoch is exported.
 Needs the optional `train` extra (torch, onnx); nothing at runtime imports this.
@@ -23,7 +24,7 @@ from torch import nn
 
 from selfdrive.modeld.constants import INPUT_NAME, INPUT_SHAPE, NUM_EDGES, NUM_LINES, OUTPUTS, T_PATH, X_LINES
 from tools.train import metrics
-from tools.train.targets import KEYS, load_split
+from tools.train.targets import CORNER_BOOST, CORNER_K, KEYS, corner_weights, load_split
 
 NT, NX = len(T_PATH), len(X_LINES)
 # output scales: the network's raw outputs are O(1)
@@ -131,19 +132,30 @@ def loss_fn(net: DrivingNet, frames, t: dict[str, torch.Tensor]) -> tuple[torch.
     # starve it of gradient until weight decay flattens it to 0 (a width-24 run did: pitch gain 0.00), so it
     # also has a plain L1 term whose gradient does not depend on the predicted scale
     lz = torch.abs(p[..., 2] - t["path"][..., 2] / PATH_SCALE[2]).mean()
+    # the same for its y: under the NLL alone the model put a large scale on corners and read a 57 m radius at
+    # 0.65x its curvature (0.5x within 15 m), and the car drifted out of suburban corners (issue 22)
+    ly = torch.abs(p[..., 1] - t["path"][..., 1] / PATH_SCALE[1]).mean()
     lanes = r["lanes"].view(b, NUM_LINES, NX, 2)
     pres = t["lane_present"]
     ll = (_laplace(lanes[..., 0], lanes[..., 1].clamp(-8, 4), t["lanes"], LINE_SCALE) * pres[..., None]).sum() / (
         pres.sum() * NX + 1.0)
+    # and the lines' y likewise (their NLL alone read the same corners' lane centre at a third of its curvature)
+    ll1 = (torch.abs(lanes[..., 0] - t["lanes"] / LINE_SCALE) * pres[..., None]).sum() / (pres.sum() * NX + 1.0)
     lprob = nn.functional.binary_cross_entropy_with_logits(r["lane_prob"], pres)
     edges = r["edges"].view(b, NUM_EDGES, NX, 2)
     le = _laplace(edges[..., 0], edges[..., 1].clamp(-8, 4), t["edges"], LINE_SCALE).mean()
     llead, lleadp = lead_losses(r["lead"], r["lead_prob"][:, 0], t["lead"])
     lc = torch.abs(r["curvature"][:, 0] - t["curvature"] / CURV_SCALE).mean()
-    parts = {"path": lp, "path_z": lz, "lanes": ll, "lane_prob": lprob, "edges": le, "lead": llead, "lead_prob": lleadp,
-             "curvature": lc}
+    parts = {"path": lp, "path_y": ly, "path_z": lz, "lanes": ll, "lanes_l1": ll1, "lane_prob": lprob, "edges": le,
+             "lead": llead, "lead_prob": lleadp, "curvature": lc}
     total = sum(parts.values())
     return total, {k: v.detach() for k, v in parts.items()}
+
+
+def load_splits(data: list[str], split: str) -> dict[str, np.ndarray]:
+    """load_split of every data directory, concatenated."""
+    parts = [load_split(d, split)[0] for d in data]
+    return {k: np.concatenate([p[k] for p in parts]) for k in KEYS}
 
 
 def to_tensors(d: dict[str, np.ndarray], device: str) -> dict[str, torch.Tensor]:
@@ -198,12 +210,14 @@ def export_onnx(net: DrivingNet, path: str, check: np.ndarray) -> float:
     return worst
 
 
-def train(data: str, cfg: TrainConfig, out: str, threads: int, device: str = "cpu") -> dict:
+def train(data: list[str], cfg: TrainConfig, out: str, threads: int, device: str = "cpu") -> dict:
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(cfg.seed)
-    (tr, _), (va, _) = load_split(data, "train"), load_split(data, "val")
-    print(f"train {len(tr['frames'])} samples, val {len(va['frames'])}", flush=True)
+    tr, va = load_splits(data, "train"), load_splits(data, "val")
+    weights = corner_weights(tr["path"])
+    print(f"train {len(tr['frames'])} samples, val {len(va['frames'])}; corner weight mean {weights.mean():.2f}",
+          flush=True)
     trt, vat = to_tensors(tr, device), to_tensors(va, device)
     net = DrivingNet(cfg.width).to(device)
     global PATH_SCALE, LEAD_SCALE
@@ -214,7 +228,7 @@ def train(data: str, cfg: TrainConfig, out: str, threads: int, device: str = "cp
     t0 = time.monotonic()
     for ep in range(cfg.epochs):
         net.train()
-        order = rng.permutation(len(tr["frames"]))
+        order = rng.choice(len(weights), len(weights), p=weights / weights.sum())
         parts_sum: dict[str, float] = {}
         for i in range(0, len(order) - cfg.batch + 1, cfg.batch):
             f, t = _batch(trt, torch.from_numpy(np.sort(order[i:i + cfg.batch])).to(device))
@@ -243,7 +257,8 @@ def train(data: str, cfg: TrainConfig, out: str, threads: int, device: str = "cp
     val_metrics = metrics.compute(predict(net, va), va)
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     diff = export_onnx(net, out, va["frames"][:16])
-    report = {"config": asdict(cfg), "best_val_loss": best, "epochs_run": len(history), "val": val_metrics,
+    report = {"config": asdict(cfg), "data": data, "corner_k": CORNER_K, "corner_boost": CORNER_BOOST,
+              "best_val_loss": best, "epochs_run": len(history), "val": val_metrics,
               "onnx_max_rel_diff": diff, "train_seconds": round(time.monotonic() - t0), "train_samples":
               len(tr["frames"]), "val_samples": len(va["frames"])}
     with open(os.path.splitext(out)[0] + "_train.json", "w") as fh:
@@ -253,7 +268,7 @@ def train(data: str, cfg: TrainConfig, out: str, threads: int, device: str = "cp
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="data/driving")
+    p.add_argument("--data", nargs="+", default=["data/driving"], help="gen_data output directories")
     p.add_argument("--config", choices=sorted(CONFIGS), default="small")
     p.add_argument("--out", default="models/driving.onnx")
     p.add_argument("--threads", type=int, default=2)
