@@ -35,6 +35,11 @@ from selfdrive.controls.lib.long_mpc import T_IDXS
 from selfdrive.controls.lib.longcontrol import LongControl, LongInputs, LongParams, a_target_from_plan
 from selfdrive.controls.lib.model_data import ModelData
 
+# While the steering is at its limit and short of the curve, slow down at least this much: the car turns the
+# curvature it can at a lower speed. Suburban's 50 m corners, entered at 10-11 m/s where the model read them at 0.73x
+# their curvature, asked 2.2 m/s² of a car that turns 1.7 at full torque; the car ran wide and the driver took over
+# 0.8-1.8 s after the torque had saturated (issue 22).
+STEER_LIMIT_DECEL = 1.5     # m/s²
 CANCEL_AFTER = 5            # cycles selfdrived has seen the car cruise and not engaged us before we cancel the cruise
 CANCEL_UNANSWERED = 50      # cycles the car cruises without us while selfdrived has not answered (stalled, gone)
 LEAD_BARS = {"aggressive": 1, "standard": 2, "relaxed": 3}
@@ -151,6 +156,8 @@ class ControlsLogic:
         self.last_lat = lat
 
         a_target = finite_or(a_target_from_plan(plan.t, plan.accels, plan.age, self.long_delay), 0.0)
+        if lat_active and lat.limited:
+            a_target = min(a_target, -STEER_LIMIT_DECEL)
         accel = self.long.update(LongInputs(long_active, v_ego, a_ego, a_target, plan.should_stop,
                                             bool(CS.standstill), bool(CS.brakePressed),
                                             bool(CS.cruiseState.standstill)))

@@ -48,7 +48,8 @@ class LatOutput:
     error: float = 0.0               # m/s², lateral accel error including the low-speed term
     desired_lateral_accel: float = 0.0
     actual_lateral_accel: float = 0.0
-    saturated: bool = False
+    saturated: bool = False          # at its limit for longer than steer_limit_timer: the driver is warned
+    limited: bool = False            # at its limit now, short of the desired lateral accel by SAT_ERROR or more
 
 
 @dataclass(frozen=True)
@@ -129,4 +130,4 @@ class LatControlTorque:
         limited = self.pid.saturated and abs(error) > SAT_ERROR and not steering_pressed
         self.sat_time = self.sat_time + self.dt if limited else max(self.sat_time - self.dt, 0.0)
         return LatOutput(torque, self.pid.p, self.pid.i, self.pid.f, error, desired_la, actual_la,
-                         self.sat_time > self.params.steer_limit_timer)
+                         self.sat_time > self.params.steer_limit_timer, limited)
