@@ -327,6 +327,7 @@ class TestDrivenClock:
                 timer.join()
             assert sm.logMonoTime[service] == last
 
+
 def test_can_frames_go_through_a_message_unchanged_and_come_back_as_candata():
     from opendbc.car.can_definitions import CanData
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from cereal import car, messaging
 from selfdrive.controls.lib.drive_helpers import LaneView
+from selfdrive.controls.lib.model_data import ModelData, parse_model
 
 MODEL_T = 10.0 * (np.arange(33) / 32) ** 2  # s, finer near the car like a driving model's plan
 
@@ -70,6 +71,22 @@ def model_msg(**kw) -> messaging.capnp.lib.capnp._DynamicStructBuilder:
     msg = messaging.new_message("modelV2")
     fill_model(msg.modelV2, **kw)
     return msg
+
+
+def parsed_model(**kw) -> ModelData:
+    """ModelData as controlsd and plannerd get it: through a serialized modelV2 (fill_model's arguments)."""
+    return parse_model(messaging.log_from_bytes(model_msg(**kw).to_bytes()).modelV2)
+
+
+def car_state(**kw):
+    """A carState reader with these fields (cruise_<field> for cruiseState's)."""
+    CS = car.CarState.new_message()
+    for k, v in kw.items():
+        if k.startswith("cruise_"):
+            setattr(CS.cruiseState, k[len("cruise_"):], v)
+        else:
+            setattr(CS, k, v)
+    return CS.as_reader()
 
 
 def car_params(**overrides):

@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cereal import car, messaging
+from cereal import messaging
 from selfdrive.controls.lib.controls_logic import ControlsLogic, PlanView, SelfdriveView
 from selfdrive.controls.lib.drive_helpers import LaneView, desired_curvature
 from selfdrive.controls.lib.longitudinal_planner import LongitudinalPlanner
 from selfdrive.controls.lib.model_data import ModelData, parse_model
-from selfdrive.controls.tests.synth import SynthLead, car_params, model_msg
+from selfdrive.controls.tests.synth import SynthLead, car_params, car_state, model_msg, parsed_model
 
 ANY_FLOAT = st.floats(allow_nan=True, allow_infinity=True, width=32)
 SANE = st.floats(-50.0, 50.0, width=32)
@@ -28,26 +28,11 @@ def floats_in(d) -> list[float]:
     return [d] if isinstance(d, float) else []
 
 
-def car_state(**kw):
-    CS = car.CarState.new_message()
-    for k, v in kw.items():
-        if k.startswith("cruise_"):
-            setattr(CS.cruiseState, k[len("cruise_"):], v)
-        else:
-            setattr(CS, k, v)
-    return CS.as_reader()
-
-
 def plan_msg(t, accels, speeds, should_stop=False):
     msg = messaging.new_message("longitudinalPlan")
     p = msg.longitudinalPlan
     p.t, p.accels, p.speeds, p.shouldStop = t, accels, speeds, should_stop
     return messaging.log_from_bytes(msg.to_bytes()).longitudinalPlan
-
-
-def parsed_model(**kw) -> ModelData:
-    """ModelData as controlsd and plannerd get it: through a serialized modelV2."""
-    return parse_model(messaging.log_from_bytes(model_msg(**kw).to_bytes()).modelV2)
 
 
 class TestControlsFuzz:
@@ -111,8 +96,7 @@ class TestPlannerFuzz:
            active=st.booleans(), personality=st.sampled_from(["aggressive", "standard", "relaxed", "bogus"]))
     def test_plan_is_always_finite(self, v, a, v_cruise, lead, x, y, active, personality):
         n = min(len(x), len(y))
-        msg = model_msg(v=20.0, lead=SynthLead(*lead), path=(np.array(x[:n]), np.array(y[:n])))
-        model = parse_model(messaging.log_from_bytes(msg.to_bytes()).modelV2)
+        model = parsed_model(v=20.0, lead=SynthLead(*lead), path=(np.array(x[:n]), np.array(y[:n])))
         planner = LongitudinalPlanner()
         for _ in range(2):
             out = planner.update(v, a, v_cruise, model, active, personality)
@@ -120,8 +104,7 @@ class TestPlannerFuzz:
             assert np.isfinite(arrays).all() and math.isfinite(out.a_target) and math.isfinite(out.v_cruise)
 
     def test_non_finite_lead_is_no_lead(self):
-        msg = model_msg(lead=SynthLead(math.nan, 10.0, 0.0))
-        assert parse_model(messaging.log_from_bytes(msg.to_bytes()).modelV2).lead is None
+        assert parsed_model(lead=SynthLead(math.nan, 10.0, 0.0)).lead is None
         assert ModelData().lead is None
 
     @settings(max_examples=150, deadline=None)
@@ -130,20 +113,19 @@ class TestPlannerFuzz:
         n = min(len(left), len(right), len(xs))
         x = np.array(xs[:n])
         lanes = LaneView(x, np.array(left[:n]), np.array(right[:n]), probs, stds)
-        msg = model_msg(v=20.0, lanes=lanes)
-        model = parse_model(messaging.log_from_bytes(msg.to_bytes()).modelV2)
+        model = parsed_model(v=20.0, lanes=lanes)
         k = desired_curvature(model.x, model.y, model.desired_curvature, v, 0.1, model.geometry, model.lanes)
         assert math.isfinite(k)
 
     def test_lane_lines_reach_the_planner_only_when_they_line_up(self):
         x = np.array([5.0, 10.0, 20.0])
         lanes = LaneView(x, np.full(3, 1.6), np.full(3, -2.1), (0.9, 0.8), (0.1, 0.2))
-        got = parse_model(messaging.log_from_bytes(model_msg(lanes=lanes).to_bytes()).modelV2).lanes
+        got = parsed_model(lanes=lanes).lanes
         np.testing.assert_array_equal(got.x, x)
         np.testing.assert_allclose(got.left, 1.6)
         np.testing.assert_allclose(got.right, -2.1)
         assert got.probs == pytest.approx((0.9, 0.8)) and got.stds == pytest.approx((0.1, 0.2))
-        assert parse_model(messaging.log_from_bytes(model_msg().to_bytes()).modelV2).lanes is None
+        assert parsed_model().lanes is None
         msg = model_msg(lanes=lanes)
         msg.modelV2.laneLines[2].x = [5.0, 10.0, 30.0]  # the right line sampled elsewhere: not a lane
         assert parse_model(messaging.log_from_bytes(msg.to_bytes()).modelV2).lanes is None

@@ -4,8 +4,7 @@ import numpy as np
 
 from cereal import messaging
 from selfdrive.controls.lib.controls_logic import STEER_LIMIT_DECEL, ControlsLogic, PlanView, SelfdriveView
-from selfdrive.controls.tests.synth import car_params
-from selfdrive.controls.tests.test_fuzz import car_state, parsed_model
+from selfdrive.controls.tests.synth import car_params, car_state, parsed_model
 
 
 def drive(curvature: float, cycles: int = 150) -> list[tuple[float, float, bool]]:
@@ -14,8 +13,7 @@ def drive(curvature: float, cycles: int = 150) -> list[tuple[float, float, bool]
     logic = ControlsLogic(car_params())
     CS = car_state(vEgo=10.0, cruise_enabled=True, cruise_speed=15.0, vCruise=15.0)
     plan = PlanView(accels=np.full(27, 0.5), speeds=np.full(27, 12.0))
-    s = np.linspace(0.0, 60.0, 13)
-    model = parsed_model(curvature=curvature, path=(s, curvature * s * s / 2))
+    model = parsed_model(v=10.0, curvature=curvature)
     sd = SelfdriveView(enabled=True, active=True)
     out = []
     for i in range(cycles):
