@@ -35,7 +35,8 @@ from tools.sim.lib.simulation import SimConfig
 # scores the drive
 NOT_NEEDED = ("encoderd", "uid")
 STACK_WAIT_S = 90.0         # the world waits this long for the stack's first answer (12 processes start on 2 cores)
-NO_PROGRESS_S = 60.0        # wall seconds without a simState: the drive is stuck
+NO_PROGRESS_S = 60.0        # wall seconds without a simState: the drive is stuck (before the first one: the world
+                            # may wait STACK_WAIT_S for the stack, 12 processes starting beside other drives, first)
 
 
 @dataclass(frozen=True)
@@ -145,16 +146,17 @@ class Drive:
 
     def run_until(self, t: float, until=None) -> None:
         """Pumps until the simulated time reaches `t`, or until `until(self)` is true. Fails when the manager ends
-        or no simState comes for NO_PROGRESS_S."""
-        last_progress, last_t = time.monotonic(), self._t
+        or no simState comes for NO_PROGRESS_S (STACK_WAIT_S more before the first)."""
+        last_progress, seen = time.monotonic(), len(self.clock)
         while self._t < t - 1e-6 and not (until is not None and until(self)):
             if self.proc.poll() is not None:
                 raise AssertionError(f"the manager exited ({self.proc.returncode}):\n{self.log_tail()}")
             self.pump()
-            if self._t != last_t:
-                last_progress, last_t = time.monotonic(), self._t
-            elif time.monotonic() - last_progress > NO_PROGRESS_S:
-                raise AssertionError(f"no simState for {NO_PROGRESS_S:.0f} s at t={self._t}:\n{self.log_tail()}")
+            stuck_s = NO_PROGRESS_S + (0.0 if self.clock else STACK_WAIT_S)
+            if len(self.clock) != seen:
+                last_progress, seen = time.monotonic(), len(self.clock)
+            elif time.monotonic() - last_progress > stuck_s:
+                raise AssertionError(f"no simState for {stuck_s:.0f} s at t={self._t}:\n{self.log_tail()}")
 
     def drive(self) -> DriveReport:
         """The whole drive; then the manager stopped and the recorded route scored."""
