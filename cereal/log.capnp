@@ -248,6 +248,7 @@ struct LiveTorqueParametersData {
   source @9 :Text;                  # "carParams", "stored" (an earlier drive's), "learning", "learned"
   carLatAccelFactor @10 :Float32;   # what carParams says, for comparison
   carStateMonoTime @11 :UInt64;     # the carState this estimate answers (the lockstep simulator waits for it)
+  priorStored @12 :Bool;            # the prior is an earlier drive's estimate of this car, not carParams'
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -72,14 +72,18 @@ class Planner:
 
     def curve_lat_accel(self) -> float:
         """What curves are slowed down to: within what the car's steering turns at full torque, as torqued learnt it
-        (when valid and plausible for this car, as controlsd takes it), else as carParams says."""
+        (when valid and plausible for this car, as controlsd takes it), else as carParams says; less while little of
+        this car is learnt (curve_lat_accel)."""
         if self.car_torque is None:
-            return curve_lat_accel(0.0)
-        p = self.car_torque
+            return curve_lat_accel(0.0)  # A_LAT_CURVE
+        p, trust, fit = self.car_torque, 0.0, None
         lt = self.sm["liveTorqueParameters"]
         if self.sm.alive["liveTorqueParameters"] and self.sm.valid["liveTorqueParameters"]:
-            p = self.car_torque.learned(lt.latAccelFactor, lt.latAccelOffset, lt.friction) or self.car_torque
-        return curve_lat_accel(p.lat_accel_factor)
+            learned = self.car_torque.learned(lt.latAccelFactor, lt.latAccelOffset, lt.friction)
+            if learned is not None:
+                p, trust = learned, 1.0 if lt.priorStored else lt.confidence
+                fit = lt.latAccelFactorFit if lt.fitValid else None
+        return curve_lat_accel(p.lat_accel_factor, trust, fit)
 
     def publish(self, out: PlanOutput) -> None:
         msg = messaging.new_message("longitudinalPlan", valid=self.sm.all_checks(["modelV2", "carState"])

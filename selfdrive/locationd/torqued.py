@@ -83,6 +83,7 @@ class Torqued:
         lt.points = e.points
         lt.source = e.source
         lt.carLatAccelFactor = self.est.car.lat_accel_factor
+        lt.priorStored = self.est.stored is not None
         lt.carStateMonoTime = self.sm.logMonoTime["carState"]
         self.pm.send("liveTorqueParameters", msg)
 

@@ -22,6 +22,9 @@ FCW_HOLD = 40              # plans the warning stays up once raised (2 s), so th
 STEER_AUTHORITY_MARGIN = 0.75  # of the car's lateral acceleration at full steering torque, at most, in curves
 A_LAT_CURVE = 1.5          # m/s², lateral accel we slow down to in curves: the RAV4 turns 2.09 at full steering torque,
                            # and at 2.0 a curve tighter than the model saw coming saturated the torque (sim, curvy)
+UNLEARNT_AUTHORITY = 0.5   # of the steering carParams claims, planned with before torqued has learnt the car: real cars
+                           # answer 0.5-2x their parameters, and a corner shows up ~2 s ahead at speed (the model's
+                           # far field), too late to brake a car that turns half as much down to its speed
 V_CRUISE_MAX = 45.0        # m/s, highest set speed we plan for
 MIN_CURVATURE = 1e-5       # 1/m, below this a road is straight for speed purposes
 
@@ -31,12 +34,18 @@ def parse_radar(lt, t: float) -> RadarView:
     return RadarView(t, tuple(RadarPoint(p.trackId, p.dRel, p.yRel, p.vRel) for p in lt.points))
 
 
-def curve_lat_accel(lat_accel_factor: float) -> float:
+def curve_lat_accel(lat_accel_factor: float, trust: float = 1.0, fit: float | None = None) -> float:
     """m/s² to slow down to in curves for a car whose steering turns `lat_accel_factor` m/s² at full torque
     (carParams', or torqued's learnt one): A_LAT_CURVE, less where the car cannot steer that much with a margin
     (STEER_AUTHORITY_MARGIN). A car whose steering answers half what carParams says ran wide in a highway curve
-    of 1.14 m/s² at full torque (sim, --steer-gain 0.5): it turns 1.07."""
-    f = finite_or(lat_accel_factor, 0.0)
+    of 1.14 m/s² at full torque (sim, --steer-gain 0.5): it turns 1.07.
+    The factor counts for UNLEARNT_AUTHORITY of itself while nothing of this car is learnt, more as `trust` (0..1:
+    torqued's confidence, 1 for a stored estimate) grows; the points' own `fit` counts at once where it says the
+    car steers less: the weak side is the one that runs wide."""
+    t = min(max(finite_or(trust, 0.0), 0.0), 1.0)
+    f = max(finite_or(lat_accel_factor, 0.0), 0.0) * (UNLEARNT_AUTHORITY + (1.0 - UNLEARNT_AUTHORITY) * t)
+    weaker = finite_or(fit, 0.0) if fit is not None else 0.0
+    f = weaker if 0.0 < weaker < f else f
     return min(A_LAT_CURVE, STEER_AUTHORITY_MARGIN * f) if f > 0 else A_LAT_CURVE
 
 

@@ -48,22 +48,48 @@ class TestPlannerd:
         assert p.vCruise == 25.0 and p.personality == "standard" and p.modelMonoTime == h.sm.logMonoTime["modelV2"]
         assert p.solverExecutionTime > 0
 
+    @staticmethod
+    def curve_plan(**torqued):
+        """The plan for a 250 m curve at 20 m/s (1.6 m/s²) by a car whose carParams say 2.5 m/s² at full torque,
+        with torqued's estimate set to `torqued` (liveTorqueParameters fields; none: torqued has said nothing)."""
+        h = PlannerHarness()
+        h.feeder.edit["modelV2"] = lambda m: fill_model(m.modelV2, v=20.0, curvature=0.004)
+        h.feeder.edit["selfdriveState"] = engaged
+        if torqued:
+            def estimate(m):
+                lt = m.liveTorqueParameters
+                lt.carLatAccelFactor = 2.5
+                for k, v in torqued.items():
+                    setattr(lt, k, v)
+            h.feeder.edit["liveTorqueParameters"] = estimate
+        return list(h.run(1.0).longitudinalPlan.speeds)
+
     def test_curves_are_slowed_for_as_far_as_the_learnt_steering_reaches(self):
-        # a 250 m curve at 20 m/s asks 1.6 m/s²: a car that turns 2.5 m/s² at full torque slows to its 1.5 m/s²
-        # (19.4 m/s); one whose steering torqued found to turn 1.0 slows further, to 0.75 m/s² (13.7 m/s)
-        def plan(factor: float | None):
-            h = PlannerHarness()
-            h.feeder.edit["modelV2"] = lambda m: fill_model(m.modelV2, v=20.0, curvature=0.004)
-            h.feeder.edit["selfdriveState"] = engaged
-            if factor is not None:
-                def learnt(m):
-                    lt = m.liveTorqueParameters
-                    lt.latAccelFactor, lt.carLatAccelFactor, lt.source = factor, 2.5, "learned"
-                h.feeder.edit["liveTorqueParameters"] = learnt
-            return h.run(1.0).longitudinalPlan
-        nominal, weak = plan(None), plan(1.0)
-        assert min(weak.speeds) < min(nominal.speeds) - 1.0
-        assert list(plan(10.0).speeds) == list(nominal.speeds)  # beyond x3 of carParams: not believed
+        # learnt at 2.5 m/s² at full torque: curves at 1.5 m/s² (19.4 m/s here); learnt at 1.0: at 0.75 (13.7 m/s)
+        learnt = self.curve_plan(latAccelFactor=2.5, confidence=1.0, source="learned")
+        weak = self.curve_plan(latAccelFactor=1.0, confidence=1.0, source="learned")
+        assert min(weak) < min(learnt) - 1.0
+        # beyond x3 of carParams: not believed, the car is as unlearnt as with no estimate at all
+        assert self.curve_plan(latAccelFactor=10.0, confidence=1.0, source="learned") == self.curve_plan()
+
+    def test_a_car_not_learnt_yet_takes_curves_as_if_it_steered_half_as_much(self):
+        # nothing learnt: 2.5 counts as 1.25 (0.94 m/s², 15.3 m/s); an earlier drive's stored estimate counts fully
+        learnt = self.curve_plan(latAccelFactor=2.5, confidence=1.0, source="learned")
+        unlearnt = self.curve_plan()
+        assert min(unlearnt) < min(learnt) - 1.0
+        assert self.curve_plan(latAccelFactor=2.5, confidence=0.0, source="carParams") == unlearnt
+        assert self.curve_plan(latAccelFactor=2.5, confidence=0.0, source="stored", priorStored=True) == learnt
+        halfway = self.curve_plan(latAccelFactor=2.5, confidence=0.5, source="learning")
+        assert min(unlearnt) < min(halfway) < min(learnt)
+
+    def test_a_fit_that_says_the_car_steers_less_counts_at_once(self):
+        # still learning (used: 2.2, 30% confident) but the points already say 1.0: curves as for 1.0 (0.75 m/s²)
+        weak_fit = self.curve_plan(latAccelFactor=2.2, confidence=0.3, source="learning", fitValid=True,
+                                   latAccelFactorFit=1.0)
+        assert weak_fit == self.curve_plan(latAccelFactor=1.0, confidence=1.0, source="learned")
+        strong_fit = self.curve_plan(latAccelFactor=2.6, confidence=0.3, source="learning", fitValid=True,
+                                     latAccelFactorFit=4.0)
+        assert strong_fit == self.curve_plan(latAccelFactor=2.6, confidence=0.3, source="learning")
 
     def test_validity_follows_model_and_carstate_not_selfdrivestate(self):
         h = PlannerHarness()
