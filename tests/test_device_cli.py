@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from cereal import messaging
 from common.paths import routes_dir
 from selfdrive.loggerd.logreader import LogReader
 from tools import cli
@@ -40,11 +41,25 @@ def test_device_mode_runs_the_stack_on_the_camera_and_the_adapter():
     p = subprocess.Popen([sys.executable, "-m", "tools.cli", "device", "--video", VIDEO, "--fov", "60",
                           "--can", f"virtual:rp-dev-{os.getpid()}", "--car", "TOYOTA_RAV4"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    socks = {s: messaging.sub_sock(s) for s in ("carState", "carControl", "sendcan", "modelV2", "liveCalibration")}
     try:
-        time.sleep(12)
+        # 12 s at least (the clip's frames for calibration), then until the car's side answered too: on a loaded
+        # machine card and controlsd may take longer than that to start
+        seen: set[str] = set()
+        cal_perc, start = 0, time.monotonic()
+        while time.monotonic() - start < 12 or (time.monotonic() - start < 120 and p.poll() is None and
+                                                 (len(seen) < len(socks) or cal_perc < 25)):
+            for name, sock in socks.items():
+                while (dat := sock.receive(0)) is not None:
+                    seen.add(name)
+                    if name == "liveCalibration":
+                        cal_perc = messaging.log_from_bytes(dat).liveCalibration.calPerc
+            time.sleep(0.1)
     finally:
         p.send_signal(signal.SIGINT)
         out, _ = p.communicate(timeout=30)
+        for sock in socks.values():
+            sock.close()
     assert p.returncode == 0, out
     assert "car forced to TOYOTA_RAV4" in out
     assert "camera model: a 60 deg horizontal field of view" in out

@@ -54,6 +54,12 @@ def world_of(dat: bytes) -> bytes:
     return ss.to_bytes()
 
 
+def fields_apart(x: bytes, y: bytes) -> dict:
+    """The simState fields where two differ: (one, the other)."""
+    dx, dy = (messaging.log_from_bytes(d).simState.to_dict() for d in (x, y))
+    return {k: (dx.get(k), dy.get(k)) for k in dx.keys() | dy.keys() if dx.get(k) != dy.get(k)}
+
+
 def adapter(tmp_path: Path, name: str) -> subprocess.Popen:
     """canbridged as the manager starts it in lockstep: the sim backend on the world's clock (one `can` per step),
     with the car's safety mode forced (no card identifies the car here)."""
@@ -88,12 +94,17 @@ def test_lockstep_gives_the_same_simstate_stream_whatever_the_timing(tmp_path):
     # the same stack, answering at once in one run and after random 0-4 ms delays in the other
     a, sa = lockstep_run(tmp_path, "a", 0.0)
     b, sb = lockstep_run(tmp_path, "b", 4.0)
-    assert len(a) == 120  # 6 simulated s at 20 Hz, none lost
-    assert a == b
+    # first what the bridge saw (a step the stack did not answer in time, a second answer): a stream that differs
+    # then says why
     for s in (sa, sb):
         assert s["t"] == pytest.approx(6.0)
         assert not any(s["lockstep_timeouts"].values()), s["lockstep_timeouts"]
-        assert s["lockstep_extra_answers"] == 0
+        assert s["lockstep_extra_answers"] == 0, s
+    assert len(a) == len(b) == 120  # 6 simulated s at 20 Hz, none lost
+    k = next((i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y), None)
+    assert k is None, (f"simState {k} differs", fields_apart(a[k], b[k]), sa["lockstep_late_answers"],
+                       sb["lockstep_late_answers"])
+    for s in (sa, sb):
         # the stack really drove: the cruise engaged and its commands passed the safety layer to the car
         assert s["engaged_s"] > 2.0
         assert s["frames_to_car"] > 500
