@@ -92,6 +92,7 @@ class TorqueEstimator:
         self.bins = [deque(maxlen=BIN_POINTS) for _ in range(len(BIN_EDGES) + 1)]
         self.active_since: float | None = None
         self.steady = 0
+        self.last_fit: tuple[SteerResponse, float] | None = None  # this drive's last usable fit, its slope's error
         self.estimate = Estimate(self.prior, None, 0.0, 0, "stored" if self.stored else "carParams")
 
     def add(self, t: float, v_ego: float, lat_accel: float, lat_accel_rate: float, torque: float,
@@ -123,6 +124,13 @@ class TorqueEstimator:
         pts = self.points()
         n = len(pts)
         fit, rel_se, rejected = (None, math.inf, "") if n < MIN_POINTS else self._fit(pts)
+        if fit is not None:
+            self.last_fit = (fit, rel_se)
+        elif self.last_fit is not None:
+            # nothing to fit now (a long straight's points thinned the spread below MIN_SPREAD) or a fit refused:
+            # what this drive learnt stays (it fell back to carParams: a car steering half as much lost its estimate
+            # on a highway, sim mixed --steer-gain 0.5)
+            fit, rel_se = self.last_fit
         conf = 0.0
         if fit is not None:
             lo, hi = SLOPE_ERROR

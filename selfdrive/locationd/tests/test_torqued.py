@@ -15,6 +15,7 @@ from selfdrive.locationd.torque_estimator import (
     BOUNDS,
     DECIMATE,
     FULL_POINTS,
+    MIN_SPREAD,
     SteerResponse,
     TorqueEstimator,
     stored_response,
@@ -72,6 +73,22 @@ class TestEstimator:
             est.add(i * 0.01, 25.0, 0.0 + 0.01 * math.sin(i), 0.0, 0.0, True, False)
         e = est.update()
         assert e.confidence == 0.0 and e.response == CAR
+
+    def test_a_long_straight_after_the_curves_keeps_what_they_taught(self):
+        # gentle curves teach a car steering half as much; then 60 s of straight fill the straight's bin, the
+        # points' spread falls below MIN_SPREAD and no new fit can be made: the learnt estimate stays
+        true = SteerResponse(CAR.lat_accel_factor * 0.5, 0.0, 0.0)
+        est = TorqueEstimator(CAR)
+        for i in range(4000):
+            la = 0.18 * math.sin(2 * math.pi * i / 100 / 20.0)
+            est.add(i * 0.01, 25.0, la, 0.0, la / true.lat_accel_factor, True, False)
+        learnt = est.update()
+        assert learnt.source == "learned" and learnt.response.lat_accel_factor == pytest.approx(1.25, rel=0.05)
+        for i in range(6000):
+            est.add(100.0 + i * 0.01, 25.0, 0.0, 0.0, 0.0, True, False)
+        assert np.std(est.points()[:, 0]) < MIN_SPREAD  # nothing the fit could use now
+        e = est.update()
+        assert e.source == "learned" and e.response == learnt.response and e.points > learnt.points
 
     def test_an_implausible_fit_is_rejected_with_its_reason(self):
         est = TorqueEstimator(CAR)
