@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import zstandard
 from opendbc.can.packer import CANPacker
 from opendbc.car.can_definitions import CanData
@@ -80,6 +81,7 @@ def test_bad_options_are_one_line_and_exit_2():
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
 
 
+@pytest.mark.timeout(900)  # ~3 simulated minutes, 5 wall minutes on an idle 2-core machine: more beside other work
 def test_short_soak_every_fault_once_nothing_lost_no_unsafe_frame(tmp_path):
     out = tmp_path / "soak"
     r = subprocess.run([sys.executable, "-m", "tools.sim.soak", "--short", "--keep-route", "--out", str(out)],
