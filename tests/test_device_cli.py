@@ -45,13 +45,13 @@ def test_device_mode_runs_the_stack_on_the_camera_and_the_adapter():
     try:
         # 12 s at least (the clip's frames for calibration), then until the car's side answered too: on a loaded
         # machine card and controlsd may take longer than that to start
-        seen: set[str] = set()
+        answered: set[str] = set()
         cal_perc, start = 0, time.monotonic()
         while time.monotonic() - start < 12 or (time.monotonic() - start < 120 and p.poll() is None and
-                                                 (len(seen) < len(socks) or cal_perc < 25)):
+                                                 (len(answered) < len(socks) or cal_perc < 25)):
             for name, sock in socks.items():
                 while (dat := sock.receive(0)) is not None:
-                    seen.add(name)
+                    answered.add(name)
                     if name == "liveCalibration":
                         cal_perc = messaging.log_from_bytes(dat).liveCalibration.calPerc
             time.sleep(0.1)

@@ -44,7 +44,7 @@ def curve_lat_accel(lat_accel_factor: float, trust: float = 1.0, fit: float | No
     car steers less: the weak side is the one that runs wide."""
     t = min(max(finite_or(trust, 0.0), 0.0), 1.0)
     f = max(finite_or(lat_accel_factor, 0.0), 0.0) * (UNLEARNT_AUTHORITY + (1.0 - UNLEARNT_AUTHORITY) * t)
-    weaker = finite_or(fit, 0.0) if fit is not None else 0.0
+    weaker = finite_or(fit, 0.0)  # None (no fit) reads as 0: none
     f = weaker if 0.0 < weaker < f else f
     return min(A_LAT_CURVE, STEER_AUTHORITY_MARGIN * f) if f > 0 else A_LAT_CURVE
 
