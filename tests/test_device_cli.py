@@ -1,5 +1,5 @@
 """`roadpilot device`: a missing camera or an adapter that cannot open is a clear error at start; with a
-camera and an adapter the stack runs on them (here a dash-cam video and python-can's virtual bus)."""
+camera and an adapter the stack runs on them (here a dash-cam video and a real RAV4's recorded bus)."""
 
 import math
 import os
@@ -12,6 +12,7 @@ import pytest
 
 from cereal import messaging
 from common.paths import routes_dir
+from selfdrive.car.tests.helpers import RAW, REPLAY_DBCS, have_data
 from selfdrive.loggerd.logreader import LogReader
 from tools import cli
 
@@ -36,10 +37,13 @@ def test_missing_camera_or_bad_adapter_is_an_error_at_start(args, says, capsys):
     assert says in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not os.path.isfile(VIDEO), reason="the Udacity dash-cam video (../shared/data) is not here")
+@pytest.mark.skipif(not os.path.isfile(VIDEO) or not have_data(),
+                    reason="the Udacity dash-cam video or the comma2k19 RAV4 (../shared/data) is not here")
 def test_device_mode_runs_the_stack_on_the_camera_and_the_adapter():
+    # the adapter carries a car (card waits for a bus that says something before it plans): the real RAV4's
+    # recorded frames, looped, through canbridged's replay backend
     p = subprocess.Popen([sys.executable, "-m", "tools.cli", "device", "--video", VIDEO, "--fov", "60",
-                          "--can", f"virtual:rp-dev-{os.getpid()}", "--car", "TOYOTA_RAV4"],
+                          "--can", f"replay:{RAW}?{REPLAY_DBCS}&loop=1", "--car", "TOYOTA_RAV4"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     socks = {s: messaging.sub_sock(s) for s in ("carState", "carControl", "sendcan", "modelV2", "liveCalibration")}
     try:

@@ -43,7 +43,7 @@ CAR_PARAMS_PERIOD_S = 50.0  # 0.02 Hz, the services table's contract
 # (a restarted controlsd) learn the car: wait_car_params takes either
 CAR_PARAMS_UNSTORED_PERIOD_S = 1.0
 CAN_GRACE_S = 1.5 * DT_CTRL  # `can` this late after the last one: update from our own clock, at 100 Hz (common.clock)
-FINGERPRINT_NO_CAN_S = 5.0  # a forced platform does not wait longer than this for a first frame
+CAN_WAIT_LOG_S = 5.0       # how often a silent bus is reported while card waits for it
 FORCED_CAR_ENV = "ROADPILOT_CAR"  # `roadpilot device --car`: this run only, never stored
 CAN_WAIT_MS = 20           # identification: a `can` this late counts as a silent bus (an empty message)
 SUBSCRIBES = ("can", "carControl")
@@ -52,17 +52,18 @@ PUBLISHES = ("carState", "carParams", "carOutput", "sendcan", "liveTracks")
 
 def wait_for_bus(can_sock, forced: str | None) -> list:
     """The first `can` messages that carry a frame: a car that is off (or an adapter up before the car wakes)
-    has nothing to identify. A forced platform waits at most FINGERPRINT_NO_CAN_S."""
-    started = last_log = time.monotonic()
+    has nothing to identify. A forced platform waits too, as long as it takes: its wiring (which buses are
+    connected, whether a Toyota's DSU is plugged in) is read from the bus, and a plan guessed before the car woke
+    would expect what the car never sends (its carState never valid, nothing ever engages)."""
+    last_log = time.monotonic()
+    what = "read the car's wiring" if forced is not None else "identify the car"
     while True:
         msgs = [m for m in [messaging.recv_one(can_sock, 100), *messaging.drain_sock(can_sock)] if m is not None]
         if any(len(m.can) for m in msgs):
             return msgs
         now = time.monotonic()
-        if forced is not None and now - started > FINGERPRINT_NO_CAN_S:
-            return []
-        if now - last_log > 5.0:
-            cloudlog.warning("waiting for CAN to identify the car (is the car on?)")
+        if now - last_log > CAN_WAIT_LOG_S:
+            cloudlog.warning(f"waiting for CAN to {what} (is the car on?)")
             last_log = now
 
 
@@ -96,7 +97,6 @@ def identify(can_sock, pm: messaging.PubMaster, forced: str | None, setup: CarSe
     finger = Fingerprinter(forced) if forced is not None else None  # an unknown name fails before any waiting
     cloudlog.info("identifying the car", extra={"forced": forced, "dsu": setup.dsu,
                                                 "buses": sorted(setup.buses) if setup.buses else "auto"})
-    started = time.monotonic()
     first = wait_for_bus(can_sock, forced)
     bus_up = time.monotonic()
     window: list = []
@@ -113,8 +113,6 @@ def identify(can_sock, pm: messaging.PubMaster, forced: str | None, setup: CarSe
             if msg is not None:
                 finger.add(frames_of(msg.can))
                 window.append(msg)
-            if finger.frames == 0 and time.monotonic() - started > FINGERPRINT_NO_CAN_S:
-                break  # nothing to learn the wiring from: the plan says so and expects every bus
         fp = replace(finger.result(), seconds=time.monotonic() - bus_up)  # as opendbc's flow counts it: from the bus
     plan = build_plan(fp, setup)
     for note in plan.notes:

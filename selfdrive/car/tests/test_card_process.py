@@ -177,6 +177,38 @@ def test_card_in_the_loop_safety_has_the_last_word(tmp_path):
     assert status["tx_blocked"].get("NOT_ALLOWED:0x2e4", 0) > 20  # card kept asking after the brake
 
 
+def test_a_forced_car_that_wakes_late_is_planned_from_its_own_bus(tmp_path):
+    """An adapter up (or a simulator started) before the car: a forced platform waits for the bus, however long,
+    and reads the wiring from it. A RAV4 whose DSU is unplugged sends no PRE_COLLISION: a plan guessed from the
+    silent bus ("stock") would wait for it forever, carState never valid, nothing ever engaging."""
+    rec = write_recording(tmp_path / "rec", SyntheticRav4(dsu=False).stream(4.0))
+    sm = messaging.SubMaster(["carState"])
+    can_sock = messaging.sub_sock("can")
+    card = start("selfdrive.car.card", "--car", "TOYOTA_RAV4", log=tmp_path / "card.err")
+    bridge = None
+    try:
+        bridge = start("hardware.canbridged", "--backend", f"replay:{rec}?dbc0={PT_DBC}&gate={tmp_path / 'gate'}",
+                       log=tmp_path / "cb.err")
+        wait_for_line(tmp_path / "card.err", "identifying the car", 60)
+        wait_up(can_sock, time.monotonic() + 30, "canbridged")  # `can` comes, empty: the car is still asleep
+        time.sleep(6.0)  # longer than card used to wait before planning without the bus (5 s)
+        t0 = open_gate(tmp_path / "gate", LEAD_S)
+        valid = 0
+        while time.monotonic() < t0 + 3.5 and valid < 50:
+            sm.update(20)
+            valid += bool(sm.updated["carState"] and sm["carState"].canValid)
+    finally:
+        stop(*(p for p in (card, bridge) if p is not None))
+        can_sock.close()
+    log = (tmp_path / "card.err").read_text()
+    assert "DSU absent (no PRE_COLLISION/ACC_CONTROL from the car on bus 0)" in log, log[-2000:]
+    assert "connected buses [0] (seen on the bus)" in log
+    assert "waiting for CAN to read the car's wiring (is the car on?)" in log  # and it said why it waited
+    assert valid >= 50, log[-2000:]
+    with car.CarParams.from_bytes(Params().get("CarParams")) as CP:
+        assert CP.openpilotLongitudinalControl and CP.carFingerprint == "TOYOTA_RAV4"
+
+
 @pytest.mark.skipif(not have_data(), reason=SKIP_REASON)
 def test_real_rav4_without_car_is_not_recognised_and_silent(tmp_path):
     """The recorded minute holds no firmware answers (and Toyota keeps no CAN fingerprints): without --car it is
