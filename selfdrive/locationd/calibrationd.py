@@ -3,8 +3,8 @@ liveCalibration, once per camera frame (its answer to that frame, frameId: the l
 calibration never falls behind a world faster than real time), or at 4 Hz while no frame comes.
 
 Two measurements (selfdrive/locationd/calibration.py):
-  - every VP_EVERY-th camera frame (VP_EVERY_CALIBRATED-th once calibrated), the lane lines' vanishing point (selfdrive/locationd/vanishing_point.py), with the
-    camera roadCameraState describes, while the car drives straight and fast enough on a straight road (see
+  - every VP_EVERY-th camera frame (VP_EVERY_CALIBRATED-th once calibrated), the lane lines' vanishing point
+    (selfdrive/locationd/vanishing_point.py), with the camera roadCameraState describes, while the car drives straight and fast enough on a straight road (see
     straight_and_moving: the model's path, carState's steering and speed; for a video without a car, the nominal
     speed it was given (ROADPILOT_NOMINAL_SPEED), else the speed the model's path shows);
   - the model's path while driving straight, when no vanishing point has been seen lately (roads without lines).
@@ -39,8 +39,8 @@ NOMINAL_SPEED_ENV = "ROADPILOT_NOMINAL_SPEED"
 THUMB = (64, 36)            # px: what "the picture changed" compares
 MIN_CHANGE = 0.1            # grey levels, mean absolute: standing still 0-0.04, driving 0.12-1.4 (sim, udacity)
 MODEL_MAX_CURVATURE = 2e-3  # 1/m (a 500 m radius): beyond this the road ahead bends, whatever the car does
-VP_EVERY = 1          # every frame while calibrating: ~5 ms each (tools/bench), calibrated within seconds of straight road
-VP_EVERY_CALIBRATED = 4  # then every 4th: a block takes 8 s instead of 2, plenty to follow a mount that shifts
+VP_EVERY = 1                # every frame while calibrating: ~5 ms each (tools/bench), calibrated in seconds of straight
+VP_EVERY_CALIBRATED = 4     # then every 4th: a block takes 8 s instead of 2, plenty to follow a mount that shifts
 
 
 def fill_live_calibration(lc, cal: Calibrator) -> None:
