@@ -4,9 +4,10 @@ calibration never falls behind a world faster than real time), or at 4 Hz while 
 
 Two measurements (selfdrive/locationd/calibration.py):
   - every VP_EVERY-th camera frame (VP_EVERY_CALIBRATED-th once calibrated), the lane lines' vanishing point
-    (selfdrive/locationd/vanishing_point.py), with the camera roadCameraState describes, while the car drives straight and fast enough on a straight road (see
-    straight_and_moving: the model's path, carState's steering and speed; for a video without a car, the nominal
-    speed it was given (ROADPILOT_NOMINAL_SPEED), else the speed the model's path shows);
+    (selfdrive/locationd/vanishing_point.py), with the camera roadCameraState describes, while the car drives
+    straight and fast enough on a straight road (see straight_and_moving: the model's path, carState's steering
+    and speed; for a video without a car, the nominal speed it was given (ROADPILOT_NOMINAL_SPEED), else the speed
+    the model's path shows);
   - the model's path while driving straight, when no vanishing point has been seen lately (roads without lines).
 Progress (calPerc) and uncertainty (rpyCalibSpread: the spread of the blocks) are published with it. The estimate is
 stored in the CalibrationParams param whenever it changes and read back at start, so a restart goes on from the last

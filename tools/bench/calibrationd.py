@@ -3,8 +3,8 @@
 p50/p99 wall and CPU time, on the real Udacity clip at its own 960x540 (../shared/data) and on simulator frames at
 1164x874 (the default camera, and a 90 deg camera with lens distortion).
 
-calibrationd runs it on every frame while calibrating (VP_EVERY; every 4th once calibrated) beside modeld on 2 cores; budget: p99 <= BUDGET_MS, a fifth of a
-frame's 50 ms. The last column is p99 / budget: below 1 is within it.
+calibrationd runs it on every frame while calibrating (VP_EVERY; every 4th once calibrated) beside modeld on 2
+cores; budget: p99 <= BUDGET_MS, a fifth of a frame's 50 ms. The last column is p99 / budget: below 1 is within it.
 """
 
 import dataclasses
