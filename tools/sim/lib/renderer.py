@@ -348,7 +348,8 @@ class Renderer:
         col = np.round(hor + (top - hor) * t).astype(np.uint8)
         n = int(np.clip(math.ceil(max(vl, vr)) + 8, 0, h)) // 2 * 2   # rows below are ground anyway
         cv.y[:n] = col[:n, 0:1]
-        cv.uv[:n // 2] = col[1:n:2, None, 1:3]
+        # chroma as one 16-bit (u, v) word a pixel: broadcasting pairs of bytes along a row costs 0.7 ms a frame
+        cv.uv.view(np.uint16)[:n // 2, :, 0] = np.ascontiguousarray(col[1:n:2, 1:3]).view(np.uint16)
         big = 4.0 * w
         # distant hills: a silhouette above the horizon that turns with the car's heading
         xs = np.linspace(-0.1 * w, 1.1 * w, 48)
