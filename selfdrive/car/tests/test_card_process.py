@@ -36,6 +36,19 @@ def wait_up(sock, deadline: float, what: str) -> None:
         assert time.monotonic() < deadline, f"{what} not up in time"
 
 
+def forced_rav4_on_recording(tmp_path, rec, *bridge_args: str):
+    """card forced to TOYOTA_RAV4 and canbridged replaying `rec` once the gate opens (open_gate); both up."""
+    card = start("selfdrive.car.card", "--car", "TOYOTA_RAV4", log=tmp_path / "card.err")
+    try:
+        bridge = start("hardware.canbridged", "--backend", f"replay:{rec}?dbc0={PT_DBC}&gate={tmp_path / 'gate'}",
+                       *bridge_args, log=tmp_path / "cb.err")
+        wait_for_line(tmp_path / "card.err", "identifying the car", 60)
+    except BaseException:
+        stop(card)
+        raise
+    return card, bridge
+
+
 def reference(name: str) -> tuple[np.ndarray, np.ndarray]:
     base = DATA / "processed_log" / "CAN" / name
     return load_npy(base / "t").reshape(-1), load_npy(base / "value").reshape(-1)
@@ -134,12 +147,8 @@ def test_card_in_the_loop_safety_has_the_last_word(tmp_path):
     pm = messaging.PubMaster(["carControl"])
     sm = messaging.SubMaster(["carState"])
     can_sock = messaging.sub_sock("can")
-    card = start("selfdrive.car.card", "--car", "TOYOTA_RAV4", log=tmp_path / "card.err")
-    bridge = None
+    card, bridge = forced_rav4_on_recording(tmp_path, rec, "--tx-log", str(tmp_path / "tx"))
     try:
-        bridge = start("hardware.canbridged", "--backend", f"replay:{rec}?dbc0={PT_DBC}&gate={tmp_path / 'gate'}",
-                       "--tx-log", str(tmp_path / "tx"), log=tmp_path / "cb.err")
-        wait_for_line(tmp_path / "card.err", "identifying the car")
         wait_up(can_sock, time.monotonic() + 30, "canbridged")
         t0 = open_gate(tmp_path / "gate", LEAD_S)
         while time.monotonic() < t0 + seconds:
@@ -161,7 +170,7 @@ def test_card_in_the_loop_safety_has_the_last_word(tmp_path):
         assert len(silent) >= 30, len(silent)
         assert not any(cs.canValid for cs in silent) and all(cs.canTimeout for cs in silent)
     finally:
-        stop(*(p for p in (card, bridge) if p is not None))
+        stop(card, bridge)
         pm.close()
     sent = [json.loads(ln) for ln in (tmp_path / "tx").read_text().splitlines()] if (tmp_path / "tx").exists() else []
     acts = [(s["t_us"] / 1e6 - t0, s["address"]) for s in sent if actuating(s["address"], bytes.fromhex(s["data"]))]
@@ -184,12 +193,8 @@ def test_a_forced_car_that_wakes_late_is_planned_from_its_own_bus(tmp_path):
     rec = write_recording(tmp_path / "rec", SyntheticRav4(dsu=False).stream(4.0))
     sm = messaging.SubMaster(["carState"])
     can_sock = messaging.sub_sock("can")
-    card = start("selfdrive.car.card", "--car", "TOYOTA_RAV4", log=tmp_path / "card.err")
-    bridge = None
+    card, bridge = forced_rav4_on_recording(tmp_path, rec)
     try:
-        bridge = start("hardware.canbridged", "--backend", f"replay:{rec}?dbc0={PT_DBC}&gate={tmp_path / 'gate'}",
-                       log=tmp_path / "cb.err")
-        wait_for_line(tmp_path / "card.err", "identifying the car", 60)
         wait_up(can_sock, time.monotonic() + 30, "canbridged")  # `can` comes, empty: the car is still asleep
         time.sleep(6.0)  # longer than card used to wait before planning without the bus (5 s)
         t0 = open_gate(tmp_path / "gate", LEAD_S)
@@ -198,7 +203,7 @@ def test_a_forced_car_that_wakes_late_is_planned_from_its_own_bus(tmp_path):
             sm.update(20)
             valid += bool(sm.updated["carState"] and sm["carState"].canValid)
     finally:
-        stop(*(p for p in (card, bridge) if p is not None))
+        stop(card, bridge)
         can_sock.close()
     log = (tmp_path / "card.err").read_text()
     assert "DSU absent (no PRE_COLLISION/ACC_CONTROL from the car on bus 0)" in log, log[-2000:]
