@@ -1,5 +1,6 @@
 """The manager with real processes: restarts, clean stops, no orphans, no sockets left behind."""
 
+import glob
 import os
 import signal
 import socket
@@ -157,7 +158,13 @@ class TestRealTable:
         procs[0].append(mgr)
         st = wait_state(sm, running_all(("logmessaged", "loggerd", "hardwared")), "recorders and hardwared running")
         procs[1].extend(st[n]["pid"] for n in ("logmessaged", "loggerd", "hardwared"))
-        time.sleep(1.0)  # loggerd subscribed to everything
+        # loggerd is recording (its first segment's log is open): "running" is only the manager's word that the
+        # process started, and on a loaded machine its imports may still be going on
+        deadline = time.monotonic() + 60
+        while not glob.glob(os.path.join(routes_dir(), "*", "0", "rlog*")):
+            assert time.monotonic() < deadline, "loggerd opened no segment in 60 s"
+            time.sleep(0.05)
+        time.sleep(1.0)  # and its subscriptions are connected
         mgr.send_signal(signal.SIGINT)
         assert mgr.wait(timeout=30) == 0
         (route,) = os.listdir(routes_dir())
