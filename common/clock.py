@@ -114,11 +114,6 @@ def stepped() -> bool:
     return _clock()[0] == STEPPED
 
 
-def _driven_ns() -> int:
-    reader = _clock()[1]
-    return time.monotonic_ns() if reader is None else reader.ns()
-
-
 def monotonic_ns() -> int:
     reader = _clock()[1]
     return time.monotonic_ns() if reader is None else reader.ns()
@@ -141,11 +136,11 @@ def wait(fn: Callable[[int], T | None], timeout_s: float) -> T | None:
             # under them)
             if got or ms == 0 or monotonic() >= deadline:
                 return got
-    deadline_ns = _driven_ns() + int(timeout_s * 1e9)
+    deadline_ns = monotonic_ns() + int(timeout_s * 1e9)
     cap = time.monotonic() + max(DRIVEN_WAIT_CAP_S, timeout_s)
     while True:
         got = fn(DRIVEN_SLICE_MS if timeout_s > 0 else 0)
-        if got or _driven_ns() >= deadline_ns or time.monotonic() >= cap:
+        if got or monotonic_ns() >= deadline_ns or time.monotonic() >= cap:
             return got
 
 
