@@ -5,9 +5,7 @@ Tuning: SEARCH_W, the Canny/Hough settings, INLIER, MIN_SIDE and STRAIGHT were c
 (all of it) and the simulator's highway/curvy/suburban seed 3; the simulated checks below use other seeds."""
 
 import dataclasses
-import json
 import math
-from pathlib import Path
 
 import av
 import numpy as np
@@ -19,28 +17,14 @@ from selfdrive.locationd.vanishing_point import mount_angles, vanishing_point
 from tools.sim.lib.dynamics import VehicleState
 from tools.sim.lib.renderer import Look, Renderer
 from tools.sim.lib.scenarios import make_world
+from tools.train.real_lanes import DATA_ROOT, camera_of, load_labels, source_mount
 
-HERE = Path(__file__).parent
-LABELS = json.loads((HERE / "udacity_lane_labels.json").read_text())
-CLIP = HERE.parents[2].parent / "shared" / "data" / LABELS["clip"]
+LABELS = load_labels()   # the real-frame development set: its straight clip frames' lines were labelled by hand
+CLIP = DATA_ROOT / "udacity-dashcam" / "solidWhiteRight.mp4"
 needs_clip = pytest.mark.skipif(not CLIP.is_file(), reason=f"{CLIP} (../shared/data) is not here")
 CLIP_CAMERA = CameraModel.from_fov(960, 540, 60.0)  # the data set's README: about 60 deg; the test states it
 FPS = 25
-
-
-def labelled_mount(cam: CameraModel) -> tuple[float, float]:
-    """(pitch, yaw) the labelled lines imply: each frame's left and right line fitted (u = a + b v), their crossing
-    is that frame's vanishing point; the frames' mean."""
-    angles = []
-    for sides in LABELS["frames"].values():
-        (al, bl), (ar, br) = (np.polyfit(np.array(sides[s])[:, 1], np.array(sides[s])[:, 0], 1)[::-1]
-                              for s in ("left", "right"))
-        v = (ar - al) / (bl - br)
-        u = al + bl * v
-        x, y = (u - cam.cx) / cam.fx, (v - cam.cy) / cam.fy
-        pitch = math.atan(-y)
-        angles.append((pitch, math.atan(x * math.cos(pitch))))
-    return tuple(np.mean(angles, axis=0))
+assert camera_of(LABELS["sources"]["udacity"], 960, 540) == CLIP_CAMERA
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +35,7 @@ def clip_frames() -> list[np.ndarray]:
 
 @needs_clip
 def test_calibration_from_the_real_clip_matches_the_labelled_lines_within_30_s(clip_frames):
-    truth = labelled_mount(CLIP_CAMERA)
+    truth = source_mount(LABELS, "udacity")   # the labelled lines' vanishing point on the clip's frames
     # what the labels say, for the record: the horizon sits 2.3 deg below the picture's centre
     assert math.degrees(truth[0]) == pytest.approx(-2.32, abs=0.05) and abs(math.degrees(truth[1])) < 0.3
     cal = Calibrator()
