@@ -12,6 +12,13 @@ frame, and the targets from the simulator's ground truth (see selfdrive/modeld/c
   curvature  the yaw rate / speed the driver drove 0.3..0.7 s later
   calib      (pitch, yaw) rad by which the warp's calibration was off: the warp uses mount - calib, so
              calibrationd learns what to add (half the samples are warped with the right calibration)
+  scene      1 for a road; 0 for a picture of no road (`not_road` configs), where only "no line, no lead" is
+             a target
+
+The real-road configs (`real`, `real_corners`, `no_paint`, `not_road`; issue 18) draw each episode's camera at
+random (tools/train/appearance.py: field of view 45-95 deg, size, principal point, distortion, roll) and add
+real-world artefacts to every sample (shadows, seams, cracks, glare, rain, blur, JPEG); `no_paint` roads have no
+painted line (every line's presence is 0), `not_road` samples are pictures of no road at all.
 
 Seeds (disjoint): train 0.., val 100000.., test 200000.. (per scenario, the same seed numbers for every
 scenario). One .npz per episode under OUT/<split>/; existing files are skipped (resumable).
@@ -34,6 +41,7 @@ from tools.sim.lib.driver import DriverConfig
 from tools.sim.lib.renderer import Look, Renderer
 from tools.sim.lib.scenarios import SCENARIOS
 from tools.sim.lib.simulation import SimConfig, Simulation
+from tools.train.appearance import Artefacts, not_road_frames, random_camera
 
 SPLIT_BASE = {"train": 0, "val": 100000, "test": 200000}
 SAMPLE_EVERY = 0.3            # s of simulated time between samples
@@ -61,6 +69,9 @@ class DataConfig:
     scenarios: tuple[str, ...] = tuple(SCENARIOS)
     keep_lane: bool = False  # follow drivers that never overtake: they stay behind the lead through its stops
     first_seed: int = 0   # added to each split's base: episodes apart from the other configs' (same look, mount)
+    varied: bool = False  # a random camera per episode and real-world artefacts per sample (appearance.py)
+    paint: bool = True    # False: roads without painted lines (every line's presence target is 0)
+    not_road: bool = False  # pictures of no road instead of driving (appearance.not_road_frames)
 
 
 # The lead scenarios a stop-and-go car meets, followed closely and never overtaken, for longer: the closed-loop
@@ -78,6 +89,12 @@ CONFIGS = {
     # and the model trained on it read suburban's 57 m corners at 0.65x their curvature (0.5x within 15 m), the
     # supervising driver's drifting takeovers (issue 22). Longer episodes of the two winding road kinds.
     "corners": DataConfig(16, 2, 2, 90.0, scenarios=CORNERS, first_seed=2000),
+    # Real roads (issue 18): the same mix with cameras and artefacts of the real world, roads with no paint, and
+    # pictures of no road (one "episode" of not_road is SECONDS / SAMPLE_EVERY pictures)
+    "real": DataConfig(16, 2, 2, 36.0, varied=True, first_seed=4000),
+    "real_corners": DataConfig(16, 2, 2, 90.0, scenarios=CORNERS, varied=True, first_seed=5000),
+    "no_paint": DataConfig(4, 1, 1, 36.0, varied=True, paint=False, first_seed=6000),
+    "not_road": DataConfig(16, 2, 2, 36.0, scenarios=("not_road",), not_road=True, first_seed=7000),
 }
 
 
@@ -130,15 +147,30 @@ def _lead(sim, ox: float, oy: float, yaw: float, lane) -> tuple[float, float, fl
     return best
 
 
+def not_road_episode(seed: int, seconds: float) -> dict[str, np.ndarray]:
+    """Pictures of no road (appearance.not_road_frames), one per SAMPLE_EVERY: no line, no lead, scene 0; every
+    other target is zero and is not learnt from (train.py masks it with `scene`)."""
+    rng = np.random.default_rng([seed, 0x0E0AD])
+    n = int(seconds / SAMPLE_EVERY)
+    zeros = lambda *shape: np.zeros((n, *shape), np.float32)  # noqa: E731
+    return {"frames": np.stack([not_road_frames(rng) for _ in range(n)]), "path": zeros(len(T_PATH), 2),
+            "lanes": zeros(NUM_LINES, len(X_LINES)), "lane_present": zeros(NUM_LINES),
+            "edges": zeros(NUM_EDGES, len(X_LINES)), "lead": zeros(3), "curvature": zeros(), "calib": zeros(2),
+            "mount": np.zeros(2, np.float32), "speed": zeros(), "scene": zeros()}
+
+
 def run_episode(split: str, scenario: str, seed: int, seconds: float, follow: bool = False,
-                keep_lane: bool = False) -> dict[str, np.ndarray]:
+                keep_lane: bool = False, varied: bool = False, paint: bool = True) -> dict[str, np.ndarray]:
     which = list(SCENARIOS).index(scenario)
     rng = np.random.default_rng([seed, 0xDA7A, which])
     mount = rng.uniform(-MOUNT_MAX, MOUNT_MAX, 2)                 # pitch, yaw
     sim = Simulation(SimConfig(scenario=scenario, seed=seed, camera=False))
     if follow:
         sim.driver.cfg = follow_style(sim.driver.cfg, np.random.default_rng([seed, 0xF011, which]), keep_lane)
-    renderer = Renderer(pitch=float(mount[0]), yaw=float(mount[1]), look=Look.random(seed * 31 + len(scenario)))
+    look = replace(Look.random(seed * 31 + len(scenario)), paint=paint)
+    real_rng = np.random.default_rng([seed, 0x8EA1, which])      # camera and artefacts: their own draws
+    camera = random_camera(real_rng, float(mount[0]), float(mount[1])) if varied else None
+    renderer = Renderer(pitch=float(mount[0]), yaw=float(mount[1]), look=look, camera=camera)
     road = sim.road
     every = round(SAMPLE_EVERY / 0.01)
     n = int(seconds / SAMPLE_EVERY)
@@ -158,7 +190,12 @@ def run_episode(split: str, scenario: str, seed: int, seconds: float, follow: bo
         cur_y = renderer.render(sim.world, sim.state)[:renderer.camera.height]
         err = np.zeros(2) if rng.random() < 0.5 else rng.uniform(-CALIB_ERR_MAX, CALIB_ERR_MAX, 2)
         maps = warp_maps([0.0, mount[0] - err[0], mount[1] - err[1]], renderer.camera)
-        frames.append(np.stack([warp_y(prev_y, maps), warp_y(cur_y, maps)]))
+        if varied:
+            art = Artefacts.random(real_rng)
+            pair = (art.apply(prev_y, renderer.camera), art.apply(cur_y, renderer.camera))
+        else:
+            pair = (prev_y, cur_y)
+        frames.append(np.stack([warp_y(pair[0], maps), warp_y(pair[1], maps)]))
         calib.append(err)
         st = sim.state
         ox, oy = _origin(st)
@@ -168,7 +205,7 @@ def run_episode(split: str, scenario: str, seed: int, seconds: float, follow: bo
         w = road.lane_width
         for jl in ((lane - 1, lane, lane + 1, lane + 2) if lane is not None else (None,) * 4):
             ok = jl is not None and -road.oncoming_lanes <= jl <= road.num_lanes
-            ps.append(float(ok))
+            ps.append(float(ok and paint))
             ls.append(_lines_at(road, ox, oy, st.yaw, s0, -jl * w) if ok else np.zeros(len(X_LINES)))
         lines.append(ls)
         present.append(ps)
@@ -196,15 +233,19 @@ def run_episode(split: str, scenario: str, seed: int, seconds: float, follow: bo
         "calib": np.asarray(calib, np.float32).reshape(-1, 2),
         "mount": mount.astype(np.float32),
         "speed": np.asarray([states[i].vx for i in at], np.float32),
+        "scene": np.ones(len(at), np.float32),
     }
 
 
-def _job(args: tuple[str, str, str, int, float, bool, bool]) -> str:
-    out, split, scenario, seed, seconds, follow, keep_lane = args
+def _job(args: tuple[str, str, str, int, DataConfig]) -> str:
+    out, split, scenario, seed, cfg = args
     path = os.path.join(out, split, f"{scenario}_{seed}.npz")
     if os.path.exists(path):
         return path
-    data = run_episode(split, scenario, seed, seconds, follow, keep_lane)
+    if cfg.not_road:
+        data = not_road_episode(seed, cfg.seconds)
+    else:
+        data = run_episode(split, scenario, seed, cfg.seconds, cfg.follow, cfg.keep_lane, cfg.varied, cfg.paint)
     tmp = path + ".tmp.npz"
     np.savez_compressed(tmp, **data)
     os.replace(tmp, path)
@@ -224,8 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = CONFIGS[a.config]
     for split in SPLIT_BASE:
         os.makedirs(os.path.join(a.out, split), exist_ok=True)
-    jobs = [(a.out, split, name, seed, cfg.seconds, cfg.follow, cfg.keep_lane)
-            for split, name, seed in episodes(cfg, splits)]
+    jobs = [(a.out, split, name, seed, cfg) for split, name, seed in episodes(cfg, splits)]
     with Pool(a.jobs) as pool:
         for _ in tqdm(pool.imap_unordered(_job, jobs), total=len(jobs), desc="episodes"):
             pass

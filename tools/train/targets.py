@@ -54,7 +54,7 @@ def episode_in_b(d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-KEYS = ("frames", "path", "lanes", "lane_present", "edges", "lead", "curvature", "calib")  # what a sample holds
+KEYS = ("frames", "path", "lanes", "lane_present", "edges", "lead", "curvature", "calib", "scene")  # a sample
 
 
 def load_split(data: str, split: str) -> tuple[dict[str, np.ndarray], list[tuple[str, int, int]]]:
@@ -71,6 +71,8 @@ def load_split(data: str, split: str) -> tuple[dict[str, np.ndarray], list[tuple
     for f in files:
         with np.load(f) as z:
             ep = episode_in_b({k: z[k] for k in z.files})
+        if "scene" not in ep:   # episodes written before pictures of no road existed: all roads
+            ep["scene"] = np.ones(len(ep["frames"]), np.float32)
         parts.append(ep)
         n = len(ep["frames"])
         spans.append((os.path.splitext(os.path.basename(f))[0], start, start + n))

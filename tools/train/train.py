@@ -123,18 +123,27 @@ def lead_losses(lead_raw, prob_raw, target) -> tuple[torch.Tensor, torch.Tensor]
     return (nll * has).sum() / (has.sum() + 1.0), nn.functional.binary_cross_entropy_with_logits(prob_raw, has)
 
 
+def _scene_mean(x: torch.Tensor, scene: torch.Tensor) -> torch.Tensor:
+    """The mean of per-sample losses `x` (b, ...) over the samples that show a road (scene 1)."""
+    w = scene.view(-1, *([1] * (x.dim() - 1))).expand_as(x)
+    return (x * w).sum() / (w.sum() + 1e-6)
+
+
 def loss_fn(net: DrivingNet, frames, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    """Every loss term. A picture of no road (scene 0) teaches only that no line and no lead is there: its path,
+    edges and curvature targets mean nothing and are left out."""
     r = net.raw(frames)
     b = frames.shape[0]
+    scene = t["scene"]
     p = r["path"].view(b, NT, 6)
-    lp = _laplace(p[..., :3], p[..., 3:].clamp(-8, 4), t["path"], PATH_SCALE).mean()
+    lp = _scene_mean(_laplace(p[..., :3], p[..., 3:].clamp(-8, 4), t["path"], PATH_SCALE), scene)
     # the path's height is how calibrationd sees a pitch error. Under the NLL alone a large learned scale can
     # starve it of gradient until weight decay flattens it to 0 (a width-24 run did: pitch gain 0.00), so it
     # also has a plain L1 term whose gradient does not depend on the predicted scale
-    lz = torch.abs(p[..., 2] - t["path"][..., 2] / PATH_SCALE[2]).mean()
+    lz = _scene_mean(torch.abs(p[..., 2] - t["path"][..., 2] / PATH_SCALE[2]), scene)
     # the same for its y: under the NLL alone the model put a large scale on corners and read a 57 m radius at
     # 0.65x its curvature (0.5x within 15 m), and the car drifted out of suburban corners (issue 22)
-    ly = torch.abs(p[..., 1] - t["path"][..., 1] / PATH_SCALE[1]).mean()
+    ly = _scene_mean(torch.abs(p[..., 1] - t["path"][..., 1] / PATH_SCALE[1]), scene)
     lanes = r["lanes"].view(b, NUM_LINES, NX, 2)
     pres = t["lane_present"]
     ll = (_laplace(lanes[..., 0], lanes[..., 1].clamp(-8, 4), t["lanes"], LINE_SCALE) * pres[..., None]).sum() / (
@@ -143,9 +152,9 @@ def loss_fn(net: DrivingNet, frames, t: dict[str, torch.Tensor]) -> tuple[torch.
     ll1 = (torch.abs(lanes[..., 0] - t["lanes"] / LINE_SCALE) * pres[..., None]).sum() / (pres.sum() * NX + 1.0)
     lprob = nn.functional.binary_cross_entropy_with_logits(r["lane_prob"], pres)
     edges = r["edges"].view(b, NUM_EDGES, NX, 2)
-    le = _laplace(edges[..., 0], edges[..., 1].clamp(-8, 4), t["edges"], LINE_SCALE).mean()
+    le = _scene_mean(_laplace(edges[..., 0], edges[..., 1].clamp(-8, 4), t["edges"], LINE_SCALE), scene)
     llead, lleadp = lead_losses(r["lead"], r["lead_prob"][:, 0], t["lead"])
-    lc = torch.abs(r["curvature"][:, 0] - t["curvature"] / CURV_SCALE).mean()
+    lc = _scene_mean(torch.abs(r["curvature"][:, 0] - t["curvature"] / CURV_SCALE), scene)
     parts = {"path": lp, "path_y": ly, "path_z": lz, "lanes": ll, "lanes_l1": ll1, "lane_prob": lprob, "edges": le,
              "lead": llead, "lead_prob": lleadp, "curvature": lc}
     total = sum(parts.values())

@@ -89,6 +89,7 @@ class Look:
     noise: float = 0.0                # Y levels (std) of per-frame sensor noise
     blur: float = 0.0                 # px, Gaussian sigma
     vignette: float = 0.0             # relative darkening at the corners
+    paint: bool = True                # False: a road with no painted line at all (training negatives)
 
     @classmethod
     def plain(cls) -> "Look":
@@ -405,9 +406,9 @@ class Renderer:
                                 ("patch_light", _scale(asphalt, 1.0 + lk.patches))):
                 if lk.patches > 0 and extras[key][bi]:
                     cv.fill(extras[key][bi], colour)
-            for colour in (lk.white, lk.yellow):
+            for colour in (lk.white, lk.yellow) if lk.paint else ():
                 cv.fill([strip(col) for c, col in stripes if c == colour], colour)
-            for colour in (lk.white, lk.yellow):
+            for colour in (lk.white, lk.yellow) if lk.paint else ():
                 if extras["dashes", colour][bi]:
                     cv.fill(extras["dashes", colour][bi], colour)
             if extras["posts"][bi]:
