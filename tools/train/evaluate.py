@@ -1,6 +1,7 @@
 """Evaluates the shipped driving model (ONNX, run as modeld runs it) on the held-out test seeds.
 
-  python -m tools.train.evaluate --data data/driving --model models/driving.onnx --out out/eval [--check]
+  python -m tools.train.evaluate --data data/driving [data/no_paint ...] --model models/driving.onnx --out out/eval
+                                 [--check]
 
 Runs every test sample of gen_data's output through selfdrive/modeld/runner.ModelRunner (onnxruntime, the
 threads modeld uses; no torch), compares it with the targets in the frame the warp's calibration believes in
@@ -102,6 +103,8 @@ def _json_safe(x):
     # NaN (no lead in range, no lines in a scenario) is not JSON: write null
     if isinstance(x, dict):
         return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_json_safe(v) for v in x]
     if isinstance(x, float) and not math.isfinite(x):
         return None
     return x
@@ -183,7 +186,7 @@ def report(m: dict[str, float], scen: dict[str, dict[str, float]], acc: dict[str
         vals = " ".join(f"{m[key.format(int(d))]:8.3f}" for d in metrics.DISTANCES)
         out.append(f"  {label + ' (m)':32s} {vals}")
     out.append(f"  lane presence: recall {m['lane_presence_recall']:.3f}, false positives "
-               f"{m['lane_presence_false_pos']:.3f}")
+               f"{m['lane_presence_false_pos']:.3f}, calibration error (ECE) {m['lane_prob_ece']:.3f}")
     out.append(f"  lead within {metrics.LEAD_RANGE:.0f} m ({m['lead_count_within_60m']} samples): median relative "
                f"error {m['lead_dist_rel_err_median']:.3f}, within 10% {m['lead_dist_within_10pct']:.3f}; "
                f"presence accuracy {m['lead_prob_accuracy']:.3f}")
@@ -204,9 +207,43 @@ def report(m: dict[str, float], scen: dict[str, dict[str, float]], acc: dict[str
     return "\n".join(out)
 
 
-def evaluate(data: str, model: str, out: str, threads: int = THREADS, split: str = "test") -> dict:
-    """Evaluates `model` on a split; writes OUT/metrics.json and OUT/eval.png and returns the metrics dict."""
-    truth, spans = load_split(data, split)
+def load_splits(data: list[str], split: str) -> tuple[dict[str, np.ndarray], list[tuple[str, int, int]]]:
+    """load_split of several gen_data folders, one after the other (episode spans shifted to match)."""
+    parts, spans, start = [], [], 0
+    for d in data:
+        t, sp = load_split(d, split)
+        parts.append(t)
+        spans += [(name, lo + start, hi + start) for name, lo, hi in sp]
+        start += len(t["frames"])
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, spans
+
+
+def plot_reliability(rel: list[dict[str, float]], path: str) -> None:
+    """The lane-line probability's reliability diagram: observed share of lines against the predicted one."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=80)
+    rows = [r for r in rel if r["n"]]
+    ax.plot([0, 1], [0, 1], "k-", lw=0.8, label="calibrated")
+    ax.plot([r["predicted"] for r in rows], [r["observed"] for r in rows], "C1o-", label="model")
+    for r in rows:
+        ax.annotate(str(r["n"]), (r["predicted"], r["observed"]), fontsize=7, xytext=(3, -9),
+                    textcoords="offset points")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted lane_prob (bin mean)", ylabel="share of lines that exist",
+           title="lane-line probability: reliability (n per bin)")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def evaluate(data: str | list[str], model: str, out: str, threads: int = THREADS, split: str = "test") -> dict:
+    """Evaluates `model` on a split of one or more gen_data folders; writes OUT/metrics.json, OUT/eval.png and
+    OUT/reliability.png and returns the metrics dict."""
+    data = [data] if isinstance(data, str) else list(data)
+    truth, spans = load_splits(data, split)
     try:
         runner = ModelRunner(model, threads)
     except ModelError as e:
@@ -218,20 +255,25 @@ def evaluate(data: str, model: str, out: str, threads: int = THREADS, split: str
     scen = per_scenario(pred, truth, spans)
     acc = acceptance(m)
     os.makedirs(out, exist_ok=True)
-    result = {"model": os.path.abspath(model), "data": os.path.abspath(data), "split": split,
+    rel = metrics.reliability(pred["lane_prob"], truth["lane_present"])
+    result = {"model": os.path.abspath(model), "data": [os.path.abspath(d) for d in data], "split": split,
               "episodes": [name for name, _, _ in spans], "metrics": m, "per_scenario": scen, "acceptance": acc,
+              "lane_prob_reliability": rel,
               "inference_ms_per_sample": 1e3 * run_s / max(len(truth["frames"]), 1), "threads": threads}
     with open(os.path.join(out, "metrics.json"), "w") as fh:
         json.dump(_json_safe(result), fh, indent=1, allow_nan=False)
     plot(pred, truth, spans, os.path.join(out, "eval.png"))
+    plot_reliability(rel, os.path.join(out, "reliability.png"))
     print(report(m, scen, acc))
-    print(f"wrote {os.path.join(out, 'metrics.json')} and {os.path.join(out, 'eval.png')}")
+    print(f"wrote {os.path.join(out, 'metrics.json')}, {os.path.join(out, 'eval.png')} and "
+          f"{os.path.join(out, 'reliability.png')}")
     return result
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="data/driving", help="gen_data's output (its test/ split is evaluated)")
+    p.add_argument("--data", nargs="+", default=["data/driving"],
+                   help="gen_data output folders (their test/ splits are evaluated together)")
     p.add_argument("--model", default="models/driving.onnx")
     p.add_argument("--out", default="out/eval")
     p.add_argument("--threads", type=int, default=THREADS, help="onnxruntime intra-op threads (modeld's)")

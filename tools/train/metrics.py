@@ -49,5 +49,26 @@ def compute(pred: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> dict[s
     m["lead_count_within_60m"] = int(sel.sum())
     has = lead[:, 2] > 0.5
     m["lead_prob_accuracy"] = float(((pred["lead_prob"][:, 0] > 0.5) == has).mean())
+    m["lane_prob_ece"] = expected_calibration_error(reliability(pred["lane_prob"], truth["lane_present"]))
     m["samples"] = int(len(truth["path"]))
     return m
+
+
+def reliability(prob: np.ndarray, present: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """How often a line is there when the model says p: per probability bin, the samples in it, their mean
+    predicted probability and the share of them where the line exists (a calibrated model: the two match)."""
+    p, y = np.asarray(prob, float).ravel(), np.asarray(present, float).ravel() > 0.5
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    out = []
+    for b in range(bins):
+        sel = idx == b
+        out.append({"lo": b / bins, "hi": (b + 1) / bins, "n": int(sel.sum()),
+                    "predicted": float(p[sel].mean()) if sel.any() else float("nan"),
+                    "observed": float(y[sel].mean()) if sel.any() else float("nan")})
+    return out
+
+
+def expected_calibration_error(rel: list[dict[str, float]]) -> float:
+    """The sample-weighted mean |predicted - observed| over the reliability bins."""
+    n = sum(r["n"] for r in rel)
+    return float(sum(r["n"] * abs(r["predicted"] - r["observed"]) for r in rel if r["n"]) / n) if n else float("nan")

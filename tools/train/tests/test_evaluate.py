@@ -10,8 +10,8 @@ import pytest
 
 from selfdrive.modeld.runner import DEFAULT_MODEL
 from selfdrive.modeld.tests.onnx_models import contract_outputs, write_model
-from tools.train import evaluate
-from tools.train.gen_data import run_episode
+from tools.train import evaluate, metrics
+from tools.train.gen_data import not_road_episode, run_episode
 from tools.train.targets import episode_in_b
 
 # seeds outside every gen_data split (train 0.., val 100000.., test 200000..2000xx)
@@ -146,3 +146,30 @@ def test_calibration_metrics_see_what_calibrationd_sees(data):
     assert blind["calib_pitch_gain"] == 0.0
     off = truth["calib"][:, 0] != 0
     assert blind["calib_pitch_err_deg_median"] > 0.5 * np.degrees(np.median(np.abs(truth["calib"][off, 0])))
+
+
+def test_reliability_tells_a_calibrated_probability_from_an_overconfident_one():
+    rng = np.random.default_rng(0)
+    p = rng.random(20000)
+    calibrated = metrics.reliability(p, rng.random(20000) < p)
+    assert metrics.expected_calibration_error(calibrated) < 0.02
+    assert all(abs(r["predicted"] - r["observed"]) < 0.05 for r in calibrated)
+    sure = metrics.reliability(np.full(1000, 0.99), np.arange(1000) % 2 == 0)   # always sure, right half the time
+    assert metrics.expected_calibration_error(sure) == pytest.approx(0.49, abs=0.01)
+    assert sum(r["n"] for r in sure) == 1000 and sure[-1]["n"] == 1000
+
+
+def test_several_folders_are_evaluated_together_with_pictures_of_no_road(data, tmp_path):
+    no_road = tmp_path / "not_road"
+    os.makedirs(no_road / "test")
+    np.savez(no_road / "test" / "not_road_207000.npz", **not_road_episode(207000, 3.0))
+    model = write_model(str(tmp_path / "const.onnx"), contract_outputs())
+    res = evaluate.evaluate([data, str(no_road)], model, str(tmp_path / "o"))
+    n_road = sum(len(e["frames"]) for e in _episodes(data, to_b=False))
+    assert res["metrics"]["samples"] == n_road + 10
+    assert res["per_scenario"]["not_road"]["samples"] == 10
+    # lane_prob 0.5 everywhere: every sample sits in one bin, where lines exist on the road samples only
+    busy = [r for r in res["lane_prob_reliability"] if r["n"]]
+    assert len(busy) == 1 and busy[0]["n"] == 4 * (n_road + 10) and 0.0 < busy[0]["observed"] < 1.0
+    png = (tmp_path / "o" / "reliability.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
