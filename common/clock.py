@@ -29,9 +29,10 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from common.mapped_words import map_words
-from common.paths import run_dir
+from common.paths import PREFIX_ENV, RUN_ROOT_ENV, run_dir
 
 CLOCK_ENV = "ROADPILOT_CLOCK"
+STEPPED_ENV = "ROADPILOT_LOCKSTEP"   # the stepped clock's control file (cereal/messaging/stepped.py)
 WALL, DRIVEN, STEPPED = "wall", "driven", "stepped"
 KINDS = (WALL, DRIVEN, STEPPED)
 CLOCK_FILE = "clock"
@@ -80,7 +81,7 @@ class _DrivenReader:
 # every read (8.5 us a read before, 0.07 of a core per simulated second over the lockstep stack). They are looked
 # up in os.environ's own bytes store (CPython's os.environ._data, which every os.environ write updates): through
 # os.environ.get an unset name costs a raised and caught KeyError, 1.8 us.
-_ENV_KEYS = tuple(k.encode() for k in (CLOCK_ENV, "ROADPILOT_PREFIX", "ROADPILOT_RUN_ROOT", "ROADPILOT_LOCKSTEP"))
+_ENV_KEYS = tuple(k.encode() for k in (CLOCK_ENV, PREFIX_ENV, RUN_ROOT_ENV, STEPPED_ENV))
 _last: tuple[tuple, tuple[str, "_DrivenReader | None"]] = ((None,), (WALL, None))
 _readers: dict[str, _DrivenReader] = {}  # by path: one mapping per clock file
 

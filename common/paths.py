@@ -10,13 +10,15 @@ import os
 import re
 
 DEFAULT_PREFIX = "default"
+PREFIX_ENV = "ROADPILOT_PREFIX"
+RUN_ROOT_ENV = "ROADPILOT_RUN_ROOT"
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 
 
 def prefix() -> str:
-    p = os.environ.get("ROADPILOT_PREFIX", DEFAULT_PREFIX)
+    p = os.environ.get(PREFIX_ENV, DEFAULT_PREFIX)
     if not _PREFIX_RE.match(p):
-        raise ValueError(f"ROADPILOT_PREFIX={p!r}: use 1-40 characters from A-Z a-z 0-9 _ . -")
+        raise ValueError(f"{PREFIX_ENV}={p!r}: use 1-40 characters from A-Z a-z 0-9 _ . -")
     return p
 
 
@@ -52,7 +54,7 @@ def check_data_dir() -> str | None:
 def run_dir(create: bool = False) -> str:
     """The run directory of this prefix: sockets and other per-run files (the driven clock, the published stamps).
     Short, so ipc paths fit."""
-    d = os.path.join(os.environ.get("ROADPILOT_RUN_ROOT", "/tmp"), f"rp-{prefix()}")
+    d = os.path.join(os.environ.get(RUN_ROOT_ENV, "/tmp"), f"rp-{prefix()}")
     if create:
         os.makedirs(d, exist_ok=True)
     return d

@@ -34,9 +34,9 @@ import numpy as np
 import zmq
 
 from cereal.services import SERVICES
+from common.clock import STEPPED_ENV as ENV
 from common.mapped_words import map_words
 
-ENV = "ROADPILOT_LOCKSTEP"
 SERVICE_INDEX = {s: i for i, s in enumerate(SERVICES)}
 NSERV = 64
 # control block: int64 words (CLOCK first: common.clock reads the time there, as it reads the driven clock's file)
