@@ -40,8 +40,20 @@ def random_camera(rng: np.random.Generator, pitch: float, yaw: float) -> CameraM
     principal = (w / 2.0 * (1.0 + rng.uniform(-PRINCIPAL_SHIFT, PRINCIPAL_SHIFT)),
                  h / 2.0 * (1.0 + rng.uniform(-PRINCIPAL_SHIFT, PRINCIPAL_SHIFT)))
     dist = (float(rng.uniform(*K1)), float(rng.uniform(*K2))) if rng.random() < DISTORTED_P else ()
+    corner = math.hypot(max(principal[0], w - principal[0]) / focal, max(principal[1], h - principal[1]) / focal)
+    while dist and not lens_is_monotonic(dist, corner):
+        dist = (dist[0] / 2.0, dist[1] / 2.0)   # a lens that folds its picture back on itself is no real lens
     return CameraModel(w, h, focal, CAMERA_HEIGHT, FORWARD, pitch=pitch, yaw=yaw,
                        roll=float(rng.uniform(-ROLL_MAX, ROLL_MAX)), principal=principal, dist=dist)
+
+
+def lens_is_monotonic(dist: tuple[float, float], corner: float, margin: float = 0.25) -> bool:
+    """True when the radial distortion r -> r (1 + k1 r^2 + k2 r^4) keeps growing (slope > margin) out to 1.3x the
+    picture's corner radius `corner` (normalised): else undistorting the picture's rim has no answer and the
+    renderer's canvas for it is unbounded."""
+    k1, k2 = dist
+    r2 = np.linspace(0.0, (1.3 * corner) ** 2, 200)
+    return bool((1.0 + 3.0 * k1 * r2 + 5.0 * k2 * r2 * r2 > margin).all())
 
 
 @dataclass(frozen=True)
