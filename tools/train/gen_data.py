@@ -29,6 +29,7 @@ scenario). One .npz per episode under OUT/<split>/; existing files are skipped (
 import argparse
 import math
 import os
+import sys
 from dataclasses import dataclass, replace
 from multiprocessing import Pool
 
@@ -237,6 +238,15 @@ def run_episode(split: str, scenario: str, seed: int, seconds: float, follow: bo
     }
 
 
+def _job_or_error(args: tuple[str, str, str, int, DataConfig]) -> tuple[str, str | None]:
+    """(episode file, None) or (the episode, why it failed): one broken episode must not stop the rest."""
+    out, split, scenario, seed, _ = args
+    try:
+        return _job(args), None
+    except Exception as e:  # noqa: BLE001 - any failure is reported with the episode's name, and the run goes on
+        return os.path.join(out, split, f"{scenario}_{seed}.npz"), f"{type(e).__name__}: {e}"
+
+
 def _job(args: tuple[str, str, str, int, DataConfig]) -> str:
     out, split, scenario, seed, cfg = args
     path = os.path.join(out, split, f"{scenario}_{seed}.npz")
@@ -252,7 +262,7 @@ def _job(args: tuple[str, str, str, int, DataConfig]) -> str:
     return path
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="data/driving")
     p.add_argument("--config", choices=sorted(CONFIGS), default="small")
@@ -266,10 +276,18 @@ def main(argv: list[str] | None = None) -> None:
     for split in SPLIT_BASE:
         os.makedirs(os.path.join(a.out, split), exist_ok=True)
     jobs = [(a.out, split, name, seed, cfg) for split, name, seed in episodes(cfg, splits)]
+    failed = []
     with Pool(a.jobs) as pool:
-        for _ in tqdm(pool.imap_unordered(_job, jobs), total=len(jobs), desc="episodes"):
-            pass
+        for path, err in tqdm(pool.imap_unordered(_job_or_error, jobs), total=len(jobs), desc="episodes"):
+            if err is not None:
+                failed.append(path)
+                tqdm.write(f"error: {path} failed: {err}")
+    if failed:
+        print(f"error: {len(failed)} of {len(jobs)} episodes failed (above); the others are written, a rerun "
+              f"makes only the missing ones", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
