@@ -8,15 +8,23 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from cereal import messaging
 from common.paths import routes_dir
+from common.transformations.camera_file import frame_camera
 from selfdrive.loggerd.logreader import LogReader
+from selfdrive.ui.overlay import build_overlay
 from tools import cli
+from tools.train.evaluate_real import row_errors
+from tools.train.real_lanes import load_labels
 
 # ../shared beside the checkout (this file is <checkout>/tests/)
 VIDEO = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "udacity-dashcam", "solidWhiteRight.mp4")
+PASS_SLOTS = 177                          # 20 Hz slots in one pass of the 221-frame, 25 fps clip (8.84 s)
+SLOT_SLACK = 3
+LAST_LABELLED_SLOT = PASS_SLOTS + 160 + SLOT_SLACK   # clip frame 200 on the second pass
 
 
 @pytest.mark.parametrize(("args", "says"), [
@@ -40,22 +48,26 @@ def test_missing_camera_or_bad_adapter_is_an_error_at_start(args, says, capsys):
 def test_device_mode_runs_the_stack_on_the_camera_and_the_adapter():
     # a dash-cam clip and an adapter on a silent bus (the car is off): the camera's side runs, and card, forced to a
     # platform, waits for the car's bus to read its wiring from instead of guessing it (nothing to plan, nothing sent)
-    p = subprocess.Popen([sys.executable, "-m", "tools.cli", "device", "--video", VIDEO, "--fov", "60",
+    p = subprocess.Popen([sys.executable, "-m", "tools.cli", "device", "--video", VIDEO, "--loop", "--fov", "60",
                           "--can", f"virtual:rp-dev-{os.getpid()}", "--car", "TOYOTA_RAV4"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     socks = {s: messaging.sub_sock(s) for s in ("modelV2", "liveCalibration", "carState", "sendcan")}
     try:
         # 12 s at least (the clip's frames for calibration), then until the camera's side answered and calibrated
-        # (on a loaded machine modeld and calibrationd may take longer than that to start)
+        # and the model has seen the clip's second pass up to its last labelled frame (on a loaded machine modeld
+        # and calibrationd may take longer than that to start)
         answered: set[str] = set()
-        cal_perc, start = 0, time.monotonic()
+        cal_perc, frame_id, start = 0, -1, time.monotonic()
         while time.monotonic() - start < 12 or (time.monotonic() - start < 120 and p.poll() is None and
-                                                 (not {"modelV2", "liveCalibration"} <= answered or cal_perc < 25)):
+                                                 (not {"modelV2", "liveCalibration"} <= answered or cal_perc < 25
+                                                  or frame_id < LAST_LABELLED_SLOT)):
             for name, sock in socks.items():
                 while (dat := sock.receive(0)) is not None:
                     answered.add(name)
                     if name == "liveCalibration":
                         cal_perc = messaging.log_from_bytes(dat).liveCalibration.calPerc
+                    elif name == "modelV2":
+                        frame_id = messaging.log_from_bytes(dat).modelV2.frameId
             time.sleep(0.1)
     finally:
         p.send_signal(signal.SIGINT)
@@ -85,3 +97,40 @@ def test_device_mode_runs_the_stack_on_the_camera_and_the_adapter():
     assert not {"carState", "carParams", "sendcan"} & (seen | answered), sorted(seen | answered)
     texts = [ev.logMessage.msg for ev in events if ev.which() == "logMessage"]
     assert any("waiting for CAN to read the car's wiring" in t for t in texts), texts[-5:]
+    # what the UI drew sits on the paint: its overlay of the route's modelV2 (the liveCalibration of the moment, the
+    # frames' camera) against the clip frames whose lines were labelled without the model (tools/train/real_lanes)
+    err = ui_lines_against_labels(events, frame_camera(cam))
+    print(f"UI overlay vs labelled paint: near median {np.median(err['near']):.1f} px ({len(err['near'])} rows), "
+          f"far {np.median(err['far']):.1f} px ({len(err['far'])} rows)")
+    assert len(err["near"]) > 40 and len(err["far"]) > 40, err
+    assert np.median(err["near"]) < 15.0 and np.median(err["far"]) < 25.0, \
+        (np.median(err["near"]), np.median(err["far"]))
+
+
+def ui_lines_against_labels(events, camera) -> dict[str, np.ndarray]:
+    """|u| errors (px) of the UI overlay's ego lines at the labelled rows of the clip's labelled frames, near and
+    far halves, on the clip's second pass (the first one is what calibrationd calibrates on). The video source shows
+    clip frame floor(1.25 k) in slot k of a pass, and a pass of the 8.84 s clip is PASS_SLOTS slots
+    (selfdrive/camerad/sources/video.py): labelled frames 0, 100, 200 are slots 177, 257, 337; a model answer
+    within SLOT_SLACK slots of them counts (modeld drops frames when it is late)."""
+    labels = load_labels()["frames"]
+    models = [ev for ev in events if ev.which() == "modelV2"]
+    cals = sorted(((ev.logMonoTime, list(ev.liveCalibration.rpyCalib)) for ev in events
+                   if ev.which() == "liveCalibration"), key=lambda c: c[0])
+    near, far = [], []
+    for fr in labels.values():
+        if fr["file"] != "udacity-dashcam/solidWhiteRight.mp4":
+            continue
+        slot = PASS_SLOTS + fr["index"] * 4 // 5
+        ev = min(models, key=lambda e: abs(e.modelV2.frameId - slot))
+        if abs(ev.modelV2.frameId - slot) > SLOT_SLACK:
+            continue
+        rpy = next((r for t, r in reversed(cals) if t <= ev.logMonoTime), (0.0, 0.0, 0.0))
+        overlay = build_overlay(ev.modelV2, rpy, None, camera)
+        for side, i in (("left", 1), ("right", 2)):
+            band = np.array(overlay["lanes"][i]["pts"])
+            centre = 0.5 * (band[: len(band) // 2] + band[len(band) // 2:][::-1])  # the band's two sides, averaged
+            n, f, _ = row_errors(fr["lines"][side], centre)
+            near.append(n)
+            far.append(f)
+    return {"near": np.concatenate(near or [np.zeros(0)]), "far": np.concatenate(far or [np.zeros(0)])}

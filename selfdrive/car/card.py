@@ -43,7 +43,8 @@ CAR_PARAMS_PERIOD_S = 50.0  # 0.02 Hz, the services table's contract
 # (a restarted controlsd) learn the car: wait_car_params takes either
 CAR_PARAMS_UNSTORED_PERIOD_S = 1.0
 CAN_GRACE_S = 1.5 * DT_CTRL  # `can` this late after the last one: update from our own clock, at 100 Hz (common.clock)
-CAN_WAIT_LOG_S = 5.0       # how often a silent bus is reported while card waits for it
+CAN_WAIT_FIRST_LOG_S = 1.0  # a bus silent this long is said at once (a car's bus speaks within ms of waking)...
+CAN_WAIT_LOG_S = 5.0        # ...then again this often while card waits for it
 FORCED_CAR_ENV = "ROADPILOT_CAR"  # `roadpilot device --car`: this run only, never stored
 CAN_WAIT_MS = 20           # identification: a `can` this late counts as a silent bus (an empty message)
 SUBSCRIBES = ("can", "carControl")
@@ -55,16 +56,16 @@ def wait_for_bus(can_sock, forced: str | None) -> list:
     has nothing to identify. A forced platform waits too, as long as it takes: its wiring (which buses are
     connected, whether a Toyota's DSU is plugged in) is read from the bus, and a plan guessed before the car woke
     would expect what the car never sends (its carState never valid, nothing ever engages)."""
-    last_log = time.monotonic()
+    next_log = time.monotonic() + CAN_WAIT_FIRST_LOG_S
     what = "read the car's wiring" if forced is not None else "identify the car"
     while True:
         msgs = [m for m in [messaging.recv_one(can_sock, 100), *messaging.drain_sock(can_sock)] if m is not None]
         if any(len(m.can) for m in msgs):
             return msgs
         now = time.monotonic()
-        if now - last_log > CAN_WAIT_LOG_S:
+        if now >= next_log:
             cloudlog.warning(f"waiting for CAN to {what} (is the car on?)")
-            last_log = now
+            next_log = now + CAN_WAIT_LOG_S
 
 
 class QueryBus:
