@@ -112,10 +112,10 @@ def paint_removed(bgr: np.ndarray, horizon_v: int) -> np.ndarray:
     return cv2.inpaint(bgr, mask, 5, cv2.INPAINT_TELEA)
 
 
-def _previous(fr: dict, img: np.ndarray) -> np.ndarray:
+def _previous(fr: dict, img: np.ndarray, root: Path) -> np.ndarray:
     """The frame before (video), or the same picture again (a still: a car standing)."""
     if "index" in fr and fr["index"] > 0:
-        return read_frame({**fr, "index": fr["index"] - 1})
+        return read_frame({**fr, "index": fr["index"] - 1}, root)
     return img
 
 
@@ -130,7 +130,7 @@ def evaluate(runner: ModelRunner, out_dir: str | None = None, root: Path = DATA_
         img = read_frame(fr, root)
         cam = camera_of(src, img.shape[1], img.shape[0])
         rpy = (0.0, *mounts[fr["source"]])
-        out = run_model(runner, img, _previous(fr, img), cam, rpy)
+        out = run_model(runner, img, _previous(fr, img, root), cam, rpy)
         drawn, row = {}, {}
         for side, pts in fr["lines"].items():
             px = line_pixels(out["lanes"][EGO[side]], cam, rpy)
