@@ -28,7 +28,7 @@ from selfdrive.modeld.constants import OUTPUTS, T_PATH, X_LINES
 from selfdrive.modeld.modeld import THREADS
 from selfdrive.modeld.runner import ModelError, ModelRunner
 from tools.train import metrics
-from tools.train.targets import load_split
+from tools.train.targets import load_splits
 
 # issue 5's acceptance on held-out seeds: (metric, bound, "max" = must be at most / "min" = at least)
 ACCEPTANCE = {
@@ -205,17 +205,6 @@ def report(m: dict[str, float], scen: dict[str, dict[str, float]], acc: dict[str
         sign = "<=" if a["kind"] == "max" else ">="
         out.append(f"  {'PASS' if a['pass'] else 'FAIL'}  {label}: {a['value']:.3f} (needs {sign} {a['bound']})")
     return "\n".join(out)
-
-
-def load_splits(data: list[str], split: str) -> tuple[dict[str, np.ndarray], list[tuple[str, int, int]]]:
-    """load_split of several gen_data folders, one after the other (episode spans shifted to match)."""
-    parts, spans, start = [], [], 0
-    for d in data:
-        t, sp = load_split(d, split)
-        parts.append(t)
-        spans += [(name, lo + start, hi + start) for name, lo, hi in sp]
-        start += len(t["frames"])
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, spans
 
 
 def plot_reliability(rel: list[dict[str, float]], path: str) -> None:

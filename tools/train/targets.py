@@ -80,6 +80,17 @@ def load_split(data: str, split: str) -> tuple[dict[str, np.ndarray], list[tuple
     return {k: np.concatenate([p[k] for p in parts]) for k in KEYS}, spans
 
 
+def load_splits(data: list[str], split: str) -> tuple[dict[str, np.ndarray], list[tuple[str, int, int]]]:
+    """load_split of several gen_data folders, one after the other (episode spans shifted to match)."""
+    parts, spans, start = [], [], 0
+    for d in data:
+        t, sp = load_split(d, split)
+        parts.append(t)
+        spans += [(name, lo + start, hi + start) for name, lo, hi in sp]
+        start += len(t["frames"])
+    return {k: np.concatenate([p[k] for p in parts]) for k in KEYS}, spans
+
+
 # How much more often a sample in a corner is drawn: weight 1 + CORNER_BOOST * min(k / CORNER_K, 1), k the largest
 # curvature its path bends with over 10-40 m ahead. Corners tighter than 70 m are ~1% of the samples of `full`.
 CORNER_K, CORNER_BOOST = 0.015, 3.0

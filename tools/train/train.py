@@ -24,7 +24,7 @@ from torch import nn
 
 from selfdrive.modeld.constants import INPUT_NAME, INPUT_SHAPE, NUM_EDGES, NUM_LINES, OUTPUTS, T_PATH, X_LINES
 from tools.train import metrics
-from tools.train.targets import CORNER_BOOST, CORNER_K, KEYS, corner_weights, load_split
+from tools.train.targets import CORNER_BOOST, CORNER_K, KEYS, corner_weights, load_splits
 
 NT, NX = len(T_PATH), len(X_LINES)
 # output scales: the network's raw outputs are O(1)
@@ -161,12 +161,6 @@ def loss_fn(net: DrivingNet, frames, t: dict[str, torch.Tensor]) -> tuple[torch.
     return total, {k: v.detach() for k, v in parts.items()}
 
 
-def load_splits(data: list[str], split: str) -> dict[str, np.ndarray]:
-    """load_split of every data directory, concatenated."""
-    parts = [load_split(d, split)[0] for d in data]
-    return {k: np.concatenate([p[k] for p in parts]) for k in KEYS}
-
-
 def to_tensors(d: dict[str, np.ndarray], device: str) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(d[k]).to(device) if k == "frames" else torch.from_numpy(d[k]).float().to(device)
             for k in KEYS}
@@ -223,7 +217,7 @@ def train(data: list[str], cfg: TrainConfig, out: str, threads: int, device: str
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(cfg.seed)
-    tr, va = load_splits(data, "train"), load_splits(data, "val")
+    tr, va = load_splits(data, "train")[0], load_splits(data, "val")[0]
     weights = corner_weights(tr["path"])
     print(f"train {len(tr['frames'])} samples, val {len(va['frames'])}; corner weight mean {weights.mean():.2f}",
           flush=True)
