@@ -132,3 +132,9 @@ def test_no_data_is_a_clear_error(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(evaluate_real, "DATA_ROOT", tmp_path / "missing")
     assert evaluate_real.main([]) == 2
     assert "is not here" in capsys.readouterr().err
+
+
+@needs_data
+def test_a_missing_model_is_a_clear_error(capsys, tmp_path):
+    assert evaluate_real.main(["--model", str(tmp_path / "none.onnx")]) == 2
+    assert "model file not found" in capsys.readouterr().err
