@@ -21,14 +21,12 @@ work whatever the world does (the manager, loggerd, camerad's source watch, the 
 machine's clock (`time`) directly.
 """
 
-import mmap
 import os
-import struct
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from common.mapped_words import map_words
+from common.mapped_words import as_words, map_words
 from common.paths import PREFIX_ENV, RUN_ROOT_ENV, run_dir
 
 CLOCK_ENV = "ROADPILOT_CLOCK"
@@ -39,7 +37,6 @@ CLOCK_FILE = "clock"
 DRIVEN_WAIT_CAP_S = 10.0  # wall seconds a wait on a driven clock that does not move may last (a loaded machine
                           # stalls a world for seconds: an input that late in wall time is not late)
 DRIVEN_SLICE_MS = 5       # a wait on the driven clock looks at it this often (an input ends it at once)
-_NS = struct.Struct("<q")
 
 T = TypeVar("T")
 
@@ -65,15 +62,15 @@ class _DrivenReader:
 
     def __init__(self, path: str):
         self.path = path
-        self.map: mmap.mmap | None = None
+        self.words: memoryview | None = None
 
     def ns(self) -> int:
-        if self.map is None:
+        if self.words is None:
             try:
-                self.map = map_words(self.path, 1, writable=False)
-            except (FileNotFoundError, ValueError):  # not written yet (or still empty)
+                self.words = as_words(map_words(self.path, 1, writable=False))
+            except (FileNotFoundError, ValueError):  # not written yet
                 return time.monotonic_ns()
-        return _NS.unpack_from(self.map, 0)[0]
+        return self.words[0]
 
 
 # The environment that decides which clock and where it is kept. Every daemon reads the clock tens of times a
@@ -170,16 +167,19 @@ class DrivenClock:
         run_dir(create=True)
         # written in place, never replaced: a daemon that mapped the file (an earlier drive's, or before we started)
         # must see our time, not keep an unlinked copy
-        self.map = map_words(_path(DRIVEN), 1, create=True)
+        # a new file holds start_ns from its first byte: a daemon never reads a time of 0 from it
+        self.words = as_words(map_words(_path(DRIVEN), 1, create=True, initial=(start_ns,)))
         # an earlier drive faster than real time may have left it ahead of the machine's clock: never backwards
-        self.ns = max(start_ns, _NS.unpack_from(self.map, 0)[0])
-        _NS.pack_into(self.map, 0, self.ns)
+        self.ns = max(start_ns, self.words[0])
+        self.words[0] = self.ns
 
     def set_ns(self, ns: int) -> None:
         if ns < self.ns:
             raise ValueError(f"the driven clock runs forwards only ({ns} < {self.ns})")
         self.ns = ns
-        _NS.pack_into(self.map, 0, ns)
+        self.words[0] = ns
 
     def close(self) -> None:
-        self.map.close()
+        m = self.words.obj
+        self.words.release()
+        m.close()

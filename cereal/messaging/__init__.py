@@ -20,7 +20,7 @@ from cereal.messaging import stepped
 from cereal.messaging.endpoints import ipc_endpoint, tcp_endpoint
 from cereal.services import SERVICES
 from common import clock
-from common.mapped_words import map_words
+from common.mapped_words import as_words, map_words
 from common.paths import run_dir
 from common.swaglog import cloudlog, log_due
 
@@ -117,17 +117,16 @@ class _Published:
     woken at a step then knows which messages of earlier steps exist, and waits for one that ZMQ has not delivered
     yet (a loaded machine), so what it reads never depends on how fast the machine delivered."""
 
-    SLOT = struct.Struct("<q")
     INDEX = {s: i for i, s in enumerate(SERVICES)}
 
     def __init__(self):
-        self.map = map_words(os.path.join(run_dir(create=True), "published"), len(SERVICES), create=True)
+        self.words = as_words(map_words(os.path.join(run_dir(create=True), "published"), len(SERVICES), create=True))
 
     def put(self, service: str, stamp: int) -> None:
-        self.SLOT.pack_into(self.map, self.INDEX[service] * self.SLOT.size, stamp)
+        self.words[self.INDEX[service]] = stamp
 
     def get(self, service: str) -> int:
-        return self.SLOT.unpack_from(self.map, self.INDEX[service] * self.SLOT.size)[0]
+        return self.words[self.INDEX[service]]
 
 
 _published_maps: dict[str, _Published] = {}

@@ -1,5 +1,7 @@
 """common.clock: the machine's clock on a car, the lockstep world's when the environment says so."""
 
+import multiprocessing
+import os
 import threading
 import time
 
@@ -49,6 +51,51 @@ def test_a_new_drive_continues_the_clock_where_a_faster_one_left_it(driven):
     assert second.ns == reader_saw  # never backwards
     second.set_ns(second.ns + 10_000_000)
     assert clock.monotonic_ns() == reader_saw + 10_000_000  # a reader that mapped the file follows: written in place
+
+
+def _step_the_world(stop) -> None:
+    world = clock.DrivenClock(0)  # goes on from where the file is
+    while not stop.is_set():
+        world.set_ns(world.ns + 10_000_000)
+
+
+def test_a_daemon_never_reads_a_time_the_simulator_is_still_writing(driven):
+    """The simulator steps the clock in its process while a daemon reads it in its own: every read is a time the
+    simulator wrote, never 0 or one torn between two steps (struct.pack_into zeroed the word, then wrote it byte by
+    byte: a deviceState was once stamped 0 mid-drive). Reads until it has seen the clock move 2,000 times."""
+    clock.DrivenClock(time.monotonic_ns()).close()  # the file exists before the other process writes it
+    stop = multiprocessing.get_context("fork").Event()
+    writer = multiprocessing.get_context("fork").Process(target=_step_the_world, args=(stop,))
+    writer.start()
+    try:
+        first = last = clock.monotonic_ns()
+        moved = bad = reads = 0
+        while moved < 2000 and reads < 20_000_000:
+            t = clock.monotonic_ns()
+            reads += 1
+            if t != last:
+                moved += 1
+                bad += t < last or (t - first) % 10_000_000 != 0  # behind, or not on a 10 ms step of the world
+                last = t
+    finally:
+        stop.set()
+        writer.join(10)
+    assert moved == 2000, f"the world moved {moved} times in {reads} reads"
+    assert bad == 0, f"{bad} of {moved} readings were not a time the simulator wrote"
+
+
+def test_a_new_clock_file_holds_its_time_from_the_first_byte(driven):
+    """A daemon that maps the file the moment it appears reads the simulator's start, not 0."""
+    from common.mapped_words import WORD, as_words, map_words
+    path = os.path.join(clock.run_dir(create=True), "words-test")
+    m = map_words(path, 2, create=True, initial=(123456789,))
+    with open(path, "rb") as f:
+        assert f.read() == (123456789).to_bytes(WORD, "little") + bytes(WORD)
+    again = as_words(map_words(path, 2, create=True, initial=(5,)))  # an existing file is kept, never replaced
+    assert list(again) == [123456789, 0]
+    again.release()
+    m.close()
+    os.unlink(path)
 
 
 def test_a_wait_on_a_world_that_stands_still_ends_with_an_input_or_the_cap(driven, monkeypatch):
