@@ -10,6 +10,7 @@ Domain randomisation lives in `Look` (colours, lighting, wear, texture, blur, se
 drawn from a seed by Look.random(seed); Look.plain() is the fixed, noise-free look.
 """
 
+import itertools
 import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -141,7 +142,11 @@ _CORNER_COLS = np.array([[ix, 2 + iy, 4 + iz] for ix in (0, 1) for iy in (0, 1) 
 
 # --- the frame being drawn ----------------------------------------------------------------------------------
 class _Canvas:
-    """The output frame's Y and UV planes and the frame's camera transform."""
+    """The output frame's Y and UV planes and the frame's camera transform.
+
+    Fills are queued and drawn, in the order they came, by `draw()`: every vertex of the frame is projected in one
+    go and turned into fillPoly's fixed point once. Done per fill (~45 a frame), projecting and converting cost
+    more than the fills themselves (~4 ms of a 10 ms frame); the pixels are the same either way."""
 
     def __init__(self, frame: np.ndarray, cam: CameraModel, pose: Pose, saturation: float):
         h, w = cam.height, cam.width
@@ -150,13 +155,15 @@ class _Canvas:
             raise ValueError("out's UV rows cannot be viewed as (h/2, w/2, 2)")
         self.cam, self.sat = cam, saturation
         self.r, self.t = cam.view_from_world(pose)
+        # per fill: (vertices, view space or pixels, vertex count of each polygon, colour)
+        self.queue: list[tuple[np.ndarray, bool, list[int], Colour]] = []
 
     def view(self, world: np.ndarray) -> np.ndarray:
         return world @ self.r.T + self.t
 
     def fill(self, polys: list[np.ndarray], bgr: Colour) -> None:
-        """Fills view-space polygons (each (n, 3)) of one colour; polygons of one call must not overlap.
-        All vertices are projected in one go; only polygons crossing the near plane are clipped."""
+        """Queues view-space polygons (each (n, 3)) of one colour; polygons of one call must not overlap.
+        Only polygons crossing the near plane are clipped."""
         if not polys:
             return
         pts = polys[0] if len(polys) == 1 else np.concatenate(polys)
@@ -165,21 +172,40 @@ class _Canvas:
             if not polys:
                 return
             pts = np.concatenate(polys)
-        self.fill_pixels(self.cam.view_to_pixels(pts), [len(p) for p in polys], bgr)
+        self.queue.append((pts, True, [len(p) for p in polys], bgr))
 
     def fill_pixels(self, pix: np.ndarray, lengths: list[int], bgr: Colour) -> None:
-        """Fills polygons given as stacked pixel vertices (n, 2) and the vertex count of each polygon."""
-        y, u, v = bgr_to_yuv(bgr, self.sat)
+        """Queues polygons given as stacked pixel vertices (n, 2) and the vertex count of each polygon."""
+        self.queue.append((pix, False, lengths, bgr))
+
+    def draw(self) -> None:
+        """Draws the queued fills in order (a later one covers an earlier one)."""
+        if not self.queue:
+            return
+        views = [pts for pts, is_view, _, _ in self.queue if is_view]
+        projected = iter(_pieces(self.cam.view_to_pixels(np.concatenate(views)), [len(v) for v in views])
+                         if views else ())
+        pix = np.concatenate([next(projected) if is_view else pts for pts, is_view, _, _ in self.queue])
         full = np.rint(pix * (1 << SHIFT)).astype(np.int32)
         half = (full - (1 << (SHIFT - 1))) >> 1      # chroma sample j sits at full-resolution 2 j + 0.5
-        if len(lengths) == 1:
-            fulls, halfs = [full], [half]
-        else:
-            ends = np.cumsum(lengths).tolist()
-            fulls = [full[b - n:b] for n, b in zip(lengths, ends, strict=True)]
-            halfs = [half[b - n:b] for n, b in zip(lengths, ends, strict=True)]
-        cv2.fillPoly(self.y, fulls, y, cv2.LINE_8, SHIFT)
-        cv2.fillPoly(self.uv, halfs, (u, v), cv2.LINE_8, SHIFT)
+        lengths = [n for _, _, ns, _ in self.queue for n in ns]
+        fulls, halfs = _pieces(full, lengths), _pieces(half, lengths)
+        yuv: dict[Colour, tuple[int, int, int]] = {}
+        i = 0
+        for _, _, ns, bgr in self.queue:
+            if bgr not in yuv:
+                yuv[bgr] = bgr_to_yuv(bgr, self.sat)
+            y, u, v = yuv[bgr]
+            cv2.fillPoly(self.y, fulls[i:i + len(ns)], y, cv2.LINE_8, SHIFT)
+            cv2.fillPoly(self.uv, halfs[i:i + len(ns)], (u, v), cv2.LINE_8, SHIFT)
+            i += len(ns)
+        self.queue.clear()
+
+
+def _pieces(a: np.ndarray, lengths: list[int]) -> list[np.ndarray]:
+    """`a` cut into consecutive pieces of `lengths` rows (views; np.split is 3x slower for this many)."""
+    ends = itertools.accumulate(lengths)
+    return [a[e - n:e] for n, e in zip(lengths, ends, strict=True)]
 
 
 def _clip_near(p: np.ndarray) -> np.ndarray | None:
@@ -315,6 +341,7 @@ class Renderer:
         self._sky_and_ground(cv, pose)
         s_ego, _ = world.road.project(ego_state.x, ego_state.y)
         self._road(cv, world, s_ego, pose)
+        cv.draw()
         self._post(canvas[:self.canvas_cam.height])
         if self._lens:
             self._lens.bend(out, h, w)
