@@ -115,7 +115,6 @@ class ScriptedDriver:
         self.button: tuple[str, float] | None = None       # (button, release t)
         self.last_press_t = -math.inf
         self.hands_off = False
-        self.let_go = False   # it let go of the wheel for the assistant (while the cruise stays engaged)
         self.took_over = 0
         self.took_over_t = -math.inf
         self.takeovers: list[tuple[float, str]] = []  # (t, why): the supervising driver's reasons, for the record
@@ -272,11 +271,7 @@ class ScriptedDriver:
             self.button = None
         pressed = self.button[0] if self.button is not None else ""
 
-        # it lets go once the assistant steers (the car's LKA active, the dashboard's steering light), not the moment
-        # the cruise engages: an assistant that refuses to engage (a curve too sharp for the car) leaves the wheel in
-        # its hands, and then the cruise is cancelled
-        self.let_go = view.car.engaged and (self.let_go or view.car.lka_active)
-        hands_off = self.cfg.mode == "supervise" and self.let_go
+        hands_off = self.cfg.mode == "supervise" and view.car.engaged
         why = self._must_take_over(view) if hands_off else ""
         if why:
             hands_off = False  # steer and brake now; cancel the cruise as well
