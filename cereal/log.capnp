@@ -209,9 +209,6 @@ struct LongitudinalPlan {
   leadAccel @19 :Float32;           # m/s²
   liveTracksMonoTime @20 :UInt64;   # logMonoTime of the newest radar cycle this plan had (0: none yet)
   liveTorqueParametersMonoTime @21 :UInt64;  # the newest steering estimate this plan had (0: none yet)
-  # m/s², the lateral acceleration curves are slowed down to: within the car's steering at full torque with a margin,
-  # less while little of the car is learnt (longitudinal_planner.curve_lat_accel). 0: not said (older routes)
-  aLatCurve @22 :Float32;
 
   enum LeadSource {
     none @0;

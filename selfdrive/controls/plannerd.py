@@ -38,7 +38,6 @@ class Planner:
         self.sm = sm or messaging.SubMaster(SUBSCRIBES, poll="modelV2", ignore_valid=["selfdriveState"])
         self.pm = pm or messaging.PubMaster(list(PUBLISHES))
         self.long = LongitudinalPlanner(CP.longitudinalActuatorDelay, CP.vEgoStopping)
-        self.a_lat_curve = 0.0  # what the newest plan slowed curves to (longitudinalPlan.aLatCurve)
         try:
             self.car_torque: TorqueParams | None = TorqueParams.from_car_params(CP)
         except ValueError:
@@ -68,9 +67,8 @@ class Planner:
         long_active = sd.active and not CS.gasPressed
         # the schema's default personality (enum 0) is aggressive: until selfdrived speaks, plan as standard
         personality = str(sd.personality) if self.sm.seen["selfdriveState"] else "standard"
-        self.a_lat_curve = self.curve_lat_accel()
         return self.long.update(v_ego, CS.aEgo, v_cruise, model, long_active, personality, self.radar(),
-                                self.sm.logMonoTime["modelV2"] * 1e-9, self.a_lat_curve)
+                                self.sm.logMonoTime["modelV2"] * 1e-9, self.curve_lat_accel())
 
     def curve_lat_accel(self) -> float:
         """What curves are slowed down to: within what the car's steering turns at full torque, as torqued learnt it
@@ -96,7 +94,6 @@ class Planner:
         p.liveTorqueParametersMonoTime = self.sm.logMonoTime["liveTorqueParameters"]
         p.selfdriveStateMonoTime = self.sm.logMonoTime["selfdriveState"]
         p.liveTracksMonoTime = self.sm.logMonoTime["liveTracks"]
-        p.aLatCurve = self.a_lat_curve
         p.t = out.t.tolist()
         p.speeds = out.speeds.tolist()
         p.accels = out.accels.tolist()

@@ -146,7 +146,6 @@ EVENTS: dict[str, dict[ET, Alert]] = {
     "calibrationInvalid": {ET.PERMANENT: permanent("Calibration Invalid", "Remount Camera and Recalibrate"),
                            ET.SOFT_DISABLE: soft_disable("Calibration Invalid: Remount Camera and Recalibrate"),
                            ET.NO_ENTRY: no_entry("Calibration Invalid: Remount Camera and Recalibrate")},
-    "curveTooSharp": {ET.NO_ENTRY: no_entry("Curve Too Sharp for This Car: Engage on a Straighter Road")},
     "steerSaturated": {ET.WARNING: warning("Take Control", "Turn Exceeds Steering Limit", audible="promptRepeat",
                                            visual="steerRequired")},
     "fcw": {ET.WARNING: Alert("BRAKE!", "Risk of Collision", "critical", "full", Priority.HIGHEST,

@@ -142,11 +142,6 @@ class SelfdriveD:
             ev.add("relayMalfunction")
         if sm["controlsState"].lateralSaturated:
             ev.add("steerSaturated")
-        # no engagement in a curve sharper than the plan would drive this car through: the driver lets go at once and
-        # the torque ramps up from nothing, and a car that turns half what carParams says ran wide at once (issue 22)
-        a_lat = abs(sm["controlsState"].curvature) * sm["carState"].vEgo ** 2
-        if sm.seen["longitudinalPlan"] and 0.0 < sm["longitudinalPlan"].aLatCurve < a_lat:
-            ev.add("curveTooSharp")
         if sm["longitudinalPlan"].fcw:
             ev.add("fcw")
         ds = sm["deviceState"]

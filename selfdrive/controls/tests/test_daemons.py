@@ -48,12 +48,8 @@ class TestPlannerd:
         assert p.vCruise == 25.0 and p.personality == "standard" and p.modelMonoTime == h.sm.logMonoTime["modelV2"]
         assert p.solverExecutionTime > 0
 
-    @classmethod
-    def curve_plan(cls, **torqued):
-        return list(cls.curve_plan_msg(**torqued).speeds)
-
     @staticmethod
-    def curve_plan_msg(**torqued):
+    def curve_plan(**torqued):
         """The plan for a 250 m curve at 20 m/s (1.6 m/s²) by a car whose carParams say 2.5 m/s² at full torque,
         with torqued's estimate set to `torqued` (liveTorqueParameters fields; none: torqued has said nothing)."""
         h = PlannerHarness()
@@ -66,7 +62,7 @@ class TestPlannerd:
                 for k, v in torqued.items():
                     setattr(lt, k, v)
             h.feeder.edit["liveTorqueParameters"] = estimate
-        return h.run(1.0).longitudinalPlan
+        return list(h.run(1.0).longitudinalPlan.speeds)
 
     def test_curves_are_slowed_for_as_far_as_the_learnt_steering_reaches(self):
         # learnt at 2.5 m/s² at full torque: curves at 1.5 m/s² (19.4 m/s here); learnt at 1.0: at 0.75 (13.7 m/s)
@@ -85,12 +81,6 @@ class TestPlannerd:
         assert self.curve_plan(latAccelFactor=2.5, confidence=0.0, source="stored", priorStored=True) == learnt
         halfway = self.curve_plan(latAccelFactor=2.5, confidence=0.5, source="learning")
         assert min(unlearnt) < min(halfway) < min(learnt)
-
-    def test_the_plan_says_what_it_slows_curves_to(self):
-        # selfdrived refuses to engage in a curve sharper than this (events: curveTooSharp)
-        assert self.curve_plan_msg().aLatCurve == pytest.approx(0.75 * 2.5 * 0.5)  # unlearnt: half of carParams'
-        assert self.curve_plan_msg(latAccelFactor=2.5, confidence=1.0, source="learned").aLatCurve == \
-            pytest.approx(1.5)  # learnt: A_LAT_CURVE, within 0.75 of the car's 2.5
 
     def test_a_fit_that_says_the_car_steers_less_counts_at_once(self):
         # still learning (used: 2.2, 30% confident) but the points already say 1.0: curves as for 1.0 (0.75 m/s²)

@@ -120,23 +120,6 @@ class TestNoEntry:
         names = [e.name for e in h.d.pm.last("onroadEvents").onroadEvents]
         assert event in names
 
-    @pytest.mark.parametrize("a_lat, engages", [(1.2, False), (0.6, True)])
-    def test_no_engagement_in_a_curve_sharper_than_the_plan_drives(self, h, a_lat, engages):
-        """The plan slows curves to 0.88 m/s² for this car (a cold start's share of carParams' steering): a driver who
-        engages in a curve that already needs 1.2 is refused (it lets go at once; a weak car ran wide), at 0.6 not."""
-        v = 20.0
-        h.car = {"vEgo": v}
-        h.edit("longitudinalPlan", set_fields(aLatCurve=0.88))
-        h.edit("controlsState", set_fields(curvature=-a_lat / v**2))  # a right-hand curve counts the same
-        s = h.engage().selfdriveState
-        assert s.enabled == engages
-        if not engages:
-            assert s.alertType == "curveTooSharp/noEntry" and s.alertText2.startswith("Curve Too Sharp")
-        h.edit("longitudinalPlan", set_fields(aLatCurve=0.0))  # an older plan says nothing: no refusal
-        h.cruise = False
-        h.cycle(5)
-        assert h.engage().selfdriveState.enabled
-
     def test_process_not_running_names_it(self, h):
         def edit(msg):
             msg.managerState.processes[3].running = False  # modeld
